@@ -1,0 +1,24 @@
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "core/error.hpp"
+
+namespace devemu::cli {
+
+int report(const core::Error& e)
+{
+    const bool tty = ::isatty(2);
+    std::cerr << (tty ? "\033[31mdevemu: error:\033[0m " : "devemu: error: ") << e.message() << "\n";
+    return e.exit_code();
+}
+
+int cmd_not_landed(const std::string& command, const std::string& issue)
+{
+    std::cerr << "devemu " << command << ": not available yet: it arrives with " << issue
+              << " (fix: use `devemu doctor`, `devemu profile check` or `devemu vm run` for now)\n";
+    return 2;
+}
+
+}  // namespace devemu::cli

@@ -1,0 +1,163 @@
+// devemu doctor: what the running kernel can emulate, what the VM layer would use, and each fix.
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "core/fs.hpp"
+#include "core/kmod.hpp"
+#include "core/probe.hpp"
+#include "core/process.hpp"
+#include "vm/kernel.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace devemu::cli {
+
+namespace {
+
+struct Item {
+    std::string group, name;
+    bool ok = false;
+    std::string detail, fix;
+};
+
+// The modules each kernel path needs; crc32c is a soft dependency of iSCSI login.
+const char* kModules[] = {"configfs", "target_core_mod", "iscsi_target_mod", "target_core_file", "target_core_iblock",
+                          "target_core_user", "tcm_loop", "dummy_hcd", "libcomposite", "usb_f_mass_storage",
+                          "usb_f_fs", "zram", "rbd", "crc32c"};
+
+void host_checks(std::vector<Item>& out)
+{
+    const bool configfs_fs = core::filesystem_known("configfs");
+    const bool configfs_mnt = core::mounted_at("/sys/kernel/config", "configfs");
+    auto kmod = core::Kmod::open();
+    Item cf{"host", "configfs", configfs_mnt, "", ""};
+    if (configfs_mnt) cf.detail = "mounted at /sys/kernel/config";
+    else if (configfs_fs) cf.detail = "known to the kernel, not mounted", cf.fix = "mount -t configfs none /sys/kernel/config (devemu up does it)", cf.ok = true;
+    else if (kmod && !kmod->lookup("configfs").empty()) cf.detail = "available as a module", cf.fix = "modprobe configfs (devemu up does it)", cf.ok = true;
+    else cf.detail = "not in this kernel", cf.fix = "use --vm";
+    out.push_back(cf);
+
+    if (!kmod && !configfs_fs) {
+        // One line, not fourteen: nothing can be loaded into this kernel.
+        out.push_back({"host", "kernel modules", false, "no modules for the running kernel (" + kmod.error().where + ")",
+                       "use --vm (LIO, USB gadget and rbd paths run in a VM of the distribution kernel)"});
+    } else for (auto name : kModules) {
+        Item it{"host", std::string("module ") + name, false, "", ""};
+        if (std::string(name) == "configfs" && configfs_fs) {
+            it.ok = true, it.detail = "built in or loaded";
+        } else if (fs::exists(fs::path("/sys/module") / name)) {
+            it.ok = true, it.detail = "loaded";
+        } else if (!kmod) {
+            it.detail = "no modules for the running kernel (" + kmod.error().where + ")";
+            it.fix = "use --vm";
+        } else {
+            auto found = kmod->lookup(name);
+            if (found.empty()) it.detail = "not in this kernel", it.fix = "use --vm";
+            else if (found.front().builtin) it.ok = true, it.detail = "built in";
+            else it.ok = ::geteuid() == 0, it.detail = "loadable: " + found.front().path, it.fix = it.ok ? "" : "run as root";
+        }
+        out.push_back(it);
+    }
+
+    Item udc{"host", "USB device controllers", false, "", ""};
+    std::error_code ec;
+    std::string udcs;
+    for (auto& e : fs::directory_iterator("/sys/class/udc", ec)) udcs += (udcs.empty() ? "" : " ") + e.path().filename().string();
+    udc.ok = !udcs.empty();
+    udc.detail = udc.ok ? udcs : "none in /sys/class/udc";
+    if (!udc.ok) udc.fix = "modprobe dummy_hcd (devemu up does it), or use --vm";
+    out.push_back(udc);
+
+    Item zram{"host", "zram", fs::exists("/sys/class/zram-control"), "", ""};
+    zram.detail = zram.ok ? "/sys/class/zram-control present" : "no /sys/class/zram-control";
+    if (!zram.ok) zram.fix = "modprobe zram, or use --vm";
+    out.push_back(zram);
+
+    Item ur{"host", "io_uring", false, "", ""};
+    ur.ok = core::io_uring_works(ur.detail);
+    if (!ur.ok) ur.fix = "sysctl kernel.io_uring_disabled=0";
+    out.push_back(ur);
+}
+
+void vm_checks(const Context& ctx, std::vector<Item>& out)
+{
+    Item q{"vm", "qemu-system-x86_64", false, "", ""};
+    auto qemu = core::which("qemu-system-x86_64");
+    q.ok = !qemu.empty();
+    q.detail = q.ok ? qemu : "not found";
+    if (!q.ok) q.fix = "apt-get install qemu-system-x86 (tools/setup does it)";
+    out.push_back(q);
+
+    Item k{"vm", "kernel", false, "", ""};
+    if (auto kern = vm::find_kernel(ctx.kernel, ctx.cache_dir)) k.ok = true, k.detail = kern->version + " from " + kern->source + " (" + kern->vmlinuz.string() + ")";
+    else k.detail = kern.error().what + " in " + kern.error().where, k.fix = kern.error().fix;
+    out.push_back(k);
+
+    auto accel = vm::probe_kvm();
+    out.push_back({"vm", "accelerator", true, accel.kvm ? "kvm (" + accel.why + ")" : "tcg, slower (" + accel.why + ")",
+                   accel.kvm ? "" : "VMs still work; boots take a few seconds more"});
+
+    Item bb{"vm", "busybox (static)", fs::exists("/bin/busybox"), "", ""};
+    bb.detail = bb.ok ? "/bin/busybox" : "not found";
+    if (!bb.ok) bb.fix = "apt-get install busybox-static";
+    out.push_back(bb);
+
+    auto init = core::self_exe().parent_path() / "devemu-init";
+    Item in{"vm", "devemu-init", fs::exists(init), init.string(), ""};
+    if (!in.ok) in.fix = "rebuild devemu (cmake --build build)";
+    out.push_back(in);
+}
+
+}  // namespace
+
+int cmd_doctor(Context& ctx, const Args& args)
+{
+    po::options_description opts("devemu doctor [--json]\n\nExample: devemu doctor --json | jq '.native'");
+    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    if (vm.count("help")) {
+        std::cout << opts;
+        return 0;
+    }
+    std::vector<Item> items;
+    host_checks(items);
+    vm_checks(ctx, items);
+
+    auto ok = [&](const std::string& name) {
+        for (auto& i : items)
+            if (i.name == name) return i.ok;
+        return false;
+    };
+    const bool lio = ok("configfs") && ok("module target_core_mod") && ok("module iscsi_target_mod");
+    const bool usb = ok("configfs") && ok("module libcomposite") && ok("module dummy_hcd");
+    const bool vm_ready = ok("qemu-system-x86_64") && ok("kernel") && ok("busybox (static)") && ok("devemu-init");
+
+    if (vm.count("json")) {
+        nlohmann::json j;
+        j["native"] = {{"lio", lio}, {"usb_gadget", usb}, {"io_uring", ok("io_uring")}, {"zram", ok("zram")}};
+        j["vm_ready"] = vm_ready;
+        for (auto& i : items) j["checks"].push_back({{"group", i.group}, {"name", i.name}, {"ok", i.ok}, {"detail", i.detail}, {"fix", i.fix}});
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    const bool tty = ::isatty(1);
+    for (auto& i : items) {
+        const char* mark = i.ok ? (tty ? "\033[32m ok \033[0m" : " ok ") : (tty ? "\033[33mmiss\033[0m" : "miss");
+        std::cout << "[" << mark << "] " << i.group << ": " << i.name << " — " << i.detail;
+        if (!i.fix.empty()) std::cout << "  (fix: " << i.fix << ")";
+        std::cout << "\n";
+    }
+    std::cout << "\nLIO targets: " << (lio ? "native" : "need --vm") << "; USB gadgets: " << (usb ? "native" : "need --vm")
+              << "; io_uring bench: " << (ok("io_uring") ? "native" : "unavailable")
+              << "; VM layer: " << (vm_ready ? "ready" : "not ready (see above)") << "\n";
+    return 0;
+}
+
+}  // namespace devemu::cli

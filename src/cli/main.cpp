@@ -1,0 +1,130 @@
+// devemu [global options] COMMAND [command options]
+#include <boost/program_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <fstream>
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/statedir.hpp"
+
+namespace po = boost::program_options;
+using namespace devemu;
+
+namespace {
+
+const char* kUsage = R"(usage: devemu [global options] COMMAND [options]
+
+Commands:
+  doctor               what this kernel can emulate, and what is missing (--json)
+  profile check FILE…  validate profiles without touching anything
+  vm run [opts] -- CMD run CMD in a throw-away VM of the distribution kernel, exit with its status
+  ls                   units devemu has brought up (--json)
+  up PROFILE [--vm]    bring up the targets and gadgets a profile declares
+  down NAME|--all      remove what `up` made
+  plan PROFILE         show what `up` would change
+  check NAME           exercise a target or gadget as an initiator/host would
+  bench TARGET         io_uring backstore benchmark beside fio
+  import FILE / export targetcli saveconfig.json interop
+
+Run `devemu COMMAND --help` for a command's options and an example.
+)";
+
+// Global options that take a value, so the command word can be found before Boost sees the rest.
+bool takes_value(const std::string& a)
+{
+    for (auto o : {"--state-dir", "--cache-dir", "--config", "--kernel"})
+        if (a == o) return true;
+    return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    std::vector<std::string> global_args, cmd_args;
+    std::string command;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (command.empty() && a.starts_with('-')) {
+            global_args.push_back(a);
+            if (takes_value(a) && i + 1 < argc) global_args.push_back(argv[++i]);
+        } else if (command.empty()) {
+            command = a;
+        } else {
+            cmd_args.push_back(a);
+        }
+    }
+
+    po::options_description global("Global options");
+    global.add_options()
+        ("help,h", "show this help")
+        ("version", "print the version")
+        ("verbose,v", po::value<int>()->implicit_value(1)->zero_tokens(), "debug output")
+        ("quiet,q", "errors only")
+        ("state-dir", po::value<std::string>(), "unit records and undo journals (default /run/devemu)")
+        ("cache-dir", po::value<std::string>(), "kernel and image cache (default /var/cache/devemu)")
+        ("kernel", po::value<std::string>(), "kernel for --vm: an unpacked tree or a vmlinuz-VERSION file")
+        ("config", po::value<std::string>()->default_value("/etc/devemu.conf"), "defaults for these options");
+
+    cli::Context ctx;
+    try {
+        po::variables_map vm;
+        po::store(po::command_line_parser(global_args).options(global).run(), vm);
+        // Layering: command line, then DEVEMU_* variables, then the config file (first value stored wins).
+        po::store(po::parse_environment(global, [](const std::string& var) -> std::string {
+                      for (auto [env, opt] : {std::pair{"DEVEMU_STATE_DIR", "state-dir"}, {"DEVEMU_CACHE_DIR", "cache-dir"},
+                                              {"DEVEMU_KERNEL", "kernel"}})
+                          if (var == env) return opt;
+                      return "";
+                  }),
+                  vm);
+        const auto conf = vm["config"].as<std::string>();
+        if (std::ifstream in(conf); in) po::store(po::parse_config_file(in, global, true), vm);
+        po::notify(vm);
+        if (vm.count("version")) {
+            std::cout << "devemu " << DEVEMU_VERSION << "\n";
+            return 0;
+        }
+        if (vm.count("help") || command.empty()) {
+            std::cout << kUsage << "\n" << global;
+            return command.empty() && !vm.count("help") ? 2 : 0;
+        }
+        ctx.verbosity = vm.count("quiet") ? -1 : vm.count("verbose") ? 1 : 0;
+        ctx.state_dir = vm.count("state-dir") ? vm["state-dir"].as<std::string>() : core::default_state_dir().string();
+        ctx.cache_dir = vm.count("cache-dir") ? vm["cache-dir"].as<std::string>() : core::default_cache_dir().string();
+        if (vm.count("kernel")) ctx.kernel = vm["kernel"].as<std::string>();
+    } catch (const po::error& e) {
+        std::cerr << "devemu: " << e.what() << " (fix: see devemu --help)\n";
+        return 2;
+    }
+    // Command-local -v/-q too, so `devemu vm run -v -- …` reads naturally.
+    for (auto& a : cmd_args) {
+        if (a == "--") break;
+        if (a == "-v" || a == "--verbose") ctx.verbosity = std::max(ctx.verbosity, 1);
+        if (a == "-q" || a == "--quiet") ctx.verbosity = -1;
+    }
+    core::setup_logging(ctx.verbosity);
+
+    try {
+        if (command == "doctor") return cli::cmd_doctor(ctx, cmd_args);
+        if (command == "profile") return cli::cmd_profile(ctx, cmd_args);
+        if (command == "vm") return cli::cmd_vm(ctx, cmd_args);
+        if (command == "ls") return cli::cmd_ls(ctx, cmd_args);
+        if (command == "up" || command == "down" || command == "plan" || command == "check")
+            return cli::cmd_not_landed(command, "LIO targets (issue 8) and USB gadgets (issue 5)");
+        if (command == "bench") return cli::cmd_not_landed(command, "the io_uring benchmark (issue 6)");
+        if (command == "import" || command == "export") return cli::cmd_not_landed(command, "saveconfig.json interop (issue 8)");
+        std::cerr << "devemu: unknown command '" << command << "' (fix: see devemu --help)\n";
+        return 2;
+    } catch (const po::error& e) {
+        std::cerr << "devemu " << command << ": " << e.what() << " (fix: see devemu " << command << " --help)\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "devemu " << command << ": internal error: " << e.what() << "\n";
+        return 70;
+    }
+}

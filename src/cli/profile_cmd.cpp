@@ -1,0 +1,47 @@
+// devemu profile check FILE…: parse and validate, touch nothing.
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "profile/profile.hpp"
+
+namespace po = boost::program_options;
+
+namespace devemu::cli {
+
+int cmd_profile(Context&, const Args& args)
+{
+    po::options_description opts("devemu profile check FILE… [--json]\n\nExample: devemu profile check targets/*.toml");
+    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "")(
+        "args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+    po::positional_options_description pos;
+    pos.add("args", -1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    auto rest = vm["args"].as<std::vector<std::string>>();
+    if (vm.count("help") || rest.empty() || rest[0] != "check" || rest.size() < 2) {
+        std::cout << opts;
+        return vm.count("help") ? 0 : 2;
+    }
+    int rc = 0;
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i = 1; i < rest.size(); ++i) {
+        auto p = profile::load(rest[i]);
+        if (!p) {
+            rc = std::max(rc, vm.count("json") ? p.error().exit_code() : report(p.error()));
+            out.push_back({{"file", rest[i]}, {"ok", false}, {"error", p.error().message()}});
+            continue;
+        }
+        out.push_back({{"file", rest[i]}, {"ok", true}, {"backstores", p->backstores.size()}, {"targets", p->targets.size()},
+                       {"gadgets", p->gadgets.size()}});
+        if (!vm.count("json"))
+            std::cout << rest[i] << ": ok (" << p->backstores.size() << " backstores, " << p->targets.size() << " targets, "
+                      << p->gadgets.size() << " gadgets)\n";
+    }
+    if (vm.count("json")) std::cout << out.dump(2) << "\n";
+    return rc;
+}
+
+}  // namespace devemu::cli

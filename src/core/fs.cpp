@@ -1,0 +1,146 @@
+#include "core/fs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fmt/format.h>
+
+#include "core/fd.hpp"
+
+namespace devemu::core {
+
+Result<std::string> read_file(const fs::path& p)
+{
+    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return fail_errno("cannot open", p.string());
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail_errno("cannot read", p.string());
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+Result<std::string> read_attr(const fs::path& p)
+{
+    auto s = read_file(p);
+    if (!s) return s;
+    while (!s->empty() && (s->back() == '\n' || s->back() == '\0')) s->pop_back();
+    return s;
+}
+
+Status write_attr(const fs::path& p, std::string_view value)
+{
+    UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) return fail_errno("cannot open attribute", p.string());
+    ssize_t n = ::write(fd.get(), value.data(), value.size());
+    if (n < 0) return fail_errno(fmt::format("kernel refused '{}'", value), p.string());
+    if (static_cast<size_t>(n) != value.size())
+        return fail(Errc::kernel, fmt::format("short write ({} of {} bytes)", n, value.size()), p.string());
+    if (::close(fd.release()) != 0) return fail_errno("close after write failed", p.string());
+    return {};
+}
+
+static Status fsync_dir(const fs::path& dir)
+{
+    UniqueFd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) return fail_errno("cannot open directory", dir.string());
+    if (::fsync(d.get()) != 0) return fail_errno("fsync failed", dir.string());
+    return {};
+}
+
+Status write_file_atomic(const fs::path& p, std::string_view data, unsigned mode)
+{
+    fs::path tmp = p;
+    tmp += fmt::format(".tmp.{}", ::getpid());
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd) return fail_errno("cannot create", tmp.string());
+    ::fchmod(fd.get(), mode);  // umask must not widen or narrow what we asked for
+    size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            auto e = fail_errno("cannot write", tmp.string());
+            ::unlink(tmp.c_str());
+            return e;
+        }
+        off += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+        auto e = fail_errno("cannot flush", tmp.string());
+        ::unlink(tmp.c_str());
+        return e;
+    }
+    if (::rename(tmp.c_str(), p.c_str()) != 0) {
+        auto e = fail_errno("cannot rename into place", p.string());
+        ::unlink(tmp.c_str());
+        return e;
+    }
+    return fsync_dir(p.parent_path());
+}
+
+Status make_dirs(const fs::path& p, unsigned mode)
+{
+    std::error_code ec;
+    fs::create_directories(p, ec);
+    if (ec) return fail(Errc::io, "cannot create directory: " + ec.message(), p.string());
+    ::chmod(p.c_str(), mode);
+    return {};
+}
+
+Status append_line_synced(const fs::path& p, std::string_view line)
+{
+    UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd) return fail_errno("cannot open journal", p.string());
+    std::string buf(line);
+    buf.push_back('\n');
+    ssize_t n = ::write(fd.get(), buf.data(), buf.size());
+    if (n != static_cast<ssize_t>(buf.size())) return fail_errno("cannot append to journal", p.string());
+    if (::fdatasync(fd.get()) != 0) return fail_errno("cannot sync journal", p.string());
+    return {};
+}
+
+void Hasher::add(std::string_view s)
+{
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ULL;
+    }
+    add_u64(s.size());
+}
+
+void Hasher::add_u64(std::uint64_t v)
+{
+    for (int i = 0; i < 8; ++i) {
+        h ^= (v >> (8 * i)) & 0xff;
+        h *= 1099511628211ULL;
+    }
+}
+
+Status Hasher::add_file(const fs::path& p)
+{
+    auto s = read_file(p);
+    if (!s) return std::unexpected(s.error());
+    add(*s);
+    return {};
+}
+
+std::string Hasher::hex() const { return fmt::format("{:016x}", h); }
+
+fs::path self_exe()
+{
+    std::error_code ec;
+    auto p = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? fs::path("devemu") : p;
+}
+
+}  // namespace devemu::core

@@ -1,0 +1,37 @@
+#pragma once
+// Small filesystem helpers that report errors as values and never leave a half-written file.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace devemu::core {
+
+namespace fs = std::filesystem;
+
+[[nodiscard]] Result<std::string> read_file(const fs::path& p);
+// Reads a sysfs/configfs attribute and strips the trailing newline the kernel adds.
+[[nodiscard]] Result<std::string> read_attr(const fs::path& p);
+// One write(2) of the whole value, as configfs and sysfs need; a short write or a failed close is an error.
+[[nodiscard]] Status write_attr(const fs::path& p, std::string_view value);
+// temp file in the same directory, fsync, rename, fsync the directory.
+[[nodiscard]] Status write_file_atomic(const fs::path& p, std::string_view data, unsigned mode = 0644);
+[[nodiscard]] Status make_dirs(const fs::path& p, unsigned mode = 0755);
+// Appends one line and fsyncs before returning: the journal depends on it.
+[[nodiscard]] Status append_line_synced(const fs::path& p, std::string_view line);
+
+// FNV-1a 64: a cache key, not a security hash.
+struct Hasher {
+    std::uint64_t h = 1469598103934665603ULL;
+    void add(std::string_view s);
+    void add_u64(std::uint64_t v);
+    [[nodiscard]] Status add_file(const fs::path& p);   // contents
+    [[nodiscard]] std::string hex() const;
+};
+
+// Where the program itself lives (for devemu-init next to it, and for putting devemu into a guest).
+[[nodiscard]] fs::path self_exe();
+
+}  // namespace devemu::core

@@ -1,0 +1,54 @@
+#pragma once
+// The undo journal: one JSON line per step, appended and fsync'd *before* the step acts, so that a crash at
+// any point leaves a journal whose reverse replay removes exactly what was made. Replay is idempotent.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace devemu::core {
+
+namespace fs = std::filesystem;
+
+enum class UndoOp {
+    rmdir,        // remove a directory we created (configfs objects, mount points)
+    unlink,       // remove a symlink or file we created
+    write,        // write `value` back into an attribute
+    zram_remove,  // write `value` (the device number) into `path` (/sys/class/zram-control/hot_remove)
+    umount,       // lazy unmount of `path`
+    kill,         // stop process `pid` if its start time is still `start_time` (so a reused pid is safe)
+};
+
+struct UndoRecord {
+    UndoOp op = UndoOp::rmdir;
+    std::string path;
+    std::string value;
+    std::int64_t pid = 0;
+    std::uint64_t start_time = 0;
+
+    [[nodiscard]] std::string to_line() const;
+    [[nodiscard]] static Result<UndoRecord> from_line(const std::string& line);
+    bool operator==(const UndoRecord&) const = default;
+};
+
+// Loads a journal; a torn last line (crash during append) is dropped, any other bad line is an error.
+[[nodiscard]] Result<std::vector<UndoRecord>> load_journal(const fs::path& file);
+
+// Applies one undo record; an object that is already gone is not an error.
+[[nodiscard]] Status undo(const UndoRecord& r);
+
+// Replays a journal in reverse and deletes it when every step succeeded. Missing journal: nothing to do.
+[[nodiscard]] Status replay_journal(const fs::path& file);
+
+// Start time of a process from /proc/PID/stat (field 22), 0 when it is gone.
+[[nodiscard]] std::uint64_t process_start_time(std::int64_t pid);
+
+namespace testing {
+// Called after a step's undo record is durable and before the step acts. Tests use it to simulate a crash.
+inline std::function<void(std::size_t step)> after_journal_hook;
+}  // namespace testing
+
+}  // namespace devemu::core

@@ -1,0 +1,48 @@
+#pragma once
+// libkmod, wrapped: look modules up in a modules directory (the running kernel's or a VM kernel's), resolve
+// aliases, hard dependencies and soft dependencies, and load them.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+struct kmod_ctx;
+
+namespace devemu::core {
+
+struct ModuleInfo {
+    std::string name;       // real module name (after alias resolution)
+    std::string path;       // .ko path, empty for builtin
+    bool builtin = false;
+    bool loaded = false;    // only meaningful for the running kernel
+};
+
+class Kmod {
+public:
+    // modules_dir empty: the running kernel's /lib/modules/$(uname -r). Configuration (modprobe.d) is read only
+    // for the running kernel; a foreign tree uses its own modules.softdep.
+    [[nodiscard]] static Result<Kmod> open(const std::filesystem::path& modules_dir = {});
+
+    // All modules an alias or name resolves to (empty: unknown).
+    [[nodiscard]] std::vector<ModuleInfo> lookup(const std::string& name) const;
+    // Load order for `names`: pre-softdeps, hard dependencies, the module, post-softdeps; each once.
+    // Names that resolve to nothing are an error naming them.
+    [[nodiscard]] Result<std::vector<ModuleInfo>> closure(const std::vector<std::string>& names) const;
+    // modprobe NAME (with dependencies and softdeps) into the running kernel.
+    [[nodiscard]] Status load(const std::string& name) const;
+
+    [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
+
+private:
+    struct Free {
+        void operator()(kmod_ctx* c) const;
+    };
+    std::unique_ptr<kmod_ctx, Free> ctx_;
+    std::filesystem::path dir_;
+    std::vector<std::pair<std::string, std::vector<std::string>>> softdep_pre_, softdep_post_;
+    void read_softdeps();
+};
+
+}  // namespace devemu::core

@@ -1,0 +1,188 @@
+#include "core/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+namespace devemu::core {
+
+int decode_wait_status(int status)
+{
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -1;
+}
+
+Child::Child(Child&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)), pidfd_(std::move(o.pidfd_)), status_(std::exchange(o.status_, std::nullopt))
+{
+}
+
+Child& Child::operator=(Child&& o) noexcept
+{
+    if (this != &o) {
+        if (running()) terminate();
+        pid_ = std::exchange(o.pid_, -1);
+        pidfd_ = std::move(o.pidfd_);
+        status_ = std::exchange(o.status_, std::nullopt);
+    }
+    return *this;
+}
+
+Child::~Child()
+{
+    if (running()) terminate(std::chrono::milliseconds(500));
+}
+
+Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOptions& opt)
+{
+    if (argv.empty()) return fail(Errc::invalid_input, "empty command");
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+
+    const pid_t parent = ::getpid();
+    int err_pipe[2];
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", argv[0]);
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_errno("fork", argv[0]);
+    if (pid == 0) {
+        ::close(err_pipe[0]);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+        if (opt.new_session) ::setsid();
+        if (opt.stdin_fd >= 0) ::dup2(opt.stdin_fd, 0);
+        else if (opt.stdin_null) {
+            int n = ::open("/dev/null", O_RDONLY);
+            if (n >= 0) ::dup2(n, 0);
+        }
+        if (opt.stdout_fd >= 0) ::dup2(opt.stdout_fd, 1);
+        if (opt.stderr_fd >= 0) ::dup2(opt.stderr_fd, 2);
+        for (auto& e : opt.extra_env) ::putenv(const_cast<char*>(e.c_str()));
+        ::signal(SIGPIPE, SIG_DFL);
+        ::execvp(args[0], args.data());
+        int e = errno;
+        (void)!::write(err_pipe[1], &e, sizeof e);
+        ::_exit(127);
+    }
+    ::close(err_pipe[1]);
+    int child_errno = 0;
+    ssize_t n;
+    do n = ::read(err_pipe[0], &child_errno, sizeof child_errno);
+    while (n < 0 && errno == EINTR);
+    ::close(err_pipe[0]);
+    Child c;
+    c.pid_ = pid;
+    c.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (n == sizeof child_errno) {
+        c.wait();
+        errno = child_errno;
+        return fail_errno("cannot run", argv[0], "install it, or check PATH");
+    }
+    return c;
+}
+
+std::optional<int> Child::try_wait()
+{
+    if (status_) return status_;
+    if (pid_ <= 0) return std::nullopt;
+    int st = 0;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) status_ = decode_wait_status(st);
+    return status_;
+}
+
+int Child::wait()
+{
+    if (status_) return *status_;
+    int st = 0;
+    pid_t r;
+    do r = ::waitpid(pid_, &st, 0);
+    while (r < 0 && errno == EINTR);
+    status_ = r == pid_ ? decode_wait_status(st) : -1;
+    return *status_;
+}
+
+int Child::terminate(std::chrono::milliseconds grace)
+{
+    if (!running()) return status_.value_or(-1);
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (try_wait()) return *status_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid_, SIGKILL);
+    return wait();
+}
+
+Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout)
+{
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", argv.empty() ? "" : argv[0]);
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+        ::close(out_pipe[0]);
+        ::close(out_pipe[1]);
+        return fail_errno("pipe", argv.empty() ? "" : argv[0]);
+    }
+    UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]), err_r(err_pipe[0]), err_w(err_pipe[1]);
+    SpawnOptions opt;
+    opt.stdout_fd = out_w.get();
+    opt.stderr_fd = err_w.get();
+    auto child = Child::spawn(argv, opt);
+    if (!child) return std::unexpected(child.error());
+    out_w.reset();
+    err_w.reset();
+
+    RunResult res;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool out_open = true, err_open = true;
+    while (out_open || err_open) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            res.timed_out = true;
+            break;
+        }
+        pollfd fds[2] = {{out_open ? out_r.get() : -1, POLLIN, 0}, {err_open ? err_r.get() : -1, POLLIN, 0}};
+        int r = ::poll(fds, 2, static_cast<int>(left.count()));
+        if (r < 0 && errno != EINTR) break;
+        char buf[8192];
+        for (int i = 0; i < 2; ++i) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+            if (n <= 0) (i == 0 ? out_open : err_open) = false;
+            else (i == 0 ? res.out : res.err).append(buf, static_cast<size_t>(n));
+        }
+    }
+    if (res.timed_out) res.exit_code = child->terminate(std::chrono::milliseconds(500));
+    else res.exit_code = child->wait();
+    return res;
+}
+
+std::string which(const std::string& name)
+{
+    if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : std::string();
+    const char* path = std::getenv("PATH");
+    std::string p = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    size_t start = 0;
+    while (start <= p.size()) {
+        size_t end = p.find(':', start);
+        if (end == std::string::npos) end = p.size();
+        std::string cand = p.substr(start, end - start) + "/" + name;
+        if (end > start && ::access(cand.c_str(), X_OK) == 0 && !std::filesystem::is_directory(cand)) return cand;
+        start = end + 1;
+    }
+    return {};
+}
+
+}  // namespace devemu::core

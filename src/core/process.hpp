@@ -1,0 +1,68 @@
+#pragma once
+// Child processes: a runner that captures output under a deadline, and an RAII Child that is killed
+// (and reaped) when its owner goes away, and also when devemu itself dies (PR_SET_PDEATHSIG).
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+
+namespace devemu::core {
+
+struct SpawnOptions {
+    // -1 leaves the stream as devemu's own; otherwise the fd is dup2'd onto 0/1/2.
+    int stdin_fd = -1;
+    int stdout_fd = -1;
+    int stderr_fd = -1;
+    bool stdin_null = true;
+    bool new_session = false;
+    std::vector<std::string> extra_env;   // "K=V", added to the inherited environment
+};
+
+class Child {
+public:
+    Child() = default;
+    Child(Child&& o) noexcept;
+    Child& operator=(Child&& o) noexcept;
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    ~Child();
+
+    [[nodiscard]] static Result<Child> spawn(const std::vector<std::string>& argv, const SpawnOptions& opt = {});
+
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    [[nodiscard]] int pidfd() const { return pidfd_.get(); }   // readable once the child has exited
+    [[nodiscard]] bool running() const { return pid_ > 0 && !status_; }
+    // Non-blocking when it has not exited yet; returns the exit status (128+signal for a signal).
+    std::optional<int> try_wait();
+    int wait();
+    // SIGTERM, then SIGKILL after grace; always reaps.
+    int terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+private:
+    pid_t pid_ = -1;
+    UniqueFd pidfd_;
+    std::optional<int> status_;
+};
+
+struct RunResult {
+    int exit_code = -1;
+    bool timed_out = false;
+    std::string out;
+    std::string err;
+};
+
+// Runs argv to completion, capturing stdout and stderr, killing it at the deadline.
+[[nodiscard]] Result<RunResult> run(const std::vector<std::string>& argv,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// Finds an executable on PATH; empty when absent.
+[[nodiscard]] std::string which(const std::string& name);
+
+int decode_wait_status(int status);
+
+}  // namespace devemu::core

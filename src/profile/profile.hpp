@@ -1,0 +1,121 @@
+#pragma once
+// A profile (TOML) declares backstores, LIO targets and USB gadgets. load() parses and validates all of it
+// before anything is touched; every error names file:line and the fix.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace devemu::profile {
+
+struct Loc {
+    std::string file;
+    unsigned line = 0;
+    [[nodiscard]] std::string str() const { return line ? file + ":" + std::to_string(line) : file; }
+};
+
+enum class BackstoreType { fileio, block, zram, rbd, user };
+enum class Fabric { iscsi, loopback };
+enum class FunctionType { mass_storage, ffs, acm };
+enum class Speed { full, high, super };
+
+struct Backstore {
+    std::string name;
+    BackstoreType type = BackstoreType::fileio;
+    std::optional<std::uint64_t> size;
+    std::string path;            // fileio: the file; block: the device; user: "zram:SIZE", a file or a device
+    std::string comp_algorithm;  // zram
+    std::string handler;         // user (TCMU handler name)
+    // rbd
+    std::string pool, image, cluster, mon_host, user, keyring;
+    bool ephemeral = false;
+    // common attributes
+    std::uint32_t block_size = 512;
+    std::string wwn;             // unit serial; generated when empty
+    bool write_cache = false;
+    bool readonly = false;
+    Loc loc;
+};
+
+struct Lun {
+    std::uint32_t id = 0;
+    std::string backstore;
+    Loc loc;
+};
+
+struct Acl {
+    std::string initiator;
+    std::string chap_user, chap_secret;       // empty secret with a user: generated at up, stored 0600
+    std::string mutual_user, mutual_secret;
+    std::vector<std::uint32_t> luns;          // empty: every LUN of the target
+    Loc loc;
+};
+
+struct Portal {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 3260;
+    [[nodiscard]] bool loopback() const { return address.starts_with("127.") || address == "::1"; }
+};
+
+struct Target {
+    std::string name;
+    Fabric fabric = Fabric::iscsi;
+    std::string wwn;            // iscsi: IQN; loopback: naa.
+    std::string initiator_wwn;  // loopback nexus; generated when empty
+    Portal portal;
+    std::vector<Lun> luns;
+    std::vector<Acl> acls;
+    Loc loc;
+};
+
+struct MsLun {
+    std::string backstore;
+    bool readonly = false, removable = false, cdrom = false, nofua = false;
+    std::string inquiry_string;
+    Loc loc;
+};
+
+struct Function {
+    FunctionType type = FunctionType::mass_storage;
+    std::string name;
+    std::vector<MsLun> luns;   // mass_storage
+    bool stall = true;         // mass_storage
+    std::string mount;         // ffs: where functionfs is mounted (default /dev/usb-ffs/NAME)
+    Loc loc;
+};
+
+struct Gadget {
+    std::string name;
+    std::uint16_t vendor_id = 0x1d6b, product_id = 0x0104, bcd_device = 0x0100;
+    std::string manufacturer = "devemu", product, serial;
+    Speed speed = Speed::high;
+    std::uint32_t max_power = 250;
+    std::string udc;           // empty: the first dummy_udc.N that is free
+    std::vector<Function> functions;
+    Loc loc;
+};
+
+struct Profile {
+    std::string file;
+    std::vector<Backstore> backstores;
+    std::vector<Target> targets;
+    std::vector<Gadget> gadgets;
+
+    [[nodiscard]] const Backstore* backstore(const std::string& name) const;
+};
+
+// Parses and validates. Errors: Errc::invalid_input with where = "file:line".
+[[nodiscard]] core::Result<Profile> load(const std::filesystem::path& file);
+[[nodiscard]] core::Result<Profile> parse(const std::string& text, const std::string& file_name);
+// Semantic checks across objects (references, duplicates, backing files). Called by parse().
+[[nodiscard]] core::Status validate(const Profile& p);
+
+[[nodiscard]] const char* to_string(BackstoreType t);
+[[nodiscard]] const char* to_string(Fabric f);
+[[nodiscard]] const char* to_string(FunctionType f);
+[[nodiscard]] const char* to_string(Speed s);
+
+}  // namespace devemu::profile

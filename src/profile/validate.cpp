@@ -1,0 +1,139 @@
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+
+#include "core/text.hpp"
+#include "profile/profile.hpp"
+
+namespace devemu::profile {
+
+using core::Errc;
+using core::Status;
+
+namespace {
+
+std::unexpected<core::Error> bad(const Loc& l, std::string msg, std::string fix = {})
+{
+    return core::fail(Errc::invalid_input, std::move(msg), l.str(), std::move(fix));
+}
+
+Status check_backing(const Backstore& b)
+{
+    struct stat st {};
+    switch (b.type) {
+    case BackstoreType::fileio: {
+        if (b.path.empty()) return bad(b.loc, fmt::format("fileio backstore '{}' needs 'path'", b.name), "add path = \"/var/lib/devemu/disk.img\"");
+        if (::stat(b.path.c_str(), &st) == 0) {
+            if (S_ISDIR(st.st_mode)) return bad(b.loc, fmt::format("path {} is a directory", b.path), "name a file");
+            if (S_ISBLK(st.st_mode)) return bad(b.loc, fmt::format("path {} is a block device", b.path), "use type = \"block\"");
+            return {};
+        }
+        if (!b.size) return bad(b.loc, fmt::format("backing file {} does not exist and no size is given", b.path),
+                                "create the file, or add size = \"1G\" so devemu creates it");
+        auto parent = std::filesystem::path(b.path).parent_path();
+        if (!parent.empty() && ::stat(parent.c_str(), &st) != 0)
+            return bad(b.loc, fmt::format("directory {} for backing file does not exist", parent.string()), "create it first");
+        return {};
+    }
+    case BackstoreType::block:
+        if (b.path.empty()) return bad(b.loc, fmt::format("block backstore '{}' needs 'path' (the device)", b.name), "add path = \"/dev/sdX\"");
+        if (::stat(b.path.c_str(), &st) != 0)
+            return bad(b.loc, fmt::format("block device {} does not exist", b.path), "check the path, or use a zram backstore");
+        if (!S_ISBLK(st.st_mode)) return bad(b.loc, fmt::format("{} is not a block device", b.path), "use type = \"fileio\" for files");
+        return {};
+    case BackstoreType::zram:
+        if (!b.size) return bad(b.loc, fmt::format("zram backstore '{}' needs 'size'", b.name), "add size = \"1G\"");
+        return {};
+    case BackstoreType::rbd:
+        if (b.pool.empty() || b.image.empty())
+            return bad(b.loc, fmt::format("rbd backstore '{}' needs 'pool' and 'image'", b.name));
+        if (b.cluster.empty() && b.mon_host.empty())
+            return bad(b.loc, fmt::format("rbd backstore '{}' needs cluster = \"local\" or 'mon_host'", b.name));
+        if (!b.cluster.empty() && b.cluster != "local" && b.mon_host.empty())
+            return bad(b.loc, fmt::format("rbd cluster \"{}\" is unknown", b.cluster), "use cluster = \"local\" or give mon_host");
+        if (!b.keyring.empty() && ::stat(b.keyring.c_str(), &st) != 0)
+            return bad(b.loc, fmt::format("keyring {} does not exist", b.keyring));
+        return {};
+    case BackstoreType::user:
+        if (b.handler.empty()) return bad(b.loc, fmt::format("user backstore '{}' needs 'handler'", b.name), "add handler = \"uring\"");
+        if (b.path.empty()) return bad(b.loc, fmt::format("user backstore '{}' needs 'path' (a file, a device or zram:SIZE)", b.name));
+        if (b.path.starts_with("zram:")) {
+            if (!core::parse_size(b.path.substr(5))) return bad(b.loc, fmt::format("\"{}\" is not zram:SIZE", b.path));
+            return {};
+        }
+        if (::stat(b.path.c_str(), &st) != 0 && !b.size)
+            return bad(b.loc, fmt::format("backing {} does not exist and no size is given", b.path), "add size = \"1G\"");
+        return {};
+    }
+    return {};
+}
+
+template <class T>
+Status unique_names(const std::vector<T>& v, const char* kind)
+{
+    std::map<std::string, Loc> seen;
+    for (auto& e : v) {
+        auto [it, fresh] = seen.emplace(e.name, e.loc);
+        if (!fresh) return bad(e.loc, fmt::format("duplicate {} name '{}' (first at {})", kind, e.name, it->second.str()), "rename one");
+    }
+    return {};
+}
+
+}  // namespace
+
+Status validate(const Profile& p)
+{
+    DEVEMU_CHECK(unique_names(p.backstores, "backstore"));
+    DEVEMU_CHECK(unique_names(p.targets, "target"));
+    DEVEMU_CHECK(unique_names(p.gadgets, "gadget"));
+    for (auto& b : p.backstores) DEVEMU_CHECK(check_backing(b));
+
+    std::map<std::string, std::string> used_by;   // backstore -> "target X" / "gadget Y"
+    auto claim = [&](const std::string& bs, const Loc& l, const std::string& who) -> Status {
+        if (!p.backstore(bs)) return bad(l, fmt::format("{} uses backstore '{}', which is not declared", who, bs), "add a [[backstore]] with that name");
+        auto [it, fresh] = used_by.emplace(bs, who);
+        if (!fresh && it->second != who)
+            return bad(l, fmt::format("backstore '{}' is used by both {} and {}", bs, it->second, who), "give each its own backstore");
+        return {};
+    };
+
+    std::map<std::string, Loc> wwns;
+    for (auto& t : p.targets) {
+        if (!t.wwn.empty()) {
+            auto [it, fresh] = wwns.emplace(t.wwn, t.loc);
+            if (!fresh) return bad(t.loc, fmt::format("duplicate target name {} (first at {})", t.wwn, it->second.str()));
+        }
+        if (t.luns.empty()) return bad(t.loc, fmt::format("target '{}' has no [[target.lun]]", t.name), "add one with backstore = \"NAME\"");
+        std::set<std::uint32_t> ids;
+        for (auto& l : t.luns) {
+            if (!ids.insert(l.id).second) return bad(l.loc, fmt::format("target '{}' has LUN {} twice", t.name, l.id));
+            DEVEMU_CHECK(claim(l.backstore, l.loc, "target '" + t.name + "'"));
+        }
+        std::set<std::string> initiators;
+        for (auto& a : t.acls) {
+            if (!initiators.insert(a.initiator).second)
+                return bad(a.loc, fmt::format("target '{}' has two ACLs for {}", t.name, a.initiator));
+            for (auto id : a.luns)
+                if (!ids.count(id)) return bad(a.loc, fmt::format("ACL for {} maps LUN {}, which target '{}' does not have", a.initiator, id, t.name));
+        }
+    }
+    for (auto& g : p.gadgets) {
+        std::set<std::string> fnames;
+        for (auto& f : g.functions) {
+            if (!fnames.insert(f.name).second) return bad(f.loc, fmt::format("gadget '{}' has two functions named '{}'", g.name, f.name));
+            for (auto& l : f.luns) {
+                DEVEMU_CHECK(claim(l.backstore, l.loc, "gadget '" + g.name + "'"));
+                auto* b = p.backstore(l.backstore);
+                if (b->type == BackstoreType::rbd || b->type == BackstoreType::user)
+                    return bad(l.loc, fmt::format("a USB mass-storage LUN cannot use a {} backstore", to_string(b->type)),
+                               "use fileio, block or zram");
+            }
+        }
+    }
+    return {};
+}
+
+}  // namespace devemu::profile

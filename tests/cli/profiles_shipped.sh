@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every shipped profile validates and starts with a comment header saying what it gives and how to check it.
+set -u
+devemu=$1 src=$2
+fails=0 n=0
+for f in "$src"/targets/*.toml "$src"/gadgets/*.toml; do
+    n=$((n + 1))
+    if ! "$devemu" profile check "$f" >/dev/null; then echo "FAIL $f does not validate"; fails=$((fails + 1)); fi
+    head -1 "$f" | grep -q '^# ' || { echo "FAIL $f has no comment header"; fails=$((fails + 1)); }
+    grep -q '^# Check it:' "$f" || { echo "FAIL $f does not say how to check it"; fails=$((fails + 1)); }
+done
+for want in targets/zram-iscsi.toml targets/file-iscsi.toml targets/loopback-local.toml gadgets/msc-file.toml gadgets/ffs-app.toml; do
+    [ -f "$src/$want" ] || { echo "FAIL $want is missing"; fails=$((fails + 1)); }
+done
+"$devemu" profile check --json "$src"/targets/zram-iscsi.toml | grep -q '"ok": true' || { echo "FAIL --json"; fails=$((fails + 1)); }
+echo "$((n - fails)) passed, $fails failed"
+[ "$fails" = 0 ]

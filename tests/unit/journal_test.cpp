@@ -1,0 +1,196 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/fs.hpp"
+#include "core/journal.hpp"
+#include "core/transaction.hpp"
+
+using namespace devemu::core;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempTree {
+    fs::path root;
+    TempTree()
+    {
+        char tmpl[] = "/tmp/devemu-test-XXXXXX";
+        root = ::mkdtemp(tmpl);
+        // Stand-in for configfs: a directory with an existing attribute file.
+        fs::create_directories(root / "cfg");
+        std::ofstream(root / "cfg" / "enable") << "0\n";
+    }
+    ~TempTree() { fs::remove_all(root); }
+};
+
+// Everything below root, as "path" or "path=contents", so two trees can be compared.
+std::set<std::string> snapshot(const fs::path& root)
+{
+    std::set<std::string> out;
+    for (auto& e : fs::recursive_directory_iterator(root)) {
+        auto rel = fs::relative(e.path(), root).string();
+        if (rel.starts_with("journal")) continue;
+        if (e.is_symlink()) out.insert(rel + "->" + fs::read_symlink(e.path()).string());
+        else if (e.is_regular_file()) out.insert(rel + "=" + *read_file(e.path()));
+        else out.insert(rel + "/");
+    }
+    return out;
+}
+
+// Six steps shaped like a LIO bring-up: objects, attributes, links.
+Status bring_up(Transaction& tx, const fs::path& cfg)
+{
+    DEVEMU_CHECK(tx.mkdir(cfg / "core"));
+    DEVEMU_CHECK(tx.mkdir(cfg / "core" / "fileio_0"));
+    DEVEMU_CHECK(tx.mkdir(cfg / "iscsi"));
+    DEVEMU_CHECK(tx.mkdir(cfg / "iscsi" / "lun_0"));
+    DEVEMU_CHECK(tx.symlink(cfg / "core" / "fileio_0", cfg / "iscsi" / "lun_0" / "link"));
+    DEVEMU_CHECK(tx.write(cfg / "enable", "1", Undo::restore));
+    return {};
+}
+
+constexpr std::size_t kSteps = 6;
+
+}  // namespace
+
+TEST_CASE("rollback restores the tree exactly")
+{
+    TempTree t;
+    auto before = snapshot(t.root);
+    {
+        Transaction tx(t.root / "journal");
+        REQUIRE(bring_up(tx, t.root / "cfg"));
+        CHECK(tx.steps() == kSteps);
+        CHECK(*read_attr(t.root / "cfg" / "enable") == "1");
+        REQUIRE(tx.rollback());
+    }
+    CHECK(snapshot(t.root) == before);
+    CHECK_FALSE(fs::exists(t.root / "journal"));
+}
+
+TEST_CASE("an uncommitted transaction rolls back when destroyed, a committed one keeps its journal")
+{
+    TempTree t;
+    auto before = snapshot(t.root);
+    {
+        Transaction tx(t.root / "journal");
+        REQUIRE(bring_up(tx, t.root / "cfg"));
+    }
+    CHECK(snapshot(t.root) == before);
+    {
+        Transaction tx(t.root / "journal");
+        REQUIRE(bring_up(tx, t.root / "cfg"));
+        tx.commit();
+    }
+    CHECK(snapshot(t.root) != before);
+    CHECK(load_journal(t.root / "journal")->size() == kSteps);
+    REQUIRE(replay_journal(t.root / "journal"));   // what `down` does
+    CHECK(snapshot(t.root) == before);
+}
+
+TEST_CASE("a failing step rolls back only its own transaction")
+{
+    TempTree t;
+    Transaction first(t.root / "journal");
+    REQUIRE(first.mkdir(t.root / "cfg" / "kept"));
+    first.commit();
+    auto after_first = snapshot(t.root);
+    {
+        Transaction tx(t.root / "journal");
+        REQUIRE(tx.mkdir(t.root / "cfg" / "new"));
+        auto s = tx.mkdir(t.root / "cfg" / "kept");   // exists, not ours: refused
+        REQUIRE_FALSE(s);
+        CHECK(s.error().code == Errc::busy);
+        REQUIRE(tx.rollback());
+    }
+    CHECK(snapshot(t.root) == after_first);
+    CHECK(load_journal(t.root / "journal")->size() == 1);
+}
+
+TEST_CASE("a crash between any two steps is undone by replaying the journal")
+{
+    // For every step k: a child process runs the bring-up and dies (_exit) right after step k's undo record is
+    // durable and before the step acts; the parent then replays the journal as `down` or recovery would.
+    for (std::size_t k = 0; k < kSteps; ++k) {
+        TempTree t;
+        auto before = snapshot(t.root);
+        pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            testing::after_journal_hook = [k](std::size_t step) {
+                if (step == k) ::_exit(42);
+            };
+            Transaction tx(t.root / "journal");
+            (void)bring_up(tx, t.root / "cfg");
+            ::_exit(0);
+        }
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        INFO("crash at step " << k);
+        REQUIRE(WEXITSTATUS(st) == 42);
+        CHECK(load_journal(t.root / "journal")->size() == k + 1);
+        REQUIRE(replay_journal(t.root / "journal"));
+        CHECK(snapshot(t.root) == before);
+        REQUIRE(replay_journal(t.root / "journal"));   // idempotent: nothing left to do, no error
+    }
+}
+
+TEST_CASE("a torn last journal line is ignored, a corrupt middle line is an error")
+{
+    TempTree t;
+    auto j = t.root / "journal";
+    fs::create_directories(t.root / "cfg" / "x");
+    REQUIRE(append_line_synced(j, UndoRecord{UndoOp::rmdir, (t.root / "cfg" / "x").string()}.to_line()));
+    { std::ofstream(j, std::ios::app) << "{\"op\":\"rmd"; }
+    auto recs = load_journal(j);
+    REQUIRE(recs);
+    CHECK(recs->size() == 1);
+    REQUIRE(replay_journal(j));
+    CHECK_FALSE(fs::exists(t.root / "cfg" / "x"));
+
+    { std::ofstream(j) << "garbage\n{\"op\":\"rmdir\",\"path\":\"/nonexistent\"}\n"; }
+    auto bad = load_journal(j);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().where == j.string() + ":1");
+}
+
+TEST_CASE("undo records round-trip through their journal line")
+{
+    UndoRecord r{UndoOp::kill, "qemu", "tab\tand\nnewline", 1234, 99};
+    auto back = UndoRecord::from_line(r.to_line());
+    REQUIRE(back);
+    CHECK(*back == r);
+}
+
+TEST_CASE("kill undo spares a reused pid")
+{
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    auto start = process_start_time(pid);
+    REQUIRE(start != 0);
+    REQUIRE(undo({UndoOp::kill, "sleeper", "", pid, start + 1}));   // wrong start time: not our process
+    CHECK(::waitpid(pid, nullptr, WNOHANG) == 0);
+    REQUIRE(undo({UndoOp::kill, "sleeper", "", pid, start}));
+    int st = 0;
+    CHECK(::waitpid(pid, &st, 0) == pid);
+    CHECK(WIFSIGNALED(st));
+}
+
+TEST_CASE("atomic writes leave either the old or the new file")
+{
+    TempTree t;
+    auto f = t.root / "state.json";
+    REQUIRE(write_file_atomic(f, "old", 0600));
+    REQUIRE(write_file_atomic(f, "new", 0600));
+    CHECK(*read_file(f) == "new");
+    CHECK((fs::status(f).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+    for (auto& e : fs::directory_iterator(t.root)) CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+}
