@@ -70,6 +70,9 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
         if (opt.stderr_fd >= 0) ::dup2(opt.stderr_fd, 2);
         for (auto& e : opt.extra_env) ::putenv(const_cast<char*>(e.c_str()));
         ::signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::execvp(args[0], args.data());
         int e = errno;
         (void)!::write(err_pipe[1], &e, sizeof e);

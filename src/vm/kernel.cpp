@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "core/fs.hpp"
+#include "core/process.hpp"
+#include "core/text.hpp"
 
 namespace devemu::vm {
 
@@ -94,6 +97,85 @@ Accel probe_kvm()
     core::UniqueFd vmfd(::ioctl(kvm.get(), KVM_CREATE_VM, 0));
     if (!vmfd) return {false, fmt::format("/dev/kvm exists but KVM_CREATE_VM failed: {}", std::strerror(errno))};
     return {true, "/dev/kvm works"};
+}
+
+std::optional<fs::path> uncompressed_kernel(const Kernel& k, const fs::path& cache_dir)
+{
+    std::error_code ec;
+    core::Hasher h;
+    h.add(k.vmlinuz.string());
+    h.add_u64(fs::file_size(k.vmlinuz, ec));
+    h.add_u64(static_cast<std::uint64_t>(fs::last_write_time(k.vmlinuz, ec).time_since_epoch().count()));
+    const auto out = cache_dir / "vmlinux" / (k.version + "-" + h.hex());
+    if (fs::exists(out, ec)) return out;
+    // PVH needs CONFIG_PVH; the config sits next to the kernel in a Debian tree.
+    if (auto cfg = core::read_file(k.vmlinuz.parent_path() / ("config-" + k.version)); cfg && cfg->find("CONFIG_PVH=y") == std::string::npos)
+        return std::nullopt;
+    auto img = core::read_file(k.vmlinuz);
+    if (!img) return std::nullopt;
+    struct Format {
+        std::string magic;
+        const char* tool;
+    };
+    const Format formats[] = {{std::string("\xfd" "7zXZ\0", 6), "xz"}, {std::string("\x28\xb5\x2f\xfd", 4), "zstd"},
+                              {std::string("\x1f\x8b\x08", 3), "gzip"}};
+    for (auto& f : formats) {
+        auto pos = img->find(f.magic);
+        if (pos == std::string::npos) continue;
+        auto tool = core::which(f.tool);
+        if (tool.empty()) continue;
+        if (!core::make_dirs(out.parent_path())) return std::nullopt;
+        const auto payload = out.string() + ".payload";
+        if (!core::write_file_atomic(payload, std::string_view(*img).substr(pos))) return std::nullopt;
+        // Trailing bytes after the stream make the tools complain; the output is still whole, so check the ELF instead.
+        auto r = core::run({tool, "-dc", payload}, std::chrono::seconds(60));
+        fs::remove(payload, ec);
+        if (!r || r->out.size() < 1024 || r->out.compare(0, 4, "\x7f" "ELF") != 0) continue;
+        if (!core::write_file_atomic(out, r->out)) return std::nullopt;
+        return out;
+    }
+    return std::nullopt;
+}
+
+core::Result<Accel> choose_accel(const std::string& mode, const Kernel& k, const fs::path& cache_dir)
+{
+    if (mode == "tcg") return Accel{false, "--accel tcg"};
+    if (mode != "auto" && mode != "kvm")
+        return core::fail(Errc::invalid_input, "--accel " + mode + " is not auto, kvm or tcg", "", "use --accel auto");
+    auto basic = probe_kvm();
+    if (!basic.kvm) {
+        if (mode == "kvm") return core::fail(Errc::missing, "KVM requested but unusable: " + basic.why, "/dev/kvm", "use --accel tcg");
+        return basic;
+    }
+    if (mode == "kvm") return basic;
+
+    utsname u{};
+    ::uname(&u);
+    core::Hasher h;
+    h.add(u.release);
+    h.add(k.version);
+    std::error_code ec;
+    auto qemu = core::which("qemu-system-x86_64");
+    h.add(qemu);
+    h.add_u64(fs::exists(qemu, ec) ? static_cast<std::uint64_t>(fs::last_write_time(qemu, ec).time_since_epoch().count()) : 0);
+    const auto verdict_file = cache_dir / ("kvm-verdict-" + h.hex());
+    if (auto v = core::read_attr(verdict_file); v && !v->empty()) {
+        if (*v == "ok") return Accel{true, "/dev/kvm works (boot-tested once)"};
+        return Accel{false, *v + "; cached in " + verdict_file.string()};
+    }
+    auto r = core::run({qemu, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-accel", "kvm", "-cpu", "host",
+                        "-m", "256", "-kernel", k.vmlinuz.string(), "-append", "console=ttyS0 panic=-1 loglevel=4",
+                        "-serial", "stdio", "-nic", "none"},
+                       std::chrono::seconds(8));
+    Accel a;
+    if (!r) a = {false, "KVM boot test could not run: " + r.error().message()};
+    else if (r->timed_out) a = {false, "/dev/kvm opens, but the kernel did not boot under KVM within 8 s (broken nested virtualisation?)"};
+    else if (r->out.find("Kernel panic") == std::string::npos && r->out.find("Linux version") == std::string::npos)
+        a = {false, "/dev/kvm opens, but qemu failed under KVM: " + std::string(core::trim(r->err.substr(0, r->err.find('\n'))))};
+    else a = {true, "/dev/kvm works (boot-tested once)"};
+    (void)core::make_dirs(cache_dir);
+    (void)core::write_file_atomic(verdict_file, a.kvm ? "ok" : a.why);
+    return a;
 }
 
 }  // namespace devemu::vm

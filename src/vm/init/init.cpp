@@ -1,1 +1,294 @@
-int main() { return 0; }
+// devemu-init: the guest's /init. Static, libc only: it mounts the basics, loads the modules the host resolved
+// (in order, with finit_module: no fork+exec per module, which costs ~30 ms each under TCG), brings up the
+// network and the host-root overlay when asked, runs the command with stdout on ttyS1 and stderr on ttyS2,
+// reports "DEVEMU-EXIT <status>" on ttyS3, and powers off. Kernel messages stay on ttyS0.
+//
+// /devemu/run.conf, one directive per line:
+//   module PATH          finit_module, in order; ENODEV/EEXIST are fine (no such hardware, already loaded)
+//   net 1                lo up, eth0 10.0.2.15/24 via 10.0.2.2 (qemu user networking)
+//   hostroot 1           9p tag "host" read-only + tmpfs upper = writable copy of the host's /, chroot into it
+//   share TAG DIR        9p tag mounted read-write at DIR
+//   cwd DIR              working directory of the command
+//   env K=V              added to the command's environment
+// /devemu/argv: the command, NUL-separated.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/reboot.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+int ctl_fd = -1;
+
+void say(const char* fmt, const char* a = "", const char* b = "")
+{
+    char buf[512];
+    int n = std::snprintf(buf, sizeof buf, fmt, a, b);
+    if (n > 0) {
+        if (ctl_fd >= 0) (void)!::write(ctl_fd, buf, static_cast<size_t>(n));
+        int k = ::open("/dev/kmsg", O_WRONLY);
+        if (k >= 0) {
+            (void)!::write(k, buf, static_cast<size_t>(n));
+            ::close(k);
+        }
+    }
+}
+
+[[noreturn]] void power_off()
+{
+    if (ctl_fd >= 0) ::tcdrain(ctl_fd);
+    ::sync();
+    ::reboot(LINUX_REBOOT_CMD_POWER_OFF);
+    for (;;) ::pause();
+}
+
+[[noreturn]] void die(const char* what, const char* arg)
+{
+    char msg[300];
+    std::snprintf(msg, sizeof msg, "%s: %s", arg, std::strerror(errno));
+    say("DEVEMU-ERROR %s %s\n", what, msg);
+    power_off();
+}
+
+void must_mount(const char* src, const char* dst, const char* type, unsigned long flags, const char* data)
+{
+    ::mkdir(dst, 0755);
+    if (::mount(src, dst, type, flags, data) != 0) die("mount", dst);
+}
+
+int open_raw_tty(const char* path)
+{
+    int fd = ::open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    termios t{};
+    if (::tcgetattr(fd, &t) == 0) {
+        ::cfmakeraw(&t);
+        ::cfsetospeed(&t, B115200);
+        ::tcsetattr(fd, TCSANOW, &t);
+    }
+    return fd;
+}
+
+bool filesystem_known(const char* type)
+{
+    char buf[4096];
+    int fd = ::open("/proc/filesystems", O_RDONLY);
+    if (fd < 0) return false;
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    char needle[64];
+    std::snprintf(needle, sizeof needle, "\t%s\n", type);
+    return std::strstr(buf, needle) != nullptr;
+}
+
+void load_module(const char* path)
+{
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("module", path);
+    long r = ::syscall(SYS_finit_module, fd, "", 0);
+    int e = errno;
+    ::close(fd);
+    if (r != 0 && e != EEXIST && e != ENODEV) {
+        errno = e;
+        die("module", path);
+    }
+}
+
+void if_up(int sock, const char* name, const char* addr, const char* mask)
+{
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (addr) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
+        sin->sin_family = AF_INET;
+        inet_pton(AF_INET, addr, &sin->sin_addr);
+        if (::ioctl(sock, SIOCSIFADDR, &ifr) != 0) die("net", name);
+        inet_pton(AF_INET, mask, &sin->sin_addr);
+        if (::ioctl(sock, SIOCSIFNETMASK, &ifr) != 0) die("net", name);
+    }
+    if (::ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) die("net", name);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (::ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) die("net", name);
+}
+
+void network()
+{
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) die("net", "socket");
+    if_up(s, "lo", nullptr, nullptr);
+    // virtio_net probes during module load; give a slow TCG guest a moment anyway.
+    for (int i = 0; i < 200 && ::if_nametoindex("eth0") == 0; ++i) ::usleep(10000);
+    if_up(s, "eth0", "10.0.2.15", "255.255.255.0");
+    rtentry rt{};
+    auto* gw = reinterpret_cast<sockaddr_in*>(&rt.rt_gateway);
+    gw->sin_family = AF_INET;
+    inet_pton(AF_INET, "10.0.2.2", &gw->sin_addr);
+    reinterpret_cast<sockaddr_in*>(&rt.rt_dst)->sin_family = AF_INET;
+    reinterpret_cast<sockaddr_in*>(&rt.rt_genmask)->sin_family = AF_INET;
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    ::ioctl(s, SIOCADDRT, &rt);
+    ::close(s);
+}
+
+void mkdirs(const char* path)
+{
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%s", path);
+    for (char* p = buf + 1; *p; ++p)
+        if (*p == '/') {
+            *p = 0;
+            ::mkdir(buf, 0755);
+            *p = '/';
+        }
+    ::mkdir(buf, 0755);
+}
+
+// A writable view of the host's / (9p, read-only) with the guest's own /proc, /sys, /dev, /tmp and modules.
+void host_root()
+{
+    must_mount("host", "/mnt/host", "9p", MS_RDONLY, "trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144");
+    must_mount("tmpfs", "/mnt/rw", "tmpfs", 0, "mode=0755");
+    ::mkdir("/mnt/rw/upper", 0755);
+    ::mkdir("/mnt/rw/work", 0755);
+    must_mount("overlay", "/newroot", "overlay", 0, "lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+    must_mount("proc", "/newroot/proc", "proc", 0, nullptr);
+    must_mount("sysfs", "/newroot/sys", "sysfs", 0, nullptr);
+    must_mount("/dev", "/newroot/dev", nullptr, MS_BIND | MS_REC, nullptr);
+    must_mount("tmpfs", "/newroot/tmp", "tmpfs", 0, "mode=1777");
+    must_mount("tmpfs", "/newroot/run", "tmpfs", 0, "mode=0755");
+    if (filesystem_known("configfs")) must_mount("configfs", "/newroot/sys/kernel/config", "configfs", 0, nullptr);
+    mkdirs("/newroot/lib/modules");
+    must_mount("/lib/modules", "/newroot/lib/modules", nullptr, MS_BIND, nullptr);
+}
+
+char* slurp(const char* path, size_t* len)
+{
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nullptr;
+    struct stat st {};
+    ::fstat(fd, &st);
+    char* buf = static_cast<char*>(std::malloc(static_cast<size_t>(st.st_size) + 1));
+    ssize_t n = ::read(fd, buf, static_cast<size_t>(st.st_size));
+    ::close(fd);
+    if (n < 0) n = 0;
+    buf[n] = 0;
+    *len = static_cast<size_t>(n);
+    return buf;
+}
+
+}  // namespace
+
+int main()
+{
+    must_mount("proc", "/proc", "proc", 0, nullptr);
+    must_mount("sysfs", "/sys", "sysfs", 0, nullptr);
+    must_mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
+    must_mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
+    must_mount("tmpfs", "/run", "tmpfs", 0, "mode=0755");
+    ctl_fd = open_raw_tty("/dev/ttyS3");
+    int out_fd = open_raw_tty("/dev/ttyS1");
+    int err_fd = open_raw_tty("/dev/ttyS2");
+    if (ctl_fd < 0 || out_fd < 0 || err_fd < 0) die("serial", "ttyS1..3");
+
+    size_t conf_len = 0, argv_len = 0;
+    char* conf = slurp("/devemu/run.conf", &conf_len);
+    char* args = slurp("/devemu/argv", &argv_len);
+    if (!conf || !args || argv_len == 0) die("config", "/devemu");
+
+    bool host = false;
+    const char* cwd = "/";
+    char* envp[64];
+    int envc = 0;
+    envp[envc++] = const_cast<char*>("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    envp[envc++] = const_cast<char*>("HOME=/root");
+    envp[envc++] = const_cast<char*>("TERM=dumb");
+    envp[envc++] = const_cast<char*>("DEVEMU_GUEST=1");
+
+    for (char* line = std::strtok(conf, "\n"); line; line = std::strtok(nullptr, "\n")) {
+        char* sp = std::strchr(line, ' ');
+        if (!sp) continue;
+        *sp = 0;
+        char* val = sp + 1;
+        if (!std::strcmp(line, "module")) load_module(val);
+        else if (!std::strcmp(line, "net")) network();
+        else if (!std::strcmp(line, "hostroot")) host = true;
+        else if (!std::strcmp(line, "cwd")) cwd = val;
+        else if (!std::strcmp(line, "env") && envc < 62) envp[envc++] = val;
+        // "share" lines are handled below, once the root is final.
+    }
+    envp[envc] = nullptr;
+    if (filesystem_known("configfs")) must_mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr);
+    if (host) host_root();
+
+    // Shares: a second pass, so that with the host root they land inside it.
+    {
+        size_t l = 0;
+        char* c2 = slurp("/devemu/run.conf", &l);
+        for (char* line = std::strtok(c2, "\n"); line; line = std::strtok(nullptr, "\n")) {
+            if (std::strncmp(line, "share ", 6)) continue;
+            char* tag = line + 6;
+            char* dir = std::strchr(tag, ' ');
+            if (!dir) continue;
+            *dir++ = 0;
+            char target[512];
+            std::snprintf(target, sizeof target, "%s%s", host ? "/newroot" : "", dir);
+            mkdirs(target);
+            if (::mount(tag, target, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144") != 0) die("share", target);
+        }
+    }
+
+    char* argv[256];
+    int argc = 0;
+    for (size_t off = 0; off < argv_len && argc < 255; off += std::strlen(args + off) + 1) argv[argc++] = args + off;
+    argv[argc] = nullptr;
+
+    pid_t pid = ::fork();
+    if (pid < 0) die("fork", argv[0]);
+    if (pid == 0) {
+        ::setsid();
+        int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, 0);
+        ::dup2(out_fd, 1);
+        ::dup2(err_fd, 2);
+        if (host && (::chroot("/newroot") != 0 || ::chdir("/") != 0)) {
+            std::perror("devemu-init: chroot");
+            ::_exit(127);
+        }
+        if (::chdir(cwd) != 0) ::chdir("/");
+        for (char** e = envp; *e; ++e) ::putenv(*e);
+        ::execvp(argv[0], argv);
+        std::fprintf(stderr, "devemu-init: cannot run %s: %s\n", argv[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    int status = 0, code = 0;
+    for (;;) {
+        pid_t r = ::waitpid(-1, &status, 0);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) break;
+    }
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ::tcdrain(out_fd);
+    ::tcdrain(err_fd);
+    char num[16];
+    std::snprintf(num, sizeof num, "%d", code);
+    say("DEVEMU-EXIT %s\n", num);
+    power_off();
+}

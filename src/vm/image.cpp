@@ -1,0 +1,191 @@
+#include "vm/image.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+#include "core/fs.hpp"
+#include "core/kmod.hpp"
+#include "core/process.hpp"
+#include "core/text.hpp"
+#include "vm/cpio.hpp"
+#include "vm/elf.hpp"
+
+namespace devemu::vm {
+
+using core::Errc;
+
+const std::vector<std::string>& module_set()
+{
+    static const std::vector<std::string> set = {
+        // transport and host root
+        "virtio_pci", "virtio_net", "virtio_blk", "9pnet_virtio", "9p", "overlay",
+        // configfs, LIO
+        "configfs", "target_core_mod", "target_core_file", "target_core_iblock", "target_core_user", "tcm_loop",
+        "iscsi_target_mod", "crc32c",
+        // USB gadget on dummy_hcd, and the host side that enumerates it
+        "dummy_hcd", "libcomposite", "usb_f_mass_storage", "usb_f_fs", "usb_f_acm", "usb-storage", "sd_mod", "sg",
+        // block devices
+        "zram", "loop", "rbd"};
+    return set;
+}
+
+fs::path default_init() { return core::self_exe().parent_path() / "devemu-init"; }
+
+namespace {
+
+std::string stat_key(const fs::path& p)
+{
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return "missing";
+    return fmt::format("{}:{}:{}", p.string(), st.st_size, st.st_mtim.tv_sec);
+}
+
+// Copies the module tree subset into a staging dir and lets depmod write its indexes (text and .bin: busybox
+// modprobe reads modules.dep, kmod's modprobe and libkmod read the .bin files).
+core::Status stage_modules(const Kernel& k, const std::vector<core::ModuleInfo>& mods, const fs::path& stage)
+{
+    const auto src = k.modules_dir();
+    const auto dst = stage / "lib/modules" / k.version;
+    for (auto& m : mods) {
+        auto rel = fs::relative(m.path, src);
+        std::error_code ec;
+        fs::create_directories((dst / rel).parent_path(), ec);
+        fs::copy_file(m.path, dst / rel, fs::copy_options::overwrite_existing, ec);
+        if (ec) return core::fail(Errc::io, "cannot copy module: " + ec.message(), m.path);
+    }
+    for (auto f : {"modules.order", "modules.builtin", "modules.builtin.modinfo"}) {
+        std::error_code ec;
+        fs::copy_file(src / f, dst / f, fs::copy_options::overwrite_existing, ec);
+    }
+    auto depmod = core::which("depmod");
+    if (depmod.empty()) depmod = "/sbin/depmod";
+    auto r = core::run({depmod, "-b", stage.string(), k.version}, std::chrono::seconds(60));
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code != 0)
+        return core::fail(Errc::missing, "depmod failed: " + std::string(core::trim(r->err)), stage.string(), "apt-get install kmod");
+    return {};
+}
+
+core::Status add_tree(CpioWriter& w, const fs::path& root)
+{
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) return core::fail(Errc::io, ec.message(), root.string());
+        auto rel = fs::relative(it->path(), root).string();
+        if (it->is_directory()) w.add_dir(rel);
+        else DEVEMU_CHECK(w.add_host_file(rel, it->path()));
+    }
+    return {};
+}
+
+core::Status add_busybox(CpioWriter& w, const fs::path& busybox)
+{
+    DEVEMU_CHECK(w.add_host_file("bin/busybox", busybox, 0755));
+    auto r = core::run({busybox.string(), "--list-full"}, std::chrono::seconds(10));
+    if (!r || r->exit_code != 0)
+        return core::fail(Errc::missing, "busybox --list-full failed", busybox.string(), "apt-get install busybox-static");
+    for (auto& line : core::split(r->out, '\n')) {
+        if (line.empty() || line == "bin/busybox") continue;
+        auto depth = std::count(line.begin(), line.end(), '/');
+        std::string up;
+        for (long i = 0; i < depth; ++i) up += "../";
+        w.add_symlink(line, up + "bin/busybox");
+    }
+    return {};
+}
+
+}  // namespace
+
+core::Result<BaseImage> build_base(const BaseSpec& spec, const fs::path& cache_dir, bool force)
+{
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto init = spec.init.empty() ? default_init() : spec.init;
+    if (!fs::exists(init)) return core::fail(Errc::missing, "devemu-init not found", init.string(), "rebuild devemu");
+    if (!fs::exists(spec.busybox)) return core::fail(Errc::missing, "busybox not found", spec.busybox.string(), "apt-get install busybox-static");
+
+    core::Hasher h;
+    h.add("devemu-base-v1");
+    h.add(spec.kernel.version);
+    h.add(stat_key(spec.kernel.vmlinuz));
+    h.add(stat_key(spec.kernel.modules_dir() / "modules.dep.bin"));
+    for (auto& m : spec.modules) h.add(m);
+    h.add(stat_key(spec.busybox));
+    DEVEMU_CHECK(h.add_file(init));
+    const auto dir = cache_dir / "images";
+    const auto path = dir / fmt::format("base-{}-{}.cpio", spec.kernel.version, h.hex());
+    BaseImage img;
+    img.path = path;
+    std::error_code ec;
+    if (!force && fs::exists(path, ec)) {
+        img.cached = true;
+        img.bytes = fs::file_size(path, ec);
+        img.build_time = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        return img;
+    }
+
+    DEVEMU_TRY(kmod, core::Kmod::open(spec.kernel.modules_dir()));
+    DEVEMU_TRY(mods, kmod.closure(spec.modules));
+    img.modules = mods.size();
+    char tmpl[] = "/tmp/devemu-stage-XXXXXX";
+    if (!::mkdtemp(tmpl)) return core::fail_errno("mkdtemp", tmpl);
+    const fs::path stage = tmpl;
+    struct Cleanup {
+        fs::path p;
+        ~Cleanup() { std::error_code e; fs::remove_all(p, e); }
+    } cleanup{stage};
+    DEVEMU_CHECK(stage_modules(spec.kernel, mods, stage));
+
+    CpioWriter w;
+    for (auto d : {"proc", "sys", "dev", "tmp", "run", "root", "etc", "mnt/host", "mnt/rw", "newroot", "devemu"}) w.add_dir(d);
+    w.add_char_device("dev/console", 5, 1);
+    DEVEMU_CHECK(w.add_host_file("init", init, 0755));
+    DEVEMU_CHECK(add_busybox(w, spec.busybox));
+    w.add_file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    w.add_file("etc/group", "root:x:0:\n");
+    DEVEMU_CHECK(add_tree(w, stage));
+    DEVEMU_CHECK(core::make_dirs(dir));
+    DEVEMU_CHECK(core::write_file_atomic(path, w.finish()));
+    // Old bases of the same kernel are dead weight once a new one exists.
+    for (auto& e : fs::directory_iterator(dir, ec)) {
+        auto n = e.path().filename().string();
+        if (e.path() != path && n.starts_with("base-" + spec.kernel.version + "-")) fs::remove(e.path(), ec);
+    }
+    img.bytes = fs::file_size(path, ec);
+    img.build_time = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    spdlog::debug("built {} ({} modules, {} bytes) in {} ms", path.string(), img.modules, img.bytes, img.build_time.count());
+    return img;
+}
+
+core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const RunSpec& run, const fs::path& out)
+{
+    CpioWriter w;
+    std::string conf;
+    if (!run.load.empty()) {
+        DEVEMU_TRY(kmod, core::Kmod::open(kernel.modules_dir()));
+        DEVEMU_TRY(mods, kmod.closure(run.load));
+        for (auto& m : mods)
+            conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::relative(m.path, kernel.modules_dir())).string() + "\n";
+    }
+    if (run.net) conf += "net 1\n";
+    if (run.host_root) conf += "hostroot 1\n";
+    for (auto& [tag, dir] : run.shares) conf += "share " + tag + " " + dir + "\n";
+    if (!run.cwd.empty()) conf += "cwd " + run.cwd + "\n";
+    for (auto& e : run.env) conf += "env " + e + "\n";
+    w.add_file("devemu/run.conf", conf);
+    std::string argv;
+    for (auto& a : run.argv) argv += a + '\0';
+    w.add_file("devemu/argv", argv);
+    for (auto& bin : run.binaries) {
+        DEVEMU_TRY(files, elf_closure(bin));
+        for (auto& f : files) DEVEMU_CHECK(w.add_host_file(f, f));
+    }
+    DEVEMU_TRY(base_bytes, core::read_file(base.path));
+    return core::write_file_atomic(out, base_bytes + w.finish(), 0600);
+}
+
+}  // namespace devemu::vm

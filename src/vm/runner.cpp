@@ -1,0 +1,265 @@
+#include "vm/runner.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+
+#include "core/fd.hpp"
+#include "core/fs.hpp"
+#include "core/process.hpp"
+#include "core/text.hpp"
+
+namespace devemu::vm {
+
+using core::Errc;
+using core::UniqueFd;
+
+std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm)
+{
+    std::vector<std::string> a = {"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                                  "-machine", "pc", "-m", std::to_string(c.memory_mb), "-smp", std::to_string(c.cpus)};
+    if (kvm) a.insert(a.end(), {"-accel", "kvm", "-cpu", "host"});
+    else a.insert(a.end(), {"-accel", "tcg", "-cpu", "max"});
+    a.insert(a.end(), {"-kernel", (c.boot_image.empty() ? c.kernel.vmlinuz : c.boot_image).string(), "-initrd", c.initrd.string()});
+    // A throw-away test VM: skip the crypto self-tests (~0.5 s under TCG), trust qemu's TSC, no mitigations.
+    std::string append = "console=ttyS0 quiet panic=-1 rdinit=/init cryptomgr.notests tsc=reliable no_timer_check mitigations=off";
+    if (!c.extra_append.empty()) append += " " + c.extra_append;
+    a.insert(a.end(), {"-append", append});
+    for (int i = 0; i < 4; ++i) {
+        a.push_back("-chardev");
+        a.push_back(fmt::format("socket,id=s{},path={}", i, (c.run_dir / fmt::format("s{}.sock", i)).string()));
+        a.push_back("-serial");
+        a.push_back(fmt::format("chardev:s{}", i));
+    }
+    if (c.net || !c.forwards.empty()) {
+        std::string netdev = "user,id=n0,ipv6=off";
+        for (auto& f : c.forwards) netdev += fmt::format(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest);
+        a.insert(a.end(), {"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="});
+    } else {
+        a.insert(a.end(), {"-nic", "none"});
+    }
+    if (c.host_root)
+        a.insert(a.end(), {"-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"});
+    for (size_t i = 0; i < c.shares.size(); ++i)
+        a.insert(a.end(), {"-virtfs", fmt::format("local,path={},mount_tag=share{},security_model=none,multidevs=remap",
+                                                  c.shares[i].host.string(), i)});
+    return a;
+}
+
+namespace {
+
+core::Result<UniqueFd> listen_unix(const fs::path& p)
+{
+    ::unlink(p.c_str());
+    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!s) return core::fail_errno("socket", p.string());
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (p.string().size() >= sizeof addr.sun_path)
+        return core::fail(Errc::invalid_input, "socket path too long", p.string(), "use a shorter --state-dir");
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", p.c_str());
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(s.get(), 1) != 0)
+        return core::fail_errno("cannot listen", p.string());
+    return s;
+}
+
+void write_all(int fd, const char* p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+}
+
+// Line splitter for the console tail and the control channel.
+struct Lines {
+    std::string partial;
+    template <class F>
+    void feed(const char* p, size_t n, F&& on_line)
+    {
+        partial.append(p, n);
+        size_t nl;
+        while ((nl = partial.find('\n')) != std::string::npos) {
+            std::string line = partial.substr(0, nl);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            on_line(line);
+            partial.erase(0, nl + 1);
+        }
+    }
+};
+
+}  // namespace
+
+core::Result<VmResult> run_vm(const VmConfig& c)
+{
+    VmResult res;
+    if (core::which("qemu-system-x86_64").empty())
+        return core::fail(Errc::missing, "qemu-system-x86_64 not found", "PATH", "apt-get install qemu-system-x86");
+    DEVEMU_TRY(accel, choose_accel(c.accel, c.kernel, c.cache_dir));
+    VmConfig cfg = c;
+    if (cfg.boot_image.empty())
+        if (auto elf = uncompressed_kernel(c.kernel, c.cache_dir)) cfg.boot_image = *elf;
+    res.accel_kvm = accel.kvm;
+    // Say which accelerator and why, every time: a silent TCG fallback is what makes VMs "mysteriously slow".
+    spdlog::info("vm: {} ({}), kernel {} from {}", accel.kvm ? "kvm" : "tcg, no KVM", accel.why, c.kernel.version, c.kernel.source);
+
+    std::array<UniqueFd, 4> listeners;
+    for (int i = 0; i < 4; ++i) {
+        DEVEMU_TRY(l, listen_unix(c.run_dir / fmt::format("s{}.sock", i)));
+        listeners[i] = std::move(l);
+    }
+    UniqueFd console_log(::open((c.run_dir / "console.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+
+    // SIGINT/SIGTERM end the VM cleanly instead of killing devemu around it.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigset_t old;
+    ::sigprocmask(SIG_BLOCK, &mask, &old);
+    struct Restore {
+        sigset_t s;
+        ~Restore() { ::sigprocmask(SIG_SETMASK, &s, nullptr); }
+    } restore{old};
+    UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC));
+
+    int err_pipe[2];
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return core::fail_errno("pipe", "qemu");
+    UniqueFd qerr_r(err_pipe[0]), qerr_w(err_pipe[1]);
+    auto argv = qemu_argv(cfg, accel.kvm);
+    spdlog::debug("vm: {}", fmt::join(argv, " "));
+    core::SpawnOptions so;
+    so.stderr_fd = qerr_w.get();
+    so.stdout_fd = qerr_w.get();
+    DEVEMU_TRY(qemu, core::Child::spawn(argv, so));
+    qerr_w.reset();
+
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = c.timeout.count() ? start + c.timeout : std::chrono::steady_clock::time_point::max();
+    std::array<UniqueFd, 4> chan;
+    std::string qemu_stderr;
+    std::optional<int> guest_exit;
+    std::string guest_error;
+    Lines console_lines, ctl_lines;
+    bool timed_out = false, interrupted = false, qemu_gone = false;
+    auto on_console = [&](const std::string& l) {
+        res.console_tail.push_back(l);
+        if (res.console_tail.size() > 20) res.console_tail.pop_front();
+    };
+    auto on_ctl = [&](const std::string& l) {
+        if (l.starts_with("DEVEMU-EXIT ")) guest_exit = std::atoi(l.c_str() + 12);
+        else if (l.starts_with("DEVEMU-ERROR ")) guest_error = l.substr(13);
+    };
+
+    for (;;) {
+        std::vector<pollfd> fds;
+        enum Kind { listener, channel, qerr, sig, pidfd };
+        std::vector<std::pair<Kind, int>> who;
+        for (int i = 0; i < 4; ++i) {
+            if (chan[i]) fds.push_back({chan[i].get(), POLLIN, 0}), who.push_back({channel, i});
+            else if (listeners[i]) fds.push_back({listeners[i].get(), POLLIN, 0}), who.push_back({listener, i});
+        }
+        if (qerr_r) fds.push_back({qerr_r.get(), POLLIN, 0}), who.push_back({qerr, 0});
+        if (sigfd) fds.push_back({sigfd.get(), POLLIN, 0}), who.push_back({sig, 0});
+        if (!qemu_gone) fds.push_back({qemu.pidfd(), POLLIN, 0}), who.push_back({pidfd, 0});
+        if (qemu_gone && !qerr_r && std::none_of(chan.begin(), chan.end(), [](auto& f) { return f.valid(); })) break;
+        if (qemu_gone && fds.empty()) break;
+
+        int wait_ms = -1;
+        if (deadline != std::chrono::steady_clock::time_point::max()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+            wait_ms = static_cast<int>(std::max<long>(0, left));
+        }
+        if (qemu_gone) wait_ms = wait_ms < 0 ? 500 : std::min(wait_ms, 500);   // drain, but do not hang on a stuck socket
+        int r = ::poll(fds.data(), fds.size(), wait_ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) {
+            if (qemu_gone) break;
+            timed_out = true;
+            break;
+        }
+        for (size_t k = 0; k < fds.size(); ++k) {
+            if (!fds[k].revents) continue;
+            auto [kind, i] = who[k];
+            char buf[16384];
+            if (kind == listener) {
+                chan[i].reset(::accept4(listeners[i].get(), nullptr, nullptr, SOCK_CLOEXEC));
+                listeners[i].reset();
+            } else if (kind == channel) {
+                ssize_t n = ::read(chan[i].get(), buf, sizeof buf);
+                if (n <= 0) {
+                    chan[i].reset();
+                    continue;
+                }
+                if (i == 0) {
+                    if (console_log) write_all(console_log.get(), buf, static_cast<size_t>(n));
+                    if (c.console) write_all(2, buf, static_cast<size_t>(n));
+                    console_lines.feed(buf, static_cast<size_t>(n), on_console);
+                } else if (i == 1) write_all(1, buf, static_cast<size_t>(n));
+                else if (i == 2) write_all(2, buf, static_cast<size_t>(n));
+                else ctl_lines.feed(buf, static_cast<size_t>(n), on_ctl);
+            } else if (kind == qerr) {
+                ssize_t n = ::read(qerr_r.get(), buf, sizeof buf);
+                if (n <= 0) qerr_r.reset();
+                else qemu_stderr.append(buf, static_cast<size_t>(n));
+            } else if (kind == sig) {
+                signalfd_siginfo si{};
+                (void)!::read(sigfd.get(), &si, sizeof si);
+                interrupted = true;
+            } else if (kind == pidfd) {
+                qemu_gone = true;
+            }
+        }
+        if (interrupted) break;
+    }
+    if (!console_lines.partial.empty()) on_console(console_lines.partial);
+    const int qemu_status = qemu.terminate(std::chrono::milliseconds(1000));
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    spdlog::debug("vm: finished in {} ms, qemu status {}", elapsed.count(), qemu_status);
+
+    auto tail = [&] {
+        std::string t;
+        for (auto& l : res.console_tail) t += "\n  | " + l;
+        return t;
+    };
+    if (timed_out) {
+        spdlog::error("vm: timed out after {} s; qemu killed. Last console lines:{}", c.timeout.count(), tail());
+        res.exit_code = 124;
+        return res;
+    }
+    if (interrupted) {
+        spdlog::error("vm: interrupted; qemu stopped");
+        res.exit_code = 130;
+        return res;
+    }
+    if (!guest_error.empty())
+        return core::fail(Errc::missing, "the guest's init failed: " + guest_error, "vm",
+                          "see " + (c.run_dir / "console.log").string() + " (keep it with -v)");
+    if (!guest_exit) {
+        std::string why = qemu_stderr.empty() ? "" : " qemu said: " + std::string(core::trim(qemu_stderr));
+        return core::fail(Errc::kernel,
+                          fmt::format("the guest stopped without reporting an exit status (kernel panic or qemu failure, "
+                                      "qemu exit {}).{} Last console lines:{}", qemu_status, why, tail()),
+                          "vm", "run with --console to watch the boot");
+    }
+    res.exit_code = *guest_exit;
+    return res;
+}
+
+}  // namespace devemu::vm

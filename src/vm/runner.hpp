@@ -1,0 +1,57 @@
+#pragma once
+// Runs qemu on a kernel + initrd built by image.hpp and relays the guest's channels: ttyS0 kernel console (to a
+// log, and live with `console`), ttyS1 the command's stdout, ttyS2 its stderr, ttyS3 devemu-init's control
+// lines ("DEVEMU-EXIT n", "DEVEMU-ERROR ..."). qemu dies with devemu (PR_SET_PDEATHSIG) and at the deadline.
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "vm/kernel.hpp"
+
+namespace devemu::vm {
+
+struct PortForward {
+    std::uint16_t host = 0;    // on 127.0.0.1 only
+    std::uint16_t guest = 0;
+};
+
+struct Share {
+    fs::path host;
+    std::string guest;
+};
+
+struct VmConfig {
+    Kernel kernel;
+    fs::path initrd;
+    fs::path boot_image;                   // what -kernel gets; default: the cached uncompressed ELF, else vmlinuz
+    fs::path run_dir;                      // sockets and console.log live here
+    unsigned memory_mb = 1024;
+    unsigned cpus = 2;
+    bool host_root = false;
+    std::vector<Share> shares;
+    std::vector<PortForward> forwards;
+    bool net = false;
+    std::chrono::seconds timeout{0};       // 0: none
+    bool console = false;                  // stream the kernel console to stderr
+    std::string extra_append;
+    std::string accel = "auto";          // auto | kvm | tcg
+    fs::path cache_dir;                    // where the KVM verdict is cached
+};
+
+struct VmResult {
+    int exit_code = 0;                     // the command's, 124 on timeout
+    std::deque<std::string> console_tail;  // last 20 console lines
+    bool accel_kvm = false;
+};
+
+// The qemu command line (exposed for tests and for `-v`).
+[[nodiscard]] std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm);
+
+// Boots, relays, and returns the command's exit status. A guest that powers off without reporting one (panic,
+// missing module, bad image) is an error carrying the last console lines.
+[[nodiscard]] core::Result<VmResult> run_vm(const VmConfig& c);
+
+}  // namespace devemu::vm
