@@ -47,9 +47,12 @@ int main(int argc, char** argv)
 {
     std::vector<std::string> global_args, cmd_args;
     std::string command;
+    bool trace = false;   // -vv: trace output (timings of each step)
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (command.empty() && a.starts_with('-')) {
+        if (command.empty() && a == "-vv") {
+            trace = true;
+        } else if (command.empty() && a.starts_with('-')) {
             global_args.push_back(a);
             if (takes_value(a) && i + 1 < argc) global_args.push_back(argv[++i]);
         } else if (command.empty()) {
@@ -105,8 +108,10 @@ int main(int argc, char** argv)
     for (auto& a : cmd_args) {
         if (a == "--") break;
         if (a == "-v" || a == "--verbose") ctx.verbosity = std::max(ctx.verbosity, 1);
+        if (a == "-vv") trace = true;
         if (a == "-q" || a == "--quiet") ctx.verbosity = -1;
     }
+    if (trace) ctx.verbosity = 2;
     core::setup_logging(ctx.verbosity);
 
     try {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
 #include "core/fs.hpp"
@@ -56,6 +57,24 @@ core::Result<vm::PortForward> parse_fwd(const std::string& s)
     return vm::PortForward{static_cast<std::uint16_t>(port(parts[0])), static_cast<std::uint16_t>(port(parts[1]))};
 }
 
+// devemu vm image [--rebuild] [--json]: build (or find) the cached base image and say what it holds.
+int vm_image(const Context& ctx, bool rebuild, bool json)
+{
+    auto kernel = vm::find_kernel(ctx.kernel, ctx.cache_dir);
+    if (!kernel) return report(kernel.error());
+    auto base = vm::build_base({*kernel}, ctx.cache_dir, rebuild);
+    if (!base) return report(base.error());
+    if (json) {
+        std::cout << nlohmann::json{{"path", base->path.string()}, {"cached", base->cached}, {"bytes", base->bytes},
+                                    {"build_ms", base->build_time.count()}, {"kernel", kernel->version},
+                                    {"modules", base->modules}}.dump(2) << "\n";
+    } else {
+        std::cout << base->path.string() << ": " << (base->cached ? "cached" : "built") << ", " << base->bytes << " bytes, "
+                  << base->build_time.count() << " ms, kernel " << kernel->version << "\n";
+    }
+    return 0;
+}
+
 }  // namespace
 
 int cmd_vm(Context& ctx, const Args& all)
@@ -80,6 +99,9 @@ int cmd_vm(Context& ctx, const Args& all)
         ("memory", po::value<unsigned>()->default_value(1024), "guest memory, MiB")
         ("cpus", po::value<unsigned>()->default_value(2), "guest CPUs")
         ("console", "stream the kernel console to stderr")
+        ("emit", po::value<std::string>(), "write initrd.cpio and qemu.args (one argument a line) into DIR instead of booting")
+        ("rebuild", "vm image: rebuild the cached base image")
+        ("json", "vm image: machine-readable output")
         ("append", po::value<std::string>()->default_value(""), "extra kernel command line")
         ("accel", po::value<std::string>()->default_value("auto"), "auto (KVM when it really boots, else TCG), kvm or tcg")
         ("verbose,v", "")("quiet,q", "")
@@ -93,8 +115,9 @@ int cmd_vm(Context& ctx, const Args& all)
         std::cout << opts;
         return 0;
     }
+    if (!rest.empty() && rest[0] == "image") return vm_image(ctx, vmap.count("rebuild") > 0, vmap.count("json") > 0);
     if (rest.empty() || rest[0] != "run") {
-        std::cerr << "devemu vm: expected `vm run [options] -- CMD` (fix: devemu vm --help)\n";
+        std::cerr << "devemu vm: expected `vm run [options] -- CMD` or `vm image` (fix: devemu vm --help)\n";
         return 2;
     }
     command.insert(command.begin(), rest.begin() + 1, rest.end());
@@ -195,6 +218,18 @@ int cmd_vm(Context& ctx, const Args& all)
     cfg.initrd = cfg.run_dir / "initrd.cpio";
     if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
 
+    if (vmap.count("emit")) {
+        const fs::path dir = vmap["emit"].as<std::string>();
+        if (auto s = core::make_dirs(dir); !s) return report(s.error());
+        std::error_code ec;
+        fs::copy_file(cfg.initrd, dir / "initrd.cpio", fs::copy_options::overwrite_existing, ec);
+        cfg.initrd = dir / "initrd.cpio";
+        if (auto elf = vm::uncompressed_kernel(cfg.kernel, ctx.cache_dir)) cfg.boot_image = *elf;
+        std::string lines;
+        for (auto& a : vm::qemu_argv(cfg, false)) lines += a + "\n";
+        if (auto s = core::write_file_atomic(dir / "qemu.args", lines); !s) return report(s.error());
+        return 0;
+    }
     auto res = vm::run_vm(cfg);
     if (!res) {
         cleanup.keep = true;

@@ -129,8 +129,16 @@ int Child::terminate(std::chrono::milliseconds grace)
     return wait();
 }
 
-Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout)
+Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::string_view input)
 {
+    UniqueFd in_r, in_w;
+    if (!input.empty()) {
+        int in_pipe[2];
+        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", argv.empty() ? "" : argv[0]);
+        in_r.reset(in_pipe[0]);
+        in_w.reset(in_pipe[1]);
+        ::fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+    }
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", argv.empty() ? "" : argv[0]);
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -142,10 +150,13 @@ Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::millise
     SpawnOptions opt;
     opt.stdout_fd = out_w.get();
     opt.stderr_fd = err_w.get();
+    opt.stdin_fd = in_r.valid() ? in_r.get() : -1;
     auto child = Child::spawn(argv, opt);
     if (!child) return std::unexpected(child.error());
     out_w.reset();
     err_w.reset();
+    in_r.reset();
+    size_t fed = 0;
 
     RunResult res;
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -156,9 +167,16 @@ Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::millise
             res.timed_out = true;
             break;
         }
-        pollfd fds[2] = {{out_open ? out_r.get() : -1, POLLIN, 0}, {err_open ? err_r.get() : -1, POLLIN, 0}};
-        int r = ::poll(fds, 2, static_cast<int>(left.count()));
+        pollfd fds[3] = {{out_open ? out_r.get() : -1, POLLIN, 0}, {err_open ? err_r.get() : -1, POLLIN, 0},
+                         {in_w.valid() ? in_w.get() : -1, POLLOUT, 0}};
+        int r = ::poll(fds, 3, static_cast<int>(left.count()));
         if (r < 0 && errno != EINTR) break;
+        if (fds[2].revents & (POLLOUT | POLLERR | POLLHUP)) {
+            ssize_t n = ::write(in_w.get(), input.data() + fed, input.size() - fed);
+            if (n > 0) fed += static_cast<size_t>(n);
+            if (n < 0 && errno != EAGAIN) in_w.reset();
+            if (fed == input.size()) in_w.reset();
+        }
         char buf[8192];
         for (int i = 0; i < 2; ++i) {
             if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;

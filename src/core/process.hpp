@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.hpp"
@@ -56,9 +57,11 @@ struct RunResult {
     std::string err;
 };
 
-// Runs argv to completion, capturing stdout and stderr, killing it at the deadline.
+// Runs argv to completion, capturing stdout and stderr, killing it at the deadline. `input` is fed to its stdin
+// (else stdin is /dev/null).
 [[nodiscard]] Result<RunResult> run(const std::vector<std::string>& argv,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                    std::string_view input = {});
 
 // Finds an executable on PATH; empty when absent.
 [[nodiscard]] std::string which(const std::string& name);

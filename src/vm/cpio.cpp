@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "core/fs.hpp"
@@ -24,6 +25,7 @@ void CpioWriter::pad()
 
 void CpioWriter::header(std::string_view name, unsigned mode, std::size_t size, unsigned rmaj, unsigned rmin)
 {
+    if (out_.capacity() - out_.size() < size + 512) out_.reserve(std::max(out_.capacity() * 2, out_.size() + size + (1u << 20)));
     out_ += fmt::format("070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}", ino_++, mode,
                         0, 0, (mode & S_IFMT) == S_IFDIR ? 2 : 1, 0, size, 0, 0, rmaj, rmin, name.size() + 1, 0);
     out_.append(name);

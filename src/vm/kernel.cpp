@@ -142,13 +142,10 @@ core::Result<Accel> choose_accel(const std::string& mode, const Kernel& k, const
     if (mode == "tcg") return Accel{false, "--accel tcg"};
     if (mode != "auto" && mode != "kvm")
         return core::fail(Errc::invalid_input, "--accel " + mode + " is not auto, kvm or tcg", "", "use --accel auto");
-    auto basic = probe_kvm();
-    if (!basic.kvm) {
-        if (mode == "kvm") return core::fail(Errc::missing, "KVM requested but unusable: " + basic.why, "/dev/kvm", "use --accel tcg");
-        return basic;
+    if (::access("/dev/kvm", F_OK) != 0) {
+        if (mode == "kvm") return core::fail(Errc::missing, "KVM requested but /dev/kvm is absent", "/dev/kvm", "use --accel tcg");
+        return Accel{false, "no /dev/kvm"};
     }
-    if (mode == "kvm") return basic;
-
     utsname u{};
     ::uname(&u);
     core::Hasher h;
@@ -159,10 +156,17 @@ core::Result<Accel> choose_accel(const std::string& mode, const Kernel& k, const
     h.add(qemu);
     h.add_u64(fs::exists(qemu, ec) ? static_cast<std::uint64_t>(fs::last_write_time(qemu, ec).time_since_epoch().count()) : 0);
     const auto verdict_file = cache_dir / ("kvm-verdict-" + h.hex());
-    if (auto v = core::read_attr(verdict_file); v && !v->empty()) {
+    // A cached verdict saves the device probe too; --accel kvm always probes and never trusts the cache.
+    if (auto v = core::read_attr(verdict_file); v && !v->empty() && mode == "auto") {
         if (*v == "ok") return Accel{true, "/dev/kvm works (boot-tested once)"};
         return Accel{false, *v + "; cached in " + verdict_file.string()};
     }
+    auto basic = probe_kvm();
+    if (!basic.kvm) {
+        if (mode == "kvm") return core::fail(Errc::missing, "KVM requested but unusable: " + basic.why, "/dev/kvm", "use --accel tcg");
+        return basic;
+    }
+    if (mode == "kvm") return basic;
     auto r = core::run({qemu, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-accel", "kvm", "-cpu", "host",
                         "-m", "256", "-kernel", k.vmlinuz.string(), "-append", "console=ttyS0 panic=-1 loglevel=4",
                         "-serial", "stdio", "-nic", "none"},
