@@ -4,7 +4,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+#include <ostream>
+
 #include "core/error.hpp"
+#include "core/statedir.hpp"
 
 namespace devemu::cli {
 
@@ -21,6 +25,12 @@ int cmd_doctor(Context& ctx, const Args& args);
 int cmd_profile(Context& ctx, const Args& args);
 int cmd_vm(Context& ctx, const Args& args);
 int cmd_ls(Context& ctx, const Args& args);
+int cmd_up(Context& ctx, const Args& args, bool apply);
+int cmd_down(Context& ctx, const Args& args);
+int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, bool json, bool secrets);
+core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);
+nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_override, bool secrets);
+void print_unit(const nlohmann::json& rec, const nlohmann::json& info, std::ostream& out);
 int cmd_not_landed(const std::string& command, const std::string& issue);
 
 // Prints one error line (red on a TTY) and returns its exit code.

@@ -119,8 +119,10 @@ int main(int argc, char** argv)
         if (command == "profile") return cli::cmd_profile(ctx, cmd_args);
         if (command == "vm") return cli::cmd_vm(ctx, cmd_args);
         if (command == "ls") return cli::cmd_ls(ctx, cmd_args);
-        if (command == "up" || command == "down" || command == "plan" || command == "check")
-            return cli::cmd_not_landed(command, "LIO targets (issue 8) and USB gadgets (issue 5)");
+        if (command == "up") return cli::cmd_up(ctx, cmd_args, true);
+        if (command == "plan") return cli::cmd_up(ctx, cmd_args, false);
+        if (command == "down") return cli::cmd_down(ctx, cmd_args);
+        if (command == "check") return cli::cmd_not_landed(command, "LIO checks (issue 8) and USB gadgets (issue 5)");
         if (command == "bench") return cli::cmd_not_landed(command, "the io_uring benchmark (issue 6)");
         if (command == "import" || command == "export") return cli::cmd_not_landed(command, "saveconfig.json interop (issue 8)");
         std::cerr << "devemu: unknown command '" << command << "' (fix: see devemu --help)\n";

@@ -58,8 +58,10 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
     if (pid < 0) return fail_errno("fork", argv[0]);
     if (pid == 0) {
         ::close(err_pipe[0]);
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127);
+        if (opt.die_with_parent) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(127);
+        }
         if (opt.new_session) ::setsid();
         if (opt.stdin_fd >= 0) ::dup2(opt.stdin_fd, 0);
         else if (opt.stdin_null) {

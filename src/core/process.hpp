@@ -21,6 +21,7 @@ struct SpawnOptions {
     int stderr_fd = -1;
     bool stdin_null = true;
     bool new_session = false;
+    bool die_with_parent = true;          // PR_SET_PDEATHSIG: off only for what must outlive devemu (up --vm)
     std::vector<std::string> extra_env;   // "K=V", added to the inherited environment
 };
 
@@ -41,6 +42,8 @@ public:
     // Non-blocking when it has not exited yet; returns the exit status (128+signal for a signal).
     std::optional<int> try_wait();
     int wait();
+    // Lets the process run on unowned (it must outlive devemu: up --vm); it is journaled by its pid and start time.
+    void detach() { pid_ = -1; pidfd_.reset(); }
     // SIGTERM, then SIGKILL after grace; always reaps.
     int terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
 

@@ -204,10 +204,16 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     for (auto& [tag, dir] : run.shares) conf += "share " + tag + " " + dir + "\n";
     if (!run.cwd.empty()) conf += "cwd " + run.cwd + "\n";
     for (auto& e : run.env) conf += "env " + e + "\n";
+    if (run.stay) conf += "stay 1\n";
     w.add_file("devemu/run.conf", conf);
-    std::string argv;
-    for (auto& a : run.argv) argv += a + '\0';
-    w.add_file("devemu/argv", argv);
+    auto nul_joined = [](const std::vector<std::string>& v) {
+        std::string joined;
+        for (auto& a : v) joined += a + '\0';
+        return joined;
+    };
+    w.add_file("devemu/argv", nul_joined(run.argv));
+    if (!run.down_argv.empty()) w.add_file("devemu/down-argv", nul_joined(run.down_argv));
+    for (auto& f : run.files) DEVEMU_CHECK(w.add_host_file(fs::absolute(f).string(), f));
     for (auto& bin : run.binaries) {
         DEVEMU_TRY(files, elf_closure(bin));
         for (auto& f : files) DEVEMU_CHECK(w.add_host_file(f, f));

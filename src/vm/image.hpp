@@ -41,6 +41,9 @@ struct RunSpec {
     std::string cwd;
     std::vector<std::string> env;
     std::vector<fs::path> binaries;         // host binaries to add, with their ELF closure (not with host_root)
+    std::vector<fs::path> files;            // host files to add at the same path (profiles)
+    bool stay = false;                      // long-lived: init waits for "down" on the control tty
+    std::vector<std::string> down_argv;     // what "down" runs before power-off
 };
 
 // Writes base + run archive into `out` (one file: qemu's -initrd takes one).

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +19,7 @@
 
 #include "core/fd.hpp"
 #include "core/fs.hpp"
+#include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
 
@@ -25,7 +28,7 @@ namespace devemu::vm {
 using core::Errc;
 using core::UniqueFd;
 
-std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm)
+std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
 {
     std::vector<std::string> a = {"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
                                   "-machine", "pc", "-m", std::to_string(c.memory_mb), "-smp", std::to_string(c.cpus)};
@@ -36,9 +39,12 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm)
     std::string append = "console=ttyS0 quiet panic=-1 rdinit=/init cryptomgr.notests tsc=reliable no_timer_check mitigations=off";
     if (!c.extra_append.empty()) append += " " + c.extra_append;
     a.insert(a.end(), {"-append", append});
+    static const char* logs[] = {"console.log", "stdout.log", "stderr.log"};
     for (int i = 0; i < 4; ++i) {
         a.push_back("-chardev");
-        a.push_back(fmt::format("socket,id=s{},path={}", i, (c.run_dir / fmt::format("s{}.sock", i)).string()));
+        if (detached && i < 3) a.push_back(fmt::format("file,id=s{},path={}", i, (c.run_dir / logs[i]).string()));
+        else if (detached) a.push_back(fmt::format("socket,id=s{},path={},server=on,wait=off", i, (c.run_dir / "ctl.sock").string()));
+        else a.push_back(fmt::format("socket,id=s{},path={}", i, (c.run_dir / fmt::format("s{}.sock", i)).string()));
         a.push_back("-serial");
         a.push_back(fmt::format("chardev:s{}", i));
     }
@@ -105,6 +111,72 @@ struct Lines {
 };
 
 }  // namespace
+
+core::Result<DetachedVm> start_detached(const VmConfig& c)
+{
+    if (core::which("qemu-system-x86_64").empty())
+        return core::fail(Errc::missing, "qemu-system-x86_64 not found", "PATH", "apt-get install qemu-system-x86");
+    DEVEMU_TRY(accel, choose_accel(c.accel, c.kernel, c.cache_dir));
+    spdlog::info("vm: {} ({}), kernel {} from {}", accel.kvm ? "kvm" : "tcg, no KVM", accel.why, c.kernel.version, c.kernel.source);
+    VmConfig cfg = c;
+    if (cfg.boot_image.empty())
+        if (auto elf = uncompressed_kernel(c.kernel, c.cache_dir)) cfg.boot_image = *elf;
+    auto argv = qemu_argv(cfg, accel.kvm, true);
+    spdlog::debug("vm: {}", fmt::join(argv, " "));
+    UniqueFd qlog(::open((c.run_dir / "qemu.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    core::SpawnOptions so;
+    so.new_session = true;
+    so.die_with_parent = false;
+    so.stdout_fd = so.stderr_fd = qlog.get();
+    DEVEMU_TRY(child, core::Child::spawn(argv, so));
+    DetachedVm vm{child.pid(), core::process_start_time(child.pid()), c.run_dir / "ctl.sock", accel.kvm};
+    child.detach();   // reaped by init once this devemu exits; `devemu down` stops it through the journal
+    for (int i = 0; i < 200 && ::access(vm.ctl_socket.c_str(), F_OK) != 0; ++i) ::usleep(10000);
+    if (::access(vm.ctl_socket.c_str(), F_OK) != 0) {
+        auto log = core::read_file(c.run_dir / "qemu.log").value_or("");
+        ::kill(vm.pid, SIGKILL);
+        return core::fail(Errc::kernel, "qemu did not start: " + std::string(core::trim(log)), c.run_dir.string());
+    }
+    return vm;
+}
+
+core::Result<std::string> control(const fs::path& ctl_socket, const std::string& send, const std::string& prefix,
+                                  std::chrono::seconds timeout, pid_t qemu_pid)
+{
+    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", ctl_socket.c_str());
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return core::fail_errno("cannot reach the VM's control socket", ctl_socket.string(), "is the VM still running? see devemu ls");
+    if (!send.empty()) write_all(s.get(), send.data(), send.size());
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    Lines lines;
+    std::optional<std::string> found;
+    const bool tty = ::isatty(2);
+    const auto start = std::chrono::steady_clock::now();
+    while (!found) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) return core::fail(Errc::timeout, "the VM did not answer in time", ctl_socket.string(), "see console.log beside it");
+        pollfd p{s.get(), POLLIN, 0};
+        int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 1000)));
+        if (tty) {
+            auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count();
+            if (secs >= 2) std::fprintf(stderr, "\rdevemu: waiting for the VM… %lds", static_cast<long>(secs));
+        }
+        if (qemu_pid > 0 && ::kill(qemu_pid, 0) != 0 && errno == ESRCH)
+            return core::fail(Errc::kernel, "the VM stopped", ctl_socket.string(), "see console.log beside it");
+        if (r <= 0) continue;
+        char buf[4096];
+        ssize_t n = ::read(s.get(), buf, sizeof buf);
+        if (n <= 0) return core::fail(Errc::kernel, "the VM closed its control channel", ctl_socket.string(), "see console.log beside it");
+        lines.feed(buf, static_cast<size_t>(n), [&](const std::string& l) {
+            if (!found && l.starts_with(prefix)) found = l;
+        });
+    }
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    return *found;
+}
 
 core::Result<VmResult> run_vm(const VmConfig& c)
 {

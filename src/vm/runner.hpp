@@ -47,8 +47,23 @@ struct VmResult {
     bool accel_kvm = false;
 };
 
+// A VM that outlives this devemu (up --vm): console, stdout and stderr go to files in run_dir, the control
+// tty is a socket qemu listens on (run_dir/ctl.sock) that later devemu calls connect to.
+struct DetachedVm {
+    pid_t pid = -1;
+    std::uint64_t start_time = 0;
+    fs::path ctl_socket;
+    bool accel_kvm = false;
+};
+[[nodiscard]] core::Result<DetachedVm> start_detached(const VmConfig& c);
+
+// Connects to a detached VM's control socket; reads lines until one starts with `prefix` (returns it) or the
+// deadline passes. Sends `send` first when not empty.
+[[nodiscard]] core::Result<std::string> control(const fs::path& ctl_socket, const std::string& send, const std::string& prefix,
+                                                std::chrono::seconds timeout, pid_t qemu_pid);
+
 // The qemu command line (exposed for tests and for `-v`).
-[[nodiscard]] std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm);
+[[nodiscard]] std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached = false);
 
 // Boots, relays, and returns the command's exit status. A guest that powers off without reporting one (panic,
 // missing module, bad image) is an error carrying the last console lines.

@@ -10,6 +10,8 @@
 //   share TAG DIR        9p tag mounted read-write at DIR
 //   cwd DIR              working directory of the command
 //   env K=V              added to the command's environment
+//   stay 1               after reporting the exit status, stay up and serve control lines on ttyS3:
+//                        "down" runs /devemu/down-argv, reports "DEVEMU-DOWN <status>" and powers off
 // /devemu/argv: the command, NUL-separated.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -194,6 +196,74 @@ char* slurp(const char* path, size_t* len)
     return buf;
 }
 
+// Runs the NUL-separated command in `argv_file` with stdout/stderr on the given ttys; returns its exit status.
+int run_command(const char* argv_file, bool host, const char* cwd, char** envp, int out_fd, int err_fd)
+{
+    size_t len = 0;
+    char* args = slurp(argv_file, &len);
+    if (!args || len == 0) return 127;
+    char* argv[256];
+    int argc = 0;
+    for (size_t off = 0; off < len && argc < 255; off += std::strlen(args + off) + 1) argv[argc++] = args + off;
+    argv[argc] = nullptr;
+    pid_t pid = ::fork();
+    if (pid < 0) return 127;
+    if (pid == 0) {
+        ::setsid();
+        int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, 0);
+        ::dup2(out_fd, 1);
+        ::dup2(err_fd, 2);
+        if (host && (::chroot("/newroot") != 0 || ::chdir("/") != 0)) {
+            std::perror("devemu-init: chroot");
+            ::_exit(127);
+        }
+        if (::chdir(cwd) != 0) (void)!::chdir("/");
+        for (char** e = envp; *e; ++e) ::putenv(*e);
+        ::execvp(argv[0], argv);
+        std::fprintf(stderr, "devemu-init: cannot run %s: %s\n", argv[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    int status = 0;
+    for (;;) {
+        pid_t r = ::waitpid(-1, &status, 0);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) break;
+    }
+    ::tcdrain(out_fd);
+    ::tcdrain(err_fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Long-lived mode (devemu up --vm): wait for "down" on the control tty, run the down command, power off.
+[[noreturn]] void serve(bool host, const char* cwd, char** envp, int out_fd, int err_fd)
+{
+    char line[256];
+    size_t n = 0;
+    for (;;) {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {}
+        char c;
+        ssize_t r = ::read(ctl_fd, &c, 1);
+        if (r <= 0) {
+            ::usleep(100000);
+            continue;
+        }
+        if (c != '\n' && c != '\r') {
+            if (n < sizeof line - 1) line[n++] = c;
+            continue;
+        }
+        line[n] = 0;
+        n = 0;
+        if (!std::strcmp(line, "down")) {
+            char num[16];
+            std::snprintf(num, sizeof num, "%d", run_command("/devemu/down-argv", host, cwd, envp, out_fd, err_fd));
+            say("DEVEMU-DOWN %s\n", num);
+            power_off();
+        }
+        if (!std::strcmp(line, "ping")) say("DEVEMU-PONG%s%s\n");
+    }
+}
+
 }  // namespace
 
 int main()
@@ -213,7 +283,7 @@ int main()
     char* args = slurp("/devemu/argv", &argv_len);
     if (!conf || !args || argv_len == 0) die("config", "/devemu");
 
-    bool host = false;
+    bool host = false, stay = false;
     const char* cwd = "/";
     char* envp[64];
     int envc = 0;
@@ -232,6 +302,7 @@ int main()
         else if (!std::strcmp(line, "hostroot")) host = true;
         else if (!std::strcmp(line, "cwd")) cwd = val;
         else if (!std::strcmp(line, "env") && envc < 62) envp[envc++] = val;
+        else if (!std::strcmp(line, "stay")) stay = true;
         // "share" lines are handled below, once the root is final.
     }
     envp[envc] = nullptr;
@@ -255,40 +326,9 @@ int main()
         }
     }
 
-    char* argv[256];
-    int argc = 0;
-    for (size_t off = 0; off < argv_len && argc < 255; off += std::strlen(args + off) + 1) argv[argc++] = args + off;
-    argv[argc] = nullptr;
-
-    pid_t pid = ::fork();
-    if (pid < 0) die("fork", argv[0]);
-    if (pid == 0) {
-        ::setsid();
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
-        ::dup2(out_fd, 1);
-        ::dup2(err_fd, 2);
-        if (host && (::chroot("/newroot") != 0 || ::chdir("/") != 0)) {
-            std::perror("devemu-init: chroot");
-            ::_exit(127);
-        }
-        if (::chdir(cwd) != 0) ::chdir("/");
-        for (char** e = envp; *e; ++e) ::putenv(*e);
-        ::execvp(argv[0], argv);
-        std::fprintf(stderr, "devemu-init: cannot run %s: %s\n", argv[0], std::strerror(errno));
-        ::_exit(127);
-    }
-    int status = 0, code = 0;
-    for (;;) {
-        pid_t r = ::waitpid(-1, &status, 0);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) break;
-    }
-    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    ::tcdrain(out_fd);
-    ::tcdrain(err_fd);
     char num[16];
-    std::snprintf(num, sizeof num, "%d", code);
+    std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", host, cwd, envp, out_fd, err_fd));
     say("DEVEMU-EXIT %s\n", num);
+    if (stay) serve(host, cwd, envp, out_fd, err_fd);
     power_off();
 }

@@ -1,0 +1,192 @@
+// devemu up / plan / down: bring a profile's targets up as units, show the plan, remove them.
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "core/statedir.hpp"
+#include "lio/unit.hpp"
+#include "profile/profile.hpp"
+
+namespace po = boost::program_options;
+using nlohmann::json;
+
+namespace devemu::cli {
+
+namespace {
+
+struct Parsed {
+    po::variables_map vm;
+    std::vector<std::string> positional;
+};
+
+Parsed parse(const Args& args, po::options_description& opts)
+{
+    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "")(
+        "args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+    po::positional_options_description pos;
+    pos.add("args", -1);
+    Parsed p;
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), p.vm);
+    p.positional = p.vm["args"].as<std::vector<std::string>>();
+    return p;
+}
+
+std::string secret_of(const json& rec, const std::string& initiator)
+{
+    return rec.value("generated", json::object()).value("chap:" + initiator, "");
+}
+
+}  // namespace
+
+// The lines a user needs to reach a target: URLs per LUN (with the CHAP secret only when asked), iscsiadm lines.
+json access_info(const json& rec, const std::string& portal_override, bool secrets)
+{
+    json info = rec.value("info", json::object());
+    if (info.value("fabric", "") != "iscsi") return info;
+    const std::string portal = portal_override.empty() ? info.value("portal", "") : portal_override;
+    std::string host = portal;
+    if (host.starts_with("0.0.0.0:")) host = "127.0.0.1" + host.substr(7);
+    const std::string iqn = info["wwn"];
+    json urls = json::array();
+    std::string user, secret;
+    if (!info["acls"].empty()) {
+        auto& a = info["acls"][0];
+        user = a.value("chap_user", "");
+        // Secrets from the profile live in the recorded nodes; generated ones in "generated".
+        secret = secret_of(rec, a["initiator"]);
+        for (auto& n : rec.value("nodes", json::array()))
+            if (n["path"].get<std::string>().ends_with("/acls/" + a["initiator"].get<std::string>() + "/auth/password")) secret = n["value"];
+        info["initiator"] = a["initiator"];
+    }
+    for (auto& l : info["luns"]) {
+        std::string cred = user.empty() ? "" : user + "%" + (secrets ? secret : "SECRET") + "@";
+        urls.push_back(fmt::format("iscsi://{}{}/{}/{}", cred, host, iqn, l["lun"].get<int>()));
+    }
+    info["portal"] = host;
+    info["urls"] = urls;
+    info["iscsiadm"] = json::array({fmt::format("iscsiadm -m discovery -t sendtargets -p {}", host),
+                                    fmt::format("iscsiadm -m node -T {} -p {} --login", iqn, host)});
+    if (!user.empty() && secrets) info["chap_secret"] = secret;
+    return info;
+}
+
+void print_unit(const json& rec, const json& info, std::ostream& out)
+{
+    out << "target " << rec.value("name", "?") << ": " << rec.value("state", "?");
+    if (rec.contains("changes")) out << " (" << rec["changes"].get<int>() << " changes)";
+    out << "\n";
+    if (info.value("fabric", "") == "iscsi") {
+        out << "  portal     " << info.value("portal", "") << "\n  iqn        " << info.value("wwn", "") << "\n";
+        if (info.contains("initiator")) out << "  initiator  " << info["initiator"].get<std::string>() << " (the ACL expects this IQN)\n";
+        for (auto& u : info["urls"]) out << "  url        " << u.get<std::string>() << "\n";
+        if (info.contains("chap_secret")) out << "  chap       " << info["chap_secret"].get<std::string>() << "\n";
+        else if (!info.value("acls", json::array()).empty() && info["acls"][0].contains("chap_user"))
+            out << "  chap       secret hidden: devemu ls --secrets\n";
+        for (auto& l : info["iscsiadm"]) out << "  iscsiadm   " << l.get<std::string>() << "\n";
+    } else {
+        out << "  wwn        " << info.value("wwn", "") << " (nexus " << info.value("initiator_wwn", "") << ")\n";
+        for (auto& [lun, dev] : info.value("devices", json::object()).items()) out << "  LUN " << lun << "      " << dev.get<std::string>() << "\n";
+    }
+}
+
+int cmd_up(Context& ctx, const Args& args, bool apply)
+{
+    po::options_description opts(apply ? "devemu up PROFILE… [--vm] [--force] [--insecure] [--json]\n\n"
+                                         "Brings up the targets a profile declares, or updates them: only the difference is applied.\n"
+                                         "Example: devemu up --vm targets/zram-iscsi.toml"
+                                       : "devemu plan PROFILE… [--json]\n\nWhat `up` would change; changes nothing.\n"
+                                         "Example: devemu plan targets/file-iscsi.toml");
+    opts.add_options()("force", "resize backing files, export devices that hold a filesystem")(
+        "insecure", "allow a non-loopback portal without CHAP and ACLs")("secrets", "show CHAP secrets")(
+        "vm", "run it in a VM of the distribution kernel (for hosts without LIO)")(
+        "in-vm", "internal: devemu inside the VM");
+    auto p = parse(args, opts);
+    if (p.vm.count("help") || p.positional.empty()) {
+        std::cout << opts;
+        return p.vm.count("help") ? 0 : 2;
+    }
+    if (p.vm.count("vm")) return cmd_up_vm(ctx, p.positional, p.vm.count("json") > 0, p.vm.count("secrets") > 0);
+    lio::UpOptions opt;
+    opt.force = p.vm.count("force") > 0;
+    opt.insecure = p.vm.count("insecure") > 0;
+    opt.in_vm = p.vm.count("in-vm") > 0;
+
+    std::vector<profile::Profile> profiles;
+    for (auto& f : p.positional) {   // everything validated before anything is touched
+        auto prof = profile::load(f);
+        if (!prof) return report(prof.error());
+        if (!prof->gadgets.empty())
+            return report({core::Errc::not_implemented, "USB gadgets arrive with issue 5", prof->gadgets[0].loc.str(),
+                           "use a profile with [[target]] only for now"});
+        profiles.push_back(std::move(*prof));
+    }
+    auto sd = core::StateDir::open(ctx.state_dir, apply);
+    if (!sd) return report(sd.error());
+    json out = json::array();
+    int rc = 0;
+    for (auto& prof : profiles) {
+        if (apply)
+            if (auto s = lio::prepare_kernel(prof, opt); !s) return report(s.error());
+        for (auto& t : prof.targets) {
+            if (!apply) {
+                auto pl = lio::plan(prof, t, *sd, opt);
+                if (!pl) return report(pl.error());
+                json steps = json::array();
+                for (auto& s : pl->steps) steps.push_back(core::describe(s));
+                out.push_back({{"unit", t.name}, {"steps", steps}});
+                if (!p.vm.count("json")) {
+                    std::cout << "target " << t.name << ": " << (pl->steps.empty() ? "up to date" : std::to_string(pl->steps.size()) + " changes") << "\n";
+                    for (auto& s : steps) std::cout << "  " << s.get<std::string>() << "\n";
+                }
+                continue;
+            }
+            auto rec = lio::up(prof, t, *sd, opt);
+            if (!rec) {
+                rc = report(rec.error());
+                continue;   // per object: one failing target does not stop the others; the summary exit says so
+            }
+            auto info = access_info(*rec, "", p.vm.count("secrets") > 0);
+            out.push_back({{"unit", t.name}, {"changes", (*rec)["changes"]}, {"access", info}});
+            if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
+        }
+    }
+    if (p.vm.count("json")) std::cout << out.dump(2) << "\n";
+    return rc;
+}
+
+int cmd_down(Context& ctx, const Args& args)
+{
+    po::options_description opts("devemu down NAME…|--all\n\nRemoves exactly what `up` made, in reverse, from the unit's journal.\n"
+                                  "Idempotent: works after a crash at any point of `up`.\nExample: devemu down zram0");
+    opts.add_options()("all", "every unit in the state dir");
+    auto p = parse(args, opts);
+    if (p.vm.count("help") || (p.positional.empty() && !p.vm.count("all"))) {
+        std::cout << opts;
+        return p.vm.count("help") ? 0 : 2;
+    }
+    auto sd = core::StateDir::open(ctx.state_dir);
+    if (!sd) return report(sd.error());
+    auto names = p.vm.count("all") ? sd->units() : p.positional;
+    int rc = 0;
+    for (auto& n : names) {
+        auto rec = sd->load(n);
+        const bool known = rec || std::filesystem::exists(sd->journal(n));
+        if (!known) {
+            std::cout << n << ": nothing to remove\n";
+            continue;
+        }
+        if (rec && rec->value("kind", "") == "vm") {
+            if (auto s = stop_vm_unit(*sd, n, *rec); !s) rc = report(s.error());
+            else std::cout << n << ": down\n";
+            continue;
+        }
+        if (auto s = lio::down(*sd, n); !s) rc = report(s.error());
+        else std::cout << n << ": down\n";
+    }
+    return rc;
+}
+
+}  // namespace devemu::cli

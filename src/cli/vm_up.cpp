@@ -1,0 +1,198 @@
+// devemu up --vm PROFILE: a long-lived VM of the distribution kernel runs `devemu up` on the profile (the same
+// code path as on a host with LIO), its iSCSI portals forwarded to 127.0.0.1 on free ports.
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <thread>
+
+#include "cli/cli.hpp"
+#include "core/fs.hpp"
+#include "core/journal.hpp"
+#include "core/text.hpp"
+#include "core/transaction.hpp"
+#include "profile/profile.hpp"
+#include "vm/image.hpp"
+#include "vm/runner.hpp"
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace devemu::cli {
+
+namespace {
+
+std::uint16_t free_port()
+{
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    std::uint16_t port = 0;
+    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+        port = ntohs(a.sin_port);
+    ::close(s);
+    return port;
+}
+
+bool port_answers(std::uint16_t port)
+{
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    return ok;
+}
+
+}  // namespace
+
+core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const json& rec)
+{
+    const pid_t pid = rec.value("pid", 0);
+    const std::uint64_t start = rec.value("start_time", std::uint64_t{0});
+    const bool alive = pid > 0 && core::process_start_time(pid) == start;
+    if (alive) {
+        // Clean first: the guest removes its targets (its own journal) and powers off; then the journal's kill.
+        auto r = vm::control(rec.value("ctl", ""), "down\n", "DEVEMU-DOWN", std::chrono::seconds(60), pid);
+        if (!r) spdlog::warn("{}: clean shutdown failed ({}); stopping qemu", name, r.error().message());
+        for (int i = 0; i < 100 && core::process_start_time(pid) == start; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    DEVEMU_CHECK(core::replay_journal(sd.journal(name)));
+    std::error_code ec;
+    if (rec.contains("run_dir")) fs::remove_all(rec["run_dir"].get<std::string>(), ec);
+    return sd.forget(name);
+}
+
+int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json, bool secrets)
+{
+    if (files.size() != 1) return report({core::Errc::invalid_input, "up --vm takes one profile", "", "run one VM per profile"});
+    auto prof = profile::load(files[0]);
+    if (!prof) return report(prof.error());
+    if (!prof->gadgets.empty())
+        return report({core::Errc::not_implemented, "USB gadgets arrive with issue 5", prof->gadgets[0].loc.str(), ""});
+    if (prof->targets.empty()) return report({core::Errc::invalid_input, "the profile has no [[target]]", prof->file, ""});
+    const std::string name = prof->targets.size() == 1 ? prof->targets[0].name : fs::path(prof->file).stem().string();
+
+    auto sd = core::StateDir::open(ctx.state_dir);
+    if (!sd) return report(sd.error());
+    if (sd->load(name)) return report({core::Errc::busy, "unit '" + name + "' is already up", ctx.state_dir.string(), "devemu down " + name + " first"});
+    auto kernel = vm::find_kernel(ctx.kernel, ctx.cache_dir);
+    if (!kernel) return report(kernel.error());
+    auto base = vm::build_base({*kernel}, ctx.cache_dir);
+    if (!base) return report(base.error());
+
+    vm::VmConfig cfg;
+    cfg.kernel = *kernel;
+    cfg.cache_dir = ctx.cache_dir;
+    cfg.run_dir = sd->unit_dir(name);
+    cfg.net = true;
+    json forwards = json::object();
+    for (auto& t : prof->targets)
+        if (t.fabric == profile::Fabric::iscsi) {
+            auto port = free_port();
+            cfg.forwards.push_back({port, t.portal.port});
+            forwards[t.name] = port;
+        }
+    if (auto s = core::make_dirs(cfg.run_dir, 0700); !s) return report(s.error());
+    cfg.initrd = cfg.run_dir / "initrd.cpio";
+    const auto self = core::self_exe();
+    vm::RunSpec run;
+    run.net = true;
+    run.load = {"virtio_pci", "virtio_net", "configfs"};
+    run.binaries = {self};
+    run.files = {fs::absolute(prof->file)};
+    run.argv = {self.string(), "--state-dir", "/run/devemu", "-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string()};
+    run.down_argv = {self.string(), "--state-dir", "/run/devemu", "-q", "down", "--all"};
+    run.stay = true;
+    if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
+
+    core::Transaction tx(sd->journal(name));
+    auto vmh = vm::start_detached(cfg);
+    if (!vmh) return report(vmh.error());
+    if (auto s = tx.record({core::UndoOp::kill, "qemu", "", vmh->pid, vmh->start_time}); !s) return report(s.error());
+    json rec = {{"name", name}, {"kind", "vm"}, {"state", "booting"}, {"profile", fs::absolute(prof->file).string()},
+                {"pid", vmh->pid}, {"start_time", vmh->start_time}, {"ctl", vmh->ctl_socket.string()},
+                {"run_dir", cfg.run_dir.string()}, {"forwards", forwards}, {"kvm", vmh->accel_kvm}};
+    if (auto s = sd->save(name, rec); !s) return report(s.error());
+
+    auto fail_and_stop = [&](const core::Error& e) {
+        auto err = core::read_file(cfg.run_dir / "stderr.log").value_or("");
+        int rc = report(e);
+        if (!core::trim(err).empty()) std::cerr << "devemu: in the VM: " << core::trim(err) << "\n";
+        tx.commit();   // the record and journal exist: stop through the one path that removes everything
+        if (auto s = stop_vm_unit(*sd, name, rec); !s) report(s.error());
+        return rc;
+    };
+    auto exit_line = vm::control(vmh->ctl_socket, "", "DEVEMU-EXIT", std::chrono::seconds(300), vmh->pid);
+    if (!exit_line) return fail_and_stop(exit_line.error());
+    const int guest_rc = std::atoi(exit_line->c_str() + 12);
+    if (guest_rc != 0) {
+        auto err = core::read_file(cfg.run_dir / "stderr.log").value_or("");
+        auto line = std::string(core::trim(err));
+        if (auto nl = line.rfind('\n'); nl != std::string::npos) line = line.substr(nl + 1);
+        if (line.starts_with("devemu: error: ")) line = line.substr(15);
+        core::Error e{core::Errc::invalid_input, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(guest_rc) + ")" : line, "vm", ""};
+        tx.commit();
+        std::cerr << "devemu: error: " << e.message() << "\n";
+        if (auto s = stop_vm_unit(*sd, name, rec); !s) report(s.error());
+        return guest_rc;
+    }
+    auto out = core::read_file(cfg.run_dir / "stdout.log").value_or("[]");
+    auto units = json::parse(out, nullptr, false);
+    if (units.is_discarded()) return fail_and_stop({core::Errc::kernel, "unreadable output from devemu in the VM", (cfg.run_dir / "stdout.log").string(), ""});
+    for (auto& [t, port] : forwards.items()) {
+        bool ok = false;
+        for (int i = 0; i < 100 && !(ok = port_answers(port.get<std::uint16_t>())); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!ok) return fail_and_stop({core::Errc::timeout, "the portal of " + t + " does not answer on 127.0.0.1:" + std::to_string(port.get<int>()), name, ""});
+    }
+    // What a user needs, with the forwarded portal in place of the guest's.
+    json shown = json::array();
+    json stored_units = json::array();
+    for (auto& u : units) {
+        const std::string unit = u["unit"];
+        json fake_rec = {{"name", unit}, {"state", "up in VM " + name}, {"info", u["access"]}, {"changes", u["changes"]}};
+        std::string portal = forwards.contains(unit) ? "127.0.0.1:" + std::to_string(forwards[unit].get<int>()) : "";
+        // The guest printed secrets (it runs with --secrets); keep them in the 0600 record, show them only when asked.
+        json info = u["access"];
+        if (!portal.empty()) {
+            info["portal"] = portal;
+            json urls = json::array();
+            for (auto& url : info.value("urls", json::array())) {
+                std::string s = url;
+                auto at = s.find('@');
+                auto host_start = at == std::string::npos ? s.find("//") + 2 : at + 1;
+                auto slash = s.find('/', host_start);
+                s = s.substr(0, host_start) + portal + s.substr(slash);
+                if (!secrets && at != std::string::npos) {
+                    auto pct = s.find('%');
+                    s = s.substr(0, pct + 1) + "SECRET" + s.substr(s.find('@'));
+                }
+                urls.push_back(s);
+            }
+            info["urls"] = urls;
+            json lines = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal + "   (answers with the guest's address 10.0.2.15: log in by portal instead)",
+                                      "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " -o new && iscsiadm -m node -T " +
+                                          info.value("wwn", "") + " -p " + portal + " --login"});
+            info["iscsiadm"] = lines;
+        }
+        if (!secrets) info.erase("chap_secret");
+        stored_units.push_back({{"unit", unit}, {"access", u["access"]}, {"portal", portal}});
+        shown.push_back({{"unit", unit}, {"vm", name}, {"access", info}});
+        if (!as_json) print_unit(fake_rec, info, std::cout);
+    }
+    rec["state"] = "up";
+    rec["units"] = stored_units;
+    tx.commit();
+    if (auto s = sd->save(name, rec); !s) return report(s.error());
+    if (as_json) std::cout << shown.dump(2) << "\n";
+    else std::cout << "  vm         " << name << " (pid " << vmh->pid << ", " << (vmh->accel_kvm ? "kvm" : "tcg") << "); stop it with: devemu down " << name << "\n";
+    return 0;
+}
+
+}  // namespace devemu::cli

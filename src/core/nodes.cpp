@@ -1,0 +1,172 @@
+#include "core/nodes.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+
+#include "core/fs.hpp"
+
+namespace devemu::core {
+
+namespace {
+constexpr const char* kinds[] = {"ensure", "dir", "link", "attr"};
+
+bool under(const std::string& path, const std::string& dir) { return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/'; }
+
+// Is the live node what `n` says? Sets `live` to what is there, for the plan.
+bool live_matches(const Node& n, const fs::path& root, std::string& live)
+{
+    std::error_code ec;
+    const auto p = root / n.path;
+    switch (n.kind) {
+    case NodeKind::ensure:
+    case NodeKind::dir:
+        live = fs::is_directory(fs::symlink_status(p, ec)) ? "present" : "absent";
+        return live == "present";
+    case NodeKind::link: {
+        if (!fs::is_symlink(fs::symlink_status(p, ec))) { live = "absent"; return false; }
+        auto t = fs::read_symlink(p, ec);
+        auto want = fs::path(n.value);
+        live = t.string();
+        return fs::weakly_canonical(p.parent_path() / t, ec) == fs::weakly_canonical(want.is_absolute() ? want : root / want, ec);
+    }
+    case NodeKind::attr: {
+        if (!n.verify) { live = "(write-only)"; return ::access(p.c_str(), F_OK) == 0; }
+        auto v = read_attr(p);
+        live = v ? *v : "absent";
+        return v && *v == n.value;
+    }
+    }
+    return false;
+}
+}  // namespace
+
+void to_json(nlohmann::json& j, const Node& n)
+{
+    j = {{"kind", kinds[static_cast<int>(n.kind)]}, {"path", n.path}, {"value", n.value}};
+    if (!n.verify) j["verify"] = false;
+    if (!n.undo.empty()) j["undo"] = n.undo;
+}
+
+void from_json(const nlohmann::json& j, Node& n)
+{
+    const std::string k = j.at("kind");
+    for (int i = 0; i < 4; ++i)
+        if (k == kinds[i]) n.kind = static_cast<NodeKind>(i);
+    n.path = j.at("path");
+    n.value = j.value("value", "");
+    n.verify = j.value("verify", true);
+    n.undo = j.value("undo", "");
+}
+
+std::vector<Step> diff(const std::vector<Node>& recorded, const std::vector<Node>& desired, const fs::path& root)
+{
+    std::map<std::string, const Node*> want, had;
+    for (auto& n : desired) want[n.path] = &n;
+    for (auto& n : recorded) had[n.path] = &n;
+
+    std::vector<Step> steps;
+    std::set<std::string> removed_dirs, removed;
+    // Removals, children first: nodes no longer wanted, and directories whose identity changed (with all below).
+    for (auto it = recorded.rbegin(); it != recorded.rend(); ++it) {
+        auto w = want.find(it->path);
+        bool gone = w == want.end() || w->second->kind != it->kind ||
+                    (it->kind != NodeKind::attr && w->second->value != it->value);
+        for (auto& d : removed_dirs) gone = gone || under(it->path, d);
+        if (!gone) continue;
+        if (it->kind == NodeKind::ensure) continue;
+        removed.insert(it->path);
+        if (it->kind == NodeKind::dir) removed_dirs.insert(it->path);
+        steps.push_back({Action::remove, *it, ""});
+    }
+    // A directory that will be recreated takes everything recorded below it along (done above, in reverse).
+    for (auto& n : desired) {
+        std::string live;
+        auto h = had.find(n.path);
+        const bool recorded_here = h != had.end() && !removed.count(n.path);
+        if (!recorded_here) {
+            steps.push_back({Action::create, n, ""});
+            continue;
+        }
+        if (n.kind == NodeKind::attr && h->second->value != n.value) {
+            steps.push_back({Action::change, n, h->second->value});
+            continue;
+        }
+        if (!live_matches(n, root, live)) steps.push_back({Action::repair, n, live});
+    }
+    return steps;
+}
+
+Status apply(Transaction& tx, const std::vector<Step>& plan, const fs::path& root)
+{
+    for (auto& s : plan) {
+        const auto p = root / s.node.path;
+        switch (s.action) {
+        case Action::remove: {
+            UndoRecord r;
+            if (s.node.kind == NodeKind::attr) {
+                if (s.node.undo.empty()) continue;
+                r = {UndoOp::write, p.string(), s.node.undo};
+            } else {
+                r = {s.node.kind == NodeKind::dir ? UndoOp::rmdir : UndoOp::unlink, p.string()};
+            }
+            DEVEMU_CHECK(undo(r));
+            break;
+        }
+        case Action::create:
+        case Action::repair:
+        case Action::change:
+            switch (s.node.kind) {
+            case NodeKind::ensure:
+                if (::access(p.c_str(), F_OK) != 0 && ::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST)
+                    return fail_errno("cannot create", p.string());
+                break;
+            case NodeKind::dir:
+                DEVEMU_CHECK(tx.mkdir(p));
+                break;
+            case NodeKind::link: {
+                fs::path target = s.node.value;
+                DEVEMU_CHECK(tx.symlink(target.is_absolute() ? target : root / target, p));
+                break;
+            }
+            case NodeKind::attr:
+                if (!s.node.undo.empty()) DEVEMU_CHECK(tx.record({UndoOp::write, p.string(), s.node.undo}));
+                DEVEMU_CHECK(tx.write(p, s.node.value));
+                break;
+            }
+            break;
+        }
+    }
+    return {};
+}
+
+std::vector<std::string> verify(const std::vector<Node>& desired, const fs::path& root)
+{
+    std::vector<std::string> out;
+    for (auto& n : desired) {
+        std::string live;
+        if (!live_matches(n, root, live))
+            out.push_back(fmt::format("{}: asked for {}, the kernel has {}", (root / n.path).string(),
+                                      n.kind == NodeKind::attr || n.kind == NodeKind::link ? "'" + n.value + "'" : "a directory", live));
+    }
+    return out;
+}
+
+std::string describe(const Step& s)
+{
+    const char* verbs[] = {"create", "remove", "change", "repair"};
+    std::string what = s.node.path;
+    if (s.node.kind == NodeKind::link) what += " -> " + s.node.value;
+    if (s.node.kind == NodeKind::attr) what += " = " + (s.node.path.ends_with("password") || s.node.path.ends_with("password_mutual") ? std::string("(secret)") : s.node.value);
+    if (s.action == Action::change) what += " (was " + s.old + ")";
+    if (s.action == Action::repair) what += " (found " + s.old + ")";
+    return fmt::format("{:7} {}", verbs[static_cast<int>(s.action)], what);
+}
+
+}  // namespace devemu::core

@@ -1,0 +1,159 @@
+#include "lio/backing.hpp"
+
+#include <blkid/blkid.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "core/fd.hpp"
+#include "core/fs.hpp"
+#include "core/probe.hpp"
+#include "core/text.hpp"
+
+namespace devemu::lio {
+
+using core::Errc;
+
+core::Result<std::uint64_t> block_device_size(const fs::path& dev)
+{
+    core::UniqueFd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return core::fail_errno("cannot open", dev.string());
+    std::uint64_t size = 0;
+    if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return core::fail_errno("cannot read the size of", dev.string());
+    return size;
+}
+
+core::Status check_block_device_free(const fs::path& dev, bool force)
+{
+    struct stat st {};
+    if (::stat(dev.c_str(), &st) != 0) return core::fail_errno("block device not found", dev.string());
+    if (!S_ISBLK(st.st_mode)) return core::fail(Errc::invalid_input, "not a block device", dev.string(), "use a fileio backstore for files");
+    // Mounted anywhere (by device number, so /dev/mapper aliases count too)?
+    std::ifstream mounts("/proc/self/mountinfo");
+    std::string line;
+    const auto majmin = fmt::format(" {}:{} ", major(st.st_rdev), minor(st.st_rdev));
+    while (std::getline(mounts, line))
+        if (line.find(majmin) != std::string::npos)
+            return core::fail(Errc::busy, "is mounted", dev.string(), "unmount it first; devemu never exports a mounted device");
+    const auto holders = fs::path("/sys/dev/block") / fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev)) / "holders";
+    std::error_code ec;
+    if (fs::exists(holders, ec) && !fs::is_empty(holders, ec))
+        return core::fail(Errc::busy, "is in use (it has holders: LVM, md or dm)", dev.string(), "release it first");
+    if (force) return {};
+    blkid_probe pr = blkid_new_probe_from_filename(dev.c_str());
+    if (!pr) return core::fail_errno("cannot probe", dev.string());
+    blkid_probe_enable_superblocks(pr, 1);
+    blkid_probe_enable_partitions(pr, 1);
+    const char* type = nullptr;
+    std::string found;
+    if (blkid_do_safeprobe(pr) == 0) {
+        if (blkid_probe_lookup_value(pr, "TYPE", &type, nullptr) == 0) found = std::string("a ") + type + " filesystem";
+        else if (blkid_probe_lookup_value(pr, "PTTYPE", &type, nullptr) == 0) found = std::string("a ") + type + " partition table";
+        else found = "a signature";
+    }
+    blkid_free_probe(pr);
+    if (!found.empty())
+        return core::fail(Errc::invalid_input, "holds " + found + "; exporting it would let initiators overwrite it", dev.string(),
+                          "pass --force if you mean it, or wipe it (wipefs -a)");
+    return {};
+}
+
+namespace {
+
+core::Result<Backing> file_backing(const profile::Backstore& b, core::Transaction* tx, bool force)
+{
+    Backing out{"fileio", b.path, 0, -1};
+    struct stat st {};
+    const bool exists = ::stat(b.path.c_str(), &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) return core::fail(Errc::invalid_input, "not a regular file", b.path, "use a block backstore for devices");
+    const std::uint64_t have = exists ? static_cast<std::uint64_t>(st.st_size) : 0;
+    if (!b.size) {
+        if (!exists || have == 0) return core::fail(Errc::invalid_input, "no size given and the file is empty or absent", b.path, "add size = \"1G\"");
+        out.size = have;
+        return out;
+    }
+    out.size = *b.size;
+    if (exists && have != 0 && have != *b.size && !force)
+        return core::fail(Errc::invalid_input,
+                          fmt::format("file holds {} but the profile asks for {}; devemu does not resize data", core::format_size(have),
+                                      core::format_size(*b.size)),
+                          b.path, "fix the size, or pass --force to resize it");
+    if (tx && (!exists || have != *b.size)) {
+        core::UniqueFd fd(::open(b.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+        if (!fd) return core::fail_errno("cannot create", b.path);
+        if (::ftruncate(fd.get(), static_cast<off_t>(*b.size)) != 0) return core::fail_errno("cannot size", b.path);
+    }
+    return out;
+}
+
+core::Result<Backing> zram_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, std::optional<int> reuse)
+{
+    Backing out{"iblock", "", *b.size, -1};
+    if (reuse) {
+        const auto dir = roots.sys / "block" / fmt::format("zram{}", *reuse);
+        auto size = core::read_attr(dir / "disksize");
+        auto algo = core::read_attr(dir / "comp_algorithm");
+        if (size && std::to_string(*b.size) == *size && algo && algo->find("[" + b.comp_algorithm + "]") != std::string::npos) {
+            out.zram = *reuse;
+            out.path = (roots.dev / fmt::format("zram{}", *reuse)).string();
+            return out;
+        }
+    }
+    if (!tx) {
+        out.path = (roots.dev / "zram(new)").string();
+        return out;
+    }
+    const auto control = roots.sys / "class/zram-control";
+    auto n = core::read_attr(control / "hot_add");
+    if (!n) return core::fail(Errc::missing, "cannot add a zram device", (control / "hot_add").string(), "modprobe zram, or use --vm");
+    out.zram = std::stoi(*n);
+    DEVEMU_CHECK(tx->record({core::UndoOp::zram_remove, (control / "hot_remove").string(), *n}));
+    const auto dir = roots.sys / "block" / fmt::format("zram{}", out.zram);
+    if (auto s = core::write_attr(dir / "comp_algorithm", b.comp_algorithm); !s)
+        return core::fail(Errc::invalid_input, "the kernel's zram does not offer comp_algorithm \"" + b.comp_algorithm + "\"", b.loc.str(),
+                          "pick one of: " + core::read_attr(dir / "comp_algorithm").value_or("?"));
+    DEVEMU_CHECK(core::write_attr(dir / "disksize", std::to_string(*b.size)));
+    out.path = (roots.dev / fmt::format("zram{}", out.zram)).string();
+    // devtmpfs makes the node asynchronously; wait briefly so LIO's open of udev_path finds it.
+    for (int i = 0; i < 200 && ::access(out.path.c_str(), F_OK) != 0; ++i) ::usleep(5000);
+    return out;
+}
+
+}  // namespace
+
+core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx,
+                                      std::optional<int> reuse_zram, bool force)
+{
+    switch (b.type) {
+    case profile::BackstoreType::fileio:
+        return file_backing(b, tx, force);
+    case profile::BackstoreType::block: {
+        DEVEMU_CHECK(check_block_device_free(b.path, force));
+        DEVEMU_TRY(size, block_device_size(b.path));
+        return Backing{"iblock", b.path, size, -1};
+    }
+    case profile::BackstoreType::zram:
+        return zram_backing(b, roots, tx, reuse_zram);
+    case profile::BackstoreType::user: {
+        Backing out{"user", b.path, b.size.value_or(0), -1};
+        if (!b.size) {
+            struct stat st {};
+            if (::stat(b.path.c_str(), &st) == 0) out.size = static_cast<std::uint64_t>(st.st_size);
+        }
+        return out;
+    }
+    case profile::BackstoreType::rbd:
+        return core::fail(Errc::not_implemented, "the rbd backstore needs krbd and a Ceph cluster; it arrives with issue 9",
+                          b.loc.str(), "use fileio, block or zram for now");
+    }
+    return core::fail(Errc::invalid_input, "unknown backstore type", b.loc.str());
+}
+
+}  // namespace devemu::lio

@@ -1,0 +1,109 @@
+#include "lio/model.hpp"
+
+#include <fmt/format.h>
+#include <sys/random.h>
+
+namespace devemu::lio {
+
+using core::Node;
+using core::NodeKind;
+
+std::string random_hex(std::size_t digits)
+{
+    std::string out;
+    unsigned char buf[64];
+    (void)!::getrandom(buf, sizeof buf, 0);
+    for (std::size_t i = 0; i < digits && i < 2 * sizeof buf; ++i) out += "0123456789abcdef"[(buf[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+    return out;
+}
+
+std::string random_secret()
+{
+    static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    unsigned char buf[16];
+    (void)!::getrandom(buf, sizeof buf, 0);
+    std::string out;
+    for (unsigned char c : buf) out += alphabet[c % (sizeof alphabet - 1)];
+    return out;
+}
+
+std::string Generated::get(const std::string& key, const std::string& fresh)
+{
+    auto [it, inserted] = values.emplace(key, fresh);
+    return it->second;
+}
+
+std::string Backstore::control() const
+{
+    const auto& b = *spec;
+    if (backing.plugin == "fileio")
+        return fmt::format("fd_dev_name={},fd_dev_size={}{}", backing.path, backing.size, b.write_cache ? ",fd_buffered_io=1" : "");
+    if (backing.plugin == "iblock") return fmt::format("udev_path={}{}", backing.path, b.readonly ? ",readonly=1" : "");
+    return fmt::format("dev_config={}/{},dev_size={}", b.handler, backing.path, backing.size);
+}
+
+void Backstore::nodes(std::vector<Node>& out) const
+{
+    const auto d = dir();
+    out.push_back({NodeKind::dir, "core/" + hba, hba});
+    // The control string is the backstore's identity: if it changes, the backstore is recreated.
+    out.push_back({NodeKind::dir, d, control()});
+    out.push_back({NodeKind::attr, d + "/control", control(), false});
+    if (backing.plugin == "iblock") out.push_back({NodeKind::attr, d + "/udev_path", backing.path});
+    if (!spec->wwn.empty()) out.push_back({NodeKind::attr, d + "/wwn/vpd_unit_serial", spec->wwn, false});
+    out.push_back({NodeKind::attr, d + "/enable", "1"});
+    if (spec->block_size != 512 || backing.plugin != "iblock")
+        out.push_back({NodeKind::attr, d + "/attrib/block_size", std::to_string(spec->block_size)});
+    if (backing.plugin != "user")
+        out.push_back({NodeKind::attr, d + "/attrib/emulate_write_cache", spec->write_cache ? "1" : "0"});
+}
+
+std::vector<Node> TargetModel::nodes() const
+{
+    std::vector<Node> out;
+    for (auto& b : backstores) b.nodes(out);
+    const auto tpg = tpg_dir();
+    out.push_back({NodeKind::ensure, fabric_dir(), ""});
+    out.push_back({NodeKind::dir, fabric_dir() + "/" + wwn, ""});
+    out.push_back({NodeKind::dir, tpg, ""});
+    // tcm_loop wants its I_T nexus before any LUN, else no /dev/sdX appears.
+    if (spec->fabric == profile::Fabric::loopback) out.push_back({NodeKind::attr, tpg + "/nexus", initiator_wwn});
+    for (size_t i = 0; i < spec->luns.size(); ++i) {
+        const auto lun = fmt::format("{}/lun/lun_{}", tpg, spec->luns[i].id);
+        out.push_back({NodeKind::dir, lun, backstores[i].dir()});
+        out.push_back({NodeKind::link, lun + "/" + backstores[i].spec->name, backstores[i].dir()});
+    }
+    if (spec->fabric == profile::Fabric::iscsi) {
+        const bool v6 = portal_address.find(':') != std::string::npos;
+        out.push_back({NodeKind::dir, fmt::format("{}/np/{}{}{}:{}", tpg, v6 ? "[" : "", portal_address, v6 ? "]" : "", spec->portal.port), ""});
+        const bool demo = spec->acls.empty();
+        out.push_back({NodeKind::attr, tpg + "/attrib/generate_node_acls", demo ? "1" : "0"});
+        out.push_back({NodeKind::attr, tpg + "/attrib/cache_dynamic_acls", demo ? "1" : "0"});
+        out.push_back({NodeKind::attr, tpg + "/attrib/demo_mode_write_protect", "0"});
+        out.push_back({NodeKind::attr, tpg + "/attrib/authentication", chap.empty() ? "0" : "1"});
+        for (auto& acl : spec->acls) {
+            const auto a = tpg + "/acls/" + acl.initiator;
+            out.push_back({NodeKind::dir, a, ""});
+            if (auto c = chap.find(acl.initiator); c != chap.end()) {
+                out.push_back({NodeKind::attr, a + "/auth/userid", c->second.first});
+                out.push_back({NodeKind::attr, a + "/auth/password", c->second.second});
+            }
+            if (auto m = mutual_chap.find(acl.initiator); m != mutual_chap.end()) {
+                out.push_back({NodeKind::attr, a + "/auth/userid_mutual", m->second.first});
+                out.push_back({NodeKind::attr, a + "/auth/password_mutual", m->second.second});
+            }
+            for (auto& l : spec->luns) {
+                if (!acl.luns.empty() && std::find(acl.luns.begin(), acl.luns.end(), l.id) == acl.luns.end()) continue;
+                const auto mapped = fmt::format("{}/lun_{}", a, l.id);
+                out.push_back({NodeKind::dir, mapped, ""});
+                out.push_back({NodeKind::link, fmt::format("{}/lun_{}", mapped, l.id), fmt::format("{}/lun/lun_{}", tpg, l.id)});
+            }
+        }
+        Node enable{NodeKind::attr, tpg + "/enable", "1"};
+        enable.undo = "0";   // disable before anything below it is removed
+        out.push_back(enable);
+    }
+    return out;
+}
+
+}  // namespace devemu::lio

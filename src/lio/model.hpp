@@ -1,0 +1,48 @@
+#pragma once
+// LIO's configfs objects as node lists (core/nodes.hpp), built parent to child as rtslib-fb models them:
+// Backstore (core/HBA/NAME), Target (FABRIC/WWN) -> Tpg (tpgt_1) -> Lun (lun/lun_N -> backstore),
+// Portal (np/ADDR:PORT), NodeAcl (acls/INITIATOR) -> MappedLun (acls/INITIATOR/lun_N -> lun).
+// Paths are relative to the target root (/sys/kernel/config/target). One formatter per kernel control string.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/nodes.hpp"
+#include "lio/backing.hpp"
+#include "profile/profile.hpp"
+
+namespace devemu::lio {
+
+struct Backstore {
+    const profile::Backstore* spec;
+    std::string hba;     // "fileio_3": one HBA per backstore, as rtslib does, so removing ours never touches others
+    Backing backing;
+
+    [[nodiscard]] std::string dir() const { return "core/" + hba + "/" + spec->name; }
+    [[nodiscard]] std::string control() const;   // the one string LIO's `control` attribute takes for this plugin
+    void nodes(std::vector<core::Node>& out) const;
+};
+
+// Values devemu generates once per unit and keeps (so a rerun of `up` is a no-op): WWNs, CHAP secrets.
+struct Generated {
+    std::map<std::string, std::string> values;
+    std::string get(const std::string& key, const std::string& fresh);
+};
+
+struct TargetModel {
+    const profile::Target* spec;
+    std::vector<Backstore> backstores;   // in the order of spec->luns
+    std::string portal_address;          // what the portal listens on (0.0.0.0 inside a VM)
+    std::string wwn, initiator_wwn;      // resolved (loopback ones may be generated)
+    std::map<std::string, std::pair<std::string, std::string>> chap;          // initiator -> user, secret
+    std::map<std::string, std::pair<std::string, std::string>> mutual_chap;   // initiator -> user, secret
+
+    [[nodiscard]] std::string fabric_dir() const { return spec->fabric == profile::Fabric::iscsi ? "iscsi" : "loopback"; }
+    [[nodiscard]] std::string tpg_dir() const { return fabric_dir() + "/" + wwn + "/tpgt_1"; }
+    [[nodiscard]] std::vector<core::Node> nodes() const;
+};
+
+[[nodiscard]] std::string random_hex(std::size_t digits);
+[[nodiscard]] std::string random_secret();   // 16 characters, letters and digits: every initiator takes it
+
+}  // namespace devemu::lio

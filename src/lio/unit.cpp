@@ -1,0 +1,234 @@
+#include "lio/unit.hpp"
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <set>
+#include <thread>
+
+#include "core/fs.hpp"
+#include "core/kmod.hpp"
+#include "core/probe.hpp"
+#include "lio/model.hpp"
+
+namespace devemu::lio {
+
+using core::Errc;
+using nlohmann::json;
+
+namespace {
+
+std::vector<core::Node> recorded_nodes(const json& rec)
+{
+    std::vector<core::Node> out;
+    if (rec.contains("nodes")) out = rec["nodes"].get<std::vector<core::Node>>();
+    return out;
+}
+
+// One HBA per backstore: keep the recorded one, else the first free PLUGIN_N.
+std::string pick_hba(const std::string& plugin, const json& rec, const std::string& bs, const Roots& roots, std::set<std::string>& taken)
+{
+    if (rec.contains("backstores") && rec["backstores"].contains(bs)) {
+        auto h = rec["backstores"][bs].value("hba", "");
+        if (h.starts_with(plugin + "_")) {
+            taken.insert(h);
+            return h;
+        }
+    }
+    for (int n = 0;; ++n) {
+        auto h = fmt::format("{}_{}", plugin, n);
+        std::error_code ec;
+        if (!taken.count(h) && !fs::exists(roots.target / "core" / h, ec)) {
+            taken.insert(h);
+            return h;
+        }
+    }
+}
+
+core::Status security_check(const profile::Target& t, const UpOptions& opt, const std::string& file)
+{
+    if (t.fabric != profile::Fabric::iscsi || t.portal.loopback() || opt.insecure) return {};
+    bool all_chap = !t.acls.empty();
+    for (auto& a : t.acls) all_chap = all_chap && !a.chap_user.empty();
+    if (all_chap) return {};
+    return core::fail(Errc::invalid_input,
+                      fmt::format("target '{}' listens on {} but not every initiator needs CHAP and an ACL", t.name, t.portal.address),
+                      t.loc.str().empty() ? file : t.loc.str(),
+                      "add [[target.acl]] entries with chap_user, use a 127.0.0.1 portal, or pass --insecure");
+}
+
+struct Built {
+    TargetModel model;
+    Generated gen;
+    json backstores = json::object();
+};
+
+core::Result<Built> build(const profile::Profile& p, const profile::Target& t, const json& rec, const UpOptions& opt,
+                          core::Transaction* tx)
+{
+    Built b;
+    if (rec.contains("generated")) b.gen.values = rec["generated"].get<std::map<std::string, std::string>>();
+    auto& m = b.model;
+    m.spec = &t;
+    m.portal_address = opt.in_vm && t.portal.loopback() ? "0.0.0.0" : t.portal.address;
+    m.wwn = t.fabric == profile::Fabric::iscsi ? t.wwn : (t.wwn.empty() ? b.gen.get("wwn", "naa.5001405" + random_hex(9)) : t.wwn);
+    if (t.fabric == profile::Fabric::loopback)
+        m.initiator_wwn = t.initiator_wwn.empty() ? b.gen.get("initiator_wwn", "naa.5001405" + random_hex(9)) : t.initiator_wwn;
+    for (auto& a : t.acls) {
+        if (!a.chap_user.empty())
+            m.chap[a.initiator] = {a.chap_user, a.chap_secret.empty() ? b.gen.get("chap:" + a.initiator, random_secret()) : a.chap_secret};
+        if (!a.mutual_user.empty())
+            m.mutual_chap[a.initiator] = {a.mutual_user, a.mutual_secret.empty() ? b.gen.get("mutual:" + a.initiator, random_secret()) : a.mutual_secret};
+    }
+    std::set<std::string> taken;
+    for (auto& l : t.luns) {
+        const auto* spec = p.backstore(l.backstore);
+        std::optional<int> reuse;
+        if (rec.contains("backstores") && rec["backstores"].contains(spec->name) && rec["backstores"][spec->name].contains("zram"))
+            reuse = rec["backstores"][spec->name]["zram"].get<int>();
+        auto backing = resolve_backing(*spec, opt.roots, tx, reuse, opt.force);
+        if (!backing) return std::unexpected(backing.error());
+        Backstore bs{spec, pick_hba(backing->plugin, rec, spec->name, opt.roots, taken), *backing};
+        json j = {{"hba", bs.hba}, {"plugin", backing->plugin}, {"path", backing->path}, {"size", backing->size}};
+        if (backing->zram >= 0) j["zram"] = backing->zram;
+        b.backstores[spec->name] = j;
+        m.backstores.push_back(bs);
+    }
+    return b;
+}
+
+// tcm_loop: the TPG's `address` attribute is "HOST:0:TARGET"; each LUN is the SCSI disk HOST:0:TARGET:LUN.
+// Waits (up to 5 s) for the kernel's scan to create the disks.
+json loopback_devices(const TargetModel& m, const Roots& roots)
+{
+    json out = json::object();
+    auto addr = core::read_attr(roots.target / m.tpg_dir() / "address");
+    if (!addr) return out;
+    for (int i = 0; i < 100 && out.size() < m.spec->luns.size(); ++i) {
+        for (auto& l : m.spec->luns) {
+            std::error_code ec;
+            const auto dir = roots.sys / "class/scsi_device" / fmt::format("{}:{}", *addr, l.id) / "device/block";
+            for (auto& blk : fs::directory_iterator(dir, ec)) out[std::to_string(l.id)] = "/dev/" + blk.path().filename().string();
+        }
+        if (out.size() < m.spec->luns.size()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return out;
+}
+
+json login_info(const TargetModel& m, const json& devices)
+{
+    json info;
+    const auto& t = *m.spec;
+    info["fabric"] = profile::to_string(t.fabric);
+    info["wwn"] = m.wwn;
+    json luns = json::array();
+    for (auto& l : t.luns) luns.push_back({{"lun", l.id}, {"backstore", l.backstore}});
+    info["luns"] = luns;
+    if (t.fabric == profile::Fabric::iscsi) {
+        info["portal"] = fmt::format("{}:{}", m.portal_address, t.portal.port);
+        json acls = json::array();
+        for (auto& a : t.acls) {
+            json j = {{"initiator", a.initiator}};
+            if (auto c = m.chap.find(a.initiator); c != m.chap.end()) j["chap_user"] = c->second.first;
+            acls.push_back(j);
+        }
+        info["acls"] = acls;
+    } else {
+        info["initiator_wwn"] = m.initiator_wwn;
+        info["devices"] = devices;
+    }
+    return info;
+}
+
+}  // namespace
+
+core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
+{
+    if (!opt.load_modules) return {};
+    std::vector<std::string> mods = {"configfs", "target_core_mod"};
+    for (auto& t : p.targets) {
+        if (t.fabric == profile::Fabric::iscsi) mods.insert(mods.end(), {"iscsi_target_mod", "crc32c"});   // crc32c: login digests
+        else mods.push_back("tcm_loop");
+        for (auto& l : t.luns) {
+            auto* b = p.backstore(l.backstore);
+            if (b->type == profile::BackstoreType::fileio) mods.push_back("target_core_file");
+            else if (b->type == profile::BackstoreType::user) mods.push_back("target_core_user");
+            else mods.push_back("target_core_iblock");
+            if (b->type == profile::BackstoreType::zram) mods.push_back("zram");
+        }
+    }
+    auto kmod = core::Kmod::open();
+    for (auto& m : mods) {
+        if (fs::exists(fs::path("/sys/module") / m) || (m == "configfs" && core::filesystem_known("configfs"))) continue;
+        if (!kmod) return core::fail(Errc::missing, "kernel module " + m + " is not loaded and this kernel has no modules",
+                                     kmod.error().where, "use --vm (runs it in a VM of the distribution kernel)");
+        if (kmod->lookup(m).empty() && m == "crc32c") continue;   // built in
+        DEVEMU_CHECK(kmod->load(m));
+    }
+    if (!core::mounted_at("/sys/kernel/config", "configfs") && opt.roots.target == Roots{}.target) {
+        if (::mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr) != 0)
+            return core::fail_errno("cannot mount configfs", "/sys/kernel/config", "mount -t configfs none /sys/kernel/config");
+    }
+    std::error_code ec;
+    if (!fs::is_directory(opt.roots.target, ec))
+        return core::fail(Errc::missing, "LIO is not available (no configfs target directory)", opt.roots.target.string(),
+                          "modprobe target_core_mod, or use --vm");
+    return {};
+}
+
+core::Result<UnitPlan> plan(const profile::Profile& p, const profile::Target& t, const core::StateDir& sd, const UpOptions& opt)
+{
+    DEVEMU_CHECK(security_check(t, opt, p.file));
+    json rec = sd.load(t.name).value_or(json::object());
+    DEVEMU_TRY(b, build(p, t, rec, opt, nullptr));
+    return UnitPlan{t.name, core::diff(recorded_nodes(rec), b.model.nodes(), opt.roots.target)};
+}
+
+core::Result<json> up(const profile::Profile& p, const profile::Target& t, const core::StateDir& sd, const UpOptions& opt)
+{
+    DEVEMU_CHECK(security_check(t, opt, p.file));
+    json rec = sd.load(t.name).value_or(json::object());
+    if (!rec.empty() && rec.value("profile", "") != p.file && rec.value("kind", "") == "target")
+        spdlog::info("unit {} was brought up from {}; updating it from {}", t.name, rec.value("profile", "?"), p.file);
+    core::Transaction tx(sd.journal(t.name));
+    DEVEMU_TRY(b, build(p, t, rec, opt, &tx));
+    const auto desired = b.model.nodes();
+    const auto steps = core::diff(recorded_nodes(rec), desired, opt.roots.target);
+    for (auto& s : steps) spdlog::debug("{}: {}", t.name, core::describe(s));
+    if (auto s = core::apply(tx, steps, opt.roots.target); !s) {
+        auto e = s.error();
+        e.what = fmt::format("target '{}': {}", t.name, e.what);
+        if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+        return std::unexpected(e);
+    }
+    if (auto diffs = core::verify(desired, opt.roots.target); !diffs.empty()) {
+        if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+        return core::fail(Errc::check_failed, fmt::format("read-back differs after apply ({} differences), rolled back: {}", diffs.size(), diffs.front()),
+                          t.name, "see `devemu plan` and dmesg");
+    }
+    tx.commit();
+    json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
+    rec = {{"name", t.name}, {"kind", "target"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired},
+           {"generated", b.gen.values}, {"backstores", b.backstores}, {"info", login_info(b.model, devices)},
+           {"changes", steps.size()}};
+    DEVEMU_CHECK(sd.save(t.name, rec));
+    return rec;
+}
+
+core::Status down(const core::StateDir& sd, const std::string& unit)
+{
+    auto s = core::replay_journal(sd.journal(unit));
+    if (!s) return core::fail(s.error().code, "could not remove everything: " + s.error().message(), unit,
+                              "fix the cause (a session still using a LUN?) and run devemu down again");
+    return sd.forget(unit);
+}
+
+std::vector<std::string> health(const json& record, const Roots& roots)
+{
+    return core::verify(recorded_nodes(record), roots.target);
+}
+
+}  // namespace devemu::lio
