@@ -1,20 +1,63 @@
-// devemu ls: the units recorded in the state dir.
+// devemu ls: the units in the state dir, and whether the kernel still holds what each recorded.
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "core/journal.hpp"
 #include "core/statedir.hpp"
+#include "lio/unit.hpp"
 
 namespace po = boost::program_options;
+using nlohmann::json;
 
 namespace devemu::cli {
 
+namespace {
+
+// "healthy", or what differs from the record.
+json health_of(const json& rec)
+{
+    const std::string kind = rec.value("kind", "");
+    if (kind == "vm") {
+        const bool alive = core::process_start_time(rec.value("pid", 0)) == rec.value("start_time", std::uint64_t{0});
+        return alive ? json{{"status", "healthy"}} : json{{"status", "dead"}, {"detail", "qemu is gone; run devemu down " + rec.value("name", "")}};
+    }
+    if (kind == "target") {
+        auto diffs = lio::health(rec, lio::Roots{});
+        if (diffs.empty()) return {{"status", "healthy"}};
+        return {{"status", "drift"}, {"detail", diffs}};
+    }
+    return {{"status", "unknown"}};
+}
+
+json secrets_of(const json& rec)
+{
+    json out = json::object();
+    for (auto& [k, v] : rec.value("generated", json::object()).items())
+        if (k.starts_with("chap:") || k.starts_with("mutual:")) out[k] = v;
+    for (auto& n : rec.value("nodes", json::array())) {
+        const std::string path = n.value("path", "");
+        if (path.ends_with("/auth/password") || path.ends_with("/auth/password_mutual")) {
+            auto acls = path.find("/acls/");
+            auto ini = path.substr(acls + 6, path.find('/', acls + 6) - acls - 6);
+            out[(path.ends_with("_mutual") ? "mutual:" : "chap:") + ini] = n.value("value", "");
+        }
+    }
+    for (auto& u : rec.value("units", json::array()))   // up --vm: the guest's units
+        if (u.contains("access") && u["access"].contains("chap_secret") && u["access"].contains("initiator"))
+            out["chap:" + u["access"]["initiator"].get<std::string>()] = u["access"]["chap_secret"];
+    return out;
+}
+
+}  // namespace
+
 int cmd_ls(Context& ctx, const Args& args)
 {
-    po::options_description opts("devemu ls [--json]\n\nExample: devemu ls --json");
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "");
+    po::options_description opts("devemu ls [--json] [--secrets]\n\nUnits and their health: does the kernel still hold what `up` made?\n"
+                                  "Example: devemu ls --json");
+    opts.add_options()("help,h", "this help")("json", "machine-readable output")("secrets", "include CHAP secrets")("verbose,v", "")("quiet,q", "");
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(opts).run(), vm);
     if (vm.count("help")) {
@@ -23,17 +66,43 @@ int cmd_ls(Context& ctx, const Args& args)
     }
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
-    nlohmann::json out = nlohmann::json::array();
+    json out = json::array();
     for (auto& u : sd->units()) {
         auto rec = sd->load(u);
-        nlohmann::json j = rec ? *rec : nlohmann::json{{"name", u}, {"state", "incomplete (journal only): run devemu down " + u}};
-        j["name"] = u;
+        json j = {{"name", u}};
+        if (!rec) {
+            j["state"] = "incomplete";
+            j["health"] = {{"status", "incomplete"}, {"detail", "only a journal is left (crash during up?): run devemu down " + u}};
+        } else {
+            j["kind"] = rec->value("kind", "?");
+            j["state"] = rec->value("state", "?");
+            j["profile"] = rec->value("profile", "");
+            j["health"] = health_of(*rec);
+            if (rec->contains("info")) j["access"] = access_info(*rec, "", vm.count("secrets") > 0);
+            if (rec->contains("forwards")) j["forwards"] = (*rec)["forwards"];
+            if (rec->contains("pid")) j["pid"] = (*rec)["pid"];
+            if (vm.count("secrets")) j["secrets"] = secrets_of(*rec);
+        }
         out.push_back(j);
     }
-    if (vm.count("json")) std::cout << out.dump(2) << "\n";
-    else if (out.empty()) std::cout << "no units (state dir " << ctx.state_dir.string() << ")\n";
-    else
-        for (auto& j : out) std::cout << j["name"].get<std::string>() << "  " << j.value("kind", "?") << "  " << j.value("state", "") << "\n";
+    if (vm.count("json")) {
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    if (out.empty()) std::cout << "no units (state dir " << ctx.state_dir.string() << ")\n";
+    for (auto& j : out) {
+        std::cout << j["name"].get<std::string>() << "  " << j.value("kind", "?") << "  " << j.value("state", "") << "  "
+                  << j["health"].value("status", "");
+        if (j.contains("forwards"))
+            for (auto& [t, port] : j["forwards"].items()) std::cout << "  " << t << "@127.0.0.1:" << port.get<int>();
+        std::cout << "\n";
+        if (j["health"].contains("detail")) {
+            auto& d = j["health"]["detail"];
+            if (d.is_array()) for (auto& l : d) std::cout << "    " << l.get<std::string>() << "\n";
+            else std::cout << "    " << d.get<std::string>() << "\n";
+        }
+        if (j.contains("secrets")) for (auto& [k, v] : j["secrets"].items()) std::cout << "    " << k << " = " << v.get<std::string>() << "\n";
+    }
     return 0;
 }
 

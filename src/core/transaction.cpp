@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <optional>
 #include <spdlog/spdlog.h>
 
@@ -17,10 +18,22 @@ Transaction::~Transaction()
     if (auto s = rollback(); !s) spdlog::error("rollback incomplete: {}", s.error().message());
 }
 
+// Fault injection for tests that crash a real `up` (VM tests): DEVEMU_CRASH_AFTER_STEP=N dies right after step N
+// is journaled, before it acts, exactly where a power cut or kill -9 hurts most.
+static long crash_after_step()
+{
+    static const long n = [] {
+        const char* v = std::getenv("DEVEMU_CRASH_AFTER_STEP");
+        return v && *v ? std::atol(v) : -1L;
+    }();
+    return n;
+}
+
 Status Transaction::journal_step(const UndoRecord& r)
 {
     if (auto s = append_line_synced(journal_, r.to_line()); !s) return s;
     if (testing::after_journal_hook) testing::after_journal_hook(steps_);
+    if (static_cast<long>(steps_) == crash_after_step()) ::_exit(137);
     ++steps_;
     return {};
 }

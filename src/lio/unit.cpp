@@ -151,7 +151,7 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
     std::vector<std::string> mods = {"configfs", "target_core_mod"};
     for (auto& t : p.targets) {
         if (t.fabric == profile::Fabric::iscsi) mods.insert(mods.end(), {"iscsi_target_mod", "crc32c"});   // crc32c: login digests
-        else mods.push_back("tcm_loop");
+        else mods.insert(mods.end(), {"tcm_loop", "sd_mod"});   // sd_mod: the LUNs become /dev/sdX
         for (auto& l : t.luns) {
             auto* b = p.backstore(l.backstore);
             if (b->type == profile::BackstoreType::fileio) mods.push_back("target_core_file");

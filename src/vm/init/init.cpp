@@ -131,11 +131,18 @@ void if_up(int sock, const char* name, const char* addr, const char* mask)
     if (::ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) die("net", name);
 }
 
-void network()
+void loopback_up()
 {
     int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) die("net", "socket");
     if_up(s, "lo", nullptr, nullptr);
+    ::close(s);
+}
+
+void network()
+{
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) die("net", "socket");
     // virtio_net probes during module load; give a slow TCG guest a moment anyway.
     for (int i = 0; i < 200 && ::if_nametoindex("eth0") == 0; ++i) ::usleep(10000);
     if_up(s, "eth0", "10.0.2.15", "255.255.255.0");
@@ -306,6 +313,7 @@ int main()
         // "share" lines are handled below, once the root is final.
     }
     envp[envc] = nullptr;
+    loopback_up();   // services on 127.0.0.1 in the guest (an iSCSI portal) need it, network or not
     if (filesystem_known("configfs")) must_mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr);
     if (host) host_root();
 

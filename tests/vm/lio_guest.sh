@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Runs inside the VM (devemu vm run --host-root): every backstore x fabric, CHAP, reconcile, clashes, safety,
+# crash recovery. Independent clients check the result: libiscsi's tools, sg3-utils, dd, configfs itself.
+set -u
+devemu=$1
+export DEVEMU_STATE_DIR=/run/devemu-test
+passed=0 failed=0
+ok()  { passed=$((passed + 1)); echo "ok   - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name: $(tail -3 /tmp/check.out | tr '\n' ' ')"; fi; }
+refuse() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then bad "$name: succeeded"; else ok "$name"; fi; cp /tmp/check.out /tmp/refused.out; }
+T=/sys/kernel/config/target
+ours_gone() { # no devemu-made objects left: no iscsi/loopback targets, no HBAs, no zram devices beyond the baseline
+    local left; left=$(ls $T/iscsi 2>/dev/null | grep -v -e discovery_auth -e lio_version -e cpus_allowed_list; ls $T/loopback 2>/dev/null | grep naa; ls $T/core | grep -v alua)
+    [ -z "$left" ] && [ "$(ls /sys/block | grep -c zram)" = "$zram_base" ] || { echo "left: $left $(ls /sys/block | grep zram)"; return 1; }
+}
+modprobe zram 2>/dev/null; zram_base=$(ls /sys/block | grep -c zram)
+cd /tmp
+
+# --- backing stores -----------------------------------------------------------------------------------
+truncate -s 64M /tmp/loopdisk.img
+loopdev=$(losetup -f --show /tmp/loopdisk.img)
+backstore() { # name type -> profile lines
+    case $2 in
+    fileio) printf '[[backstore]]\nname = "%s"\ntype = "fileio"\npath = "/tmp/%s.img"\nsize = "64M"\n' "$1" "$1" ;;
+    block)  printf '[[backstore]]\nname = "%s"\ntype = "block"\npath = "%s"\n' "$1" "$loopdev" ;;
+    zram)   printf '[[backstore]]\nname = "%s"\ntype = "zram"\nsize = "64M"\n' "$1" ;;
+    esac
+}
+for type in fileio block zram; do
+    # iSCSI
+    n=i$type
+    { backstore "$n" $type; printf '[[target]]\nname = "%s"\niqn = "iqn.2026-11.org.devemu:%s"\n[[target.lun]]\nbackstore = "%s"\n' "$n" "$n" "$n"; } > $n.toml
+    check "$type+iscsi: up" "$devemu" up $n.toml
+    url=iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:$n/0
+    check "$type+iscsi: iscsi-inq" iscsi-inq "$url"
+    check "$type+iscsi: readcapacity16 says 64 MiB" sh -c "iscsi-readcapacity16 $url | grep -q 'Total size:67108864'"
+    check "$type+iscsi: iscsi-test-cu Read10 Write10 ReadCapacity16" iscsi-test-cu -f -s -d -t SCSI.Read10.Simple,SCSI.Write10.Simple,SCSI.ReadCapacity16.Simple "$url"
+    check "$type+iscsi: plan is empty after up" sh -c "$devemu plan $n.toml | grep -q 'up to date'"
+    check "$type+iscsi: rerun of up changes nothing" sh -c "$devemu up --json $n.toml | grep -q '\"changes\": 0'"
+    check "$type+iscsi: down" "$devemu" down $n
+    check "$type+iscsi: nothing left" ours_gone
+    # loopback
+    n=l$type
+    { backstore "$n" $type; printf '[[target]]\nname = "%s"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "%s"\n' "$n" "$n"; } > $n.toml
+    check "$type+loopback: up" "$devemu" up --json $n.toml
+    dev=$(grep -o '"/dev/sd[a-z]*"' /tmp/check.out | tr -d '"' | head -1)
+    [ -b "$dev" ] && ok "$type+loopback: became $dev" || bad "$type+loopback: no /dev/sdX in: $(cat /tmp/check.out)"
+    check "$type+loopback: sg_inq sees LIO" sh -c "sg_inq $dev | grep -q LIO-ORG"
+    head -c 4M /dev/urandom > /tmp/pattern.$type
+    check "$type+loopback: dd write then read back compares" sh -c "dd if=/tmp/pattern.$type of=$dev bs=1M oflag=direct 2>/dev/null && dd if=$dev of=/tmp/back bs=1M count=4 iflag=direct 2>/dev/null && cmp /tmp/pattern.$type /tmp/back"
+    check "$type+loopback: down" "$devemu" down $n
+    check "$type+loopback: nothing left" ours_gone
+done
+check "fileio data survived down (the file is user data)" sh -c "cmp -n 4194304 /tmp/pattern.fileio /tmp/lfileio.img"
+
+# --- CHAP and ACLs ------------------------------------------------------------------------------------
+cat > chap.toml <<'P'
+[[backstore]]
+name = "c0"
+type = "zram"
+size = "16M"
+[[target]]
+name = "chap0"
+iqn = "iqn.2026-11.org.devemu:chap0"
+[[target.lun]]
+backstore = "c0"
+[[target.acl]]
+initiator = "iqn.2026-11.org.devemu:client"
+chap_user = "devemu"
+P
+check "chap: up" "$devemu" up chap.toml
+secret=$("$devemu" ls --secrets --json | python3 -c 'import json,sys; print([u for u in json.load(sys.stdin) if u["name"]=="chap0"][0]["secrets"]["chap:iqn.2026-11.org.devemu:client"])')
+[ ${#secret} -ge 12 ] && ok "chap: a generated secret of ${#secret} characters" || bad "chap: secret [$secret]"
+check "chap: state record is 0600" sh -c "stat -c %a $DEVEMU_STATE_DIR/units/chap0.json | grep -qx 600"
+check "chap: right secret logs in" iscsi-inq -i iqn.2026-11.org.devemu:client "iscsi://devemu%$secret@127.0.0.1:3260/iqn.2026-11.org.devemu:chap0/0"
+refuse "chap: wrong secret refused" iscsi-inq -i iqn.2026-11.org.devemu:client "iscsi://devemu%wrongwrongwrong@127.0.0.1:3260/iqn.2026-11.org.devemu:chap0/0"
+refuse "chap: unknown initiator refused" iscsi-inq -i iqn.2026-11.org.devemu:stranger "iscsi://devemu%$secret@127.0.0.1:3260/iqn.2026-11.org.devemu:chap0/0"
+refuse "chap: no credentials refused" iscsi-inq -i iqn.2026-11.org.devemu:client "iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:chap0/0"
+check "chap: down" "$devemu" down chap0
+
+# --- reconcile: editing one LUN touches one LUN -------------------------------------------------------
+{ backstore r0 zram; backstore r1 zram; printf '[[target]]\nname = "rec"\niqn = "iqn.2026-11.org.devemu:rec"\n[[target.lun]]\nbackstore = "r0"\n'; } > rec.toml
+check "reconcile: up with one LUN" "$devemu" up rec.toml
+printf '[[target.lun]]\nbackstore = "r1"\n' >> rec.toml
+"$devemu" plan rec.toml > /tmp/plan.out
+# every create is the new backstore (its own HBA dir, its attributes) or the new LUN; lun_0 and r0 are untouched
+check "reconcile: the plan creates only the new LUN and its backstore" sh -c "grep create /tmp/plan.out | grep -v -e '/r1' -e 'lun_1' -e 'create  core/iblock_[0-9]*\$' | grep -q . && exit 1; grep -q 'lun/lun_1' /tmp/plan.out && ! grep -q -e 'lun_0' -e '/r0' /tmp/plan.out"
+check "reconcile: the plan removes nothing" sh -c "! grep -q remove /tmp/plan.out"
+check "reconcile: up applies it" "$devemu" up rec.toml
+check "reconcile: LUN 1 answers" iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:rec/1
+check "reconcile: ls says healthy" sh -c "$devemu ls | grep rec | grep -q healthy"
+rmdir $T/iscsi/iqn.2026-11.org.devemu:rec/tpgt_1/np/127.0.0.1:3260
+check "reconcile: ls notices a portal removed behind our back" sh -c "$devemu ls | grep rec | grep -q drift"
+check "reconcile: up repairs it" sh -c "$devemu plan rec.toml | grep -q 'repair' && $devemu up rec.toml && iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:rec/0"
+check "reconcile: down" "$devemu" down rec
+check "reconcile: nothing left" ours_gone
+
+# --- objects devemu did not create -------------------------------------------------------------------
+mkdir -p "$T/iscsi/iqn.2026-11.org.devemu:izram"
+refuse "clash: an IQN someone else made is refused" "$devemu" up izram.toml
+check "clash: one line naming the path" sh -c "grep -c . /tmp/refused.out | grep -qx 1 && grep -q 'iqn.2026-11.org.devemu:izram' /tmp/refused.out"
+check "clash: the foreign target is untouched" test -d "$T/iscsi/iqn.2026-11.org.devemu:izram"
+rmdir "$T/iscsi/iqn.2026-11.org.devemu:izram"
+check "clash: nothing of ours left behind" ours_gone
+
+# --- safety ------------------------------------------------------------------------------------------
+mkfs.ext4 -q "$loopdev"
+refuse "safety: a device with a filesystem is refused" "$devemu" up iblock.toml
+check "safety: the refusal names the filesystem and --force" sh -c "grep -q 'ext4' /tmp/refused.out && grep -q -- '--force' /tmp/refused.out"
+check "safety: --force exports it" "$devemu" up --force iblock.toml
+check "safety: down" "$devemu" down iblock
+printf '[[backstore]]\nname = "w"\ntype = "zram"\nsize = "16M"\n[[target]]\nname = "wide"\nportal = "0.0.0.0:3260"\n[[target.lun]]\nbackstore = "w"\n' > wide.toml
+refuse "security: 0.0.0.0 portal without CHAP refused" "$devemu" up wide.toml
+check "security: with --insecure it comes up" "$devemu" up --insecure wide.toml
+check "security: down" "$devemu" down wide
+busybox nc -l -p 3260 >/dev/null 2>&1 & ncpid=$!
+for _ in $(seq 1 50); do grep -q ':0CBC 00000000:0000 0A' /proc/net/tcp && break; sleep 0.1; done
+refuse "port in use: refused" "$devemu" up izram.toml
+check "port in use: nothing of ours left behind" ours_gone
+kill $ncpid 2>/dev/null; wait $ncpid 2>/dev/null
+
+# --- crash at any step of up, then down --------------------------------------------------------------
+for step in 0 3 6 9 12 15; do
+    DEVEMU_CRASH_AFTER_STEP=$step "$devemu" up lzram.toml >/dev/null 2>&1
+    "$devemu" down lzram >/dev/null 2>&1
+    if ours_gone >/dev/null; then ok "crash after step $step: down removes everything"; else bad "crash after step $step: $(ours_gone)"; fi
+done
+check "down of a unit that is not there is fine" "$devemu" down nothing-here
+
+losetup -d "$loopdev"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
