@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/cli.hpp"
@@ -9,7 +10,8 @@ namespace devemu::cli {
 
 int report(const core::Error& e)
 {
-    const bool tty = ::isatty(2);
+    const char* term = std::getenv("TERM");
+    const bool tty = ::isatty(2) && !std::getenv("NO_COLOR") && !(term && std::string(term) == "dumb");
     std::cerr << (tty ? "\033[31mdevemu: error:\033[0m " : "devemu: error: ") << e.message() << "\n";
     return e.exit_code();
 }

@@ -137,7 +137,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
         auto line = std::string(core::trim(err));
         if (auto nl = line.rfind('\n'); nl != std::string::npos) line = line.substr(nl + 1);
         if (line.starts_with("devemu: error: ")) line = line.substr(15);
-        core::Error e{core::Errc::invalid_input, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(guest_rc) + ")" : line, "vm", ""};
+        core::Error e{core::Errc::invalid_input, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(guest_rc) + ")" : line, "", ""};
         tx.commit();
         std::cerr << "devemu: error: " << e.message() << "\n";
         if (auto s = stop_vm_unit(*sd, name, rec); !s) report(s.error());

@@ -118,7 +118,7 @@ core::Result<Backing> zram_backing(const profile::Backstore& b, const Roots& roo
     const auto dir = roots.sys / "block" / fmt::format("zram{}", out.zram);
     if (auto s = core::write_attr(dir / "comp_algorithm", b.comp_algorithm); !s)
         return core::fail(Errc::invalid_input, "the kernel's zram does not offer comp_algorithm \"" + b.comp_algorithm + "\"", b.loc.str(),
-                          "pick one of: " + core::read_attr(dir / "comp_algorithm").value_or("?"));
+                          "pick one of: " + std::string(core::trim(core::read_attr(dir / "comp_algorithm").value_or("?"))));
     DEVEMU_CHECK(core::write_attr(dir / "disksize", std::to_string(*b.size)));
     out.path = (roots.dev / fmt::format("zram{}", out.zram)).string();
     // devtmpfs makes the node asynchronously; wait briefly so LIO's open of udev_path finds it.

@@ -278,7 +278,8 @@ int main()
     must_mount("proc", "/proc", "proc", 0, nullptr);
     must_mount("sysfs", "/sys", "sysfs", 0, nullptr);
     must_mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
-    must_mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
+    // /tmp stays on the rootfs (already RAM): a tmpfs over it would hide files the run archive put there.
+    ::chmod("/tmp", 01777);
     must_mount("tmpfs", "/run", "tmpfs", 0, "mode=0755");
     ctl_fd = open_raw_tty("/dev/ttyS3");
     int out_fd = open_raw_tty("/dev/ttyS1");

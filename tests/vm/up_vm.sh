@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# devemu up --vm from the host, as a user on a kernel without LIO would: every shipped target profile comes up,
+# answers host-side libiscsi tools through the 127.0.0.1 forward, and goes down leaving nothing.
+. "$(dirname "$0")/lib.sh"
+src=$(cd "$(dirname "$0")/../.." && pwd)
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+for prof in "$src"/targets/*.toml; do
+    name=$(basename "$prof" .toml)
+    out=$("$devemu" -q up --vm --json "$prof" 2>"$state/err"); rc=$?
+    expect_eq "$name: up --vm" 0 "$rc"
+    [ "$rc" = 0 ] || { cat "$state/err"; continue; }
+    unit=$(field "d[0]['vm']" <<<"$out")
+    fabric=$(field "d[0]['access']['fabric']" <<<"$out")
+    if [ "$fabric" = iscsi ]; then
+        portal=$(field "d[0]['access']['portal']" <<<"$out")
+        case "$portal" in 127.0.0.1:*) ok "$name: portal on 127.0.0.1 ($portal)" ;; *) bad "$name: portal $portal" ;; esac
+        url=$(field "d[0]['access']['urls'][0]" <<<"$out")
+        initiator=$(field "d[0]['access'].get('initiator', 'iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test')" <<<"$out")
+        case "$url" in *SECRET@*)
+            secret=$("$devemu" ls --secrets --json | field "[u for u in d if u['name']=='$unit'][0]['secrets']['chap:$initiator']")
+            url=${url/SECRET/$secret}
+            refusal=$(iscsi-inq -i "$initiator" "${url/$secret/not-the-secret}" 2>&1) && bad "$name: wrong CHAP secret accepted" || ok "$name: wrong CHAP secret refused"
+            ;;
+        esac
+        iscsi-inq -i "$initiator" "$url" >/dev/null 2>&1 && ok "$name: host iscsi-inq" || bad "$name: host iscsi-inq $url"
+        if iscsi-test-cu -f -s -d -i "$initiator" -t SCSI.Read10.Simple,SCSI.Write10.Simple,SCSI.ReadCapacity16.Simple "$url" >"$state/cu" 2>&1; then
+            ok "$name: host iscsi-test-cu Read10/Write10/ReadCapacity16"
+        else bad "$name: iscsi-test-cu: $(tail -5 "$state/cu" | tr '\n' ' ')"; fi
+    else
+        dev=$(field "list(d[0]['access']['devices'].values())[0]" <<<"$out")
+        case "$dev" in /dev/sd*) ok "$name: loopback LUN is $dev in the VM" ;; *) bad "$name: device [$dev]" ;; esac
+    fi
+    "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
+    "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
+    [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
+done
+
+# A profile the guest refuses (a clash of two LUN numbers is caught on the host; an unloadable setting in the guest):
+printf '[[backstore]]\nname = "bad"\ntype = "zram"\nsize = "16M"\ncomp_algorithm = "no-such-algo"\n[[target]]\nname = "bad"\n[[target.lun]]\nbackstore = "bad"\n' > "$state/bad.toml"
+err=$("$devemu" up --vm "$state/bad.toml" 2>&1 >/dev/null); rc=$?
+expect_eq "guest-side refusal exits 2" 2 "$rc"
+expect_contains "guest-side refusal names the setting" "$err" "no-such-algo"
+[ -z "$(qemu_left)" ] && ok "guest-side refusal leaves no qemu" || bad "qemu left after refusal"
+expect_eq "guest-side refusal leaves no unit" "no units (state dir $state)" "$("$devemu" ls)"
+
+# kill -9 of devemu while up --vm waits for the guest: `down --all` still reaps the VM (journal).
+"$devemu" -q up --vm "$src/targets/zram-iscsi.toml" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [ -n "$(qemu_left)" ] && break; sleep 0.1; done
+kill -9 $pid; wait $pid 2>/dev/null
+[ -n "$(qemu_left)" ] && ok "the VM outlives a killed devemu (it is meant to be long-lived)" || bad "no qemu after kill"
+"$devemu" -q down --all >/dev/null 2>&1
+sleep 1
+[ -z "$(qemu_left)" ] && ok "down --all reaps it" || bad "qemu left after down --all"
+finish
