@@ -35,8 +35,9 @@ json health_of(const json& rec)
 json secrets_of(const json& rec)
 {
     json out = json::object();
-    for (auto& [k, v] : rec.value("generated", json::object()).items())
-        if (k.starts_with("chap:") || k.starts_with("mutual:")) out[k] = v;
+    const json generated = rec.contains("generated") ? rec["generated"] : json::object();   // named: items() of a temporary dangles
+    for (auto it = generated.begin(); it != generated.end(); ++it)
+        if (it.key().starts_with("chap:") || it.key().starts_with("mutual:")) out[it.key()] = it.value();
     for (auto& n : rec.value("nodes", json::array())) {
         const std::string path = n.value("path", "");
         if (path.ends_with("/auth/password") || path.ends_with("/auth/password_mutual")) {

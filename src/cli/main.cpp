@@ -122,9 +122,10 @@ int main(int argc, char** argv)
         if (command == "up") return cli::cmd_up(ctx, cmd_args, true);
         if (command == "plan") return cli::cmd_up(ctx, cmd_args, false);
         if (command == "down") return cli::cmd_down(ctx, cmd_args);
-        if (command == "check") return cli::cmd_not_landed(command, "LIO checks (issue 8) and USB gadgets (issue 5)");
+        if (command == "check") return cli::cmd_check(ctx, cmd_args);
         if (command == "bench") return cli::cmd_not_landed(command, "the io_uring benchmark (issue 6)");
-        if (command == "import" || command == "export") return cli::cmd_not_landed(command, "saveconfig.json interop (issue 8)");
+        if (command == "import") return cli::cmd_import(ctx, cmd_args);
+        if (command == "export") return cli::cmd_export(ctx, cmd_args);
         std::cerr << "devemu: unknown command '" << command << "' (fix: see devemu --help)\n";
         return 2;
     } catch (const po::error& e) {

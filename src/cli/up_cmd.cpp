@@ -88,7 +88,9 @@ void print_unit(const json& rec, const json& info, std::ostream& out)
         for (auto& l : info["iscsiadm"]) out << "  iscsiadm   " << l.get<std::string>() << "\n";
     } else {
         out << "  wwn        " << info.value("wwn", "") << " (nexus " << info.value("initiator_wwn", "") << ")\n";
-        for (auto& [lun, dev] : info.value("devices", json::object()).items()) out << "  LUN " << lun << "      " << dev.get<std::string>() << "\n";
+        const json devices = info.contains("devices") ? info["devices"] : json::object();   // a named copy: items() of a temporary dangles
+        for (auto it = devices.begin(); it != devices.end(); ++it)
+            out << "  LUN " << it.key() << "      " << (it.value().is_string() ? it.value().get<std::string>() : "(no disk yet)") << "\n";
     }
 }
 

@@ -13,6 +13,7 @@
 #include "core/kmod.hpp"
 #include "core/probe.hpp"
 #include "lio/model.hpp"
+#include "lio/saveconfig.hpp"
 
 namespace devemu::lio {
 
@@ -213,7 +214,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
     rec = {{"name", t.name}, {"kind", "target"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired},
            {"generated", b.gen.values}, {"backstores", b.backstores}, {"info", login_info(b.model, devices)},
-           {"changes", steps.size()}};
+           {"changes", steps.size()}, {"spec", spec_of(t, p)}};
     DEVEMU_CHECK(sd.save(t.name, rec));
     return rec;
 }

@@ -1,0 +1,103 @@
+// devemu import saveconfig.json / devemu export [NAME…]: targetcli-fb's format in and out.
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "core/fs.hpp"
+#include "core/statedir.hpp"
+#include "lio/saveconfig.hpp"
+#include "lio/unit.hpp"
+
+namespace po = boost::program_options;
+using nlohmann::json;
+
+namespace devemu::cli {
+
+int cmd_import(Context& ctx, const Args& args)
+{
+    po::options_description opts("devemu import FILE [--force] [--insecure] [--json]\n\nBrings up what targetcli-fb's saveconfig.json "
+                                  "describes, through the same validation and reconcile as `up`.\nKeys devemu does not understand are "
+                                  "listed, never dropped silently. Rerunnable.\nExample: devemu import /etc/target/saveconfig.json");
+    opts.add_options()("help,h", "this help")("json", "machine-readable output")("force", "as for up")("insecure", "as for up")(
+        "verbose,v", "")("quiet,q", "")("file", po::value<std::string>(), "");
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    if (vm.count("help") || !vm.count("file")) {
+        std::cout << opts;
+        return vm.count("help") ? 0 : 2;
+    }
+    const auto file = vm["file"].as<std::string>();
+    auto text = core::read_file(file);
+    if (!text) return report(text.error());
+    auto doc = json::parse(*text, nullptr, false);
+    if (doc.is_discarded()) return report({core::Errc::invalid_input, "not valid JSON", file, "pass the file targetcli's saveconfig wrote"});
+    auto im = lio::from_saveconfig(doc, file);
+    if (!im) return report(im.error());
+    for (auto& n : im->notes) std::cerr << "devemu: note: " << n << "\n";
+
+    lio::UpOptions opt;
+    opt.force = vm.count("force") > 0;
+    opt.insecure = vm.count("insecure") > 0;
+    auto sd = core::StateDir::open(ctx.state_dir);
+    if (!sd) return report(sd.error());
+    if (auto s = lio::prepare_kernel(im->profile, opt); !s) return report(s.error());
+    int rc = 0, ok = 0;
+    json out = json::array();
+    for (auto& t : im->profile.targets) {   // per object: one failure does not stop the rest
+        auto rec = lio::up(im->profile, t, *sd, opt);
+        if (!rec) {
+            rc = report(rec.error());
+            out.push_back({{"unit", t.name}, {"ok", false}, {"error", rec.error().message()}});
+            continue;
+        }
+        ++ok;
+        out.push_back({{"unit", t.name}, {"ok", true}, {"changes", (*rec)["changes"]}, {"access", access_info(*rec, "", false)}});
+        if (!vm.count("json")) print_unit(*rec, access_info(*rec, "", false), std::cout);
+    }
+    if (vm.count("json")) std::cout << json{{"targets", out}, {"notes", im->notes}}.dump(2) << "\n";
+    else std::cout << "imported " << ok << " of " << im->profile.targets.size() << " targets; " << im->notes.size() << " notes\n";
+    return rc;
+}
+
+int cmd_export(Context& ctx, const Args& args)
+{
+    po::options_description opts("devemu export [NAME…] [-o FILE]\n\nWrites devemu's targets as targetcli-fb's saveconfig.json "
+                                  "(attributes read live from configfs).\nExample: devemu export -o /etc/target/saveconfig.json");
+    opts.add_options()("help,h", "this help")("output,o", po::value<std::string>(), "file (written atomically); default stdout")(
+        "verbose,v", "")("quiet,q", "")("names", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+    po::positional_options_description pos;
+    pos.add("names", -1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << opts;
+        return 0;
+    }
+    auto sd = core::StateDir::open(ctx.state_dir, false);
+    if (!sd) return report(sd.error());
+    auto names = vm["names"].as<std::vector<std::string>>();
+    if (names.empty()) names = sd->units();
+    std::vector<json> recs;
+    for (auto& n : names) {
+        auto rec = sd->load(n);
+        if (!rec) return report(rec.error());
+        if (rec->value("kind", "") == "vm") {
+            std::cerr << "devemu: note: " << n << " runs in a VM; export it there (its configfs is the guest's)\n";
+            continue;
+        }
+        recs.push_back(*rec);
+    }
+    auto doc = lio::to_saveconfig(recs, lio::Roots{}).dump(2) + "\n";
+    if (vm.count("output")) {
+        if (auto s = core::write_file_atomic(vm["output"].as<std::string>(), doc, 0600); !s) return report(s.error());
+    } else {
+        std::cout << doc;
+    }
+    return 0;
+}
+
+}  // namespace devemu::cli
