@@ -4,8 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <optional>
 
 #include "cli/cli.hpp"
+#include "core/parallel.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
 #include "profile/profile.hpp"
@@ -145,13 +147,19 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
                 }
                 continue;
             }
-            auto rec = lio::up(prof, t, *sd, opt);
+        }
+        if (!apply) continue;
+        // Targets are independent units: bring them up side by side, report in profile order.
+        std::vector<core::Result<json>> recs(prof.targets.size(), std::unexpected(core::Error{}));
+        core::parallel_for(prof.targets.size(), 16, [&](std::size_t i) { recs[i] = lio::up(prof, prof.targets[i], *sd, opt); });
+        for (std::size_t i = 0; i < recs.size(); ++i) {
+            auto& rec = recs[i];
             if (!rec) {
                 rc = report(rec.error());
                 continue;   // per object: one failing target does not stop the others; the summary exit says so
             }
             auto info = access_info(*rec, "", p.vm.count("secrets") > 0);
-            out.push_back({{"unit", t.name}, {"changes", (*rec)["changes"]}, {"access", info}});
+            out.push_back({{"unit", prof.targets[i].name}, {"changes", (*rec)["changes"]}, {"access", info}});
             if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
         }
     }
@@ -172,21 +180,24 @@ int cmd_down(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     auto names = p.vm.count("all") ? sd->units() : p.positional;
-    int rc = 0;
-    for (auto& n : names) {
+    std::vector<std::string> lines(names.size());
+    std::vector<std::optional<core::Error>> errors(names.size());
+    // Units are independent: remove them side by side (LIO's per-LUN RCU waits overlap), report in order.
+    core::parallel_for(names.size(), 64, [&](std::size_t i) {
+        const auto& n = names[i];
         auto rec = sd->load(n);
-        const bool known = rec || std::filesystem::exists(sd->journal(n));
-        if (!known) {
-            std::cout << n << ": nothing to remove\n";
-            continue;
+        if (!rec && !std::filesystem::exists(sd->journal(n))) {
+            lines[i] = n + ": nothing to remove";
+            return;
         }
-        if (rec && rec->value("kind", "") == "vm") {
-            if (auto s = stop_vm_unit(*sd, n, *rec); !s) rc = report(s.error());
-            else std::cout << n << ": down\n";
-            continue;
-        }
-        if (auto s = lio::down(*sd, n); !s) rc = report(s.error());
-        else std::cout << n << ": down\n";
+        auto s = rec && rec->value("kind", "") == "vm" ? stop_vm_unit(*sd, n, *rec) : lio::down(*sd, n);
+        if (!s) errors[i] = s.error();
+        else lines[i] = n + ": down";
+    });
+    int rc = 0;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (errors[i]) rc = report(*errors[i]);
+        else std::cout << lines[i] << "\n";
     }
     return rc;
 }

@@ -7,7 +7,7 @@ namespace devemu::core {
 
 void setup_logging(int verbosity)
 {
-    auto logger = spdlog::stderr_logger_st("devemu");
+    auto logger = spdlog::stderr_logger_mt("devemu");
     logger->set_pattern("devemu: %^%v%$");
     spdlog::set_default_logger(logger);
     switch (verbosity) {

@@ -1,5 +1,6 @@
 #include "core/transaction.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,7 +32,13 @@ static long crash_after_step()
 
 Status Transaction::journal_step(const UndoRecord& r)
 {
-    if (auto s = append_line_synced(journal_, r.to_line()); !s) return s;
+    if (!journal_fd_) {
+        journal_fd_.reset(::open(journal_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (!journal_fd_) return fail_errno("cannot open journal", journal_.string());
+    }
+    const std::string line = r.to_line() + "\n";
+    if (::write(journal_fd_.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fdatasync(journal_fd_.get()) != 0)
+        return fail_errno("cannot append to journal", journal_.string());
     if (testing::after_journal_hook) testing::after_journal_hook(steps_);
     if (static_cast<long>(steps_) == crash_after_step()) ::_exit(137);
     ++steps_;
@@ -75,6 +82,7 @@ Transaction::Transaction(fs::path journal_file) : journal_(std::move(journal_fil
 Status Transaction::rollback()
 {
     committed_ = true;   // whatever happens, do not replay twice
+    journal_fd_.reset();
     if (base_records_ == 0) return replay_journal(journal_);
     // Undo only this transaction's steps; the unit's earlier, committed steps stay journaled.
     auto recs = load_journal(journal_);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/fd.hpp"
 #include "core/journal.hpp"
 
 namespace devemu::core {
@@ -37,6 +38,7 @@ private:
     [[nodiscard]] Status journal_step(const UndoRecord& r);
 
     fs::path journal_;
+    UniqueFd journal_fd_;   // opened at the first step, O_APPEND
     std::size_t steps_ = 0;
     std::size_t base_records_ = 0;
     bool committed_ = false;

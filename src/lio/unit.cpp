@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -29,7 +31,8 @@ std::vector<core::Node> recorded_nodes(const json& rec)
     return out;
 }
 
-// One HBA per backstore: keep the recorded one, else the first free PLUGIN_N.
+// One HBA per backstore: keep the recorded one, else a free PLUGIN_N. core/ is listed once per process and a
+// counter moves on from there, so the cost per new backstore stays flat however many HBAs exist.
 std::string pick_hba(const std::string& plugin, const json& rec, const std::string& bs, const Roots& roots, std::set<std::string>& taken)
 {
     if (rec.contains("backstores") && rec["backstores"].contains(bs)) {
@@ -39,11 +42,21 @@ std::string pick_hba(const std::string& plugin, const json& rec, const std::stri
             return h;
         }
     }
-    for (int n = 0;; ++n) {
-        auto h = fmt::format("{}_{}", plugin, n);
+    static std::mutex mu;
+    std::lock_guard lock(mu);
+    static std::set<std::string> existing;
+    static std::map<std::string, int> next;
+    static bool listed = false;
+    if (!listed) {
         std::error_code ec;
-        if (!taken.count(h) && !fs::exists(roots.target / "core" / h, ec)) {
+        for (auto& e : fs::directory_iterator(roots.target / "core", ec)) existing.insert(e.path().filename().string());
+        listed = true;
+    }
+    for (int& n = next[plugin];; ++n) {
+        auto h = fmt::format("{}_{}", plugin, n);
+        if (!taken.count(h) && !existing.count(h)) {
             taken.insert(h);
+            existing.insert(h);
             return h;
         }
     }
