@@ -29,6 +29,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply);
 int cmd_down(Context& ctx, const Args& args);
 int cmd_check(Context& ctx, const Args& args);
 int cmd_import(Context& ctx, const Args& args);
+int cmd_bench(Context& ctx, const Args& args);
 int cmd_export(Context& ctx, const Args& args);
 int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, bool json, bool secrets);
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);

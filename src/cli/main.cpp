@@ -123,7 +123,7 @@ int main(int argc, char** argv)
         if (command == "plan") return cli::cmd_up(ctx, cmd_args, false);
         if (command == "down") return cli::cmd_down(ctx, cmd_args);
         if (command == "check") return cli::cmd_check(ctx, cmd_args);
-        if (command == "bench") return cli::cmd_not_landed(command, "the io_uring benchmark (issue 6)");
+        if (command == "bench") return cli::cmd_bench(ctx, cmd_args);
         if (command == "import") return cli::cmd_import(ctx, cmd_args);
         if (command == "export") return cli::cmd_export(ctx, cmd_args);
         std::cerr << "devemu: unknown command '" << command << "' (fix: see devemu --help)\n";

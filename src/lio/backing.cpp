@@ -1,6 +1,5 @@
 #include "lio/backing.hpp"
 
-#include <blkid/blkid.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -12,6 +11,7 @@
 
 #include <fstream>
 
+#include "core/blockdev.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/probe.hpp"
@@ -20,50 +20,6 @@
 namespace devemu::lio {
 
 using core::Errc;
-
-core::Result<std::uint64_t> block_device_size(const fs::path& dev)
-{
-    core::UniqueFd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return core::fail_errno("cannot open", dev.string());
-    std::uint64_t size = 0;
-    if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return core::fail_errno("cannot read the size of", dev.string());
-    return size;
-}
-
-core::Status check_block_device_free(const fs::path& dev, bool force)
-{
-    struct stat st {};
-    if (::stat(dev.c_str(), &st) != 0) return core::fail_errno("block device not found", dev.string());
-    if (!S_ISBLK(st.st_mode)) return core::fail(Errc::invalid_input, "not a block device", dev.string(), "use a fileio backstore for files");
-    // Mounted anywhere (by device number, so /dev/mapper aliases count too)?
-    std::ifstream mounts("/proc/self/mountinfo");
-    std::string line;
-    const auto majmin = fmt::format(" {}:{} ", major(st.st_rdev), minor(st.st_rdev));
-    while (std::getline(mounts, line))
-        if (line.find(majmin) != std::string::npos)
-            return core::fail(Errc::busy, "is mounted", dev.string(), "unmount it first; devemu never exports a mounted device");
-    const auto holders = fs::path("/sys/dev/block") / fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev)) / "holders";
-    std::error_code ec;
-    if (fs::exists(holders, ec) && !fs::is_empty(holders, ec))
-        return core::fail(Errc::busy, "is in use (it has holders: LVM, md or dm)", dev.string(), "release it first");
-    if (force) return {};
-    blkid_probe pr = blkid_new_probe_from_filename(dev.c_str());
-    if (!pr) return core::fail_errno("cannot probe", dev.string());
-    blkid_probe_enable_superblocks(pr, 1);
-    blkid_probe_enable_partitions(pr, 1);
-    const char* type = nullptr;
-    std::string found;
-    if (blkid_do_safeprobe(pr) == 0) {
-        if (blkid_probe_lookup_value(pr, "TYPE", &type, nullptr) == 0) found = std::string("a ") + type + " filesystem";
-        else if (blkid_probe_lookup_value(pr, "PTTYPE", &type, nullptr) == 0) found = std::string("a ") + type + " partition table";
-        else found = "a signature";
-    }
-    blkid_free_probe(pr);
-    if (!found.empty())
-        return core::fail(Errc::invalid_input, "holds " + found + "; exporting it would let initiators overwrite it", dev.string(),
-                          "pass --force if you mean it, or wipe it (wipefs -a)");
-    return {};
-}
 
 namespace {
 
@@ -135,8 +91,8 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
     case profile::BackstoreType::fileio:
         return file_backing(b, tx, force);
     case profile::BackstoreType::block: {
-        DEVEMU_CHECK(check_block_device_free(b.path, force));
-        DEVEMU_TRY(size, block_device_size(b.path));
+        DEVEMU_CHECK(core::check_block_device_free(b.path, force));
+        DEVEMU_TRY(size, core::block_device_size(b.path));
         return Backing{"iblock", b.path, size, -1};
     }
     case profile::BackstoreType::zram:

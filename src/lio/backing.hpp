@@ -27,9 +27,6 @@ struct Backing {
     int zram = -1;           // zram device number devemu made
 };
 
-// Refuses a device that is mounted, has holders, or carries a filesystem / partition-table signature.
-[[nodiscard]] core::Status check_block_device_free(const fs::path& dev, bool force);
-[[nodiscard]] core::Result<std::uint64_t> block_device_size(const fs::path& dev);
 
 // Resolves (and when `tx` is given, creates) the backing of one backstore. `reuse_zram` is the device a previous
 // `up` made for it. Without `tx` nothing is touched (for `plan`).

@@ -1,0 +1,15 @@
+#pragma once
+// Block devices: their size, and the rule that devemu never writes to one that holds data unless told to.
+#include <cstdint>
+#include <filesystem>
+
+#include "core/error.hpp"
+
+namespace devemu::core {
+
+// Refuses a device that is mounted, has holders (LVM, md, dm), or carries a filesystem or partition-table
+// signature (libblkid); with `force` only the mounted/held checks remain.
+[[nodiscard]] Status check_block_device_free(const std::filesystem::path& dev, bool force);
+[[nodiscard]] Result<std::uint64_t> block_device_size(const std::filesystem::path& dev);
+
+}  // namespace devemu::core

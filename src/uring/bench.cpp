@@ -1,0 +1,290 @@
+#include "uring/bench.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <atomic>
+#include <thread>
+
+#include "core/blockdev.hpp"
+#include "core/fd.hpp"
+#include "core/fs.hpp"
+#include "core/process.hpp"
+#include "core/text.hpp"
+#include "uring/job.hpp"
+
+namespace devemu::uring {
+
+using core::Errc;
+using nlohmann::json;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+// A zram device made for the run and removed afterwards, whatever happens.
+struct Zram {
+    int id = -1;
+    ~Zram()
+    {
+        if (id < 0) return;
+        // A closed ring drops its registered files asynchronously: EBUSY for a moment after the last close.
+        for (int i = 0; i < 200; ++i) {
+            auto s = core::write_attr("/sys/class/zram-control/hot_remove", std::to_string(id));
+            if (s || s.error().sys_errno != EBUSY) return;
+            ::usleep(10000);
+        }
+        std::fprintf(stderr, "devemu: could not remove /dev/zram%d (busy); remove it with: echo %d > /sys/class/zram-control/hot_remove\n", id, id);
+    }
+};
+
+struct Target {
+    Zram zram;   // first: destroyed last, after the fd is closed (an open device cannot be removed)
+    std::string path;
+    core::UniqueFd fd;
+    std::uint64_t size = 0;
+};
+
+core::Status open_target(const BenchOptions& o, Target& t)
+{
+    const bool write = writes(o.rw) || o.verify;
+    if (o.target.starts_with("zram:")) {
+        auto parts = core::split(o.target.substr(5), ':');
+        auto size = core::parse_size(parts[0]);
+        if (!size) return core::fail(Errc::invalid_input, "not zram:SIZE[:ALGO]", o.target, "e.g. zram:1G or zram:1G:lz4");
+        auto n = core::read_attr("/sys/class/zram-control/hot_add");
+        if (!n) return core::fail(Errc::missing, "cannot add a zram device", "/sys/class/zram-control/hot_add", "modprobe zram");
+        t.zram.id = std::stoi(*n);
+        const auto dir = fmt::format("/sys/block/zram{}", t.zram.id);
+        if (parts.size() > 1) DEVEMU_CHECK(core::write_attr(dir + "/comp_algorithm", parts[1]));
+        DEVEMU_CHECK(core::write_attr(dir + "/disksize", std::to_string(*size)));
+        t.path = fmt::format("/dev/zram{}", t.zram.id);
+        for (int i = 0; i < 200 && ::access(t.path.c_str(), F_OK) != 0; ++i) ::usleep(5000);
+    } else {
+        t.path = o.target;
+        struct stat st {};
+        const bool exists = ::stat(t.path.c_str(), &st) == 0;
+        if (exists && S_ISBLK(st.st_mode) && write) DEVEMU_CHECK(core::check_block_device_free(t.path, o.force));
+        if (!exists) {
+            if (!o.size) return core::fail(Errc::invalid_input, "does not exist and no --size given", t.path, "add --size=1G to create it");
+            core::UniqueFd f(::open(t.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+            if (!f) return core::fail_errno("cannot create", t.path);
+            // Lay it out with real blocks (a sparse file would read holes, which is not what one benchmarks).
+            std::string zeros(1 << 20, '\0');
+            for (std::uint64_t off = 0; off < o.size; off += zeros.size())
+                if (::pwrite(f.get(), zeros.data(), std::min<std::uint64_t>(zeros.size(), o.size - off), static_cast<off_t>(off)) < 0)
+                    return core::fail_errno("cannot lay out", t.path);
+            ::fsync(f.get());
+        } else if (S_ISREG(st.st_mode) && o.size > static_cast<std::uint64_t>(st.st_size) && write) {
+            return core::fail(Errc::invalid_input, fmt::format("is {} bytes, --size asks for {}; devemu does not grow existing files", st.st_size, o.size),
+                              t.path, "give a smaller --size or a new file");
+        }
+    }
+    t.fd.reset(::open(t.path.c_str(), (write ? O_RDWR : O_RDONLY) | (o.direct ? O_DIRECT : 0) | O_CLOEXEC));
+    if (!t.fd) return core::fail_errno("cannot open", t.path, o.direct ? "the filesystem may not support O_DIRECT: --direct=0" : "");
+    struct stat st {};
+    ::fstat(t.fd.get(), &st);
+    if (S_ISBLK(st.st_mode)) {
+        DEVEMU_TRY(size, core::block_device_size(t.path));
+        t.size = size;
+    } else {
+        t.size = static_cast<std::uint64_t>(st.st_size);
+    }
+    if (t.size < o.bs) return core::fail(Errc::invalid_input, "smaller than one block", t.path);
+    return {};
+}
+
+Summary summarize(const std::vector<JobResult>& jobs, const BenchOptions& o, json& fio_shaped)
+{
+    Histogram all, rd, wr;
+    Summary s;
+    double usr = 0, sys = 0;
+    for (auto& j : jobs) {
+        rd.merge(j.read_lat);
+        wr.merge(j.write_lat);
+        s.seconds = std::max(s.seconds, j.seconds);
+        usr += j.usr;
+        sys += j.sys;
+    }
+    all.merge(rd);
+    all.merge(wr);
+    s.ios = all.count();
+    s.iops = s.seconds > 0 ? static_cast<double>(s.ios) / s.seconds : 0;
+    s.bw_bytes = s.iops * o.bs;
+    s.cpu_seconds = usr + sys;
+    s.lat_min = all.min(), s.lat_max = all.max(), s.lat_mean = all.mean();
+    s.p50 = all.percentile(50), s.p99 = all.percentile(99), s.p999 = all.percentile(99.9);
+    auto side = [&](const Histogram& h) {
+        const double iops = s.seconds > 0 ? static_cast<double>(h.count()) / s.seconds : 0;
+        return json{{"io_bytes", h.count() * o.bs}, {"total_ios", h.count()}, {"iops", iops}, {"bw", iops * o.bs / 1024},
+                    {"lat_ns", {{"min", h.min()}, {"max", h.max()}, {"mean", h.mean()},
+                                {"percentile", {{"50.000000", h.percentile(50)}, {"99.000000", h.percentile(99)}, {"99.900000", h.percentile(99.9)}}}}}};
+    };
+    const double wall = s.seconds > 0 ? s.seconds * o.numjobs : 1;
+    fio_shaped = {{"jobs", json::array({{{"jobname", "devemu"}, {"read", side(rd)}, {"write", side(wr)}, {"job_runtime", static_cast<std::uint64_t>(s.seconds * 1000)},
+                                         {"usr_cpu", 100 * usr / wall}, {"sys_cpu", 100 * sys / wall}}})},
+                  {"devemu", {{"ios_per_cpu_second", s.ios_per_cpu_second()}, {"engine", o.engine}, {"fixedbufs", o.fixedbufs},
+                              {"registerfiles", o.registerfiles}, {"sqpoll", o.sqpoll}, {"hipri", o.hipri}, {"batch", o.batch},
+                              {"ring_flags", jobs.empty() ? 0u : jobs[0].ring_flags}}}};
+    return s;
+}
+
+core::Result<std::vector<JobResult>> run_phase(const BenchOptions& o, Target& t, Phase phase, bool progress)
+{
+    const std::uint64_t want = o.size ? std::min(o.size, t.size) : t.size;
+    std::atomic<std::uint64_t> done{0};
+    std::atomic<unsigned> finished{0};
+    std::vector<JobResult> results(o.numjobs);
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < o.numjobs; ++i) {
+        JobSpec js;
+        js.fd = t.fd.get();
+        // Verify splits the target so jobs never overwrite each other's blocks; otherwise every job spans it.
+        const std::uint64_t region = phase == Phase::normal ? want / o.bs * o.bs : want / o.numjobs / o.bs * o.bs;
+        js.region_off = phase == Phase::normal ? 0 : region * i;
+        js.region_len = region;
+        js.opt = &o;
+        js.phase = phase;
+        js.index = i;
+        js.stop = &g_stop;
+        js.done_ios = &done;
+        threads.emplace_back([js, &results, &finished, i] {
+            results[i] = run_job(js);
+            finished.fetch_add(1);
+        });
+    }
+    // Live progress once a second on a terminal: IOPS and MB/s of the last second, elapsed and remaining.
+    const auto start = std::chrono::steady_clock::now();
+    auto last_print = start;
+    std::uint64_t last = 0;
+    while (finished.load() < o.numjobs) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        const auto now = std::chrono::steady_clock::now();
+        if (!progress || now - last_print < std::chrono::seconds(1)) continue;
+        const double el = std::chrono::duration<double>(now - start).count();
+        const auto d = done.load();
+        std::string left = o.runtime > 0 ? fmt::format(", {:.0f}s left", std::max(0.0, o.ramp_time + o.runtime - el)) : "";
+        std::fprintf(stderr, "\rdevemu bench: %s %.0fs%s  %.0f IOPS  %.1f MB/s   ", phase == Phase::verify_read ? "verifying" : "running", el,
+                     left.c_str(), static_cast<double>(d - last), static_cast<double>(d - last) * o.bs / 1e6);
+        last = d;
+        last_print = now;
+    }
+    for (auto& th : threads) th.join();
+    if (progress) std::fprintf(stderr, "\r\033[K");
+    for (auto& r : results)
+        if (!r.error.empty()) return core::fail(Errc::io, r.error, t.path);
+    return results;
+}
+
+std::string human(const Summary& s, const BenchOptions& o, const std::string& path)
+{
+    return fmt::format("{} {} bs={} iodepth={} numjobs={} engine={}{}{}\n  IOPS {:.0f}, {:.1f} MB/s, {:.2f} s\n"
+                       "  latency us: min {:.1f} mean {:.1f} p50 {:.1f} p99 {:.1f} p99.9 {:.1f} max {:.1f}\n"
+                       "  CPU {:.2f} s, {:.0f} I/Os per CPU-second\n",
+                       path, to_string(o.rw), o.bs, o.iodepth, o.numjobs, o.engine, o.fixedbufs && o.engine == "uring" ? " fixedbufs" : "",
+                       o.registerfiles && o.engine == "uring" ? " registerfiles" : "", s.iops, s.bw_bytes / 1e6, s.seconds, s.lat_min / 1e3,
+                       s.lat_mean / 1e3, s.p50 / 1e3, s.p99 / 1e3, s.p999 / 1e3, s.lat_max / 1e3, s.cpu_seconds, s.ios_per_cpu_second());
+}
+
+double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+core::Result<Summary> run_fio(const BenchOptions& o, const std::string& path)
+{
+    if (core::which("fio").empty()) return core::fail(Errc::missing, "fio not found", "PATH", "apt-get install fio");
+    auto r = core::run(fio_argv(o, path), std::chrono::seconds(static_cast<long>(o.runtime + o.ramp_time + 120)));
+    if (!r || r->exit_code != 0) return core::fail(Errc::io, "fio failed: " + (r ? std::string(core::trim(r->err)) : r.error().message()), path);
+    auto j = json::parse(r->out.substr(r->out.find('{')), nullptr, false);
+    if (j.is_discarded()) return core::fail(Errc::io, "unreadable fio output", path);
+    auto& job = j["jobs"][0];
+    Summary s;
+    s.seconds = job["job_runtime"].get<double>() / 1000.0;
+    for (auto side : {"read", "write"}) {
+        s.iops += job[side]["iops"].get<double>();
+        s.ios += job[side]["total_ios"].get<std::uint64_t>();
+        auto& pct = job[side]["clat_ns"]["percentile"];
+        if (job[side]["total_ios"].get<std::uint64_t>() > 0 && pct.contains("99.000000")) s.p99 = std::max<std::uint64_t>(s.p99, pct["99.000000"]);
+    }
+    s.cpu_seconds = (job["usr_cpu"].get<double>() + job["sys_cpu"].get<double>()) / 100.0 * s.seconds;
+    return s;
+}
+
+}  // namespace
+
+core::Result<BenchOutcome> run_bench(const BenchOptions& o)
+{
+    g_stop = false;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    Target t;
+    DEVEMU_CHECK(open_target(o, t));
+    const bool progress = !o.json && ::isatty(2);
+    BenchOutcome out;
+
+    if (o.verify) {
+        if (writes(o.rw))
+            if (auto w = run_phase(o, t, Phase::verify_write, progress); !w) return std::unexpected(w.error());
+        DEVEMU_TRY(r, run_phase(o, t, Phase::verify_read, progress));
+        std::optional<std::string> bad;
+        for (auto& j : r)
+            if (j.verify_error && !bad) bad = j.verify_error;
+        json fio_shaped;
+        auto s = summarize(r, o, fio_shaped);
+        out.verify_failed = bad.has_value();
+        fio_shaped["devemu"]["verify"] = bad ? json{{"ok", false}, {"error", *bad}} : json{{"ok", true}, {"blocks", s.ios}};
+        out.json = fio_shaped;
+        out.text = bad ? "verify FAILED: " + *bad + "\n" : fmt::format("verify ok: {} blocks of {} bytes checked (header + crc32c)\n", s.ios, o.bs);
+        return out;
+    }
+    if (!o.compare_fio) {
+        DEVEMU_TRY(r, run_phase(o, t, Phase::normal, progress));
+        json fio_shaped;
+        auto s = summarize(r, o, fio_shaped);
+        out.json = fio_shaped;
+        out.text = human(s, o, t.path) + (g_stop ? "  (interrupted: partial result)\n" : "");
+        return out;
+    }
+    // Alternating runs, medians: the machine's drift hits both sides alike.
+    std::vector<double> d_iops, f_iops, d_cpu, f_cpu, d_p99, f_p99;
+    t.fd.reset();
+    for (unsigned i = 0; i < o.repeat && !g_stop; ++i) {
+        Target mine;
+        BenchOptions oo = o;
+        oo.target = t.path;
+        DEVEMU_CHECK(open_target(oo, mine));
+        DEVEMU_TRY(r, run_phase(oo, mine, Phase::normal, progress));
+        json ignored;
+        auto s = summarize(r, o, ignored);
+        d_iops.push_back(s.iops), d_cpu.push_back(s.ios ? s.cpu_seconds / static_cast<double>(s.ios) * 1e6 : 0), d_p99.push_back(static_cast<double>(s.p99));
+        mine.fd.reset();
+        DEVEMU_TRY(f, run_fio(o, t.path));
+        f_iops.push_back(f.iops), f_cpu.push_back(f.ios ? f.cpu_seconds / static_cast<double>(f.ios) * 1e6 : 0), f_p99.push_back(static_cast<double>(f.p99));
+    }
+    const double di = median(d_iops), fi = median(f_iops), dc = median(d_cpu), fc = median(f_cpu), dp = median(d_p99), fp = median(f_p99);
+    out.json = {{"target", t.path}, {"rw", to_string(o.rw)}, {"bs", o.bs}, {"iodepth", o.iodepth}, {"numjobs", o.numjobs}, {"runs", d_iops.size()},
+                {"devemu", {{"iops", di}, {"cpu_us_per_io", dc}, {"p99_ns", dp}, {"runs_iops", d_iops}}},
+                {"fio", {{"iops", fi}, {"cpu_us_per_io", fc}, {"p99_ns", fp}, {"runs_iops", f_iops}, {"command", fmt::format("{}", fmt::join(fio_argv(o, t.path), " "))}}},
+                {"ratio", {{"iops", fi > 0 ? di / fi : 0}, {"cpu_per_io", fc > 0 ? dc / fc : 0}, {"p99", fp > 0 ? dp / fp : 0}}}};
+    out.text = fmt::format("{} {} bs={} iodepth={} numjobs={}: {} alternating runs each, medians\n"
+                           "  {:<16} {:>12} {:>12} {:>8}\n  {:<16} {:>12.0f} {:>12.0f} {:>7.2f}x\n  {:<16} {:>12.2f} {:>12.2f} {:>7.2f}x\n"
+                           "  {:<16} {:>12.1f} {:>12.1f} {:>7.2f}x\n  fio: {}\n",
+                           t.path, to_string(o.rw), o.bs, o.iodepth, o.numjobs, d_iops.size(), "", "devemu", "fio io_uring", "ratio", "IOPS", di, fi,
+                           fi > 0 ? di / fi : 0, "CPU us per I/O", dc, fc, fc > 0 ? dc / fc : 0, "p99 latency us", dp / 1e3, fp / 1e3,
+                           fp > 0 ? dp / fp : 0, fmt::join(fio_argv(o, t.path), " "));
+    return out;
+}
+
+}  // namespace devemu::uring

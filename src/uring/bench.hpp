@@ -1,0 +1,26 @@
+#pragma once
+// devemu bench: resolve the target, run the jobs (one thread and ring each), report like fio, and with
+// --compare-fio run fio's io_uring engine on the same target, alternating, and report medians side by side.
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "uring/options.hpp"
+
+namespace devemu::uring {
+
+struct Summary {
+    double iops = 0, bw_bytes = 0, seconds = 0, cpu_seconds = 0;
+    std::uint64_t ios = 0, lat_min = 0, lat_max = 0, p50 = 0, p99 = 0, p999 = 0;
+    double lat_mean = 0;
+    [[nodiscard]] double ios_per_cpu_second() const { return cpu_seconds > 0 ? static_cast<double>(ios) / cpu_seconds : 0; }
+};
+
+struct BenchOutcome {
+    nlohmann::json json;        // fio-shaped result, or the comparison
+    std::string text;           // what a person reads
+    bool verify_failed = false;
+};
+
+[[nodiscard]] core::Result<BenchOutcome> run_bench(const BenchOptions& o);
+
+}  // namespace devemu::uring

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# devemu bench natively (io_uring and zram work on this host): results, verify catching an injected corruption,
+# refusal of a device with a filesystem, Ctrl-C, and no zram device left behind.
+set -u
+devemu=$1
+passed=0 failed=0
+ok()  { passed=$((passed + 1)); echo "ok   - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+zrams() { ls /sys/block | grep -c zram; }
+base=$(zrams)
+dir=$(mktemp -d /tmp/devemu-bench.XXXXXX)
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+out=$("$devemu" bench zram:64M --rw=randread --runtime=1 --time_based --json) && ok "zram randread runs" || bad "zram randread: $out"
+iops=$(field "int(d['jobs'][0]['read']['iops'])" <<<"$out")
+[ "$iops" -gt 1000 ] && ok "it did I/O ($iops IOPS)" || bad "iops $iops"
+p99=$(field "d['jobs'][0]['read']['lat_ns']['percentile']['99.000000']" <<<"$out")
+[ "$p99" -gt 0 ] && ok "p99 latency reported ($p99 ns)" || bad "p99 $p99"
+[ "$(zrams)" = "$base" ] && ok "the zram device is removed afterwards" || bad "zram left: $(ls /sys/block | grep zram)"
+
+out=$("$devemu" bench "$dir/f" --size=16M --rw=write --verify --json); rc=$?
+[ "$rc" = 0 ] && [ "$(field "d['devemu']['verify']['ok']" <<<"$out")" = True ] && ok "verify: write then check a fresh file" || bad "verify write: $rc $out"
+"$devemu" bench "$dir/f" --rw=read --verify >/dev/null && ok "verify: a second, read-only pass finds the blocks intact" || bad "verify read pass"
+printf 'garbage!' | dd of="$dir/f" bs=1 seek=$((1048576 + 100)) conv=notrunc status=none
+out=$("$devemu" bench "$dir/f" --rw=read --verify 2>&1); rc=$?
+[ "$rc" = 1 ] && ok "verify: an injected corruption fails the run (exit 1)" || bad "verify: exit $rc"
+case "$out" in *"offset 1048576"*) ok "verify: the failure names the offset" ;; *) bad "verify: $out" ;; esac
+
+err=$("$devemu" bench "$dir/f" --rw=sideways 2>&1); rc=$?
+[ "$rc" = 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && ok "a bad option: one line, exit 2" || bad "bad option: $rc $err"
+err=$("$devemu" bench "$dir/absent" --rw=read 2>&1); rc=$?
+[ "$rc" = 2 ] && ok "an absent file without --size is refused" || bad "absent: $rc"
+
+truncate -s 16M "$dir/disk"
+lo=$(losetup -f --show "$dir/disk")
+mkfs.ext4 -q -F "$lo"
+err=$("$devemu" bench "$lo" --rw=randwrite --runtime=1 --time_based 2>&1); rc=$?
+[ "$rc" = 2 ] && ok "writing to a device with ext4 is refused" || bad "refusal: $rc $err"
+case "$err" in *ext4*--force*) ok "the refusal says what and how" ;; *) bad "refusal text: $err" ;; esac
+"$devemu" bench "$lo" --rw=randread --runtime=1 --time_based >/dev/null && ok "reading it is fine" || bad "read of ext4 device"
+blkid "$lo" | grep -q ext4 && ok "the filesystem is intact" || bad "filesystem damaged"
+losetup -d "$lo"
+
+"$devemu" bench zram:64M --rw=randread --runtime=30 --time_based > "$dir/int" 2>&1 &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid; rc=$?
+[ "$rc" = 0 ] && grep -q "interrupted: partial result" "$dir/int" && ok "Ctrl-C stops cleanly with a partial result" || bad "Ctrl-C: $rc $(cat "$dir/int")"
+[ "$(zrams)" = "$base" ] && ok "Ctrl-C removes the zram device" || bad "zram left after Ctrl-C"
+
+out=$("$devemu" bench zram:64M --rw=randread --runtime=1 --time_based --compare-fio --repeat=1 --json) && ok "--compare-fio runs fio on the same target" || bad "compare: $out"
+r=$(field "d['ratio']['iops']" <<<"$out")
+python3 -c "import sys; sys.exit(0 if $r > 0 else 1)" && ok "--compare-fio reports an IOPS ratio ($r)" || bad "ratio $r"
+[ "$(zrams)" = "$base" ] && ok "no zram left after the comparison" || bad "zram left after compare"
+
+rm -rf "$dir"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
