@@ -36,21 +36,15 @@ int cmd_check(Context& ctx, const Args& args)
     po::options_description opts("devemu check NAME [--json] [--scratch 4M]\n\nLogs in as an initiator: INQUIRY, READ CAPACITY(16), and a "
                                   "write -> read-verify of the last MiBs,\nwhich are saved first and restored after. Exit 1 when a check fails.\n"
                                   "Example: devemu check zram0");
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("scratch", po::value<std::string>()->default_value("4M"), "bytes to verify")(
-        "verbose,v", "")("quiet,q", "")("name", po::value<std::string>(), "");
-    po::positional_options_description pos;
-    pos.add("name", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-    if (vm.count("help") || !vm.count("name")) {
-        std::cout << opts;
-        return vm.count("help") ? 0 : 2;
-    }
+    opts.add_options()("scratch", po::value<std::string>()->default_value("4M"), "bytes to verify");
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 1)) return *rc;
+    auto& vm = p.vm;
     auto scratch = core::parse_size(vm["scratch"].as<std::string>());
     if (!scratch) return report({core::Errc::invalid_input, "--scratch is not a size", vm["scratch"].as<std::string>(), "e.g. --scratch 4M"});
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
-    const auto name = vm["name"].as<std::string>();
+    const auto name = p.positional[0];
     auto rec = sd->load(name);
     if (!rec) return report(rec.error());
 

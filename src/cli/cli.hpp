@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
+#include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 
 #include "core/error.hpp"
@@ -36,6 +38,16 @@ core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, con
 nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_override, bool secrets);
 void print_unit(const nlohmann::json& rec, const nlohmann::json& info, std::ostream& out);
 int cmd_not_landed(const std::string& command, const std::string& issue);
+
+// Parses a command's options: adds --help, --json, -v, -q, and collects positional words. Returns an exit code
+// when the command should stop here (help asked: 0; fewer than `min_positional` words: the help and 2).
+struct Parsed {
+    boost::program_options::variables_map vm;
+    std::vector<std::string> positional;
+    [[nodiscard]] bool has(const char* name) const { return vm.count(name) > 0; }
+};
+std::optional<int> parse_command(const Args& args, boost::program_options::options_description& opts, Parsed& out,
+                                 std::size_t min_positional);
 
 // Prints one error line (red on a TTY) and returns its exit code.
 int report(const core::Error& e);

@@ -16,6 +16,26 @@ int report(const core::Error& e)
     return e.exit_code();
 }
 
+std::optional<int> parse_command(const Args& args, boost::program_options::options_description& opts, Parsed& out,
+                                 std::size_t min_positional)
+{
+    namespace po = boost::program_options;
+    opts.add_options()("help,h", "this help")("json", "machine-readable output");
+    po::options_description hidden;   // -v/-q are global options, accepted here too; positional words
+    hidden.add_options()("verbose,v", "")("quiet,q", "")("positional", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+    po::options_description all;
+    all.add(opts).add(hidden);
+    po::positional_options_description pos;
+    pos.add("positional", -1);
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), out.vm);
+    out.positional = out.vm["positional"].as<std::vector<std::string>>();
+    if (out.has("help") || out.positional.size() < min_positional) {
+        std::cout << opts;
+        return out.has("help") ? 0 : 2;
+    }
+    return std::nullopt;
+}
+
 int cmd_not_landed(const std::string& command, const std::string& issue)
 {
     std::cerr << "devemu " << command << ": not available yet: it arrives with " << issue

@@ -119,13 +119,9 @@ void vm_checks(const Context& ctx, std::vector<Item>& out)
 int cmd_doctor(Context& ctx, const Args& args)
 {
     po::options_description opts("devemu doctor [--json]\n\nExample: devemu doctor --json | jq '.native'");
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "");
-    po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts;
-        return 0;
-    }
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 0)) return *rc;
+    auto& vm = p.vm;
     std::vector<Item> items;
     host_checks(items);
     vm_checks(ctx, items);

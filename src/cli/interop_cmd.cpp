@@ -20,17 +20,11 @@ int cmd_import(Context& ctx, const Args& args)
     po::options_description opts("devemu import FILE [--force] [--insecure] [--json]\n\nBrings up what targetcli-fb's saveconfig.json "
                                   "describes, through the same validation and reconcile as `up`.\nKeys devemu does not understand are "
                                   "listed, never dropped silently. Rerunnable.\nExample: devemu import /etc/target/saveconfig.json");
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("force", "as for up")("insecure", "as for up")(
-        "verbose,v", "")("quiet,q", "")("file", po::value<std::string>(), "");
-    po::positional_options_description pos;
-    pos.add("file", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-    if (vm.count("help") || !vm.count("file")) {
-        std::cout << opts;
-        return vm.count("help") ? 0 : 2;
-    }
-    const auto file = vm["file"].as<std::string>();
+    opts.add_options()("force", "as for up")("insecure", "as for up");
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 1)) return *rc;
+    auto& vm = p.vm;
+    const auto file = p.positional[0];
     auto text = core::read_file(file);
     if (!text) return report(text.error());
     auto doc = json::parse(*text, nullptr, false);
@@ -67,19 +61,13 @@ int cmd_export(Context& ctx, const Args& args)
 {
     po::options_description opts("devemu export [NAME…] [-o FILE]\n\nWrites devemu's targets as targetcli-fb's saveconfig.json "
                                   "(attributes read live from configfs).\nExample: devemu export -o /etc/target/saveconfig.json");
-    opts.add_options()("help,h", "this help")("output,o", po::value<std::string>(), "file (written atomically); default stdout")(
-        "verbose,v", "")("quiet,q", "")("names", po::value<std::vector<std::string>>()->default_value({}, ""), "");
-    po::positional_options_description pos;
-    pos.add("names", -1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts;
-        return 0;
-    }
+    opts.add_options()("output,o", po::value<std::string>(), "file (written atomically); default stdout");
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 0)) return *rc;
+    auto& vm = p.vm;
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
-    auto names = vm["names"].as<std::vector<std::string>>();
+    auto names = p.positional;
     if (names.empty()) names = sd->units();
     std::vector<json> recs;
     for (auto& n : names) {

@@ -58,13 +58,10 @@ int cmd_ls(Context& ctx, const Args& args)
 {
     po::options_description opts("devemu ls [--json] [--secrets]\n\nUnits and their health: does the kernel still hold what `up` made?\n"
                                   "Example: devemu ls --json");
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("secrets", "include CHAP secrets")("verbose,v", "")("quiet,q", "");
-    po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts;
-        return 0;
-    }
+    opts.add_options()("secrets", "include CHAP secrets");
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 0)) return *rc;
+    auto& vm = p.vm;
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
     json out = json::array();

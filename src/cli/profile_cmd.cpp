@@ -14,16 +14,13 @@ namespace devemu::cli {
 int cmd_profile(Context&, const Args& args)
 {
     po::options_description opts("devemu profile check FILE… [--json]\n\nExample: devemu profile check targets/*.toml");
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "")(
-        "args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
-    po::positional_options_description pos;
-    pos.add("args", -1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-    auto rest = vm["args"].as<std::vector<std::string>>();
-    if (vm.count("help") || rest.empty() || rest[0] != "check" || rest.size() < 2) {
+    Parsed parsed;
+    if (auto rc = parse_command(args, opts, parsed, 2)) return *rc;
+    auto& vm = parsed.vm;
+    const auto& rest = parsed.positional;
+    if (rest[0] != "check") {
         std::cout << opts;
-        return vm.count("help") ? 0 : 2;
+        return 2;
     }
     int rc = 0;
     nlohmann::json out = nlohmann::json::array();

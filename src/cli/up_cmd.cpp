@@ -19,23 +19,6 @@ namespace devemu::cli {
 
 namespace {
 
-struct Parsed {
-    po::variables_map vm;
-    std::vector<std::string> positional;
-};
-
-Parsed parse(const Args& args, po::options_description& opts)
-{
-    opts.add_options()("help,h", "this help")("json", "machine-readable output")("verbose,v", "")("quiet,q", "")(
-        "args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
-    po::positional_options_description pos;
-    pos.add("args", -1);
-    Parsed p;
-    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), p.vm);
-    p.positional = p.vm["args"].as<std::vector<std::string>>();
-    return p;
-}
-
 std::string secret_of(const json& rec, const std::string& initiator)
 {
     return rec.value("generated", json::object()).value("chap:" + initiator, "");
@@ -107,11 +90,8 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
         "insecure", "allow a non-loopback portal without CHAP and ACLs")("secrets", "show CHAP secrets")(
         "vm", "run it in a VM of the distribution kernel (for hosts without LIO)")(
         "in-vm", "internal: devemu inside the VM");
-    auto p = parse(args, opts);
-    if (p.vm.count("help") || p.positional.empty()) {
-        std::cout << opts;
-        return p.vm.count("help") ? 0 : 2;
-    }
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     if (p.vm.count("vm")) return cmd_up_vm(ctx, p.positional, p.vm.count("json") > 0, p.vm.count("secrets") > 0);
     lio::UpOptions opt;
     opt.force = p.vm.count("force") > 0;
@@ -172,10 +152,11 @@ int cmd_down(Context& ctx, const Args& args)
     po::options_description opts("devemu down NAME…|--all\n\nRemoves exactly what `up` made, in reverse, from the unit's journal.\n"
                                   "Idempotent: works after a crash at any point of `up`.\nExample: devemu down zram0");
     opts.add_options()("all", "every unit in the state dir");
-    auto p = parse(args, opts);
-    if (p.vm.count("help") || (p.positional.empty() && !p.vm.count("all"))) {
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 0)) return *rc;
+    if (p.positional.empty() && !p.has("all")) {
         std::cout << opts;
-        return p.vm.count("help") ? 0 : 2;
+        return 2;
     }
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
