@@ -34,6 +34,8 @@ const std::vector<OptionSpec>& option_table()
         {"compare-fio", "bool", "false", "run fio's io_uring engine on the same job, alternating, and print ratios", ""},
         {"repeat", "uint", "3", "runs per side with --compare-fio (medians)", ""},
         {"batch", "uint", "0", "submissions per io_uring_enter (0: iodepth/4)", ""},
+        {"sweep", "string", "", "a matrix: --sweep bs=4k,64k,1M iodepth=1,8,32 (3 s per point unless --runtime)", ""},
+        {"svg", "string", "", "with --sweep: write IOPS and p99 latency vs queue depth as an SVG plot", ""},
     };
     return t;
 }
@@ -75,6 +77,10 @@ core::Result<BenchOptions> parse_options(const std::vector<std::string>& args)
     for (size_t i = 0; i < args.size(); ++i) {
         std::string a = args[i];
         if (!a.starts_with("--")) {
+            if (a.find('=') != std::string::npos && !o.sweep.empty()) {   // further sweep axes
+                o.sweep.push_back(a);
+                continue;
+            }
             if (!o.target.empty()) return bad("two targets given: " + o.target + " and " + a, "bench one target at a time");
             o.target = a;
             continue;
@@ -90,6 +96,7 @@ core::Result<BenchOptions> parse_options(const std::vector<std::string>& args)
         const std::string kind = spec->kind;
         if (!has_value) {
             if (kind == "bool") value = "1";
+            else if (a == "sweep" && i + 1 < args.size()) value = args[++i];
             else if (i + 1 < args.size()) value = args[++i];
             else return bad("--" + a + " needs a value");
         }
@@ -144,10 +151,16 @@ core::Result<BenchOptions> parse_options(const std::vector<std::string>& args)
         else if (a == "force") DEVEMU_CHECK(as_bool(o.force));
         else if (a == "json") DEVEMU_CHECK(as_bool(o.json));
         else if (a == "compare-fio") DEVEMU_CHECK(as_bool(o.compare_fio));
+        else if (a == "sweep") {
+            if (value.find('=') == std::string::npos) return bad("--sweep " + value + " is not bs=LIST or iodepth=LIST", "e.g. --sweep bs=4k,64k iodepth=1,8,32");
+            o.sweep.push_back(value);
+        } else if (a == "svg") o.svg = value;
     }
     if (o.target.empty()) return bad("no target given", "devemu bench zram:1G, a file, or a block device");
     if (o.time_based && o.runtime <= 0) return bad("--time_based needs --runtime", "e.g. --runtime=10");
     if (o.verify && o.rw == Rw::randrw) return bad("--verify with --rw=randrw is not supported", "verify with --rw=write (writes then checks) or --rw=read (checks)");
+    if (!o.svg.empty() && o.sweep.empty()) return bad("--svg goes with --sweep");
+    if (!o.sweep.empty() && (o.compare_fio || o.verify)) return bad("--sweep runs a matrix of plain runs", "drop --compare-fio/--verify");
     if (o.batch == 0) o.batch = std::max(1u, o.iodepth / 4);
     return o;
 }

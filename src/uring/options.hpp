@@ -34,6 +34,8 @@ struct BenchOptions {
     bool compare_fio = false;
     unsigned repeat = 3;             // alternating runs per side with --compare-fio
     std::uint64_t batch = 0;         // submissions per io_uring_enter; 0: iodepth/4 (at least 1)
+    std::vector<std::string> sweep;  // "bs=4k,64k", "iodepth=1,8,32"
+    std::string svg;                 // with --sweep: write the plot here
 };
 
 struct OptionSpec {

@@ -54,6 +54,11 @@ r=$(field "d['ratio']['iops']" <<<"$out")
 python3 -c "import sys; sys.exit(0 if $r > 0 else 1)" && ok "--compare-fio reports an IOPS ratio ($r)" || bad "ratio $r"
 [ "$(zrams)" = "$base" ] && ok "no zram left after the comparison" || bad "zram left after compare"
 
+out=$("$devemu" bench zram:64M --rw=randread --sweep bs=4k,16k iodepth=1,8 --runtime=0.5 --svg "$dir/s.svg" 2>/dev/null); rc=$?
+[ "$rc" = 0 ] && [ "$(printf '%s\n' "$out" | grep -c 'KiB')" = 4 ] && ok "--sweep runs the 2x2 matrix" || bad "sweep: $rc $out"
+[ "$(grep -c '<polyline' "$dir/s.svg")" = 4 ] && ok "--svg plots a line per block size in both panels" || bad "svg: $(head -c 300 "$dir/s.svg")"
+[ "$(zrams)" = "$base" ] && ok "no zram left after the sweep" || bad "zram left after sweep"
+
 rm -rf "$dir"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

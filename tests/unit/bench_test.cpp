@@ -139,3 +139,34 @@ TEST_CASE("block-device safety on a real loop device, with and without a filesys
     std::filesystem::remove(img);
     CHECK_FALSE(core::check_block_device_free("/etc/hostname", false));
 }
+
+#include "uring/sweep.hpp"
+
+TEST_CASE("sweep: axes make a matrix, the plot has a line per block size in each panel")
+{
+    auto base = uring::parse_options({"zram:1G", "--sweep", "bs=4k,64k", "iodepth=1,8,32"});
+    REQUIRE(base);
+    CHECK(base->sweep == std::vector<std::string>{"bs=4k,64k", "iodepth=1,8,32"});
+    auto pts = uring::parse_sweep(base->sweep, *base);
+    REQUIRE(pts);
+    REQUIRE(pts->size() == 6);
+    CHECK((*pts)[0].bs == 4096);
+    CHECK((*pts)[5].bs == 65536);
+    CHECK((*pts)[5].iodepth == 32);
+    CHECK_FALSE(uring::parse_sweep({"numjobs=1,2"}, *base));
+    CHECK_FALSE(uring::parse_sweep({"bs=1000"}, *base));
+    CHECK_FALSE(uring::parse_options({"x", "--svg", "a.svg"}));   // --svg needs --sweep
+    double iops = 1000;
+    for (auto& p : *pts) p.iops = iops *= 2, p.p99 = static_cast<std::uint64_t>(iops);
+    auto svg = uring::sweep_svg(*pts, "t");
+    auto count = [&](const std::string& needle) {
+        size_t n = 0;
+        for (size_t pos = svg.find(needle); pos != std::string::npos; pos = svg.find(needle, pos + 1)) ++n;
+        return n;
+    };
+    CHECK(svg.starts_with("<svg"));
+    CHECK(count("<polyline") == 4);   // 2 block sizes x 2 panels
+    CHECK(count("<circle") == 12);    // every point in both panels
+    CHECK(svg.find("bs 64 KiB") != std::string::npos);
+    CHECK(uring::sweep_table(*pts).find("64 KiB") != std::string::npos);
+}

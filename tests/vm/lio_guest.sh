@@ -51,6 +51,7 @@ for type in fileio block zram; do
     check "$type+loopback: dd write then read back compares" sh -c "dd if=/tmp/pattern.$type of=$dev bs=1M oflag=direct 2>/dev/null && dd if=$dev of=/tmp/back bs=1M count=4 iflag=direct 2>/dev/null && cmp /tmp/pattern.$type /tmp/back"
     if [ "$type" = zram ]; then   # devemu bench through LIO's tcm_loop: the block layer, SCSI, LIO and back
         check "bench on the tcm_loop LUN" "$devemu" bench "$dev" --rw=randrw --runtime=1 --time_based
+        check "bench by unit name (the disk its loopback target exposes)" sh -c "$devemu bench $n --rw=randread --runtime=1 --time_based | grep -q '^$dev '"
         check "bench --verify through the tcm_loop LUN" "$devemu" bench "$dev" --rw=write --size=8M --verify
         dd if=/dev/urandom of="$dev" bs=4096 count=1 seek=256 oflag=direct status=none
         "$devemu" bench "$dev" --rw=read --size=8M --verify >/tmp/verify.out 2>&1; rc=$?
