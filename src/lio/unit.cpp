@@ -172,6 +172,7 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
             else if (b->type == profile::BackstoreType::user) mods.push_back("target_core_user");
             else mods.push_back("target_core_iblock");
             if (b->type == profile::BackstoreType::zram) mods.push_back("zram");
+            if (b->type == profile::BackstoreType::rbd) mods.insert(mods.end(), {"crc32c", "rbd"});   // libcrc32c softdep
         }
     }
     auto kmod = core::Kmod::open();

@@ -181,7 +181,8 @@ void host_root()
     must_mount("proc", "/newroot/proc", "proc", 0, nullptr);
     must_mount("sysfs", "/newroot/sys", "sysfs", 0, nullptr);
     must_mount("/dev", "/newroot/dev", nullptr, MS_BIND | MS_REC, nullptr);
-    must_mount("tmpfs", "/newroot/tmp", "tmpfs", 0, "mode=1777");
+    // No tmpfs over /tmp: the overlay's upper layer is already guest RAM, and a checkout under the host's /tmp
+    // (a CI clone, say) must stay visible.
     must_mount("tmpfs", "/newroot/run", "tmpfs", 0, "mode=0755");
     if (filesystem_known("configfs")) must_mount("configfs", "/newroot/sys/kernel/config", "configfs", 0, nullptr);
     mkdirs("/newroot/lib/modules");
