@@ -113,6 +113,9 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
     if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
 
     core::Transaction tx(sd->journal(name));
+    // Journal before acting: the pid is not known yet, so name qemu by its unit's control socket, which is in its
+    // command line. A kill -9 of this devemu at any point leaves a journal that `down` can reap qemu from.
+    if (auto s = tx.record({core::UndoOp::kill, "qemu", (cfg.run_dir / "ctl.sock").string(), 0, 0}); !s) return report(s.error());
     auto vmh = vm::start_detached(cfg);
     if (!vmh) return report(vmh.error());
     if (auto s = tx.record({core::UndoOp::kill, "qemu", "", vmh->pid, vmh->start_time}); !s) return report(s.error());

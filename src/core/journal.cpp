@@ -4,6 +4,8 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <optional>
 #include <chrono>
@@ -13,6 +15,8 @@
 #include <thread>
 
 #include "core/fs.hpp"
+
+namespace fs = std::filesystem;
 
 namespace devemu::core {
 
@@ -91,8 +95,29 @@ std::uint64_t process_start_time(std::int64_t pid)
     return 0;
 }
 
+// Processes whose command line contains `marker` (not this one).
+static std::vector<std::pair<std::int64_t, std::uint64_t>> processes_with(const std::string& marker)
+{
+    std::vector<std::pair<std::int64_t, std::uint64_t>> out;
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator("/proc", ec)) {
+        const auto name = e.path().filename().string();
+        if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+        const auto pid = std::stoll(name);
+        if (pid == ::getpid()) continue;
+        auto cmd = read_file(e.path() / "cmdline");
+        if (cmd && cmd->find(marker) != std::string::npos) out.push_back({pid, process_start_time(pid)});
+    }
+    return out;
+}
+
 static Status stop_process(const UndoRecord& r)
 {
+    if (r.pid == 0 && !r.value.empty()) {
+        for (auto [pid, start] : processes_with(r.value))
+            if (auto s = stop_process({UndoOp::kill, r.path, "", pid, start}); !s) return s;
+        return {};
+    }
     if (r.pid <= 0 || process_start_time(r.pid) != r.start_time) return {};
     ::kill(static_cast<pid_t>(r.pid), SIGTERM);
     for (int i = 0; i < 100; ++i) {

@@ -19,7 +19,8 @@ enum class UndoOp {
     write,        // write `value` back into an attribute
     zram_remove,  // write `value` (the device number) into `path` (/sys/class/zram-control/hot_remove)
     umount,       // lazy unmount of `path`
-    kill,         // stop process `pid` if its start time is still `start_time` (so a reused pid is safe)
+    kill,         // stop process `pid` if its start time is still `start_time` (so a reused pid is safe); with pid 0,
+                  // stop every process whose command line contains `value` (journaled before the pid is known)
 };
 
 struct UndoRecord {

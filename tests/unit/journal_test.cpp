@@ -194,3 +194,21 @@ TEST_CASE("atomic writes leave either the old or the new file")
     CHECK((fs::status(f).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
     for (auto& e : fs::directory_iterator(t.root)) CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
+
+TEST_CASE("kill undo by command-line marker: for a process journaled before its pid was known")
+{
+    const std::string marker = "devemu-test-marker-" + std::to_string(::getpid());
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::execlp("sh", "sh", "-c", "sleep 100", marker.c_str(), nullptr);
+        ::_exit(127);
+    }
+    for (int i = 0; i < 100 && process_start_time(pid) == 0; ++i) ::usleep(10000);
+    ::usleep(100000);   // let exec finish so the command line carries the marker
+    REQUIRE(undo({UndoOp::kill, "sh", "some-other-marker", 0, 0}));
+    CHECK(::waitpid(pid, nullptr, WNOHANG) == 0);   // untouched
+    REQUIRE(undo({UndoOp::kill, "sh", marker, 0, 0}));
+    int st = 0;
+    CHECK(::waitpid(pid, &st, 0) == pid);
+    CHECK(WIFSIGNALED(st));
+}
