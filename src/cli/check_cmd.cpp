@@ -20,13 +20,7 @@ namespace {
 // The URL with the CHAP secret and the initiator the ACL expects, reaching the portal at `portal`.
 std::pair<std::string, std::string> iscsi_target_of(const json& access, const std::string& portal)
 {
-    std::string url = access["urls"][0];
-    if (!portal.empty()) {
-        auto at = url.find('@');
-        auto host_start = at == std::string::npos ? url.find("//") + 2 : at + 1;
-        url = url.substr(0, host_start) + portal + url.substr(url.find('/', host_start));
-    }
-    return {url, access.value("initiator", std::string("iqn.2026-11.org.devemu:check"))};
+    return {with_portal(access["urls"][0], portal), access.value("initiator", std::string("iqn.2026-11.org.devemu:check"))};
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ int cmd_export(Context& ctx, const Args& args);
 int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, bool json, bool secrets);
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);
 nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_override, bool secrets);
+// The iscsi:// URL with its host:port replaced by `portal` (the 127.0.0.1 forward of a VM's portal).
+std::string with_portal(const std::string& url, const std::string& portal);
 void print_unit(const nlohmann::json& rec, const nlohmann::json& info, std::ostream& out);
 int cmd_not_landed(const std::string& command, const std::string& issue);
 

@@ -58,6 +58,14 @@ json access_info(const json& rec, const std::string& portal_override, bool secre
     return info;
 }
 
+std::string with_portal(const std::string& url, const std::string& portal)
+{
+    if (portal.empty()) return url;
+    const auto at = url.find('@');
+    const auto host_start = at == std::string::npos ? url.find("//") + 2 : at + 1;
+    return url.substr(0, host_start) + portal + url.substr(url.find('/', host_start));
+}
+
 void print_unit(const json& rec, const json& info, std::ostream& out)
 {
     out << "target " << rec.value("name", "?") << ": " << rec.value("state", "?");
@@ -114,8 +122,8 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     for (auto& prof : profiles) {
         if (apply)
             if (auto s = lio::prepare_kernel(prof, opt); !s) return report(s.error());
-        for (auto& t : prof.targets) {
-            if (!apply) {
+        if (!apply) {
+            for (auto& t : prof.targets) {
                 auto pl = lio::plan(prof, t, *sd, opt);
                 if (!pl) return report(pl.error());
                 json steps = json::array();
@@ -125,10 +133,9 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
                     std::cout << "target " << t.name << ": " << (pl->steps.empty() ? "up to date" : std::to_string(pl->steps.size()) + " changes") << "\n";
                     for (auto& s : steps) std::cout << "  " << s.get<std::string>() << "\n";
                 }
-                continue;
             }
+            continue;
         }
-        if (!apply) continue;
         // Targets are independent units: bring them up side by side, report in profile order.
         std::vector<core::Result<json>> recs(prof.targets.size(), std::unexpected(core::Error{}));
         core::parallel_for(prof.targets.size(), 16, [&](std::size_t i) { recs[i] = lio::up(prof, prof.targets[i], *sd, opt); });

@@ -167,12 +167,8 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
             info["portal"] = portal;
             json urls = json::array();
             for (auto& url : info.value("urls", json::array())) {
-                std::string s = url;
-                auto at = s.find('@');
-                auto host_start = at == std::string::npos ? s.find("//") + 2 : at + 1;
-                auto slash = s.find('/', host_start);
-                s = s.substr(0, host_start) + portal + s.substr(slash);
-                if (!secrets && at != std::string::npos) {
+                std::string s = with_portal(url, portal);
+                if (!secrets && s.find('@') != std::string::npos) {
                     auto pct = s.find('%');
                     s = s.substr(0, pct + 1) + "SECRET" + s.substr(s.find('@'));
                 }

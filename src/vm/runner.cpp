@@ -115,15 +115,26 @@ struct Lines {
 
 }  // namespace
 
-core::Result<DetachedVm> start_detached(const VmConfig& c)
+namespace {
+// What every boot decides first: qemu present, the accelerator (said aloud, with why), the image -kernel gets.
+core::Result<std::pair<VmConfig, Accel>> prepare_boot(const VmConfig& c)
 {
     if (core::which("qemu-system-x86_64").empty())
         return core::fail(Errc::missing, "qemu-system-x86_64 not found", "PATH", "apt-get install qemu-system-x86");
     DEVEMU_TRY(accel, choose_accel(c.accel, c.kernel, c.cache_dir));
+    // Say which accelerator and why, every time: a silent TCG fallback is what makes VMs "mysteriously slow".
     spdlog::info("vm: {} ({}), kernel {} from {}", accel.kvm ? "kvm" : "tcg, no KVM", accel.why, c.kernel.version, c.kernel.source);
     VmConfig cfg = c;
     if (cfg.boot_image.empty())
         if (auto elf = uncompressed_kernel(c.kernel, c.cache_dir)) cfg.boot_image = *elf;
+    return std::pair{cfg, accel};
+}
+}  // namespace
+
+core::Result<DetachedVm> start_detached(const VmConfig& c)
+{
+    DEVEMU_TRY(boot, prepare_boot(c));
+    auto& [cfg, accel] = boot;
     auto argv = qemu_argv(cfg, accel.kvm, true);
     spdlog::debug("vm: {}", fmt::join(argv, " "));
     UniqueFd qlog(::open((c.run_dir / "qemu.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -184,15 +195,9 @@ core::Result<std::string> control(const fs::path& ctl_socket, const std::string&
 core::Result<VmResult> run_vm(const VmConfig& c)
 {
     VmResult res;
-    if (core::which("qemu-system-x86_64").empty())
-        return core::fail(Errc::missing, "qemu-system-x86_64 not found", "PATH", "apt-get install qemu-system-x86");
-    DEVEMU_TRY(accel, choose_accel(c.accel, c.kernel, c.cache_dir));
-    VmConfig cfg = c;
-    if (cfg.boot_image.empty())
-        if (auto elf = uncompressed_kernel(c.kernel, c.cache_dir)) cfg.boot_image = *elf;
+    DEVEMU_TRY(boot, prepare_boot(c));
+    auto& [cfg, accel] = boot;
     res.accel_kvm = accel.kvm;
-    // Say which accelerator and why, every time: a silent TCG fallback is what makes VMs "mysteriously slow".
-    spdlog::info("vm: {} ({}), kernel {} from {}", accel.kvm ? "kvm" : "tcg, no KVM", accel.why, c.kernel.version, c.kernel.source);
 
     std::array<UniqueFd, 4> listeners;
     for (int i = 0; i < 4; ++i) {
