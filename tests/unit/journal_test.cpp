@@ -200,11 +200,14 @@ TEST_CASE("kill undo by command-line marker: for a process journaled before its 
     const std::string marker = "devemu-test-marker-" + std::to_string(::getpid());
     pid_t pid = ::fork();
     if (pid == 0) {
-        ::execlp("sh", "sh", "-c", "sleep 100", marker.c_str(), nullptr);
+        ::execlp("sleep", marker.c_str(), "100", nullptr);   // the marker is argv[0]: it stays in /proc/PID/cmdline
         ::_exit(127);
     }
-    for (int i = 0; i < 100 && process_start_time(pid) == 0; ++i) ::usleep(10000);
-    ::usleep(100000);   // let exec finish so the command line carries the marker
+    for (int i = 0; i < 200; ++i) {   // until exec has happened and the command line carries the marker
+        auto cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+        if (cmd && cmd->find(marker) != std::string::npos) break;
+        ::usleep(10000);
+    }
     REQUIRE(undo({UndoOp::kill, "sh", "some-other-marker", 0, 0}));
     CHECK(::waitpid(pid, nullptr, WNOHANG) == 0);   // untouched
     REQUIRE(undo({UndoOp::kill, "sh", marker, 0, 0}));
