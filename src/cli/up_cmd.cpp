@@ -97,7 +97,8 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     opts.add_options()("force", "resize backing files, export devices that hold a filesystem")(
         "insecure", "allow a non-loopback portal without CHAP and ACLs")("secrets", "show CHAP secrets")(
         "vm", "run it in a VM of the distribution kernel (for hosts without LIO)")(
-        "in-vm", "internal: devemu inside the VM");
+        "in-vm", "internal: devemu inside the VM")("advertise", po::value<std::vector<std::string>>()->composing(),
+                                                           "internal: TARGET=PORT, the host's forward of its portal");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     if (p.vm.count("vm")) return cmd_up_vm(ctx, p.positional, p.vm.count("json") > 0, p.vm.count("secrets") > 0);
@@ -105,6 +106,12 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     opt.force = p.vm.count("force") > 0;
     opt.insecure = p.vm.count("insecure") > 0;
     opt.in_vm = p.vm.count("in-vm") > 0;
+    if (p.has("advertise"))
+        for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
+            auto eq = a.find('=');
+            if (eq == std::string::npos) return report({core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, ""});
+            opt.advertise[a.substr(0, eq)] = static_cast<std::uint16_t>(std::stoul(a.substr(eq + 1)));
+        }
 
     std::vector<profile::Profile> profiles;
     for (auto& f : p.positional) {   // everything validated before anything is touched

@@ -108,6 +108,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
     run.binaries = {self};
     run.files = {fs::absolute(prof->file)};
     run.argv = {self.string(), "--state-dir", "/run/devemu", "-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string()};
+    for (auto& [t, port] : forwards.items()) run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
     run.down_argv = {self.string(), "--state-dir", "/run/devemu", "-q", "down", "--all"};
     run.stay = true;
     if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
@@ -175,9 +176,9 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
                 urls.push_back(s);
             }
             info["urls"] = urls;
-            json lines = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal + "   (answers with the guest's address 10.0.2.15: log in by portal instead)",
-                                      "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " -o new && iscsiadm -m node -T " +
-                                          info.value("wwn", "") + " -p " + portal + " --login"});
+            // Discovery lists 127.0.0.1:PORT too (a second portal in the guest on the forwarded port number).
+            json lines = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal,
+                                      "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " --login"});
             info["iscsiadm"] = lines;
         }
         if (!secrets) info.erase("chap_secret");

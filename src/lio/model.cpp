@@ -76,6 +76,8 @@ std::vector<Node> TargetModel::nodes() const
     if (spec->fabric == profile::Fabric::iscsi) {
         const bool v6 = portal_address.find(':') != std::string::npos;
         out.push_back({NodeKind::dir, fmt::format("{}/np/{}{}{}:{}", tpg, v6 ? "[" : "", portal_address, v6 ? "]" : "", spec->portal.port), ""});
+        if (advertised_port && advertised_port != spec->portal.port)
+            out.push_back({NodeKind::dir, fmt::format("{}/np/127.0.0.1:{}", tpg, advertised_port), ""});
         const bool demo = spec->acls.empty();
         out.push_back({NodeKind::attr, tpg + "/attrib/generate_node_acls", demo ? "1" : "0"});
         out.push_back({NodeKind::attr, tpg + "/attrib/cache_dynamic_acls", demo ? "1" : "0"});

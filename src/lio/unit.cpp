@@ -88,6 +88,7 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
     auto& m = b.model;
     m.spec = &t;
     m.portal_address = opt.in_vm && t.portal.loopback() ? "0.0.0.0" : t.portal.address;
+    if (auto a = opt.advertise.find(t.name); a != opt.advertise.end()) m.advertised_port = a->second;
     m.wwn = t.fabric == profile::Fabric::iscsi ? t.wwn : (t.wwn.empty() ? b.gen.get("wwn", "naa.5001405" + random_hex(9)) : t.wwn);
     if (t.fabric == profile::Fabric::loopback)
         m.initiator_wwn = t.initiator_wwn.empty() ? b.gen.get("initiator_wwn", "naa.5001405" + random_hex(9)) : t.initiator_wwn;

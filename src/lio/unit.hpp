@@ -2,6 +2,7 @@
 // A LIO unit: one profile target with its backstores. `plan` shows the difference between the profile and what
 // the unit holds in configfs; `up` applies exactly that, reads everything back and records it; `down` replays
 // the unit's undo journal. Objects devemu did not create are never touched.
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@ struct UpOptions {
     bool force = false;      // resize files, export devices that hold data
     bool insecure = false;   // allow a non-loopback portal without CHAP + ACL
     bool in_vm = false;      // inside `up --vm`: portals listen on 0.0.0.0, reached only through a 127.0.0.1 forward
+    // inside `up --vm`: target name -> the host's forwarded port. The TPG gets a second portal 127.0.0.1:PORT in the
+    // guest, so SendTargets through the forward lists an address the host can reach.
+    std::map<std::string, std::uint16_t> advertise;
     Roots roots;
     bool load_modules = true;
 };

@@ -15,6 +15,7 @@ for prof in "$src"/targets/*.toml; do
     if [ "$fabric" = iscsi ]; then
         portal=$(field "d[0]['access']['portal']" <<<"$out")
         case "$portal" in 127.0.0.1:*) ok "$name: portal on 127.0.0.1 ($portal)" ;; *) bad "$name: portal $portal" ;; esac
+        iscsi-ls "iscsi://$portal" 2>/dev/null | grep -q "Portal:$portal," && ok "$name: SendTargets through the forward lists $portal" || bad "$name: discovery: $(iscsi-ls "iscsi://$portal" 2>&1 | head -3)"
         url=$(field "d[0]['access']['urls'][0]" <<<"$out")
         initiator=$(field "d[0]['access'].get('initiator', 'iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test')" <<<"$out")
         case "$url" in *SECRET@*)
