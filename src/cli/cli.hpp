@@ -39,7 +39,6 @@ nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_
 // The iscsi:// URL with its host:port replaced by `portal` (the 127.0.0.1 forward of a VM's portal).
 std::string with_portal(const std::string& url, const std::string& portal);
 void print_unit(const nlohmann::json& rec, const nlohmann::json& info, std::ostream& out);
-int cmd_not_landed(const std::string& command, const std::string& issue);
 
 // Parses a command's options: adds --help, --json, -v, -q, and collects positional words. Returns an exit code
 // when the command should stop here (help asked: 0; fewer than `min_positional` words: the help and 2).

@@ -36,11 +36,4 @@ std::optional<int> parse_command(const Args& args, boost::program_options::optio
     return std::nullopt;
 }
 
-int cmd_not_landed(const std::string& command, const std::string& issue)
-{
-    std::cerr << "devemu " << command << ": not available yet: it arrives with " << issue
-              << " (fix: use `devemu doctor`, `devemu profile check` or `devemu vm run` for now)\n";
-    return 2;
-}
-
 }  // namespace devemu::cli

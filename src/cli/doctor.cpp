@@ -95,11 +95,16 @@ void vm_checks(const Context& ctx, std::vector<Item>& out)
     out.push_back(q);
 
     Item k{"vm", "kernel", false, "", ""};
-    if (auto kern = vm::find_kernel(ctx.kernel, ctx.cache_dir)) k.ok = true, k.detail = kern->version + " from " + kern->source + " (" + kern->vmlinuz.string() + ")";
+    auto kern = vm::find_kernel(ctx.kernel, ctx.cache_dir);
+    if (kern) k.ok = true, k.detail = kern->version + " from " + kern->source + " (" + kern->vmlinuz.string() + ")";
     else k.detail = kern.error().what + " in " + kern.error().where, k.fix = kern.error().fix;
     out.push_back(k);
 
-    auto accel = vm::probe_kvm();
+    // The accelerator `vm run` would use, decided the same way (a device that opens is not proof: the first call
+    // boot-tests the kernel under KVM and caches the verdict). Without a kernel only the device can be probed.
+    vm::Accel accel = vm::probe_kvm();
+    if (kern && q.ok)
+        if (auto a = vm::choose_accel("auto", *kern, ctx.cache_dir)) accel = *a;
     out.push_back({"vm", "accelerator", true, accel.kvm ? "kvm (" + accel.why + ")" : "tcg, slower (" + accel.why + ")",
                    accel.kvm ? "" : "VMs still work; boots take a few seconds more"});
 

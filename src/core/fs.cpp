@@ -97,18 +97,6 @@ Status make_dirs(const fs::path& p, unsigned mode)
     return {};
 }
 
-Status append_line_synced(const fs::path& p, std::string_view line)
-{
-    UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!fd) return fail_errno("cannot open journal", p.string());
-    std::string buf(line);
-    buf.push_back('\n');
-    ssize_t n = ::write(fd.get(), buf.data(), buf.size());
-    if (n != static_cast<ssize_t>(buf.size())) return fail_errno("cannot append to journal", p.string());
-    if (::fdatasync(fd.get()) != 0) return fail_errno("cannot sync journal", p.string());
-    return {};
-}
-
 void Hasher::add(std::string_view s)
 {
     for (unsigned char c : s) {

@@ -19,8 +19,6 @@ namespace fs = std::filesystem;
 // temp file in the same directory, fsync, rename, fsync the directory.
 [[nodiscard]] Status write_file_atomic(const fs::path& p, std::string_view data, unsigned mode = 0644);
 [[nodiscard]] Status make_dirs(const fs::path& p, unsigned mode = 0755);
-// Appends one line and fsyncs before returning: the journal depends on it.
-[[nodiscard]] Status append_line_synced(const fs::path& p, std::string_view line);
 
 // FNV-1a 64: a cache key, not a security hash.
 struct Hasher {

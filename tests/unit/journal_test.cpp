@@ -145,7 +145,7 @@ TEST_CASE("a torn last journal line is ignored, a corrupt middle line is an erro
     TempTree t;
     auto j = t.root / "journal";
     fs::create_directories(t.root / "cfg" / "x");
-    REQUIRE(append_line_synced(j, UndoRecord{UndoOp::rmdir, (t.root / "cfg" / "x").string()}.to_line()));
+    { std::ofstream(j) << UndoRecord{UndoOp::rmdir, (t.root / "cfg" / "x").string()}.to_line() << "\n"; }
     { std::ofstream(j, std::ios::app) << "{\"op\":\"rmd"; }
     auto recs = load_journal(j);
     REQUIRE(recs);

@@ -6,8 +6,11 @@
 kver=$(ls /var/cache/devemu/kernel 2>/dev/null | sort | tail -1)
 [ -n "${DEVEMU_CACHE_DIR:-}" ] && kver=$(ls "$DEVEMU_CACHE_DIR/kernel" | sort | tail -1)
 
-# 1. The command's stdout and exit status come back as they are.
-out=$("$devemu" -q vm run -- sh -c 'uname -r; exit 3'); rc=$?
+# 1. The command's stdout and exit status come back as they are; doctor names the accelerator the run used.
+out=$("$devemu" vm run -- sh -c 'uname -r; exit 3' 2>"$state/accel"); rc=$?
+used=$(grep -o 'devemu: vm: [a-z]*' "$state/accel" | head -1 | awk '{print $3}')
+said=$("$devemu" doctor --json | python3 -c "import json,sys; print([c['detail'] for c in json.load(sys.stdin)['checks'] if c['name']=='accelerator'][0].split()[0].rstrip(','))")
+expect_eq "doctor names the accelerator vm run uses" "$used" "$said"
 expect_eq "uname in the guest is the VM kernel" "$kver" "$out"
 expect_eq "exit status 3 relayed" 3 "$rc"
 
