@@ -35,16 +35,10 @@ json health_of(const json& rec)
 json secrets_of(const json& rec)
 {
     json out = json::object();
-    const json generated = rec.contains("generated") ? rec["generated"] : json::object();   // named: items() of a temporary dangles
-    for (auto it = generated.begin(); it != generated.end(); ++it)
-        if (it.key().starts_with("chap:") || it.key().starts_with("mutual:")) out[it.key()] = it.value();
-    for (auto& n : rec.value("nodes", json::array())) {
-        const std::string path = n.value("path", "");
-        if (path.ends_with("/auth/password") || path.ends_with("/auth/password_mutual")) {
-            auto acls = path.find("/acls/");
-            auto ini = path.substr(acls + 6, path.find('/', acls + 6) - acls - 6);
-            out[(path.ends_with("_mutual") ? "mutual:" : "chap:") + ini] = n.value("value", "");
-        }
+    const json chap = rec.contains("chap") ? rec["chap"] : json::object();   // named: items() of a temporary dangles
+    for (auto it = chap.begin(); it != chap.end(); ++it) {
+        if (it.value().contains("secret")) out["chap:" + it.key()] = it.value()["secret"];
+        if (it.value().contains("mutual_secret")) out["mutual:" + it.key()] = it.value()["mutual_secret"];
     }
     for (auto& u : rec.value("units", json::array()))   // up --vm: the guest's units
         if (u.contains("access") && u["access"].contains("chap_secret") && u["access"].contains("initiator"))

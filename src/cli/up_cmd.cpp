@@ -19,11 +19,6 @@ namespace devemu::cli {
 
 namespace {
 
-std::string secret_of(const json& rec, const std::string& initiator)
-{
-    return rec.value("generated", json::object()).value("chap:" + initiator, "");
-}
-
 }  // namespace
 
 // The lines a user needs to reach a target: URLs per LUN (with the CHAP secret only when asked), iscsiadm lines.
@@ -38,13 +33,11 @@ json access_info(const json& rec, const std::string& portal_override, bool secre
     json urls = json::array();
     std::string user, secret;
     if (!info["acls"].empty()) {
-        auto& a = info["acls"][0];
-        user = a.value("chap_user", "");
-        // Secrets from the profile live in the recorded nodes; generated ones in "generated".
-        secret = secret_of(rec, a["initiator"]);
-        for (auto& n : rec.value("nodes", json::array()))
-            if (n["path"].get<std::string>().ends_with("/acls/" + a["initiator"].get<std::string>() + "/auth/password")) secret = n["value"];
-        info["initiator"] = a["initiator"];
+        const std::string ini = info["acls"][0]["initiator"];
+        const json chap = rec.value("chap", json::object()).value(ini, json::object());
+        user = chap.value("user", "");
+        secret = chap.value("secret", "");
+        info["initiator"] = ini;
     }
     for (auto& l : info["luns"]) {
         std::string cred = user.empty() ? "" : user + "%" + (secrets ? secret : "SECRET") + "@";

@@ -231,17 +231,10 @@ json to_saveconfig(const std::vector<json>& records, const Roots& roots)
             for (auto& a : spec["acls"]) {
                 const std::string ini = a["initiator"];
                 json acl = {{"node_wwn", ini}, {"mapped_luns", json::array()}};
-                for (auto& n : rec["nodes"]) {
-                    const std::string path = n["path"];
-                    const std::string pre = "/acls/" + ini + "/auth/";
-                    if (auto pos = path.find(pre); pos != std::string::npos) {
-                        auto key = path.substr(pos + pre.size());
-                        if (key == "userid") acl["chap_userid"] = n["value"];
-                        if (key == "password") acl["chap_password"] = n["value"];
-                        if (key == "userid_mutual") acl["chap_mutual_userid"] = n["value"];
-                        if (key == "password_mutual") acl["chap_mutual_password"] = n["value"];
-                    }
-                }
+                const json chap = rec.value("chap", json::object()).value(ini, json::object());
+                for (auto [ours, theirs] : {std::pair{"user", "chap_userid"}, {"secret", "chap_password"},
+                                            {"mutual_user", "chap_mutual_userid"}, {"mutual_secret", "chap_mutual_password"}})
+                    if (chap.contains(ours)) acl[theirs] = chap[ours];
                 for (auto& l : spec["luns"]) {
                     auto want = a["luns"];
                     if (!want.empty() && std::find(want.begin(), want.end(), l["id"]) == want.end()) continue;

@@ -133,6 +133,15 @@ json loopback_devices(const TargetModel& m, const Roots& roots)
     return out;
 }
 
+// CHAP credentials per initiator, as the model holds them: what access URLs, `ls --secrets` and export read.
+json chap_record(const TargetModel& m)
+{
+    json out = json::object();
+    for (auto& [ini, c] : m.chap) out[ini] = {{"user", c.first}, {"secret", c.second}};
+    for (auto& [ini, c] : m.mutual_chap) out[ini]["mutual_user"] = c.first, out[ini]["mutual_secret"] = c.second;
+    return out;
+}
+
 json login_info(const TargetModel& m, const json& devices)
 {
     json info;
@@ -229,7 +238,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
     rec = {{"name", t.name}, {"kind", "target"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired},
            {"generated", b.gen.values}, {"backstores", b.backstores}, {"info", login_info(b.model, devices)},
-           {"changes", steps.size()}, {"spec", spec_of(t, p)}};
+           {"changes", steps.size()}, {"spec", spec_of(t, p)}, {"chap", chap_record(b.model)}};
     DEVEMU_CHECK(sd.save(t.name, rec));
     return rec;
 }
