@@ -6,9 +6,11 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "cli/gadget.hpp"
 #include "core/statedir.hpp"
 #include "core/text.hpp"
 #include "lio/check.hpp"
+#include "usb/checker.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -27,10 +29,15 @@ std::pair<std::string, std::string> iscsi_target_of(const json& access, const st
 
 int cmd_check(Context& ctx, const Args& args)
 {
-    po::options_description opts("devemu check NAME [--json] [--scratch 4M]\n\nLogs in as an initiator: INQUIRY, READ CAPACITY(16), and a "
-                                  "write -> read-verify of the last MiBs,\nwhich are saved first and restored after. Exit 1 when a check fails.\n"
-                                  "Example: devemu check zram0");
-    opts.add_options()("scratch", po::value<std::string>()->default_value("4M"), "bytes to verify");
+    po::options_description opts("devemu check NAME|VID:PID [--json] [--scratch 4M] [--bench] [--no-write]\n\n"
+                                  "A target: logs in as an initiator: INQUIRY, READ CAPACITY(16), and a write -> read-verify of the last\n"
+                                  "MiBs, which are saved first and restored after.\n"
+                                  "A gadget (or any USB device by VID:PID): over libusb, detaching the kernel driver meanwhile: BOT class\n"
+                                  "requests, SCSI commands, CBW/CSW conformance, the BOT thirteen cases, a restored write -> read-verify;\n"
+                                  "a vendor bulk pair (the FunctionFS example) gets a loopback round trip. Exit 1 when a check fails.\n"
+                                  "Examples: devemu check zram0; devemu check msc0 --bench; devemu check 1d6b:0104");
+    opts.add_options()("scratch", po::value<std::string>()->default_value("4M"), "bytes to verify (targets)")(
+        "bench", "gadgets: also measure sequential throughput over libusb")("no-write", "gadgets: read-only checks");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     auto& vm = p.vm;
@@ -40,7 +47,9 @@ int cmd_check(Context& ctx, const Args& args)
     if (!sd) return report(sd.error());
     const auto name = p.positional[0];
     auto rec = sd->load(name);
+    if (!rec && usb::parse_vid_pid(name)) return check_usb(ctx, nullptr, name, vm.count("json") > 0, p.has("bench"), !p.has("no-write"));
     if (!rec) return report(rec.error());
+    if (rec->value("kind", "") == "gadget") return check_usb(ctx, &*rec, name, vm.count("json") > 0, p.has("bench"), !p.has("no-write"));
 
     std::vector<std::pair<std::string, std::vector<lio::CheckResult>>> runs;   // per unit
     if (rec->value("kind", "") == "target") {

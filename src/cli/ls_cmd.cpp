@@ -8,6 +8,7 @@
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
+#include "usb/gadget.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -24,8 +25,8 @@ json health_of(const json& rec)
         const bool alive = core::process_start_time(rec.value("pid", 0)) == rec.value("start_time", std::uint64_t{0});
         return alive ? json{{"status", "healthy"}} : json{{"status", "dead"}, {"detail", "qemu is gone; run devemu down " + rec.value("name", "")}};
     }
-    if (kind == "target") {
-        auto diffs = lio::health(rec, lio::Roots{});
+    if (kind == "target" || kind == "gadget") {
+        auto diffs = kind == "target" ? lio::health(rec, lio::Roots{}) : usb::health(rec, usb::Roots{});
         if (diffs.empty()) return {{"status", "healthy"}};
         return {{"status", "drift"}, {"detail", diffs}};
     }
@@ -73,6 +74,8 @@ int cmd_ls(Context& ctx, const Args& args)
             if (rec->contains("info")) j["access"] = access_info(*rec, "", vm.count("secrets") > 0);
             if (rec->contains("forwards")) j["forwards"] = (*rec)["forwards"];
             if (rec->contains("pid")) j["pid"] = (*rec)["pid"];
+            for (auto key : {"udc", "vid_pid", "host", "luns", "ffs"})
+                if (j["kind"] == "gadget" && rec->contains(key)) j[key] = (*rec)[key];
             if (vm.count("secrets")) j["secrets"] = secrets_of(*rec);
         }
         out.push_back(j);
@@ -87,6 +90,9 @@ int cmd_ls(Context& ctx, const Args& args)
                   << j["health"].value("status", "");
         if (j.contains("forwards"))
             for (auto& [t, port] : j["forwards"].items()) std::cout << "  " << t << "@127.0.0.1:" << port.get<int>();
+        if (j.contains("vid_pid")) std::cout << "  " << j["vid_pid"].get<std::string>() << " on " << j.value("udc", "?");
+        for (auto& l : j.value("luns", json::array()))
+            if (l.contains("disk")) std::cout << "  LUN " << l["lun"].get<int>() << "=" << l["disk"].get<std::string>();
         std::cout << "\n";
         if (j["health"].contains("detail")) {
             auto& d = j["health"]["detail"];

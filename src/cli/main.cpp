@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "cli/gadget.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/statedir.hpp"
@@ -26,7 +27,8 @@ Commands:
   up PROFILE [--vm]    bring up the targets and gadgets a profile declares
   down NAME|--all      remove what `up` made
   plan PROFILE         show what `up` would change
-  check NAME           exercise a target or gadget as an initiator/host would
+  check NAME|VID:PID   exercise a target or gadget as an initiator/host would
+  gadget eject|insert  media change on a removable USB mass-storage LUN
   bench TARGET         io_uring backstore benchmark beside fio
   import FILE / export targetcli saveconfig.json interop
 
@@ -123,6 +125,7 @@ int main(int argc, char** argv)
         if (command == "plan") return cli::cmd_up(ctx, cmd_args, false);
         if (command == "down") return cli::cmd_down(ctx, cmd_args);
         if (command == "check") return cli::cmd_check(ctx, cmd_args);
+        if (command == "gadget") return cli::cmd_gadget(ctx, cmd_args);
         if (command == "bench") return cli::cmd_bench(ctx, cmd_args);
         if (command == "import") return cli::cmd_import(ctx, cmd_args);
         if (command == "export") return cli::cmd_export(ctx, cmd_args);

@@ -7,9 +7,11 @@
 #include <optional>
 
 #include "cli/cli.hpp"
+#include "cli/gadget.hpp"
 #include "core/parallel.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
+#include "usb/gadget.hpp"
 #include "profile/profile.hpp"
 
 namespace po = boost::program_options;
@@ -82,15 +84,20 @@ void print_unit(const json& rec, const json& info, std::ostream& out)
 
 int cmd_up(Context& ctx, const Args& args, bool apply)
 {
-    po::options_description opts(apply ? "devemu up PROFILE… [--vm] [--force] [--insecure] [--json]\n\n"
-                                         "Brings up the targets a profile declares, or updates them: only the difference is applied.\n"
-                                         "Example: devemu up --vm targets/zram-iscsi.toml"
+    po::options_description opts(apply ? "devemu up PROFILE… [--vm] [--force] [--insecure] [--exec CMD] [--timeout S] [--json]\n\n"
+                                         "Brings up the targets and USB gadgets a profile declares, or updates them: only the difference\n"
+                                         "is applied. A gadget is ready when this machine's host side has enumerated it.\n"
+                                         "Examples: devemu up --vm targets/zram-iscsi.toml\n"
+                                         "          devemu up gadgets/ffs-app.toml --exec 'build/ffs-loopback /dev/usb-ffs/app'"
                                        : "devemu plan PROFILE… [--json]\n\nWhat `up` would change; changes nothing.\n"
                                          "Example: devemu plan targets/file-iscsi.toml");
     opts.add_options()("force", "resize backing files, export devices that hold a filesystem")(
         "insecure", "allow a non-loopback portal without CHAP and ACLs")("secrets", "show CHAP secrets")(
         "vm", "run it in a VM of the distribution kernel (for hosts without LIO)")(
-        "in-vm", "internal: devemu inside the VM")("advertise", po::value<std::vector<std::string>>()->composing(),
+        "in-vm", "internal: devemu inside the VM")(
+        "exec", po::value<std::string>(), "start CMD once everything is up (a FunctionFS app: once its functionfs is mounted);\n"
+                                          "tear everything down when it exits")(
+        "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")("advertise", po::value<std::vector<std::string>>()->composing(),
                                                            "internal: TARGET=PORT, the host's forward of its portal");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
@@ -110,17 +117,23 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     for (auto& f : p.positional) {   // everything validated before anything is touched
         auto prof = profile::load(f);
         if (!prof) return report(prof.error());
-        if (!prof->gadgets.empty())
-            return report({core::Errc::not_implemented, "USB gadgets arrive with issue 5", prof->gadgets[0].loc.str(),
-                           "use a profile with [[target]] only for now"});
         profiles.push_back(std::move(*prof));
     }
     auto sd = core::StateDir::open(ctx.state_dir, apply);
     if (!sd) return report(sd.error());
     json out = json::array();
     int rc = 0;
+    core::Child app;
+    GadgetRun run;
+    run.force = opt.force;
+    run.json = p.has("json");
+    run.timeout = std::chrono::seconds(p.vm["timeout"].as<unsigned>());
+    run.app = &app;
+    if (p.has("exec")) run.exec = p.vm["exec"].as<std::string>();
+    if (!run.exec.empty() && !apply) return report({core::Errc::invalid_input, "--exec is for up", "", ""});
+    std::vector<std::string> made;
     for (auto& prof : profiles) {
-        if (apply)
+        if (apply && !prof.targets.empty())
             if (auto s = lio::prepare_kernel(prof, opt); !s) return report(s.error());
         if (!apply) {
             for (auto& t : prof.targets) {
@@ -131,6 +144,17 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
                 out.push_back({{"unit", t.name}, {"steps", steps}});
                 if (!p.vm.count("json")) {
                     std::cout << "target " << t.name << ": " << (pl->steps.empty() ? "up to date" : std::to_string(pl->steps.size()) + " changes") << "\n";
+                    for (auto& s : steps) std::cout << "  " << s.get<std::string>() << "\n";
+                }
+            }
+            for (auto& g : prof.gadgets) {
+                auto pl = usb::plan(prof, g, *sd, usb::UpOptions{});
+                if (!pl) return report(pl.error());
+                json steps = json::array();
+                for (auto& s : *pl) steps.push_back(core::describe(s));
+                out.push_back({{"unit", g.name}, {"steps", steps}});
+                if (!p.vm.count("json")) {
+                    std::cout << "gadget " << g.name << ": " << (pl->empty() ? "up to date" : std::to_string(pl->size()) + " changes") << "\n";
                     for (auto& s : steps) std::cout << "  " << s.get<std::string>() << "\n";
                 }
             }
@@ -147,10 +171,22 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
             }
             auto info = access_info(*rec, "", p.vm.count("secrets") > 0);
             out.push_back({{"unit", prof.targets[i].name}, {"changes", (*rec)["changes"]}, {"access", info}});
+            made.push_back(prof.targets[i].name);
             if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
         }
+        if (!prof.gadgets.empty())
+            if (int g = up_gadgets(ctx, prof, *sd, run, out, made); g != 0) rc = g;
     }
     if (p.vm.count("json")) std::cout << out.dump(2) << "\n";
+    if (!run.exec.empty()) {
+        sd = std::unexpected(core::Error{});   // release the lock: the app may call devemu itself (check, eject, ls)
+        if (rc != 0) {   // the failed unit rolled back; --exec owns the lifetime of the rest, so they go too
+            if (app.running()) app.terminate();
+            if (!made.empty()) cmd_down(ctx, made);
+            return rc;
+        }
+        return run_exec(ctx, run, made, out);
+    }
     return rc;
 }
 
@@ -178,7 +214,8 @@ int cmd_down(Context& ctx, const Args& args)
             lines[i] = n + ": nothing to remove";
             return;
         }
-        auto s = rec && rec->value("kind", "") == "vm" ? stop_vm_unit(*sd, n, *rec) : lio::down(*sd, n);
+        const std::string kind = rec ? rec->value("kind", "") : "";
+        auto s = kind == "vm" ? stop_vm_unit(*sd, n, *rec) : kind == "gadget" ? usb::down(*sd, n) : lio::down(*sd, n);
         if (!s) errors[i] = s.error();
         else lines[i] = n + ": down";
     });

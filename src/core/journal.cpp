@@ -15,13 +15,14 @@
 #include <thread>
 
 #include "core/fs.hpp"
+#include "core/text.hpp"
 
 namespace fs = std::filesystem;
 
 namespace devemu::core {
 
 namespace {
-constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill"};
+constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill", "unbind"};
 
 bool gone(int e) { return e == ENOENT || e == ENOTDIR || e == ESRCH || e == ENODEV || e == EINVAL; }
 }  // namespace
@@ -45,7 +46,7 @@ Result<UndoRecord> UndoRecord::from_line(const std::string& line)
     UndoRecord r;
     const std::string op = j["op"];
     bool found = false;
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < 7; ++i)
         if (op == op_names[i]) {
             r.op = static_cast<UndoOp>(i);
             found = true;
@@ -141,6 +142,12 @@ Status undo(const UndoRecord& r)
     case UndoOp::zram_remove: {
         if (::access(r.path.c_str(), F_OK) != 0) return {};
         auto s = write_attr(r.path, r.value);
+        // A zram device's last user may close it asynchronously (a kernel thread's fput is deferred to a
+        // workqueue: f_mass_storage's LUN after unbind, LIO's iblock after rmdir): give it two seconds.
+        for (int i = 0; i < 100 && r.op == UndoOp::zram_remove && !s && s.error().sys_errno == EBUSY; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            s = write_attr(r.path, r.value);
+        }
         if (!s && !gone(s.error().sys_errno)) return s;
         return {};
     }
@@ -149,6 +156,15 @@ Status undo(const UndoRecord& r)
         return {};
     case UndoOp::kill:
         return stop_process(r);
+    case UndoOp::unbind: {
+        if (::access(r.path.c_str(), F_OK) != 0) return {};
+        auto bound = read_attr(r.path);
+        if (bound && trim(*bound).empty()) return {};
+        // A newline, not an empty write: the gadget's UDC store strips one trailing '\n' (libusbgx #14).
+        auto s = write_attr(r.path, "\n");
+        if (!s && !gone(s.error().sys_errno) && s.error().sys_errno != ENODEV) return s;
+        return {};
+    }
     }
     return {};
 }

@@ -136,7 +136,7 @@ Result<std::vector<ModuleInfo>> Kmod::closure(const std::vector<std::string>& na
     return order;
 }
 
-Status Kmod::load(const std::string& name) const
+Status Kmod::load(const std::string& name, const std::string& options) const
 {
     kmod_list* list = nullptr;
     if (kmod_module_new_from_lookup(ctx_.get(), name.c_str(), &list) < 0 || !list)
@@ -147,7 +147,7 @@ Status Kmod::load(const std::string& name) const
     kmod_list_foreach(it, list)
     {
         kmod_module* m = kmod_module_get_module(it);
-        err = kmod_module_probe_insert_module(m, KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY, nullptr, nullptr, nullptr, nullptr);
+        err = kmod_module_probe_insert_module(m, KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY, options.empty() ? nullptr : options.c_str(), nullptr, nullptr, nullptr);
         kmod_module_unref(m);
         if (err == 0) break;
     }

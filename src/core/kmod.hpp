@@ -31,7 +31,8 @@ public:
     // Names that resolve to nothing are an error naming them.
     [[nodiscard]] Result<std::vector<ModuleInfo>> closure(const std::vector<std::string>& names) const;
     // modprobe NAME (with dependencies and softdeps) into the running kernel.
-    [[nodiscard]] Status load(const std::string& name) const;
+    // `options` are module parameters ("num=2 is_high_speed=1"), added to those from modprobe.d.
+    [[nodiscard]] Status load(const std::string& name, const std::string& options = {}) const;
 
     [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
 

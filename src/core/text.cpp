@@ -125,4 +125,14 @@ std::optional<std::string> check_unit_name(std::string_view n)
     return std::nullopt;
 }
 
+std::string join(const std::vector<std::string>& v, std::string_view sep)
+{
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i) out += sep;
+        out += v[i];
+    }
+    return out;
+}
+
 }  // namespace devemu::core

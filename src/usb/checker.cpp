@@ -1,0 +1,594 @@
+#include "usb/checker.hpp"
+
+#include <libusb-1.0/libusb.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include "usb/bot.hpp"
+
+namespace devemu::usb {
+
+using core::Errc;
+using nlohmann::json;
+namespace b = bot;
+
+namespace {
+
+constexpr unsigned timeout_ms = 5000;
+constexpr std::uint8_t class_out = 0x21, class_in = 0xA1;   // class request, to the interface
+
+std::string usb_err(int rc) { return libusb_error_name(rc); }
+
+struct Ctx {
+    libusb_context* ctx = nullptr;
+    ~Ctx()
+    {
+        if (ctx) libusb_exit(ctx);
+    }
+};
+
+struct Handle {
+    libusb_device_handle* h = nullptr;
+    int intf = -1;
+    ~Handle()
+    {
+        if (!h) return;
+        // Releasing re-attaches the kernel driver (auto-detach): usb-storage binds again and /dev/sdX returns.
+        if (intf >= 0) libusb_release_interface(h, intf);
+        libusb_close(h);
+    }
+};
+
+struct Endpoints {
+    int intf = -1;
+    std::uint8_t in = 0, out = 0;
+    std::uint16_t maxpacket = 0;
+    std::uint8_t cls = 0, subcls = 0, proto = 0;
+};
+
+std::optional<Endpoints> find_interface(libusb_device* dev, bool want_msc)
+{
+    libusb_config_descriptor* cfg = nullptr;
+    if (libusb_get_active_config_descriptor(dev, &cfg) != 0) return std::nullopt;
+    std::optional<Endpoints> found;
+    for (int i = 0; i < cfg->bNumInterfaces && !found; ++i) {
+        const auto& alt = cfg->interface[i].altsetting[0];
+        const bool msc = alt.bInterfaceClass == LIBUSB_CLASS_MASS_STORAGE && alt.bInterfaceSubClass == 0x06 && alt.bInterfaceProtocol == 0x50;
+        const bool vendor = alt.bInterfaceClass == LIBUSB_CLASS_VENDOR_SPEC;
+        if (want_msc ? !msc : !vendor) continue;
+        Endpoints e{alt.bInterfaceNumber, 0, 0, 0, alt.bInterfaceClass, alt.bInterfaceSubClass, alt.bInterfaceProtocol};
+        for (int k = 0; k < alt.bNumEndpoints; ++k) {
+            const auto& ep = alt.endpoint[k];
+            if ((ep.bmAttributes & 3) != LIBUSB_TRANSFER_TYPE_BULK) continue;
+            if (ep.bEndpointAddress & LIBUSB_ENDPOINT_IN) e.in = e.in ? e.in : ep.bEndpointAddress;
+            else e.out = e.out ? e.out : ep.bEndpointAddress;
+            e.maxpacket = ep.wMaxPacketSize;
+        }
+        if (e.in && e.out) found = e;
+    }
+    libusb_free_config_descriptor(cfg);
+    return found;
+}
+
+class Report {
+public:
+    explicit Report(CheckReport& r) : r_(r) {}
+    void pass(const std::string& lun, const std::string& name, const std::string& detail = "") { add(lun, name, "pass", detail); }
+    void fail(const std::string& lun, const std::string& name, const std::string& detail) { add(lun, name, "fail", detail); }
+    void info(const std::string& lun, const std::string& name, const std::string& detail) { add(lun, name, "info", detail); }
+    void check(const std::string& lun, const std::string& name, bool ok, const std::string& detail)
+    {
+        ok ? pass(lun, name, detail) : fail(lun, name, detail);
+    }
+
+private:
+    void add(const std::string& lun, const std::string& name, const char* res, const std::string& detail)
+    {
+        r_.items.push_back({lun, name, res, detail});
+        spdlog::debug("check {}{}: {} {}", lun.empty() ? "" : "LUN " + lun + " ", name, res, detail);
+    }
+    CheckReport& r_;
+};
+
+// ---- Bulk-Only Transport over libusb ----
+struct Result {
+    std::string error;             // transport failure (timeout, no CSW): the host must do reset recovery
+    std::optional<b::Csw> csw;
+    int transferred = 0;           // data-phase bytes
+    bool data_stalled = false;
+    std::string csw_problem;       // CSW received but not meaningful for the CBW
+    [[nodiscard]] bool passed() const { return csw && csw_problem.empty() && csw->status == 0; }
+    [[nodiscard]] std::string str() const
+    {
+        if (!error.empty()) return error;
+        if (!csw_problem.empty()) return csw_problem;
+        return fmt::format("status {} residue {} data {}{}", csw->status, csw->residue, transferred, data_stalled ? " (stalled)" : "");
+    }
+};
+
+class Bot {
+public:
+    Bot(libusb_device_handle* h, Endpoints e) : h_(h), e_(e) {}
+
+    // One command. `dir`/`length` are what the host puts in the CBW (they may disagree with the CDB on purpose);
+    // `data` is the buffer for the data phase (in: filled; out: sent).
+    Result run(std::uint8_t lun, const std::vector<std::uint8_t>& cdb, b::Dir dir, std::uint32_t length, std::uint8_t* data)
+    {
+        Result r;
+        b::Cbw cbw{++tag_, length, dir, lun, cdb};
+        auto raw = b::encode(cbw);
+        int n = 0;
+        int rc = libusb_bulk_transfer(h_, e_.out, raw.data(), static_cast<int>(raw.size()), &n, timeout_ms);
+        if (rc != 0 || n != static_cast<int>(raw.size())) {
+            r.error = "CBW not accepted: " + usb_err(rc);
+            return r;
+        }
+        if (length > 0) {
+            const std::uint8_t ep = dir == b::Dir::in ? e_.in : e_.out;
+            rc = libusb_bulk_transfer(h_, ep, data, static_cast<int>(length), &r.transferred, timeout_ms);
+            if (rc == LIBUSB_ERROR_PIPE) {
+                r.data_stalled = true;
+                libusb_clear_halt(h_, ep);
+            } else if (rc != 0 && rc != LIBUSB_ERROR_OVERFLOW) {
+                r.error = fmt::format("data phase failed: {} after {} bytes", usb_err(rc), r.transferred);
+                return r;
+            }
+        }
+        // CSW: a buffer of a whole packet, so a device that sends something else is seen, not an overflow.
+        std::vector<std::uint8_t> buf(std::max<std::size_t>(e_.maxpacket, 64));
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            rc = libusb_bulk_transfer(h_, e_.in, buf.data(), static_cast<int>(buf.size()), &n, timeout_ms);
+            if (rc == LIBUSB_ERROR_PIPE) {   // BOT 6.7.2: clear the stall and try the CSW once more
+                libusb_clear_halt(h_, e_.in);
+                continue;
+            }
+            break;
+        }
+        if (rc != 0) {
+            r.error = "no CSW: " + usb_err(rc);
+            return r;
+        }
+        r.csw = b::decode_csw(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
+        if (!r.csw) {
+            r.error = fmt::format("invalid CSW ({} bytes{})", n, n >= 4 ? fmt::format(", starts {:02x}{:02x}{:02x}{:02x}", buf[0], buf[1], buf[2], buf[3]) : "");
+            return r;
+        }
+        r.csw_problem = b::csw_problem(cbw, *r.csw);
+        return r;
+    }
+
+    Result in(std::uint8_t lun, const std::vector<std::uint8_t>& cdb, std::vector<std::uint8_t>& data)
+    {
+        return run(lun, cdb, data.empty() ? b::Dir::none : b::Dir::in, static_cast<std::uint32_t>(data.size()), data.data());
+    }
+
+    // Bulk-Only Mass Storage Reset, then Clear Feature HALT on both pipes (BOT 5.3.4).
+    bool reset_recovery()
+    {
+        int rc = libusb_control_transfer(h_, class_out, b::req_reset, 0,
+                                         static_cast<std::uint16_t>(e_.intf), nullptr, 0, timeout_ms);
+        libusb_clear_halt(h_, e_.in);
+        libusb_clear_halt(h_, e_.out);
+        return rc == 0;
+    }
+
+    std::optional<b::Sense> request_sense(std::uint8_t lun)
+    {
+        std::vector<std::uint8_t> s(18);
+        auto r = in(lun, b::cdb_request_sense(18), s);
+        if (!r.passed()) return std::nullopt;
+        return b::parse_sense(std::span<const std::uint8_t>(s.data(), static_cast<std::size_t>(r.transferred)));
+    }
+
+    libusb_device_handle* h() const { return h_; }
+    const Endpoints& ep() const { return e_; }
+
+private:
+    libusb_device_handle* h_;
+    Endpoints e_;
+    std::uint32_t tag_ = 0x1000;
+};
+
+std::string sense_str(const std::optional<b::Sense>& s) { return s ? s->str() : std::string("(no sense data)"); }
+
+// A command that may be unsupported: passing, or refused the way SPC says (CHECK CONDITION, ILLEGAL REQUEST).
+// Returns the data when it passed.
+std::optional<std::vector<std::uint8_t>> optional_command(Bot& bot, Report& rep, const std::string& lun, std::uint8_t l, const std::string& name,
+                                                          const std::vector<std::uint8_t>& cdb, std::size_t alloc)
+{
+    std::vector<std::uint8_t> data(alloc);
+    auto r = bot.in(l, cdb, data);
+    if (r.passed()) {
+        data.resize(static_cast<std::size_t>(r.transferred));
+        return data;
+    }
+    if (r.csw && r.csw_problem.empty() && r.csw->status == 1) {
+        auto s = bot.request_sense(l);
+        if (s && s->key == 5) rep.info(lun, name, "not supported, refused correctly: " + s->str());
+        else rep.fail(lun, name, "failed with " + sense_str(s) + " (expected success or ILLEGAL REQUEST)");
+        return std::nullopt;
+    }
+    rep.fail(lun, name, r.str());
+    bot.reset_recovery();
+    return std::nullopt;
+}
+
+// ---- the BOT thirteen cases (BOT 1.0, 6.7), on LUN 0 ----
+struct Case {
+    int number;
+    const char* label;
+    b::Dir host_dir;
+    std::uint32_t host_len;
+    std::vector<std::uint8_t> cdb;   // what the device will want
+    bool expect_phase_error;
+    std::uint32_t expect_residue;    // when not a phase error
+};
+
+void thirteen_cases(Bot& bot, Report& rep, std::uint32_t block_size, std::uint64_t blocks, bool readonly)
+{
+    // The scratch block for the write cases is read first and written back by every write case, so no data changes.
+    const std::uint32_t lba = static_cast<std::uint32_t>(std::min<std::uint64_t>(blocks - 1, 0xffffffffu));
+    std::vector<std::uint8_t> original(block_size);
+    auto r0 = bot.in(0, b::cdb_read10(lba, 1), original);
+    if (!r0.passed()) {
+        rep.fail("0", "BOT cases", "cannot read the scratch block: " + r0.str());
+        return;
+    }
+    const std::uint32_t bs = block_size;
+    std::vector<Case> cases = {
+        {1, "Hn = Dn", b::Dir::none, 0, b::cdb_test_unit_ready(), false, 0},
+        {2, "Hn < Di", b::Dir::none, 0, b::cdb_inquiry(36), true, 0},
+        {3, "Hn < Do", b::Dir::none, 0, b::cdb_write10(lba, 1), true, 0},
+        {4, "Hi > Dn", b::Dir::in, bs, b::cdb_test_unit_ready(), false, bs},
+        {5, "Hi > Di", b::Dir::in, 2 * bs, b::cdb_read10(lba, 1), false, bs},
+        {6, "Hi = Di", b::Dir::in, bs, b::cdb_read10(lba, 1), false, 0},
+        {7, "Hi < Di", b::Dir::in, bs / 2, b::cdb_read10(lba, 1), true, 0},
+        {8, "Hi <> Do", b::Dir::in, bs, b::cdb_write10(lba, 1), true, 0},
+        {9, "Ho > Dn", b::Dir::out, bs, b::cdb_test_unit_ready(), false, bs},
+        {10, "Ho <> Di", b::Dir::out, bs, b::cdb_read10(lba, 1), true, 0},
+        {11, "Ho > Do", b::Dir::out, 2 * bs, b::cdb_write10(lba, 1), false, bs},
+        {12, "Ho = Do", b::Dir::out, bs, b::cdb_write10(lba, 1), false, 0},
+        {13, "Ho < Do", b::Dir::out, bs / 2, b::cdb_write10(lba, 1), true, 0},
+    };
+    for (auto& c : cases) {
+        const bool writes = c.cdb[0] == b::op::write10;
+        if (writes && readonly) {
+            rep.info("0", fmt::format("BOT case {:2} ({})", c.number, c.label), "skipped: the LUN is read-only");
+            continue;
+        }
+        std::vector<std::uint8_t> buf(std::max<std::uint32_t>(c.host_len, 1));
+        if (c.host_dir == b::Dir::out)   // host data = the original block (repeated for a longer transfer)
+            for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = original[i % original.size()];
+        auto r = bot.run(0, c.cdb, c.host_dir, c.host_len, buf.data());
+        const auto label = fmt::format("BOT case {:2} ({})", c.number, c.label);
+        bool ok = false;
+        std::string why;
+        if (!r.csw || !r.csw_problem.empty()) {
+            why = r.str();
+        } else if (c.expect_phase_error) {
+            // BOT allows status 2 here; a device that refuses the command (status 1) without moving data also
+            // keeps the host safe, but the spec asks for a phase error.
+            ok = r.csw->status == 2;
+            why = ok ? "phase error, as the spec asks" : fmt::format("expected phase error (status 2), got {}", r.str());
+        } else {
+            ok = r.csw->status <= 1 && r.csw->residue == c.expect_residue;
+            why = ok ? fmt::format("status {}, residue {}", r.csw->status, r.csw->residue)
+                     : fmt::format("expected status 0/1 with residue {}, got {}", c.expect_residue, r.str());
+        }
+        rep.check("0", label, ok, why);
+        // After a phase error or a transport problem the host must do reset recovery (BOT 5.3.4); after a
+        // CHECK CONDITION, fetch the sense so the next case starts clean.
+        if (!r.csw || r.csw->status == 2 || !r.csw_problem.empty()) bot.reset_recovery();
+        else if (r.csw->status == 1) bot.request_sense(0);
+    }
+    // Nothing may have changed: the write cases wrote the original block back.
+    std::vector<std::uint8_t> after(block_size);
+    auto r1 = bot.in(0, b::cdb_read10(lba, 1), after);
+    rep.check("0", "BOT cases left data intact", r1.passed() && after == original, r1.passed() ? "scratch block compared" : r1.str());
+}
+
+// Retries TEST UNIT READY through the UNIT ATTENTIONs a reset or a media change leaves behind.
+Result ready(Bot& bot, std::uint8_t lun, std::optional<b::Sense>& sense)
+{
+    Result r;
+    for (int i = 0; i < 4; ++i) {
+        r = bot.run(lun, b::cdb_test_unit_ready(), b::Dir::none, 0, nullptr);
+        if (r.passed() || !r.csw || r.csw->status != 1) return r;
+        sense = bot.request_sense(lun);
+        if (!sense || sense->key != 6) return r;
+    }
+    return r;
+}
+
+void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, CheckReport& out)
+{
+    const std::string lun = std::to_string(l);
+    std::optional<b::Sense> sense;
+    auto tur = ready(bot, l, sense);
+    if (!tur.passed()) {
+        if (tur.csw && tur.csw->status == 1 && sense && sense->key == 2 && sense->asc == 0x3a) {
+            rep.info(lun, "TEST UNIT READY", "no medium: " + sense->str());
+            return;
+        }
+        rep.fail(lun, "TEST UNIT READY", tur.csw ? tur.str() + " " + sense_str(sense) : tur.str());
+        if (!tur.csw) bot.reset_recovery();
+        return;
+    }
+    rep.pass(lun, "TEST UNIT READY");
+    auto rs = bot.request_sense(l);
+    rep.check(lun, "REQUEST SENSE", rs.has_value() && rs->key == 0, rs ? rs->str() : "no parseable sense data");
+
+    std::vector<std::uint8_t> inq(36);
+    auto r = bot.in(l, b::cdb_inquiry(36), inq);
+    auto q = r.passed() ? b::parse_inquiry(std::span<const std::uint8_t>(inq.data(), static_cast<std::size_t>(r.transferred))) : std::nullopt;
+    if (!q) rep.fail(lun, "INQUIRY", r.passed() ? fmt::format("short reply ({} bytes)", r.transferred) : r.str());
+    else rep.check(lun, "INQUIRY", q->peripheral == 0 || q->peripheral == 5,
+                   fmt::format("type {} '{}' '{}' '{}'{}", q->peripheral, q->vendor, q->product, q->revision, q->removable ? " removable" : ""));
+    for (std::uint8_t page : {0x00, 0x80, 0x83}) {
+        const auto name = fmt::format("INQUIRY VPD {:#04x}", page);
+        if (auto d = optional_command(bot, rep, lun, l, name, b::cdb_inquiry(252, page), 252))
+            rep.check(lun, name, d->size() >= 4 && (*d)[1] == page, fmt::format("{} bytes", d->size()));
+    }
+
+    std::vector<std::uint8_t> cap(8);
+    r = bot.in(l, b::cdb_read_capacity10(), cap);
+    auto c10 = r.passed() ? b::parse_read_capacity10(cap) : std::nullopt;
+    if (!c10 || c10->block_size == 0) {
+        rep.fail(lun, "READ CAPACITY(10)", r.str());
+        return;
+    }
+    const std::uint64_t bytes = c10->blocks() * c10->block_size;
+    std::string cap_detail = fmt::format("{} blocks of {} ({} bytes)", c10->blocks(), c10->block_size, bytes);
+    bool cap_ok = true;
+    if (l < opt.expect_sizes.size() && opt.expect_sizes[l] && opt.expect_sizes[l] / c10->block_size != c10->blocks()) {
+        cap_ok = false;
+        cap_detail += fmt::format(", but the backing holds {} bytes", opt.expect_sizes[l]);
+    }
+    rep.check(lun, "READ CAPACITY(10)", cap_ok, cap_detail);
+    if (auto d = optional_command(bot, rep, lun, l, "READ CAPACITY(16)", b::cdb_read_capacity16(32), 32)) {
+        auto c16 = b::parse_read_capacity16(*d);
+        rep.check(lun, "READ CAPACITY(16)", c16 && c16->last_lba == c10->last_lba && c16->block_size == c10->block_size,
+                  c16 ? fmt::format("{} blocks of {}", c16->blocks(), c16->block_size) : "short reply");
+    }
+    bool wp = false;
+    {
+        std::vector<std::uint8_t> ms(192);
+        r = bot.in(l, b::cdb_mode_sense6(0x3f, 192), ms);
+        auto h = r.passed() ? b::parse_mode_sense6(std::span<const std::uint8_t>(ms.data(), static_cast<std::size_t>(r.transferred))) : std::nullopt;
+        // The reply is min(allocation, what the device has); the residue covers the rest.
+        const bool ok = h && static_cast<std::uint32_t>(r.transferred) == std::min<std::uint32_t>(192, h->data_length) &&
+                        r.csw->residue == 192 - static_cast<std::uint32_t>(r.transferred);
+        if (h) wp = h->write_protect;
+        rep.check(lun, "MODE SENSE(6)", ok, h ? fmt::format("{} bytes, WP={}, residue {}", r.transferred, h->write_protect ? 1 : 0, r.csw->residue) : r.str());
+        if (h && l < opt.expect_readonly.size() && opt.expect_readonly[l] != wp)
+            rep.fail(lun, "write-protect bit", fmt::format("MODE SENSE says WP={}, the profile says readonly={}", wp ? 1 : 0, opt.expect_readonly[l] ? 1 : 0));
+    }
+    if (auto d = optional_command(bot, rep, lun, l, "MODE SENSE(10)", b::cdb_mode_sense10(0x3f, 192), 192)) {
+        auto h = b::parse_mode_sense10(*d);
+        rep.check(lun, "MODE SENSE(10)", h && h->write_protect == wp, h ? fmt::format("{} bytes, WP={}", d->size(), h->write_protect ? 1 : 0) : "short reply");
+    }
+    if (auto d = optional_command(bot, rep, lun, l, "READ FORMAT CAPACITIES", b::cdb_read_format_capacities(252), 252)) {
+        auto f = b::parse_read_format_capacities(*d);
+        rep.check(lun, "READ FORMAT CAPACITIES", f && f->blocks == c10->blocks() && f->block_size == c10->block_size && f->descriptor_type == 2,
+                  f ? fmt::format("{} blocks of {}, descriptor type {}", f->blocks, f->block_size, f->descriptor_type) : "unparseable reply");
+    }
+
+    // READ(10): exact length, residue 0; one block past the end: ILLEGAL REQUEST, LBA out of range.
+    const std::uint32_t bs = c10->block_size;
+    {
+        std::vector<std::uint8_t> data(8 * bs);
+        r = bot.in(l, b::cdb_read10(0, 8), data);
+        rep.check(lun, "READ(10)", r.passed() && r.transferred == static_cast<int>(data.size()) && r.csw->residue == 0, r.str());
+        std::vector<std::uint8_t> one(bs);
+        r = bot.in(l, b::cdb_read10(static_cast<std::uint32_t>(c10->last_lba + 1), 1), one);
+        auto s = r.csw && r.csw->status == 1 ? bot.request_sense(l) : std::nullopt;
+        rep.check(lun, "READ(10) past the end", s && s->key == 5 && s->asc == 0x21,
+                  r.csw && r.csw->status == 1 ? sense_str(s) : "expected CHECK CONDITION, got " + r.str());
+        if (!r.csw) bot.reset_recovery();
+    }
+    // Write -> read-verify of a scratch range at the end, restored afterwards; a read-only LUN must refuse.
+    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(c10->blocks(), (1u << 20) / bs));
+    const std::uint32_t lba = static_cast<std::uint32_t>(c10->blocks() - n);
+    std::vector<std::uint8_t> original(static_cast<std::size_t>(n) * bs), pattern(original.size()), back(original.size());
+    r = bot.in(l, b::cdb_read10(lba, static_cast<std::uint16_t>(n)), original);
+    if (!r.passed()) {
+        rep.fail(lun, "write/read verify", "cannot read the scratch range: " + r.str());
+        return;
+    }
+    std::mt19937_64 rng(std::random_device{}());
+    for (auto& x : pattern) x = static_cast<std::uint8_t>(rng());
+    if (wp || (l < opt.expect_readonly.size() && opt.expect_readonly[l])) {
+        r = bot.run(l, b::cdb_write10(lba, static_cast<std::uint16_t>(n)), b::Dir::out, static_cast<std::uint32_t>(pattern.size()), pattern.data());
+        auto s = r.csw && r.csw->status == 1 ? bot.request_sense(l) : std::nullopt;
+        rep.check(lun, "WRITE(10) refused (read-only)", s && s->key == 7 && s->asc == 0x27,
+                  r.csw && r.csw->status == 1 ? sense_str(s) : "the write was not refused: " + r.str());
+        if (!r.csw || r.csw->status == 2) bot.reset_recovery();
+        back.assign(back.size(), 0);
+        auto rr = bot.in(l, b::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
+        rep.check(lun, "read-only data unchanged", rr.passed() && back == original, rr.str());
+        return;
+    }
+    if (!opt.write) {
+        rep.info(lun, "write/read verify", "skipped (--no-write)");
+        return;
+    }
+    auto w = bot.run(l, b::cdb_write10(lba, static_cast<std::uint16_t>(n)), b::Dir::out, static_cast<std::uint32_t>(pattern.size()), pattern.data());
+    auto rb = bot.in(l, b::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
+    rep.check(lun, "WRITE(10)", w.passed() && w.csw->residue == 0, w.str());
+    rep.check(lun, "write/read verify", w.passed() && rb.passed() && back == pattern,
+              back == pattern ? fmt::format("{} KiB at LBA {} compared", original.size() / 1024, lba) : "read back differs from what was written");
+    auto restore = bot.run(l, b::cdb_write10(lba, static_cast<std::uint16_t>(n)), b::Dir::out, static_cast<std::uint32_t>(original.size()), original.data());
+    auto rb2 = bot.in(l, b::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
+    rep.check(lun, "scratch range restored", restore.passed() && rb2.passed() && back == original, restore.str());
+
+    if (l == 0) thirteen_cases(bot, rep, bs, c10->blocks(), false);
+    if (l == 0 && opt.bench) {
+        // Sequential throughput: READ(10) of 1 MiB commands, then WRITE(10) of the same bytes back (data unchanged).
+        const std::uint64_t total = std::min<std::uint64_t>(opt.bench_bytes, bytes) / (1 << 20) * (1 << 20);
+        const std::uint16_t per = static_cast<std::uint16_t>((1u << 20) / bs);
+        std::vector<std::uint8_t> buf(total);
+        auto t0 = std::chrono::steady_clock::now();
+        bool ok = true;
+        for (std::uint64_t off = 0; off < total && ok; off += 1 << 20) {
+            std::vector<std::uint8_t> chunk(1 << 20);
+            auto x = bot.in(l, b::cdb_read10(static_cast<std::uint32_t>(off / bs), per), chunk);
+            ok = x.passed();
+            std::copy(chunk.begin(), chunk.end(), buf.begin() + static_cast<std::ptrdiff_t>(off));
+        }
+        auto t1 = std::chrono::steady_clock::now();
+        for (std::uint64_t off = 0; off < total && ok; off += 1 << 20)
+            ok = bot.run(l, b::cdb_write10(static_cast<std::uint32_t>(off / bs), per), b::Dir::out, 1 << 20, buf.data() + off).passed();
+        auto t2 = std::chrono::steady_clock::now();
+        auto mbps = [&](auto a, auto z) { return static_cast<double>(total) / 1e6 / std::chrono::duration<double>(z - a).count(); };
+        if (!ok) rep.fail(lun, "throughput", "a transfer failed during the benchmark");
+        else {
+            out.bench = {{"bytes", total}, {"read_MBps", mbps(t0, t1)}, {"write_MBps", mbps(t1, t2)}, {"transfer", 1 << 20}};
+            rep.info(lun, "throughput", fmt::format("sequential read {:.1f} MB/s, write {:.1f} MB/s ({} MiB, 1 MiB commands)", mbps(t0, t1),
+                                                    mbps(t1, t2), total >> 20));
+        }
+    }
+}
+
+void check_msc(Bot& bot, Report& rep, const CheckOptions& opt, CheckReport& out)
+{
+    std::uint8_t max_lun = 0;
+    int rc = libusb_control_transfer(bot.h(), class_in, b::req_get_max_lun, 0,
+                                     static_cast<std::uint16_t>(bot.ep().intf), &max_lun, 1, timeout_ms);
+    if (rc == 1) rep.check("", "Get Max LUN", opt.expect_luns < 0 || max_lun + 1 == opt.expect_luns,
+                           fmt::format("{} LUN(s){}", max_lun + 1, opt.expect_luns >= 0 ? fmt::format(", the profile has {}", opt.expect_luns) : ""));
+    else rep.fail("", "Get Max LUN", "request failed: " + usb_err(rc));
+    rep.check("", "Bulk-Only Reset", bot.reset_recovery(), "reset, then Clear Feature HALT on both bulk pipes");
+    for (std::uint8_t l = 0; l <= max_lun; ++l) check_lun(bot, rep, l, opt, out);
+}
+
+void check_loopback(libusb_device_handle* h, const Endpoints& e, Report& rep, const CheckOptions& opt, CheckReport& out)
+{
+    // The example app echoes what arrives on its OUT endpoint back on its IN endpoint, one transfer at a time.
+    const int chunk = 64 * 1024;
+    const std::uint64_t total = opt.bench ? opt.bench_bytes : 4ull << 20;
+    std::mt19937_64 rng(std::random_device{}());
+    std::vector<std::uint8_t> tx(chunk), rx(chunk);
+    std::uint64_t done = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    std::string why;
+    while (done < total && why.empty()) {
+        for (auto& x : tx) x = static_cast<std::uint8_t>(rng());
+        int n = 0;
+        int rc = libusb_bulk_transfer(h, e.out, tx.data(), chunk, &n, timeout_ms);
+        if (rc != 0 || n != chunk) {
+            why = fmt::format("OUT transfer: {} ({} of {} bytes)", usb_err(rc), n, chunk);
+            break;
+        }
+        int got = 0;
+        while (got < chunk) {
+            rc = libusb_bulk_transfer(h, e.in, rx.data() + got, chunk - got, &n, timeout_ms);
+            if (rc != 0) break;
+            got += n;
+        }
+        if (rc != 0) why = fmt::format("IN transfer: {} after {} bytes", usb_err(rc), got);
+        else if (rx != tx) why = fmt::format("data differs after {} bytes", done);
+        done += static_cast<std::uint64_t>(chunk);
+    }
+    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rep.check("", "bulk loopback round trip", why.empty(), why.empty() ? fmt::format("{} KiB of random data echoed and compared", total / 1024) : why);
+    if (why.empty()) out.bench = {{"bytes", total}, {"roundtrip_MBps", static_cast<double>(total) / 1e6 / secs}};
+}
+
+}  // namespace
+
+std::optional<DeviceMatch> parse_vid_pid(const std::string& s)
+{
+    if (s.size() != 9 || s[4] != ':') return std::nullopt;
+    for (std::size_t i = 0; i < 9; ++i)
+        if (i != 4 && !std::isxdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+    DeviceMatch m;
+    m.vid = static_cast<std::uint16_t>(std::stoul(s.substr(0, 4), nullptr, 16));
+    m.pid = static_cast<std::uint16_t>(std::stoul(s.substr(5), nullptr, 16));
+    return m;
+}
+
+bool CheckReport::ok() const
+{
+    return std::none_of(items.begin(), items.end(), [](const CheckItem& i) { return i.result == "fail"; });
+}
+
+json CheckReport::to_json() const
+{
+    json checks = json::array();
+    for (auto& i : items) {
+        json j = {{"name", i.name}, {"result", i.result}, {"detail", i.detail}};
+        if (!i.lun.empty()) j["lun"] = std::stoi(i.lun);
+        checks.push_back(j);
+    }
+    return {{"kind", kind}, {"device", device}, {"ok", ok()}, {"checks", checks}, {"bench", bench}};
+}
+
+core::Result<CheckReport> check_device(const DeviceMatch& m, const CheckOptions& opt)
+{
+    Ctx ctx;
+    if (int rc = libusb_init(&ctx.ctx); rc != 0) return core::fail(Errc::kernel, "libusb_init failed: " + usb_err(rc), "/dev/bus/usb", "");
+    libusb_device** list = nullptr;
+    const auto count = libusb_get_device_list(ctx.ctx, &list);
+    if (count < 0) return core::fail(Errc::kernel, "cannot list USB devices: " + usb_err(static_cast<int>(count)), "/dev/bus/usb", "");
+    std::unique_ptr<libusb_device*, void (*)(libusb_device**)> free_list(list, [](libusb_device** l) { libusb_free_device_list(l, 1); });
+    const std::string want = fmt::format("{:04x}:{:04x}", m.vid, m.pid);
+    Handle handle;
+    libusb_device* dev = nullptr;
+    std::string seen_serial;
+    for (ssize_t i = 0; i < count && !dev; ++i) {
+        libusb_device_descriptor d{};
+        if (libusb_get_device_descriptor(list[i], &d) != 0 || d.idVendor != m.vid || d.idProduct != m.pid) continue;
+        if (m.bus && libusb_get_bus_number(list[i]) != m.bus) continue;
+        if (m.device && libusb_get_device_address(list[i]) != m.device) continue;
+        libusb_device_handle* h = nullptr;
+        if (int rc = libusb_open(list[i], &h); rc != 0)
+            return core::fail(Errc::busy, "cannot open USB device " + want + ": " + usb_err(rc),
+                              fmt::format("/dev/bus/usb/{:03}/{:03}", libusb_get_bus_number(list[i]), libusb_get_device_address(list[i])),
+                              "run as root, or add a udev rule for it");
+        if (!m.serial.empty()) {
+            unsigned char s[256] = {};
+            if (d.iSerialNumber == 0 || libusb_get_string_descriptor_ascii(h, d.iSerialNumber, s, sizeof s) < 0 ||
+                m.serial != reinterpret_cast<char*>(s)) {
+                seen_serial = reinterpret_cast<char*>(s);
+                libusb_close(h);
+                continue;
+            }
+        }
+        handle.h = h;
+        dev = list[i];
+    }
+    if (!dev)
+        return core::fail(Errc::missing, fmt::format("no USB device {}{} is attached", want, m.serial.empty() ? "" : " with serial " + m.serial), "/dev/bus/usb",
+                          "is the gadget up and enumerated? devemu ls; lsusb");
+    CheckReport out;
+    out.device = {{"vid_pid", want}, {"bus", libusb_get_bus_number(dev)}, {"device", libusb_get_device_address(dev)},
+                  {"speed", libusb_get_device_speed(dev)}};
+    Report rep(out);
+    auto e = find_interface(dev, true);
+    out.kind = e ? "mass_storage" : "loopback";
+    if (!e) e = find_interface(dev, false);
+    if (!e) return core::fail(Errc::invalid_input, "device " + want + " has neither a mass-storage (BOT) interface nor a vendor bulk pair", "", "");
+    out.device["interface"] = e->intf;
+    out.device["maxpacket"] = e->maxpacket;
+    // Detach usb-storage (or whatever holds it) for the duration; release re-attaches it.
+    libusb_set_auto_detach_kernel_driver(handle.h, 1);
+    if (int rc = libusb_claim_interface(handle.h, e->intf); rc != 0)
+        return core::fail(Errc::busy, fmt::format("cannot claim interface {} of {}: {}", e->intf, want, usb_err(rc)), "",
+                          "another program holds it (a FunctionFS host app? another devemu check?)");
+    handle.intf = e->intf;
+    if (out.kind == "mass_storage") {
+        Bot bot(handle.h, *e);
+        check_msc(bot, rep, opt, out);
+    } else {
+        check_loopback(handle.h, *e, rep, opt, out);
+    }
+    return out;
+}
+
+}  // namespace devemu::usb
