@@ -7,6 +7,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
+#include "core/fs.hpp"
 #include "core/statedir.hpp"
 #include "core/text.hpp"
 #include "lio/check.hpp"
@@ -63,8 +64,19 @@ int cmd_check(Context& ctx, const Args& args)
                 runs.push_back({name + " LUN " + it.key(), lio::check_block(it.value().get<std::string>(), *scratch)});
         }
     } else if (rec->value("kind", "") == "vm") {
+        int gadget_rc = -1;
         for (auto& u : rec->value("units", json::array())) {
             const std::string unit = u["unit"];
+            if (u.value("kind", "") == "gadget") {
+                // The gadget's host side is the VM's kernel: run the checker there, with the same options.
+                std::vector<std::string> a = {core::self_exe().string(), "--state-dir", "/run/devemu", "check", unit};
+                for (auto flag : {"json", "bench", "no-write"})
+                    if (p.has(flag)) a.push_back(std::string("--") + flag);
+                auto r = vm_exec(*rec, a, std::cout, std::cerr);
+                if (!r) return report(r.error());
+                gadget_rc = std::max(gadget_rc, *r);
+                continue;
+            }
             if (u["access"].value("fabric", "") != "iscsi") {
                 runs.push_back({unit, {{"reach", false, "a loopback LUN lives in the VM's kernel; check it there: devemu vm run"}}});
                 continue;
@@ -72,6 +84,7 @@ int cmd_check(Context& ctx, const Args& args)
             auto [url, ini] = iscsi_target_of(u["access"], u.value("portal", ""));
             runs.push_back({unit, lio::check_iscsi({url, ini, *scratch})});
         }
+        if (runs.empty() && gadget_rc >= 0) return gadget_rc;
     } else {
         return report({core::Errc::invalid_input, "nothing to check for this unit kind", name, ""});
     }

@@ -33,7 +33,14 @@ int cmd_check(Context& ctx, const Args& args);
 int cmd_import(Context& ctx, const Args& args);
 int cmd_bench(Context& ctx, const Args& args);
 int cmd_export(Context& ctx, const Args& args);
-int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, bool json, bool secrets);
+struct VmUpOptions {
+    bool json = false, secrets = false;
+    std::string exec;       // started in the VM (with the host's / as its root); `down` stops it
+    unsigned timeout = 30;
+};
+int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, const VmUpOptions& opt);
+// Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools); relays their output.
+core::Result<int> vm_exec(const nlohmann::json& rec, const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);
 nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_override, bool secrets);
 // The iscsi:// URL with its host:port replaced by `portal` (the 127.0.0.1 forward of a VM's portal).

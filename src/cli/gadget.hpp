@@ -19,6 +19,7 @@ struct GadgetRun {
     std::chrono::seconds timeout{30};
     std::string exec;             // --exec: the app devemu starts, then tears everything down when it exits
     core::Child* app = nullptr;   // where the started app lives
+    bool in_vm = false;           // inside `up --vm`: the app is left running (journaled), devemu returns after up
 };
 
 // Brings up a profile's gadgets; appends their summaries to `out` and their names to `made`. Returns an exit code.

@@ -14,6 +14,8 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
+#include "core/fs.hpp"
+#include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
 #include "usb/checker.hpp"
@@ -87,17 +89,17 @@ int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir&
     int rc = 0;
     for (auto& g : prof.gadgets) {
         // --exec with FunctionFS: start the app once its instances are mounted (it writes the descriptors).
-        opt.on_ffs_mounted = [&](const std::vector<std::string>& mounts) {
-            if (run.exec.empty() || run.app->running()) return;
+        opt.on_ffs_mounted = [&](core::Transaction& tx, const std::vector<std::string>& mounts) -> core::Status {
+            if (run.exec.empty() || run.app->running()) return {};
             core::SpawnOptions so;
             so.extra_env = {"DEVEMU_UNIT=" + g.name, "DEVEMU_FFS=" + core::join(mounts, ":")};
-            auto child = core::Child::spawn({"/bin/sh", "-c", run.exec}, so);
-            if (!child) {
-                report(child.error());
-                return;
-            }
-            *run.app = std::move(*child);
-            spdlog::info("started the app (pid {}): {}", run.app->pid(), run.exec);
+            so.die_with_parent = !run.in_vm;   // in the VM it outlives this devemu; `down` stops it from the journal
+            so.new_session = run.in_vm;
+            DEVEMU_TRY(child, core::Child::spawn({"/bin/sh", "-c", run.exec}, so));
+            DEVEMU_CHECK(tx.record({core::UndoOp::kill, "app", "", child.pid(), core::process_start_time(child.pid())}));
+            spdlog::info("started the app (pid {}): {}", child.pid(), run.exec);
+            *run.app = std::move(child);   // in the VM, run_exec detaches it once everything is up
+            return {};
         };
         auto rec = usb::up(prof, g, sd, opt);
         if (!rec) {
@@ -105,7 +107,7 @@ int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir&
             continue;
         }
         made.push_back(g.name);
-        out.push_back({{"unit", g.name}, {"kind", "gadget"}, {"changes", (*rec)["changes"]}, {"udc", (*rec)["udc"]}, {"vid_pid", (*rec)["vid_pid"]},
+        out.push_back({{"unit", g.name}, {"kind", "gadget"}, {"changes", (*rec)["changes"]}, {"udc", (*rec)["udc"]}, {"vid_pid", (*rec)["vid_pid"]}, {"serial", (*rec)["serial"]},
                        {"host", (*rec)["host"]}, {"luns", (*rec)["luns"]}, {"ffs", (*rec)["ffs"]}});
         if (!run.json) print_gadget(*rec, std::cout);
     }
@@ -114,6 +116,19 @@ int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir&
 
 int run_exec(Context& ctx, const GadgetRun& run, const std::vector<std::string>& units, const json& out)
 {
+    if (run.in_vm) {   // in the VM the command outlives this devemu; the VM's end ends it
+        if (run.app->running()) {
+            run.app->detach();
+            return 0;
+        }
+        core::SpawnOptions so;
+        so.die_with_parent = false;
+        so.new_session = true;
+        auto child = core::Child::spawn({"/bin/sh", "-c", run.exec}, so);
+        if (!child) return report(child.error());
+        child->detach();
+        return 0;
+    }
     if (!run.app->running()) {
         core::SpawnOptions so;
         std::vector<std::string> disks;
@@ -149,6 +164,16 @@ int cmd_gadget(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     const auto lun = p.vm["lun"].as<unsigned>();
+    if (auto rec = sd->load(p.positional[1]); rec && rec->value("kind", "") == "vm") {
+        // A gadget of `up --vm`: the media change happens in the VM (FILE is a path there).
+        std::vector<std::string> a = {core::self_exe().string(), "--state-dir", "/run/devemu", "gadget", verb, p.positional[1],
+                                      "--lun", std::to_string(lun)};
+        if (verb == "insert") a.push_back(p.positional[2]);
+        if (p.has("force")) a.push_back("--force");
+        if (p.has("json")) a.push_back("--json");
+        auto r = vm_exec(*rec, a, std::cout, std::cerr);
+        return r ? *r : report(r.error());
+    }
     auto s = usb::change_media(*sd, p.positional[1], lun, verb == "insert" ? p.positional[2] : "", p.has("force"), usb::Roots{});
     if (!s) return report(s.error());
     if (p.has("json")) std::cout << json{{"unit", p.positional[1]}, {"lun", lun}, {"medium", verb == "insert" ? p.positional[2] : ""}}.dump() << "\n";

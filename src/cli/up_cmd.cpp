@@ -101,7 +101,14 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
                                                            "internal: TARGET=PORT, the host's forward of its portal");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
-    if (p.vm.count("vm")) return cmd_up_vm(ctx, p.positional, p.vm.count("json") > 0, p.vm.count("secrets") > 0);
+    if (p.vm.count("vm")) {
+        VmUpOptions vo;
+        vo.json = p.has("json");
+        vo.secrets = p.has("secrets");
+        if (p.has("exec")) vo.exec = p.vm["exec"].as<std::string>();
+        vo.timeout = p.vm["timeout"].as<unsigned>();
+        return cmd_up_vm(ctx, p.positional, vo);
+    }
     lio::UpOptions opt;
     opt.force = p.vm.count("force") > 0;
     opt.insecure = p.vm.count("insecure") > 0;
@@ -129,6 +136,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     run.json = p.has("json");
     run.timeout = std::chrono::seconds(p.vm["timeout"].as<unsigned>());
     run.app = &app;
+    run.in_vm = opt.in_vm;
     if (p.has("exec")) run.exec = p.vm["exec"].as<std::string>();
     if (!run.exec.empty() && !apply) return report({core::Errc::invalid_input, "--exec is for up", "", ""});
     std::vector<std::string> made;
@@ -178,7 +186,8 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
             if (int g = up_gadgets(ctx, prof, *sd, run, out, made); g != 0) rc = g;
     }
     if (p.vm.count("json")) std::cout << out.dump(2) << "\n";
-    if (!run.exec.empty()) {
+    if (!run.exec.empty() && opt.in_vm && rc == 0) return run_exec(ctx, run, made, out);
+    if (!run.exec.empty() && !opt.in_vm) {
         sd = std::unexpected(core::Error{});   // release the lock: the app may call devemu itself (check, eject, ls)
         if (rc != 0) {   // the failed unit rolled back; --exec owns the lifetime of the rest, so they go too
             if (app.running()) app.terminate();

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/cli.hpp"
+#include "cli/gadget.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/text.hpp"
@@ -69,15 +70,53 @@ core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, con
     return sd.forget(name);
 }
 
-int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json, bool secrets)
+core::Result<int> vm_exec(const json& rec, const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
 {
+    const pid_t pid = rec.value("pid", 0);
+    if (pid <= 0 || core::process_start_time(pid) != rec.value("start_time", std::uint64_t{0}))
+        return core::fail(core::Errc::missing, "the VM of this unit is not running", rec.value("name", ""), "devemu down " + rec.value("name", "") + " and up again");
+    const fs::path dir = rec.value("run_dir", "");
+    auto size_of = [](const fs::path& p) { std::error_code ec; auto n = fs::file_size(p, ec); return ec ? std::uintmax_t{0} : n; };
+    const auto out0 = size_of(dir / "stdout.log"), err0 = size_of(dir / "stderr.log");
+    std::string line = "exec ";
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i].find_first_of("\n\x1f") != std::string::npos)
+            return core::fail(core::Errc::invalid_input, "an argument holds a newline", args[i], "");
+        line += (i ? "\x1f" : "") + args[i];
+    }
+    DEVEMU_TRY(ran, vm::control(rec.value("ctl", ""), line + "\n", "DEVEMU-RAN", std::chrono::seconds(900), pid));
+    // The guest drained its serial lines before answering; let qemu's file writes land.
+    for (int i = 0, stable = 0; i < 40 && stable < 3; ++i) {
+        auto a = size_of(dir / "stdout.log") + size_of(dir / "stderr.log");
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        stable = a == size_of(dir / "stdout.log") + size_of(dir / "stderr.log") ? stable + 1 : 0;
+    }
+    auto tail_from = [](const fs::path& p, std::uintmax_t off) {
+        auto all = core::read_file(p).value_or("");
+        auto s = off < all.size() ? all.substr(off) : std::string();
+        std::erase(s, '\r');
+        return s;
+    };
+    out << tail_from(dir / "stdout.log", out0) << std::flush;
+    err << tail_from(dir / "stderr.log", err0) << std::flush;
+    return std::atoi(ran.c_str() + 11);
+}
+
+int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOptions& vo)
+{
+    const bool as_json = vo.json, secrets = vo.secrets;
     if (files.size() != 1) return report({core::Errc::invalid_input, "up --vm takes one profile", "", "run one VM per profile"});
     auto prof = profile::load(files[0]);
     if (!prof) return report(prof.error());
-    if (!prof->gadgets.empty())
-        return report({core::Errc::not_implemented, "USB gadgets arrive with issue 5", prof->gadgets[0].loc.str(), ""});
-    if (prof->targets.empty()) return report({core::Errc::invalid_input, "the profile has no [[target]]", prof->file, ""});
-    const std::string name = prof->targets.size() == 1 ? prof->targets[0].name : fs::path(prof->file).stem().string();
+    if (prof->targets.empty() && prof->gadgets.empty())
+        return report({core::Errc::invalid_input, "the profile has no [[target]] and no [[gadget]]", prof->file, ""});
+    const std::size_t n_units = prof->targets.size() + prof->gadgets.size();
+    const std::string name = n_units > 1 ? fs::path(prof->file).stem().string()
+                           : !prof->targets.empty() ? prof->targets[0].name : prof->gadgets[0].name;
+    // A FunctionFS app (or any --exec command) runs in the VM: give it the host's / so its binary is there.
+    bool host_root = !vo.exec.empty();
+    for (auto& g : prof->gadgets)
+        for (auto& f : g.functions) host_root = host_root || f.type == profile::FunctionType::ffs;
 
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
@@ -105,9 +144,18 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
     vm::RunSpec run;
     run.net = true;
     run.load = {"virtio_pci", "virtio_net", "configfs"};
-    run.binaries = {self};
-    run.files = {fs::absolute(prof->file)};
-    run.argv = {self.string(), "--state-dir", "/run/devemu", "-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string()};
+    if (host_root) {
+        run.host_root = cfg.host_root = true;
+        run.load.insert(run.load.end(), {"9pnet_virtio", "9p", "overlay"});
+        std::error_code ec;
+        run.cwd = fs::current_path(ec).string();
+    } else {
+        run.binaries = {self};
+        run.files = {fs::absolute(prof->file)};
+    }
+    run.argv = {self.string(), "--state-dir", "/run/devemu", "-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string(),
+                "--timeout", std::to_string(vo.timeout)};
+    if (!vo.exec.empty()) run.argv.insert(run.argv.end(), {"--exec", vo.exec});
     for (auto& [t, port] : forwards.items()) run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
     run.down_argv = {self.string(), "--state-dir", "/run/devemu", "-q", "down", "--all"};
     run.stay = true;
@@ -160,6 +208,16 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, bool as_json,
     json stored_units = json::array();
     for (auto& u : units) {
         const std::string unit = u["unit"];
+        if (u.value("kind", "") == "gadget") {
+            // Its host side is the VM's own kernel: /dev/sdX and the bus numbers are the guest's.
+            json g = u;
+            g["name"] = unit;
+            g["state"] = "up in VM " + name;
+            stored_units.push_back({{"unit", unit}, {"kind", "gadget"}, {"gadget", g}});
+            shown.push_back({{"unit", unit}, {"vm", name}, {"gadget", g}});
+            if (!as_json) print_gadget(g, std::cout);
+            continue;
+        }
         json fake_rec = {{"name", unit}, {"state", "up in VM " + name}, {"info", u["access"]}, {"changes", u["changes"]}};
         std::string portal = forwards.contains(unit) ? "127.0.0.1:" + std::to_string(forwards[unit].get<int>()) : "";
         // The guest printed secrets (it runs with --secrets); keep them in the 0600 record, show them only when asked.

@@ -163,6 +163,19 @@ Status undo(const UndoRecord& r)
         // A newline, not an empty write: the gadget's UDC store strips one trailing '\n' (libusbgx #14).
         auto s = write_attr(r.path, "\n");
         if (!s && !gone(s.error().sys_errno) && s.error().sys_errno != ENODEV) return s;
+        // `value`: the dummy_hcd whose host side enumerated the gadget; the disconnect there is asynchronous, so
+        // wait (up to 5 s) until its root hubs have no device, so that `down` returns with the UDC really free.
+        if (!r.value.empty())
+            for (int i = 0; i < 250; ++i) {
+                bool any = false;
+                std::error_code ec;
+                for (auto& hub : fs::directory_iterator(r.value, ec)) {
+                    auto n = hub.path().filename().string();
+                    if (n.starts_with("usb") && fs::exists(hub.path() / (n.substr(3) + "-1"), ec)) any = true;
+                }
+                if (!any) break;
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
         return {};
     }
     }

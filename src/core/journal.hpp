@@ -21,7 +21,8 @@ enum class UndoOp {
     umount,       // lazy unmount of `path`
     kill,         // stop process `pid` if its start time is still `start_time` (so a reused pid is safe); with pid 0,
                   // stop every process whose command line contains `value` (journaled before the pid is known)
-    unbind,       // unbind a USB gadget: write "\n" to `path` (its UDC attribute); "not bound" is not an error
+    unbind,       // unbind a USB gadget: write "\n" to `path` (its UDC attribute); "not bound" is not an error;
+                  // `value` (optional): the dummy_hcd platform device whose host side must see it go
 };
 
 struct UndoRecord {

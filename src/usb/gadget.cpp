@@ -242,6 +242,10 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
     if (ms) mods.insert(mods.end(), {{"usb_f_mass_storage", ""}, {"usb-storage", ""}, {"sd_mod", ""}});
     if (ffs) mods.push_back({"usb_f_fs", ""});
     if (acm) mods.insert(mods.end(), {{"usb_f_acm", ""}, {"cdc_acm", ""}});
+    for (auto& g : p.gadgets)
+        for (auto& f : g.functions)
+            for (auto& l : f.luns)
+                if (auto* b = p.backstore(l.backstore); b && b->type == profile::BackstoreType::zram) mods.push_back({"zram", ""});
     std::optional<core::Kmod> kmod;
     for (auto& [m, options] : mods) {
         std::string sysname = m;
@@ -449,7 +453,8 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     if (!waiting.empty()) {
         const bool tty = ::isatty(2);
         for (auto& m : waiting) std::cerr << "devemu: start your app on " << m << "\n";
-        if (opt.on_ffs_mounted) opt.on_ffs_mounted(waiting);
+        if (opt.on_ffs_mounted)
+            if (auto s = opt.on_ffs_mounted(tx, waiting); !s) return fail_rollback(s.error());
         const auto start = std::chrono::steady_clock::now();
         for (;;) {
             std::erase_if(waiting, [](const std::string& m) { return ffs_ready(m); });
@@ -466,7 +471,8 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     // Bind: journal the unbind first, then write the UDC and read it back (libusbgx #12: a bind can fail silently).
     bound = core::read_attr(udc_attr);
     if (!bound || core::trim(*bound) != udc) {
-        if (auto s = tx.record({core::UndoOp::unbind, udc_attr.string()}); !s) return fail_rollback(s.error());
+        const std::string hcd = udc.starts_with("dummy_udc.") ? (opt.roots.sys / "devices/platform" / ("dummy_hcd." + udc.substr(10))).string() : "";
+        if (auto s = tx.record({core::UndoOp::unbind, udc_attr.string(), hcd}); !s) return fail_rollback(s.error());
         if (auto s = core::write_attr(udc_attr, udc); !s) {
             auto e = s.error();
             const int err = e.sys_errno;
@@ -484,6 +490,10 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     std::size_t want_disks = 0;
     for (auto& f : g.functions)
         if (f.type == FunctionType::mass_storage) want_disks += f.luns.size();
+    // cdc_acm gives each ACM function a tty on the host side (when the kernel has it).
+    std::size_t want_ttys = 0;
+    if (fs::exists("/sys/module/cdc_acm"))
+        for (auto& f : g.functions) want_ttys += f.type == FunctionType::acm;
     json host = json::object();
     if (udc.starts_with("dummy_udc.")) {
         const auto start = std::chrono::steady_clock::now();
@@ -495,7 +505,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
             // previous gadget's "configured" would lie).
             const std::string state = !e ? core::read_attr(opt.roots.sys / "class/udc" / udc / "state").value_or("?")
                                          : e->configured ? "configured" : "not configured";
-            if (e && state == "configured" && e->disks.size() >= want_disks) break;
+            if (e && state == "configured" && e->disks.size() >= want_disks && e->ttys.size() >= want_ttys) break;
             auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
             // The host enumerated it but SET_CONFIGURATION failed: a function's endpoint descriptors were refused
             // (dummy_hcd enforces the USB maxpacket rules: bulk 64 full-speed, 512 high-speed, 1024 super-speed).

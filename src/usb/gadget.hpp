@@ -13,6 +13,8 @@
 #include "core/error.hpp"
 #include "core/nodes.hpp"
 #include "core/statedir.hpp"
+#include "core/transaction.hpp"
+#include <functional>
 #include "lio/backing.hpp"
 #include "profile/profile.hpp"
 
@@ -32,8 +34,9 @@ struct UpOptions {
     std::chrono::seconds timeout{30};            // enumeration, and the FunctionFS app's descriptors
     Roots roots;
     lio::Roots lio_roots;
-    // Called while waiting for FunctionFS apps (mount paths not yet ready) so the caller can start them.
-    std::function<void(const std::vector<std::string>& mounts)> on_ffs_mounted;
+    // Called while waiting for FunctionFS apps (mount paths not yet ready) so the caller can start one; it
+    // journals what it started in `tx` (so down and rollback stop it before FunctionFS is unmounted).
+    std::function<core::Status(core::Transaction& tx, const std::vector<std::string>& mounts)> on_ffs_mounted;
 };
 
 // Loads libcomposite, dummy_hcd (with the speed the profile's gadgets need) and the host-side drivers, mounts

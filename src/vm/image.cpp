@@ -31,7 +31,7 @@ const std::vector<std::string>& module_set()
         "configfs", "target_core_mod", "target_core_file", "target_core_iblock", "target_core_user", "tcm_loop",
         "iscsi_target_mod", "crc32c",
         // USB gadget on dummy_hcd, and the host side that enumerates it
-        "dummy_hcd", "libcomposite", "usb_f_mass_storage", "usb_f_fs", "usb_f_acm", "usb-storage", "sd_mod", "sg",
+        "dummy_hcd", "libcomposite", "usb_f_mass_storage", "usb_f_fs", "usb_f_acm", "usb-storage", "sd_mod", "sg", "cdc_acm",
         // block devices
         "zram", "loop", "rbd"};
     return set;

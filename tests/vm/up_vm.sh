@@ -37,6 +37,30 @@ for prof in "$src"/targets/*.toml; do
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
 done
 
+# Every shipped gadget profile: up --vm, then the host's `devemu check` runs the libusb checker in the VM.
+app=$(dirname "$(readlink -f "$devemu")")/ffs-loopback
+for prof in "$src"/gadgets/*.toml; do
+    name=$(basename "$prof" .toml)
+    exec_args=()
+    grep -q '^type = "ffs"' "$prof" && exec_args=(--exec "$app /dev/usb-ffs/app")
+    out=$("$devemu" -q up --vm --json "${exec_args[@]}" "$prof" 2>"$state/err"); rc=$?
+    expect_eq "$name: up --vm" 0 "$rc"
+    [ "$rc" = 0 ] || { cat "$state/err"; continue; }
+    unit=$(field "d[0]['vm']" <<<"$out")
+    bus=$(field "d[0]['gadget']['host']['bus']" <<<"$out")
+    [ "$bus" -ge 1 ] 2>/dev/null && ok "$name: enumerated on bus $bus in the VM" || bad "$name: not enumerated: $out"
+    "$devemu" check --json "$unit" >"$state/check" 2>&1; rc=$?
+    expect_eq "$name: devemu check passes" 0 "$rc"
+    field "d['ok'] and len(d['checks']) >= 1" <"$state/check" | grep -q True && ok "$name: check --json says ok" || bad "$name: check: $(head -c 600 "$state/check")"
+    if grep -q mass_storage "$prof"; then
+        "$devemu" -q gadget eject "$unit" >/dev/null; expect_eq "$name: eject through the VM" 0 "$?"
+        "$devemu" check --no-write "$unit" 2>&1 | grep -q 'medium not present' && ok "$name: check sees no medium" || bad "$name: medium still there"
+    fi
+    "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
+    "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
+    [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
+done
+
 # A profile the guest refuses (a clash of two LUN numbers is caught on the host; an unloadable setting in the guest):
 printf '[[backstore]]\nname = "bad"\ntype = "zram"\nsize = "16M"\ncomp_algorithm = "no-such-algo"\n[[target]]\nname = "bad"\n[[target.lun]]\nbackstore = "bad"\n' > "$state/bad.toml"
 err=$("$devemu" up --vm "$state/bad.toml" 2>&1 >/dev/null); rc=$?

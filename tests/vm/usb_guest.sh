@@ -98,6 +98,36 @@ check "eject on a non-removable LUN is refused" sh -c "\"$devemu\" gadget eject 
 check "down" "$devemu" down two
 check "down removed the zram device and everything else" nothing_left
 
+# --- a composite gadget: mass storage + CDC ACM serial ---------------------------------------------------
+cat > acm.toml <<'EOF'
+[[backstore]]
+name = "s"
+type = "zram"
+size = "16M"
+[[gadget]]
+name = "combo"
+product_id = 0x0111
+[[gadget.function]]
+type = "mass_storage"
+name = "ms"
+[[gadget.function.lun]]
+backstore = "s"
+[[gadget.function]]
+type = "acm"
+name = "ser"
+EOF
+combo() { "$devemu" ls --json | python3 -c "import json,sys; u=[x for x in json.load(sys.stdin) if x['name']=='combo'][0]; print($1)"; }
+check "msc + acm: up" "$devemu" up acm.toml
+tty=$(combo "u['host']['ttys'].get('ser','')"); cdisk=$(combo "u['luns'][0].get('disk','')")
+check "msc + acm: the host side has a tty ($tty) and a disk ($cdisk)" sh -c "[ -c '$tty' ] && [ -b '$cdisk' ]"
+stty -F "$tty" raw -echo 2>/dev/null; stty -F /dev/ttyGS0 raw -echo 2>/dev/null
+(timeout 5 head -c 5 "$tty" > /tmp/acm.out) & reader=$!
+sleep 0.5; printf hello > /dev/ttyGS0; wait $reader
+check "msc + acm: bytes written on the gadget's ttyGS0 arrive on $tty" test "$(cat /tmp/acm.out)" = hello
+check "msc + acm: check passes" "$devemu" check --no-write combo
+check "msc + acm: down" "$devemu" down combo
+check "msc + acm: nothing left" nothing_left
+
 # --- FunctionFS: the example app ----------------------------------------------------------------------
 cat > ffs.toml <<'EOF'
 [[gadget]]

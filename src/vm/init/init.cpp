@@ -11,7 +11,8 @@
 //   cwd DIR              working directory of the command
 //   env K=V              added to the command's environment
 //   stay 1               after reporting the exit status, stay up and serve control lines on ttyS3:
-//                        "down" runs /devemu/down-argv, reports "DEVEMU-DOWN <status>" and powers off
+//                        "down" runs /devemu/down-argv, reports "DEVEMU-DOWN <status>" and powers off;
+//                        "exec A\x1fB\x1f…" runs A B … (stdout/stderr on ttyS1/ttyS2), reports "DEVEMU-RAN <status>"
 // /devemu/argv: the command, NUL-separated.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -246,7 +247,7 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
 // Long-lived mode (devemu up --vm): wait for "down" on the control tty, run the down command, power off.
 [[noreturn]] void serve(bool host, const char* cwd, char** envp, int out_fd, int err_fd)
 {
-    char line[256];
+    static char line[8192];
     size_t n = 0;
     for (;;) {
         while (::waitpid(-1, nullptr, WNOHANG) > 0) {}
@@ -269,6 +270,20 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
             power_off();
         }
         if (!std::strcmp(line, "ping")) say("DEVEMU-PONG%s%s\n");
+        if (!std::strncmp(line, "exec ", 5)) {
+            // Arguments separated by 0x1f (they may hold spaces); written NUL-separated for run_command.
+            int fd = ::open("/devemu/exec-argv", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            size_t len = std::strlen(line + 5);
+            for (size_t i = 5; i < 5 + len; ++i)
+                if (line[i] == 0x1f) line[i] = 0;
+            if (fd >= 0) {
+                (void)!::write(fd, line + 5, len + 1);
+                ::close(fd);
+            }
+            char num[16];
+            std::snprintf(num, sizeof num, "%d", run_command("/devemu/exec-argv", host, cwd, envp, out_fd, err_fd));
+            say("DEVEMU-RAN %s\n", num);
+        }
     }
 }
 
