@@ -38,19 +38,22 @@ int cmd_check(Context& ctx, const Args& args)
                                   "a vendor bulk pair (the FunctionFS example) gets a loopback round trip. Exit 1 when a check fails.\n"
                                   "Examples: devemu check zram0; devemu check msc0 --bench; devemu check 1d6b:0104");
     opts.add_options()("scratch", po::value<std::string>()->default_value("4M"), "bytes to verify (targets)")(
-        "bench", "gadgets: also measure sequential throughput over libusb")("no-write", "gadgets: read-only checks");
+        "bench", "gadgets: also measure sequential throughput over libusb")(
+        "bench-size", po::value<std::string>()->default_value("32M"), "gadgets: bytes read and written back by --bench")("no-write", "gadgets: read-only checks");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     auto& vm = p.vm;
     auto scratch = core::parse_size(vm["scratch"].as<std::string>());
     if (!scratch) return report({core::Errc::invalid_input, "--scratch is not a size", vm["scratch"].as<std::string>(), "e.g. --scratch 4M"});
+    const auto bench_size = core::parse_size(vm["bench-size"].as<std::string>()).value_or(0);
+    if (bench_size < (1u << 20)) return report({core::Errc::invalid_input, "--bench-size is not a size of at least 1M", vm["bench-size"].as<std::string>(), "e.g. --bench-size 128M"});
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
     const auto name = p.positional[0];
     auto rec = sd->load(name);
-    if (!rec && usb::parse_vid_pid(name)) return check_usb(ctx, nullptr, name, vm.count("json") > 0, p.has("bench"), !p.has("no-write"));
+    if (!rec && usb::parse_vid_pid(name)) return check_usb(ctx, nullptr, name, vm.count("json") > 0, p.has("bench") ? bench_size : 0, !p.has("no-write"));
     if (!rec) return report(rec.error());
-    if (rec->value("kind", "") == "gadget") return check_usb(ctx, &*rec, name, vm.count("json") > 0, p.has("bench"), !p.has("no-write"));
+    if (rec->value("kind", "") == "gadget") return check_usb(ctx, &*rec, name, vm.count("json") > 0, p.has("bench") ? bench_size : 0, !p.has("no-write"));
 
     std::vector<std::pair<std::string, std::vector<lio::CheckResult>>> runs;   // per unit
     if (rec->value("kind", "") == "target") {
@@ -72,6 +75,7 @@ int cmd_check(Context& ctx, const Args& args)
                 std::vector<std::string> a = {core::self_exe().string(), "--state-dir", "/run/devemu", "check", unit};
                 for (auto flag : {"json", "bench", "no-write"})
                     if (p.has(flag)) a.push_back(std::string("--") + flag);
+                a.push_back("--bench-size=" + vm["bench-size"].as<std::string>());
                 auto r = vm_exec(*rec, a, std::cout, std::cerr);
                 if (!r) return report(r.error());
                 gadget_rc = std::max(gadget_rc, *r);

@@ -29,7 +29,8 @@ int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir&
 int run_exec(Context& ctx, const GadgetRun& run, const std::vector<std::string>& units, const nlohmann::json& out);
 void print_gadget(const nlohmann::json& rec, std::ostream& out);
 // devemu check on a gadget unit record, or on VID:PID when `rec` is null.
-int check_usb(Context& ctx, const nlohmann::json* rec, const std::string& what, bool as_json, bool bench, bool write);
+// bench_bytes 0: no throughput run.
+int check_usb(Context& ctx, const nlohmann::json* rec, const std::string& what, bool as_json, std::uint64_t bench_bytes, bool write);
 int cmd_gadget(Context& ctx, const Args& args);
 
 }  // namespace devemu::cli

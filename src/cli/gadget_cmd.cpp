@@ -14,6 +14,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
+#include "core/blockdev.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/process.hpp"
@@ -181,11 +182,12 @@ int cmd_gadget(Context& ctx, const Args& args)
     return 0;
 }
 
-int check_usb(Context& ctx, const json* rec, const std::string& what, bool as_json, bool bench, bool write)
+int check_usb(Context& ctx, const json* rec, const std::string& what, bool as_json, std::uint64_t bench_bytes, bool write)
 {
     usb::DeviceMatch m;
     usb::CheckOptions opt;
-    opt.bench = bench;
+    opt.bench = bench_bytes > 0;
+    if (bench_bytes) opt.bench_bytes = bench_bytes;
     opt.write = write;
     if (rec) {
         auto vp = usb::parse_vid_pid(rec->value("vid_pid", ""));
@@ -203,7 +205,8 @@ int check_usb(Context& ctx, const json* rec, const std::string& what, bool as_js
                 std::uint64_t size = 0;
                 if (const std::string f = l.value("file", ""); !f.empty()) {
                     std::error_code ec;
-                    size = std::filesystem::is_regular_file(f, ec) ? std::filesystem::file_size(f, ec) : 0;
+                    if (std::filesystem::is_regular_file(f, ec)) size = std::filesystem::file_size(f, ec);
+                    else if (std::filesystem::is_block_file(f, ec)) size = core::block_device_size(f).value_or(0);
                 }
                 opt.expect_sizes.push_back(size);
             }

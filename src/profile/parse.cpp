@@ -232,13 +232,15 @@ Result<MsLun> parse_ms_lun(const Table& t)
     DEVEMU_CHECK(t.only_keys({"backstore", "readonly", "removable", "cdrom", "nofua", "inquiry_string"}));
     MsLun l;
     l.loc = t.loc();
-    DEVEMU_TRY(bs, t.required_str("backstore"));
-    l.backstore = bs;
     for (auto [key, dst] : {std::pair{"readonly", &l.readonly}, {"removable", &l.removable}, {"cdrom", &l.cdrom},
                             {"nofua", &l.nofua}}) {
         DEVEMU_TRY(v, t.boolean(key));
         *dst = v.value_or(false);
     }
+    // A removable LUN may start without a medium (inserted later with devemu gadget insert).
+    DEVEMU_TRY(bs, t.str("backstore"));
+    if (!bs && !l.removable) return t.error("backstore", "a LUN needs backstore = \"NAME\" (only a removable LUN may start empty)");
+    l.backstore = bs.value_or("");
     DEVEMU_TRY(inq, t.str("inquiry_string"));
     l.inquiry_string = inq.value_or("");
     if (l.inquiry_string.size() > 28) return t.error("inquiry_string", "inquiry_string is at most 28 characters (8 vendor + 16 product + 4 revision)");

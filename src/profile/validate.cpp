@@ -125,6 +125,7 @@ Status validate(const Profile& p)
         for (auto& f : g.functions) {
             if (!fnames.insert(f.name).second) return bad(f.loc, fmt::format("gadget '{}' has two functions named '{}'", g.name, f.name));
             for (auto& l : f.luns) {
+                if (l.backstore.empty()) continue;   // a removable LUN without a medium yet
                 DEVEMU_CHECK(claim(l.backstore, l.loc, "gadget '" + g.name + "'"));
                 auto* b = p.backstore(l.backstore);
                 if (b->type == BackstoreType::rbd || b->type == BackstoreType::user)

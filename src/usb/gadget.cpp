@@ -202,6 +202,7 @@ core::Result<Resolved> resolve(const profile::Profile& p, const profile::Gadget&
     for (auto& f : g.functions) {
         if (f.type != FunctionType::mass_storage) continue;
         for (std::size_t i = 0; i < f.luns.size(); ++i) {
+            if (f.luns[i].backstore.empty()) continue;   // removable, no medium yet
             const auto* spec = p.backstore(f.luns[i].backstore);
             std::optional<int> reuse;
             if (rec.contains("backstores") && rec["backstores"].contains(spec->name) && rec["backstores"][spec->name].contains("zram"))

@@ -52,9 +52,10 @@ for prof in "$src"/gadgets/*.toml; do
     "$devemu" check --json "$unit" >"$state/check" 2>&1; rc=$?
     expect_eq "$name: devemu check passes" 0 "$rc"
     field "d['ok'] and len(d['checks']) >= 1" <"$state/check" | grep -q True && ok "$name: check --json says ok" || bad "$name: check: $(head -c 600 "$state/check")"
-    if grep -q mass_storage "$prof"; then
-        "$devemu" -q gadget eject "$unit" >/dev/null; expect_eq "$name: eject through the VM" 0 "$?"
-        "$devemu" check --no-write "$unit" 2>&1 | grep -q 'medium not present' && ok "$name: check sees no medium" || bad "$name: medium still there"
+    lun=$(field "([l['lun'] for l in d[0]['gadget']['luns'] if l['removable'] and l['file']] + [''])[0]" <<<"$out")
+    if [ -n "$lun" ]; then   # a removable LUN with a medium: eject it through the VM
+        "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null; expect_eq "$name: eject LUN $lun through the VM" 0 "$?"
+        "$devemu" check --no-write "$unit" 2>&1 | grep -q "LUN $lun: TEST UNIT READY — no medium" && ok "$name: check sees no medium" || bad "$name: medium still there"
     fi
     "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
