@@ -549,8 +549,36 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     return rec;
 }
 
+namespace {
+// Processes with a file open under `dir` ("NAME[PID]"), for a FunctionFS app that outlives its gadget.
+std::vector<std::string> holders(const std::string& dir)
+{
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto& p : fs::directory_iterator("/proc", ec)) {
+        const auto pid = p.path().filename().string();
+        if (pid.find_first_not_of("0123456789") != std::string::npos || pid == std::to_string(::getpid())) continue;
+        for (auto& fd : fs::directory_iterator(p.path() / "fd", ec)) {
+            auto t = fs::read_symlink(fd.path(), ec).string();
+            if (t.starts_with(dir + "/")) {
+                out.push_back(std::string(core::trim(core::read_attr(p.path() / "comm").value_or("?"))) + "[" + pid + "]");
+                break;
+            }
+        }
+    }
+    return out;
+}
+}  // namespace
+
 core::Status down(const core::StateDir& sd, const std::string& unit)
 {
+    // An app we did not start keeps its FunctionFS files after the gadget is gone: it will only see errors.
+    if (auto rec = sd.load(unit)) {
+        const json mounts = rec->value("ffs", json::object());
+        for (auto it = mounts.begin(); it != mounts.end(); ++it)
+            if (auto h = holders(it.value().get<std::string>()); !h.empty())
+                spdlog::warn("{}: {} still has {} open; the gadget goes away under it", unit, core::join(h, ", "), it.value().get<std::string>());
+    }
     auto s = core::replay_journal(sd.journal(unit));
     if (!s) return core::fail(s.error().code, "could not remove everything: " + s.error().message(), unit,
                               "stop the programs using the gadget (a FunctionFS app, a mounted /dev/sdX) and run devemu down again");

@@ -20,7 +20,7 @@ nothing_left() { # configfs empty, every UDC free, no FunctionFS mounted, zram b
 }
 disk_of() { "$devemu" ls --json | python3 -c "import json,sys; u=[x for x in json.load(sys.stdin) if x['name']=='$1'][0]; print(u['luns'][$2].get('disk',''))"; }
 wait_for() { local i; for i in $(seq 100); do eval "$1" && return 0; sleep 0.1; done; return 1; }
-modprobe zram 2>/dev/null; zram_base=$(ls /sys/block | grep -c zram)
+modprobe loop 2>/dev/null; modprobe zram 2>/dev/null; zram_base=$(ls /sys/block | grep -c zram)
 cd /tmp
 
 # --- the shipped msc-file profile ----------------------------------------------------------------------
@@ -97,6 +97,18 @@ check "devemu check passes on both LUNs (refused write included)" sh -c "\"$deve
 check "eject on a non-removable LUN is refused" sh -c "\"$devemu\" gadget eject two; [ \$? = 2 ]"
 check "down" "$devemu" down two
 check "down removed the zram device and everything else" nothing_left
+
+# --- a block device that holds a filesystem: refused unless --force ------------------------------------
+truncate -s 32M /tmp/blk.img; mkfs.ext4 -q /tmp/blk.img; loopdev=$(losetup -f --show /tmp/blk.img)
+printf '[[backstore]]\nname = "b"\ntype = "block"\npath = "%s"\n[[gadget]]\nname = "blk"\n[[gadget.function]]\ntype = "mass_storage"\nname = "ms"\n[[gadget.function.lun]]\nbackstore = "b"\n' "$loopdev" > blk.toml
+"$devemu" up blk.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "block device with ext4: refused, exit 2" || bad "block device with ext4: exit $rc"
+check "... saying why and how" sh -c "grep -q 'ext4' /tmp/bad.out && grep -q -- '--force' /tmp/bad.out"
+check "... nothing left" nothing_left
+check "with --force it comes up" "$devemu" up --force blk.toml
+check "the host sees the filesystem through the gadget" sh -c "blkid \$(\"$devemu\" ls --json | python3 -c \"import json,sys; print([x for x in json.load(sys.stdin) if x['name']=='blk'][0]['luns'][0]['disk'])\") | grep -q ext4"
+check "down" "$devemu" down blk
+losetup -d "$loopdev"
 
 # --- a composite gadget: mass storage + CDC ACM serial ---------------------------------------------------
 cat > acm.toml <<'EOF'
