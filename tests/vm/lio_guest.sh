@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
 # Runs inside the VM (devemu vm run --host-root): every backstore x fabric, CHAP, reconcile, clashes, safety,
 # crash recovery. Independent clients check the result: libiscsi's tools, sg3-utils, dd, configfs itself.
-set -u
 devemu=$1
-export DEVEMU_STATE_DIR=/run/devemu-test
-passed=0 failed=0
-ok()  { passed=$((passed + 1)); echo "ok   - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name: $(tail -3 /tmp/check.out | tr '\n' ' ')"; fi; }
-refuse() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then bad "$name: succeeded"; else ok "$name"; fi; cp /tmp/check.out /tmp/refused.out; }
+. "$(dirname "$(readlink -f "$0")")/guest_lib.sh"
 T=/sys/kernel/config/target
 ours_gone() { # no devemu-made objects left: no iscsi/loopback targets, no HBAs, no zram devices beyond the baseline
     local left; left=$(ls $T/iscsi 2>/dev/null | grep -v -e discovery_auth -e lio_version -e cpus_allowed_list; ls $T/loopback 2>/dev/null | grep naa; ls $T/core | grep -v alua)

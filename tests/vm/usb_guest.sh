@@ -2,16 +2,10 @@
 # Runs inside the VM (devemu vm run --host-root): USB gadgets on dummy_hcd. The guest's own host stack
 # (usb-storage, sd_mod) and independent tools (dd, cmp, sg3-utils, sysfs) check what devemu built; `devemu check`
 # is checked too, and must be able to fail.
-set -u
 devemu=$1
+. "$(dirname "$(readlink -f "$0")")/guest_lib.sh"
 repo=$2
 ffsapp=$(dirname "$devemu")/ffs-loopback
-export DEVEMU_STATE_DIR=/run/devemu-test
-passed=0 failed=0
-ok()  { passed=$((passed + 1)); echo "ok   - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name: $(tail -3 /tmp/check.out | tr '\n' ' ')"; fi; }
-refuse() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then bad "$name: succeeded"; else ok "$name"; fi; cp /tmp/check.out /tmp/refused.out; }
 G=/sys/kernel/config/usb_gadget
 nothing_left() { # configfs empty, every UDC free, no FunctionFS mounted, zram back to the baseline
     # (a UDC's own `state` keeps its last value after unbind: "free" is no gadget bound and no device on its bus)
