@@ -41,9 +41,17 @@ json access_info(const json& rec, const std::string& portal_override, bool secre
         secret = chap.value("secret", "");
         info["initiator"] = ini;
     }
+    // Mutual CHAP: libiscsi takes the target's credentials as URL parameters.
+    std::string mutual;
+    if (!info["acls"].empty()) {
+        const json chap = rec.value("chap", json::object()).value(info["acls"][0].value("initiator", ""), json::object());
+        if (chap.contains("mutual_user"))
+            mutual = fmt::format("?target_user={}&target_password={}", chap["mutual_user"].get<std::string>(),
+                                 secrets ? chap.value("mutual_secret", "") : "SECRET");
+    }
     for (auto& l : info["luns"]) {
         std::string cred = user.empty() ? "" : user + "%" + (secrets ? secret : "SECRET") + "@";
-        urls.push_back(fmt::format("iscsi://{}{}/{}/{}", cred, host, iqn, l["lun"].get<int>()));
+        urls.push_back(fmt::format("iscsi://{}{}/{}/{}{}", cred, host, iqn, l["lun"].get<int>(), mutual));
     }
     info["portal"] = host;
     info["urls"] = urls;

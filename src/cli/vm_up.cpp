@@ -231,6 +231,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
                     auto pct = s.find('%');
                     s = s.substr(0, pct + 1) + "SECRET" + s.substr(s.find('@'));
                 }
+                if (auto tp = s.find("target_password="); !secrets && tp != std::string::npos) s = s.substr(0, tp + 16) + "SECRET";
                 urls.push_back(s);
             }
             info["urls"] = urls;

@@ -81,6 +81,34 @@ refuse "chap: unknown initiator refused" iscsi-inq -i iqn.2026-11.org.devemu:str
 refuse "chap: no credentials refused" iscsi-inq -i iqn.2026-11.org.devemu:client "iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:chap0/0"
 check "chap: down" "$devemu" down chap0
 
+# Mutual CHAP: the initiator also authenticates the target (libiscsi: target_user/target_password in the URL).
+cat > mutual.toml <<'P'
+[[backstore]]
+name = "m0"
+type = "zram"
+size = "16M"
+[[target]]
+name = "mutual0"
+iqn = "iqn.2026-11.org.devemu:mutual0"
+[[target.lun]]
+backstore = "m0"
+[[target.acl]]
+initiator = "iqn.2026-11.org.devemu:client"
+chap_user = "devemu"
+chap_secret = "initiator-secret-1"
+mutual_user = "target1"
+mutual_secret = "target-secret-12"
+P
+check "mutual chap: up" "$devemu" up mutual.toml
+murl=iscsi://devemu%initiator-secret-1@127.0.0.1:3260/iqn.2026-11.org.devemu:mutual0/0
+check "mutual chap: both secrets right: logs in" iscsi-inq -i iqn.2026-11.org.devemu:client "$murl?target_user=target1&target_password=target-secret-12"
+refuse "mutual chap: the target proving a secret the initiator does not expect is refused" iscsi-inq -i iqn.2026-11.org.devemu:client "$murl?target_user=target1&target_password=not-the-target-secret"
+refuse "mutual chap: wrong initiator secret refused" iscsi-inq -i iqn.2026-11.org.devemu:client "iscsi://devemu%wrong-secret-99@127.0.0.1:3260/iqn.2026-11.org.devemu:mutual0/0?target_user=target1&target_password=target-secret-12"
+check "mutual chap: the URL devemu prints carries the target's credentials" sh -c "\"$devemu\" ls --secrets --json | grep -q 'target_user=target1&target_password=target-secret-12'"
+check "mutual chap: devemu check logs in with both" "$devemu" check mutual0
+check "mutual chap: down" "$devemu" down mutual0
+
+
 # --- reconcile: editing one LUN touches one LUN -------------------------------------------------------
 { backstore r0 zram; backstore r1 zram; printf '[[target]]\nname = "rec"\niqn = "iqn.2026-11.org.devemu:rec"\n[[target.lun]]\nbackstore = "r0"\n'; } > rec.toml
 check "reconcile: up with one LUN" "$devemu" up rec.toml
