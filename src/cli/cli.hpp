@@ -33,6 +33,7 @@ int cmd_check(Context& ctx, const Args& args);
 int cmd_import(Context& ctx, const Args& args);
 int cmd_bench(Context& ctx, const Args& args);
 int cmd_export(Context& ctx, const Args& args);
+int cmd_tcmu_serve(Context& ctx, const Args& args);
 struct VmUpOptions {
     bool json = false, secrets = false;
     std::string exec;       // started in the VM (with the host's / as its root); `down` stops it

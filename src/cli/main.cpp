@@ -126,6 +126,7 @@ int main(int argc, char** argv)
         if (command == "down") return cli::cmd_down(ctx, cmd_args);
         if (command == "check") return cli::cmd_check(ctx, cmd_args);
         if (command == "gadget") return cli::cmd_gadget(ctx, cmd_args);
+        if (command == "tcmu-serve") return cli::cmd_tcmu_serve(ctx, cmd_args);
         if (command == "bench") return cli::cmd_bench(ctx, cmd_args);
         if (command == "import") return cli::cmd_import(ctx, cmd_args);
         if (command == "export") return cli::cmd_export(ctx, cmd_args);

@@ -155,12 +155,20 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
     case profile::BackstoreType::zram:
         return zram_backing(b, roots, tx, reuse_zram);
     case profile::BackstoreType::user: {
-        Backing out{"user", b.path, b.size.value_or(0), -1};
-        if (!b.size) {
-            struct stat st {};
-            if (::stat(b.path.c_str(), &st) == 0) out.size = static_cast<std::uint64_t>(st.st_size);
+        // The handler's backing follows the same rules as fileio (a sparse file, never resized without --force)
+        // and block (never a device holding data without --force).
+        if (b.path.starts_with("zram:"))
+            return core::fail(Errc::not_implemented, "a zram backing for a user backstore is not supported yet", b.loc.str(),
+                              "use a zram backstore (iblock), or a file for the user handler");
+        struct stat st {};
+        if (::stat(b.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+            DEVEMU_CHECK(core::check_block_device_free(b.path, force));
+            DEVEMU_TRY(size, core::block_device_size(b.path));
+            return Backing{"user", b.path, size, -1};
         }
-        return out;
+        DEVEMU_TRY(f, file_backing(b, tx, force));
+        f.plugin = "user";
+        return f;
     }
     case profile::BackstoreType::rbd:
         return rbd_backing(b, roots, tx, force);

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "core/fs.hpp"
+#include "core/journal.hpp"
+#include "core/process.hpp"
 #include "core/kmod.hpp"
 #include "core/probe.hpp"
 #include "lio/model.hpp"
@@ -167,6 +169,43 @@ json login_info(const TargetModel& m, const json& devices)
     return info;
 }
 
+// The io_uring TCMU handler of a user backstore: a supervisor process (devemu tcmu-serve --supervise) that
+// restarts the handler when it dies. Journaled by its command line's UIO prefix before it is spawned, so `down`
+// and a rollback stop it after the LUN is gone and before the backstore is removed. Kept when already running.
+core::Result<json> start_handler(const Backstore& bs, const core::StateDir& sd, const std::string& unit, const json& had, core::Transaction& tx)
+{
+    const std::string prefix = fmt::format("tcm-user/{}/{}/", bs.hba.substr(bs.hba.find('_') + 1), bs.spec->name);
+    if (had.contains("supervisor") && core::process_start_time(had["supervisor"].get<std::int64_t>()) == had.value("start", std::uint64_t{0}))
+        return had;
+    DEVEMU_CHECK(core::make_dirs(sd.unit_dir(unit), 0700));
+    const auto stats = sd.unit_dir(unit) / ("tcmu-" + bs.spec->name + ".json");
+    std::error_code ec;
+    fs::remove(stats, ec);
+    std::vector<std::string> argv = {core::self_exe().string(), "tcmu-serve", "--supervise", "--uio-prefix", prefix, "--backing", bs.backing.path,
+                                     "--size", std::to_string(bs.backing.size), "--block-size", std::to_string(bs.spec->block_size),
+                                     "--stats", stats.string(), "--serial", bs.spec->wwn.empty() ? bs.spec->name : bs.spec->wwn};
+    if (bs.spec->readonly) argv.push_back("--readonly");
+    if (bs.spec->write_cache) argv.push_back("--write-cache");
+    DEVEMU_CHECK(tx.record({core::UndoOp::kill, "tcmu-serve", prefix, 0, 0}));
+    core::SpawnOptions so;
+    so.die_with_parent = false;   // it serves the LUN after `up` returns
+    so.new_session = true;
+    DEVEMU_TRY(child, core::Child::spawn(argv, so));
+    const pid_t pid = child.pid();
+    const auto start = core::process_start_time(pid);
+    // Ready when the handler has mapped the ring and written its first stats; a handler that cannot start exits.
+    for (int i = 0; i < 250 && !fs::exists(stats, ec); ++i) {
+        if (auto st = child.try_wait())
+            return core::fail(Errc::kernel, fmt::format("the TCMU handler for '{}' exited ({}) before serving", bs.spec->name, *st), bs.backing.path,
+                              "run devemu -v up to see its messages");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!fs::exists(stats, ec))
+        return core::fail(Errc::timeout, "the TCMU handler for '" + bs.spec->name + "' did not start serving in 5 s", prefix, "see dmesg");
+    child.detach();
+    return json{{"supervisor", pid}, {"start", start}, {"stats", stats.string()}, {"uio_prefix", prefix}, {"backing", bs.backing.path}};
+}
+
 }  // namespace
 
 core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
@@ -223,12 +262,24 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     const auto desired = b.model.nodes();
     const auto steps = core::diff(recorded_nodes(rec), desired, opt.roots.target);
     for (auto& s : steps) spdlog::debug("{}: {}", t.name, core::describe(s));
-    if (auto s = core::apply(tx, steps, opt.roots.target); !s) {
-        auto e = s.error();
+    // Backstores first, then their userspace handlers (a user backstore's commands start with the LUN: tcm_loop
+    // scans at once), then the rest.
+    std::vector<core::Step> first, rest;
+    for (auto& s : steps) (s.node.path.starts_with("core/") && s.action != core::Action::remove ? first : rest).push_back(s);
+    auto failed = [&](core::Error e) -> core::Result<json> {
         e.what = fmt::format("target '{}': {}", t.name, e.what);
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
         return std::unexpected(e);
+    };
+    if (auto s = core::apply(tx, first, opt.roots.target); !s) return failed(s.error());
+    json handlers = rec.value("handlers", json::object());
+    for (auto& bs : b.model.backstores) {
+        if (bs.backing.plugin != "user") continue;
+        auto h = start_handler(bs, sd, t.name, handlers.value(bs.spec->name, json::object()), tx);
+        if (!h) return failed(h.error());
+        handlers[bs.spec->name] = *h;
     }
+    if (auto s = core::apply(tx, rest, opt.roots.target); !s) return failed(s.error());
     if (auto diffs = core::verify(desired, opt.roots.target); !diffs.empty()) {
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
         return core::fail(Errc::check_failed, fmt::format("read-back differs after apply ({} differences), rolled back: {}", diffs.size(), diffs.front()),
@@ -238,7 +289,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
     rec = {{"name", t.name}, {"kind", "target"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired},
            {"generated", b.gen.values}, {"backstores", b.backstores}, {"info", login_info(b.model, devices)},
-           {"changes", steps.size()}, {"spec", spec_of(t, p)}, {"chap", chap_record(b.model)}};
+           {"changes", steps.size()}, {"spec", spec_of(t, p)}, {"chap", chap_record(b.model)}, {"handlers", handlers}};
     DEVEMU_CHECK(sd.save(t.name, rec));
     return rec;
 }

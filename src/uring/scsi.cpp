@@ -1,0 +1,351 @@
+#include "uring/scsi.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace devemu::uring::scsi {
+
+namespace {
+
+std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+std::uint32_t be32(const std::uint8_t* p) { return static_cast<std::uint32_t>(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+std::uint64_t be64(const std::uint8_t* p) { return static_cast<std::uint64_t>(be32(p)) << 32 | be32(p + 4); }
+void put16(std::uint8_t* p, std::uint32_t v) { p[0] = static_cast<std::uint8_t>(v >> 8), p[1] = static_cast<std::uint8_t>(v); }
+void put32(std::uint8_t* p, std::uint32_t v)
+{
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+}
+void put64(std::uint8_t* p, std::uint64_t v)
+{
+    put32(p, static_cast<std::uint32_t>(v >> 32));
+    put32(p + 4, static_cast<std::uint32_t>(v));
+}
+void pad(std::uint8_t* p, const std::string& s, std::size_t n)
+{
+    std::memset(p, ' ', n);
+    std::memcpy(p, s.data(), std::min(n, s.size()));
+}
+
+Plan fail(Sense s)
+{
+    Plan p;
+    p.status = check_condition;
+    p.sense = s;
+    return p;
+}
+
+Plan reply(std::vector<std::uint8_t> data, std::size_t alloc)
+{
+    Plan p;
+    if (data.size() > alloc) data.resize(alloc);
+    p.data = std::move(data);
+    return p;
+}
+
+// NAA 6 (IEEE registered extended) from the serial: stable per backstore, unique enough for a dev box.
+std::uint64_t naa_of(const std::string& serial)
+{
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : serial) h = (h ^ c) * 1099511628211ull;
+    return (0x6ull << 60) | (0x001405ull << 36) | (h & 0xfffffffffull);   // 0x001405: the OUI LIO uses
+}
+
+Plan inquiry(std::span<const std::uint8_t> c, const Device& d)
+{
+    const std::size_t alloc = be16(&c[3]);
+    if (!(c[1] & 1)) {
+        if (c[2] != 0) return fail(invalid_field);
+        std::vector<std::uint8_t> r(96, 0);
+        r[2] = 0x06;                 // SPC-4
+        r[3] = 0x12;                 // HiSup, response data format 2
+        r[4] = 96 - 5;
+        r[5] = d.can_unmap ? 0x00 : 0x00;
+        r[7] = 0x02;                 // CmdQue
+        pad(&r[8], d.vendor, 8);
+        pad(&r[16], d.product, 16);
+        pad(&r[32], d.revision, 4);
+        put16(&r[58], 0x00a0);       // SAM-5
+        put16(&r[60], 0x0460);       // SPC-4
+        put16(&r[62], 0x04c0);       // SBC-3
+        return reply(std::move(r), alloc);
+    }
+    std::vector<std::uint8_t> r(4, 0);
+    r[1] = c[2];
+    auto body = [&](std::vector<std::uint8_t> b) {
+        put16(&r[2], static_cast<std::uint32_t>(b.size()));
+        r.insert(r.end(), b.begin(), b.end());
+        return reply(std::move(r), alloc);
+    };
+    switch (c[2]) {
+    case 0x00:
+        return body({0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2});
+    case 0x80:
+        return body(std::vector<std::uint8_t>(d.serial.begin(), d.serial.end()));
+    case 0x83: {
+        std::vector<std::uint8_t> b;
+        // NAA designator (binary, LU association).
+        b.insert(b.end(), {0x01, 0x03, 0x00, 0x08});
+        for (int i = 7; i >= 0; --i) b.push_back(static_cast<std::uint8_t>(naa_of(d.serial) >> (8 * i)));
+        // T10 vendor ID designator (ASCII): vendor + serial.
+        std::string t = d.vendor.substr(0, 8);
+        t.resize(8, ' ');
+        t += d.serial;
+        b.insert(b.end(), {0x02, 0x01, 0x00, static_cast<std::uint8_t>(t.size())});
+        b.insert(b.end(), t.begin(), t.end());
+        return body(b);
+    }
+    case 0xb0: {   // Block Limits
+        std::vector<std::uint8_t> b(0x3c, 0);
+        b[0] = 0x01;                                 // WSNZ: WRITE SAME with 0 blocks is refused
+        b[1] = 0x01;                                 // maximum COMPARE AND WRITE length: 1 block
+        put16(&b[2], 1);                             // optimal transfer length granularity
+        put32(&b[4], d.max_transfer_blocks);         // maximum transfer length
+        put32(&b[8], d.max_transfer_blocks);         // optimal transfer length
+        if (d.can_unmap) {
+            put32(&b[16], 0x400000);                 // maximum UNMAP LBA count
+            put32(&b[20], 256);                      // maximum UNMAP block descriptor count
+            put32(&b[24], 1);                        // optimal UNMAP granularity
+        }
+        put64(&b[32], 0x400000);                     // maximum WRITE SAME length
+        return body(b);
+    }
+    case 0xb1: {   // Block Device Characteristics
+        std::vector<std::uint8_t> b(0x3c, 0);
+        put16(&b[0], 1);   // non-rotating medium
+        return body(b);
+    }
+    case 0xb2: {   // Logical Block Provisioning
+        std::vector<std::uint8_t> b(4, 0);
+        if (d.can_unmap) {
+            b[1] = 0x80 | 0x40 | 0x20 | 0x04;   // LBPU, LBPWS, LBPWS10, LBPRZ (a punched range reads zeros)
+            b[2] = 0x02;                        // thin provisioned
+        }
+        return body(b);
+    }
+    default:
+        return fail(invalid_field);
+    }
+}
+
+std::vector<std::uint8_t> mode_pages(std::uint8_t page, std::uint8_t pc, const Device& d, bool& ok)
+{
+    std::vector<std::uint8_t> out;
+    ok = true;
+    auto caching = [&] {
+        std::vector<std::uint8_t> p(20, 0);
+        p[0] = 0x08;
+        p[1] = 0x12;
+        if (pc != 1 && d.write_cache) p[2] = 0x04;   // WCE (changeable page: all zero, nothing may change)
+        out.insert(out.end(), p.begin(), p.end());
+    };
+    auto control = [&] {
+        std::vector<std::uint8_t> p(12, 0);
+        p[0] = 0x0a;
+        p[1] = 0x0a;
+        if (pc != 1) p[2] = 0x02;   // GLTSD
+        out.insert(out.end(), p.begin(), p.end());
+    };
+    if (page == 0x08) caching();
+    else if (page == 0x0a) control();
+    else if (page == 0x3f) caching(), control();
+    else ok = false;
+    return out;
+}
+
+Plan mode_sense(std::span<const std::uint8_t> c, const Device& d, bool ten)
+{
+    const std::uint8_t page = c[2] & 0x3f, pc = c[2] >> 6, subpage = c[3];
+    const bool dbd = c[1] & 0x08;
+    const std::size_t alloc = ten ? be16(&c[7]) : c[4];
+    if (pc == 3) return fail({0x05, 0x39, 0x00});   // saving parameters not supported
+    if (subpage != 0 && subpage != 0xff) return fail(invalid_field);
+    bool ok = false;
+    auto pages = mode_pages(page, pc, d, ok);
+    if (!ok) return fail(invalid_field);
+    std::vector<std::uint8_t> blockdesc;
+    if (!dbd) {
+        blockdesc.assign(8, 0);
+        put32(&blockdesc[0], static_cast<std::uint32_t>(std::min<std::uint64_t>(d.blocks, 0xffffffff)));
+        put32(&blockdesc[4], d.block_size & 0xffffff);
+    }
+    std::vector<std::uint8_t> r(ten ? 8 : 4, 0);
+    const std::uint8_t dsp = static_cast<std::uint8_t>((d.readonly ? 0x80 : 0) | 0x10);   // WP, DPOFUA
+    if (ten) {
+        r[3] = dsp;
+        put16(&r[6], static_cast<std::uint32_t>(blockdesc.size()));
+    } else {
+        r[2] = dsp;
+        r[3] = static_cast<std::uint8_t>(blockdesc.size());
+    }
+    r.insert(r.end(), blockdesc.begin(), blockdesc.end());
+    r.insert(r.end(), pages.begin(), pages.end());
+    if (ten) put16(&r[0], static_cast<std::uint32_t>(r.size() - 2));
+    else r[0] = static_cast<std::uint8_t>(r.size() - 1);
+    return reply(std::move(r), alloc);
+}
+
+Plan rw(std::uint64_t lba, std::uint64_t blocks, Op op, const Device& d, bool fua = false)
+{
+    if (lba > d.blocks || blocks > d.blocks - lba) return fail(lba_out_of_range);
+    if (blocks > d.max_transfer_blocks && (op == Op::read || op == Op::write)) return fail(invalid_field);
+    if (d.readonly && (op == Op::write || op == Op::write_same || op == Op::unmap || op == Op::compare_and_write)) return fail(write_protected);
+    Plan p;
+    p.op = op;
+    p.lba = lba;
+    p.blocks = blocks;
+    p.fua = fua;
+    return p;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> sense_bytes(const Sense& s) { return sense_bytes(s, 0); }
+
+std::vector<std::uint8_t> sense_bytes(const Sense& s, std::uint32_t information)
+{
+    std::vector<std::uint8_t> b(18, 0);
+    b[0] = information ? 0xf0 : 0x70;
+    b[2] = s.key;
+    put32(&b[3], information);
+    b[7] = 10;
+    b[12] = s.asc;
+    b[13] = s.ascq;
+    return b;
+}
+
+bool parse_unmap(std::span<const std::uint8_t> p, std::vector<std::pair<std::uint64_t, std::uint32_t>>& out)
+{
+    out.clear();
+    if (p.size() < 8) return p.empty();
+    const std::size_t data_len = be16(&p[0]), desc_len = be16(&p[2]);
+    if (data_len + 2 > p.size() || desc_len + 8 > p.size() || desc_len % 16 != 0) return false;
+    for (std::size_t off = 8; off + 16 <= 8 + desc_len; off += 16) out.push_back({be64(&p[off]), be32(&p[off + 8])});
+    return true;
+}
+
+Plan decode(std::span<const std::uint8_t> c, const Device& d)
+{
+    if (c.empty()) return fail(invalid_opcode);
+    auto need = [&](std::size_t n) { return c.size() >= n; };
+    const std::uint8_t op = c[0];
+    switch (op) {
+    case 0x00:   // TEST UNIT READY
+    case 0x1b:   // START STOP UNIT
+    case 0x1e:   // PREVENT ALLOW MEDIUM REMOVAL
+        return {};
+    case 0x03: {   // REQUEST SENSE: nothing pending (errors are reported with their command)
+        if (!need(6)) return fail(invalid_field);
+        auto s = sense_bytes({0, 0, 0});
+        return reply(s, c[4]);
+    }
+    case 0x12:
+        if (!need(6)) return fail(invalid_field);
+        return inquiry(c, d);
+    case 0x1a:
+        if (!need(6)) return fail(invalid_field);
+        return mode_sense(c, d, false);
+    case 0x5a:
+        if (!need(10)) return fail(invalid_field);
+        return mode_sense(c, d, true);
+    case 0x15:   // MODE SELECT(6)/(10): nothing is changeable; an empty list is fine
+    case 0x55: {
+        const std::size_t len = op == 0x15 ? c[4] : (need(9) ? be16(&c[7]) : 0);
+        if (len == 0) return {};
+        return fail(invalid_field);
+    }
+    case 0x25: {   // READ CAPACITY(10)
+        std::vector<std::uint8_t> r(8);
+        put32(&r[0], static_cast<std::uint32_t>(std::min<std::uint64_t>(d.blocks - 1, 0xffffffff)));
+        put32(&r[4], d.block_size);
+        return reply(r, 8);
+    }
+    case 0x9e: {   // SERVICE ACTION IN(16)
+        if (!need(16) || (c[1] & 0x1f) != 0x10) return fail(invalid_opcode);
+        std::vector<std::uint8_t> r(32, 0);
+        put64(&r[0], d.blocks - 1);
+        put32(&r[8], d.block_size);
+        if (d.can_unmap) r[14] = 0x80 | 0x40;   // LBPME, LBPRZ
+        return reply(r, be32(&c[10]));
+    }
+    case 0x08:   // READ(6) / WRITE(6)
+    case 0x0a: {
+        if (!need(6)) return fail(invalid_field);
+        const std::uint64_t lba = (static_cast<std::uint64_t>(c[1] & 0x1f) << 16) | be16(&c[2]);
+        const std::uint64_t n = c[4] ? c[4] : 256;
+        return rw(lba, n, op == 0x08 ? Op::read : Op::write, d);
+    }
+    case 0x28:   // READ/WRITE(10), (12), (16): RDPROTECT/WRPROTECT need protection information, which we do not have
+    case 0x2a:
+    case 0xa8:
+    case 0xaa:
+    case 0x88:
+    case 0x8a: {
+        const bool is16 = op == 0x88 || op == 0x8a, is12 = op == 0xa8 || op == 0xaa;
+        if (!need(is16 ? 16 : is12 ? 12 : 10)) return fail(invalid_field);
+        if (c[1] & 0xe0) return fail(invalid_field);
+        const std::uint64_t lba = is16 ? be64(&c[2]) : be32(&c[2]);
+        const std::uint64_t n = is16 ? be32(&c[10]) : is12 ? be32(&c[6]) : be16(&c[7]);
+        const bool write = op == 0x2a || op == 0xaa || op == 0x8a;
+        return rw(lba, n, write ? Op::write : Op::read, d, (c[1] & 0x08) != 0);
+    }
+    case 0x2e:   // WRITE AND VERIFY(10)/(16): the write is durable before GOOD (it is verified by construction)
+    case 0x8e: {
+        const bool is16 = op == 0x8e;
+        if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
+        auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), is16 ? be32(&c[10]) : be16(&c[7]), Op::write, d, true);
+        return p;
+    }
+    case 0x2f:   // VERIFY(10)/(16): BYTCHK 0 = the medium is readable (range check); 1 = compare with data-out
+    case 0x8f: {
+        const bool is16 = op == 0x8f;
+        if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
+        const int bytchk = (c[1] >> 1) & 3;
+        if (bytchk == 2 || bytchk == 3) return fail(invalid_field);
+        auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), is16 ? be32(&c[10]) : be16(&c[7]), Op::verify, d);
+        p.bytchk = bytchk == 1;
+        if (p.status == good && !p.bytchk) p.op = Op::reply;
+        return p;
+    }
+    case 0x35:   // SYNCHRONIZE CACHE(10)/(16)
+    case 0x91: {
+        const bool is16 = op == 0x91;
+        if (!need(is16 ? 16 : 10)) return fail(invalid_field);
+        auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), is16 ? be32(&c[10]) : be16(&c[7]), Op::flush, d);
+        return p;
+    }
+    case 0x41:   // WRITE SAME(10)/(16)
+    case 0x93: {
+        const bool is16 = op == 0x93;
+        if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
+        const std::uint64_t n = is16 ? be32(&c[10]) : be16(&c[7]);
+        if (n == 0) return fail(invalid_field);   // WSNZ
+        const bool unmap = c[1] & 0x08;
+        if (unmap && !d.can_unmap) return fail(invalid_field);
+        if (is16 && (c[1] & 0x01)) return fail(invalid_field);   // NDOB: not offered
+        auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), n, Op::write_same, d);
+        if (n > 0x400000 && p.status == good) return fail(invalid_field);
+        p.unmap = unmap;
+        return p;
+    }
+    case 0x42: {   // UNMAP: the parameter list arrives as data-out
+        if (!need(10)) return fail(invalid_field);
+        if (!d.can_unmap) return fail(invalid_opcode);
+        if (d.readonly) return fail(write_protected);
+        Plan p;
+        p.op = Op::unmap;
+        p.blocks = be16(&c[7]);   // parameter list length
+        return p;
+    }
+    case 0x89: {   // COMPARE AND WRITE
+        if (!need(16) || (c[1] & 0xe0)) return fail(invalid_field);
+        const std::uint64_t n = c[13];
+        if (n == 0) return {};
+        if (n > 1) return fail(invalid_field);
+        return rw(be64(&c[2]), n, Op::compare_and_write, d, (c[1] & 0x08) != 0);
+    }
+    default:
+        return fail(invalid_opcode);
+    }
+}
+
+}  // namespace devemu::uring::scsi

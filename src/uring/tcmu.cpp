@@ -1,0 +1,645 @@
+#include "uring/tcmu.hpp"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <thread>
+#include <unordered_map>
+
+#include "core/fd.hpp"
+#include "core/fs.hpp"
+#include "core/text.hpp"
+#include "uring/scsi.hpp"
+
+namespace devemu::uring {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The TCMU ring ABI, as include/uapi/linux/target_core_user.h (Linux 6.1) defines it. Mirrored here because that
+// header pulls in <linux/uio.h>, whose struct iovec clashes with <sys/uio.h> (liburing); the asserts pin the layout.
+constexpr std::uint32_t TCMU_OP_PAD = 0, TCMU_OP_CMD = 1, TCMU_OP_MASK = 0x7;
+constexpr std::size_t TCMU_SENSE_BUFFERSIZE = 96;
+struct __attribute__((packed)) tcmu_mailbox {
+    std::uint16_t version;
+    std::uint16_t flags;
+    std::uint32_t cmdr_off;
+    std::uint32_t cmdr_size;
+    std::uint32_t cmd_head;
+    std::uint32_t cmd_tail __attribute__((aligned(64)));
+};
+struct __attribute__((packed)) tcmu_cmd_entry_hdr {
+    std::uint32_t len_op;
+    std::uint16_t cmd_id;
+    std::uint8_t kflags;
+    std::uint8_t uflags;
+};
+struct __attribute__((packed)) tcmu_iovec {
+    std::uint64_t iov_base;   // an offset into the mapping
+    std::uint64_t iov_len;
+};
+struct __attribute__((packed)) tcmu_cmd_entry {
+    tcmu_cmd_entry_hdr hdr;
+    union {
+        struct {   // not packed in the uapi header: cdb_off is 8-aligned inside it
+            std::uint32_t iov_cnt;
+            std::uint32_t iov_bidi_cnt;
+            std::uint32_t iov_dif_cnt;
+            std::uint64_t cdb_off;
+            std::uint64_t pad1, pad2;
+            tcmu_iovec iov[1];
+        } req;
+        struct {
+            std::uint8_t scsi_status;
+            std::uint8_t pad1;
+            std::uint16_t pad2;
+            std::uint32_t read_len;
+            char sense_buffer[TCMU_SENSE_BUFFERSIZE];
+        } rsp;
+    };
+};
+static_assert(offsetof(tcmu_mailbox, cmd_tail) == 64);
+static_assert(sizeof(tcmu_cmd_entry_hdr) == 8);
+static_assert(offsetof(tcmu_cmd_entry, req.cdb_off) == 24);   // checked against the real header's offsetof
+static_assert(offsetof(tcmu_cmd_entry, req.iov) == 48);
+static_assert(offsetof(tcmu_cmd_entry, rsp.sense_buffer) == 16);
+constexpr std::uint32_t tcmu_hdr_get_op(std::uint32_t len_op) { return len_op & TCMU_OP_MASK; }
+constexpr std::uint32_t tcmu_hdr_get_len(std::uint32_t len_op) { return len_op & ~TCMU_OP_MASK; }
+
+struct Device {
+    core::UniqueFd uio;
+    std::uint8_t* base = nullptr;
+    std::size_t map_size = 0;
+    tcmu_mailbox* mb = nullptr;
+    std::uint8_t* cmdr = nullptr;
+    std::uint32_t cmdr_size = 0;
+    ~Device()
+    {
+        if (base) ::munmap(base, map_size);
+    }
+};
+
+// The UIO device whose name starts with the prefix ("tcm-user/HBA/NAME/"), its mapping size.
+core::Result<std::pair<std::string, std::size_t>> find_uio(const std::string& prefix, std::chrono::seconds wait)
+{
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    do {
+        std::error_code ec;
+        for (auto& e : fs::directory_iterator("/sys/class/uio", ec)) {
+            auto name = core::read_attr(e.path() / "name").value_or("");
+            if (!name.starts_with(prefix)) continue;
+            auto size = core::read_attr(e.path() / "maps/map0/size").value_or("0");
+            return std::pair{"/dev/" + e.path().filename().string(), static_cast<std::size_t>(std::stoull(size, nullptr, 0))};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return core::fail(core::Errc::missing, "no TCMU device " + prefix + " appeared", "/sys/class/uio", "is target_core_user loaded and the backstore enabled?");
+}
+
+struct Pending {
+    std::uint32_t slot = 0;            // ring offset of its entry: the completion goes there, in ring order
+    bool skip = false;                 // PAD / TMR slot: only advances the tail
+    bool done = false;
+    int ops = 0;                       // io_uring operations still in flight
+    std::uint16_t cmd_id = 0;
+    std::uint8_t status = scsi::good;
+    std::vector<std::uint8_t> sense;
+    std::vector<iovec> iov;            // data area, as our addresses
+    std::uint64_t expect = 0;          // bytes the operation must move
+    std::uint64_t moved = 0;
+    bool is_read = false;
+};
+
+class Handler {
+public:
+    Handler(const TcmuConfig& cfg, Device& dev, int backing, bool blockdev) : cfg_(cfg), dev_(dev), fd_(backing), blockdev_(blockdev)
+    {
+        sd_.blocks = cfg.size / cfg.block_size;
+        sd_.block_size = cfg.block_size;
+        sd_.serial = cfg.serial.empty() ? "devemu" : cfg.serial;
+        sd_.readonly = cfg.readonly;
+        sd_.write_cache = cfg.write_cache;
+        const std::size_t data_area = dev.map_size - dev.mb->cmdr_off - dev.cmdr_size;
+        sd_.max_transfer_blocks = static_cast<std::uint32_t>(std::min<std::size_t>(data_area / 4 / cfg.block_size, 16384));
+        last_ = dev.mb->cmd_tail;   // what a dead predecessor did not complete is served again
+    }
+
+    core::Status init()
+    {
+        io_uring_params p{};
+        if (int rc = io_uring_queue_init_params(cfg_.depth, &ring_, &p); rc < 0) {
+            errno = -rc;
+            return core::fail_errno("io_uring_queue_init", "io_uring", "is io_uring disabled (sysctl kernel.io_uring_disabled)?");
+        }
+        ring_ok_ = true;
+        efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        io_uring_register_eventfd(&ring_, efd_.get());
+        // The data area cannot be a registered buffer (its pages exist only while a command uses them), but the
+        // backing file can be a registered file.
+        files_registered_ = io_uring_register_files(&ring_, &fd_, 1) == 0;
+        return {};
+    }
+    ~Handler()
+    {
+        if (ring_ok_) io_uring_queue_exit(&ring_);
+    }
+
+    int efd() const { return efd_.get(); }
+
+    // New entries between our cursor and the kernel's head.
+    void consume()
+    {
+        const std::uint32_t head = __atomic_load_n(&dev_.mb->cmd_head, __ATOMIC_ACQUIRE);
+        while (last_ != head) {
+            auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + last_);
+            const std::uint32_t len = tcmu_hdr_get_len(ent->hdr.len_op);
+            Pending pe;
+            pe.slot = last_;
+            if (tcmu_hdr_get_op(ent->hdr.len_op) != TCMU_OP_CMD) {
+                pe.skip = pe.done = true;
+                queue_.push_back(std::move(pe));
+            } else {
+                pe.cmd_id = ent->hdr.cmd_id;
+                const auto* iov = reinterpret_cast<const tcmu_iovec*>(reinterpret_cast<const std::uint8_t*>(ent) + offsetof(tcmu_cmd_entry, req.iov));
+                for (std::uint32_t i = 0; i < ent->req.iov_cnt; ++i) pe.iov.push_back({dev_.base + iov[i].iov_base, iov[i].iov_len});
+                const auto* cdb = dev_.base + ent->req.cdb_off;
+                queue_.push_back(std::move(pe));
+                start(queue_.back(), std::span<const std::uint8_t>(cdb, cdb_len(cdb[0])));
+                ++commands_;
+            }
+            last_ = (last_ + len) % dev_.cmdr_size;
+        }
+    }
+
+    void submit()
+    {
+        if (sqes_ > 0) io_uring_submit(&ring_);
+        sqes_ = 0;
+    }
+
+    void reap()
+    {
+        io_uring_cqe* cqe = nullptr;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&ring_, head, cqe)
+        {
+            ++n;
+            auto* pe = reinterpret_cast<Pending*>(io_uring_cqe_get_data(cqe));
+            --inflight_;
+            if (!pe) continue;
+            --pe->ops;
+            if (cqe->res < 0) fail(*pe, pe->is_read ? scsi::medium_error_read : scsi::medium_error_write, -cqe->res);
+            else pe->moved += static_cast<std::uint64_t>(cqe->res);
+            if (pe->ops == 0 && !pe->done) {
+                if (pe->status == scsi::good && pe->expect && pe->moved < pe->expect)
+                    fail(*pe, pe->is_read ? scsi::medium_error_read : scsi::medium_error_write, EIO);
+                pe->done = true;
+            }
+        }
+        io_uring_cq_advance(&ring_, n);
+    }
+
+    // Writes finished commands into their own ring slots, in order, and advances the tail. True when any was.
+    bool complete()
+    {
+        bool any = false;
+        while (!queue_.empty() && queue_.front().done) {
+            auto& pe = queue_.front();
+            auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + pe.slot);
+            if (!pe.skip) {
+                ent->hdr.uflags = 0;
+                ent->rsp.scsi_status = pe.status;
+                if (!pe.sense.empty()) std::memcpy(ent->rsp.sense_buffer, pe.sense.data(), std::min<std::size_t>(pe.sense.size(), TCMU_SENSE_BUFFERSIZE));
+            }
+            const std::uint32_t next = (pe.slot + tcmu_hdr_get_len(ent->hdr.len_op)) % dev_.cmdr_size;
+            __atomic_store_n(&dev_.mb->cmd_tail, next, __ATOMIC_RELEASE);
+            queue_.pop_front();
+            any = true;
+        }
+        return any;
+    }
+
+    // Everything in flight finished (before a synchronous operation that must be ordered after it).
+    void drain()
+    {
+        submit();
+        while (inflight_ > 0) {
+            io_uring_cqe* cqe = nullptr;
+            if (io_uring_wait_cqe(&ring_, &cqe) == 0) reap();
+        }
+    }
+
+    bool idle() const { return queue_.empty(); }
+
+    nlohmann::json stats() const
+    {
+        return {{"pid", ::getpid()},   {"in_flight", queue_.size()},       {"max_in_flight", max_queue_}, {"commands", commands_},
+                {"reads", reads_},     {"writes", writes_},                {"bytes_read", bytes_read_},   {"bytes_written", bytes_written_},
+                {"errors", errors_},   {"depth", cfg_.depth},              {"registered_file", files_registered_}};
+    }
+    void note_queue() { max_queue_ = std::max<std::uint64_t>(max_queue_, queue_.size()); }
+
+private:
+    static std::size_t cdb_len(std::uint8_t op)
+    {
+        switch (op >> 5) {
+        case 0: return 6;
+        case 1:
+        case 2: return 10;
+        case 4: return 16;
+        case 5: return 12;
+        default: return 16;
+        }
+    }
+
+    void fail(Pending& pe, scsi::Sense s, int err = 0, std::uint32_t info = 0)
+    {
+        if (pe.status != scsi::good) return;
+        pe.status = scsi::check_condition;
+        pe.sense = info ? scsi::sense_bytes(s, info) : scsi::sense_bytes(s);
+        ++errors_;
+        if (err) spdlog::warn("tcmu: I/O error {} on command {}", std::strerror(err), pe.cmd_id);
+    }
+
+    std::uint64_t data_len(const Pending& pe) const
+    {
+        std::uint64_t n = 0;
+        for (auto& v : pe.iov) n += v.iov_len;
+        return n;
+    }
+
+    void copy_out(Pending& pe, const std::vector<std::uint8_t>& data)
+    {
+        std::size_t off = 0;
+        for (auto& v : pe.iov) {
+            if (off >= data.size()) break;
+            const auto n = std::min(v.iov_len, data.size() - off);
+            std::memcpy(v.iov_base, data.data() + off, n);
+            off += n;
+        }
+    }
+
+    std::vector<std::uint8_t> copy_in(const Pending& pe, std::size_t max) const
+    {
+        std::vector<std::uint8_t> out;
+        for (auto& v : pe.iov) {
+            if (out.size() >= max) break;
+            const auto n = std::min(v.iov_len, max - out.size());
+            auto* p = static_cast<std::uint8_t*>(v.iov_base);
+            out.insert(out.end(), p, p + n);
+        }
+        return out;
+    }
+
+    // The iovecs covering the first `bytes` of the data area.
+    std::vector<iovec> trimmed(const Pending& pe, std::uint64_t bytes) const
+    {
+        std::vector<iovec> out;
+        for (auto& v : pe.iov) {
+            if (bytes == 0) break;
+            const auto n = std::min<std::uint64_t>(v.iov_len, bytes);
+            out.push_back({v.iov_base, n});
+            bytes -= n;
+        }
+        return out;
+    }
+
+    io_uring_sqe* sqe()
+    {
+        auto* s = io_uring_get_sqe(&ring_);
+        if (!s) {   // ring full: push what is queued and make room
+            io_uring_submit(&ring_);
+            sqes_ = 0;
+            io_uring_cqe* cqe = nullptr;
+            if (inflight_ > 0 && io_uring_wait_cqe(&ring_, &cqe) == 0) reap();
+            s = io_uring_get_sqe(&ring_);
+        }
+        ++sqes_;
+        ++inflight_;
+        return s;
+    }
+
+    void use_file(io_uring_sqe* s)
+    {
+        if (files_registered_) {
+            s->fd = 0;
+            s->flags |= IOSQE_FIXED_FILE;
+        }
+    }
+
+    void rw(Pending& pe, bool write, std::uint64_t off, std::uint64_t bytes, bool fua)
+    {
+        // Keep the iovec array alive with the command (the kernel reads it at submission, but be safe).
+        pe.iov = trimmed(pe, bytes);
+        pe.expect = bytes;
+        pe.is_read = !write;
+        auto* s = sqe();
+        if (write) io_uring_prep_writev(s, fd_, pe.iov.data(), static_cast<unsigned>(pe.iov.size()), off);
+        else io_uring_prep_readv(s, fd_, pe.iov.data(), static_cast<unsigned>(pe.iov.size()), off);
+        use_file(s);
+        io_uring_sqe_set_data(s, &pe);
+        ++pe.ops;
+        if (write && fua && cfg_.write_cache) {   // FUA with a volatile cache: the write, then its flush
+            s->flags |= IOSQE_IO_LINK;
+            auto* f = sqe();
+            io_uring_prep_fsync(f, fd_, IORING_FSYNC_DATASYNC);
+            use_file(f);
+            io_uring_sqe_set_data(f, nullptr);
+        }
+        if (write) ++writes_, bytes_written_ += bytes;
+        else ++reads_, bytes_read_ += bytes;
+    }
+
+    bool punch(std::uint64_t off, std::uint64_t len)
+    {
+        if (blockdev_) {
+            std::uint64_t range[2] = {off, len};
+            return ::ioctl(fd_, BLKDISCARD, range) == 0;
+        }
+        return ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) == 0;
+    }
+
+    bool pread_all(std::uint8_t* buf, std::uint64_t len, std::uint64_t off)
+    {
+        while (len) {
+            auto n = ::pread(fd_, buf, len, static_cast<off_t>(off));
+            if (n <= 0) return false;
+            buf += n, len -= static_cast<std::uint64_t>(n), off += static_cast<std::uint64_t>(n);
+        }
+        return true;
+    }
+    bool pwrite_all(const std::uint8_t* buf, std::uint64_t len, std::uint64_t off)
+    {
+        while (len) {
+            auto n = ::pwrite(fd_, buf, len, static_cast<off_t>(off));
+            if (n <= 0) return false;
+            buf += n, len -= static_cast<std::uint64_t>(n), off += static_cast<std::uint64_t>(n);
+        }
+        return cfg_.write_cache || ::fdatasync(fd_) == 0 || errno == EINVAL;
+    }
+
+    void start(Pending& pe, std::span<const std::uint8_t> cdb)
+    {
+        auto plan = scsi::decode(cdb, sd_);
+        const std::uint64_t bs = sd_.block_size, off = plan.lba * bs, bytes = plan.blocks * bs;
+        if (plan.status != scsi::good) {
+            fail(pe, plan.sense);
+            pe.done = true;
+            return;
+        }
+        switch (plan.op) {
+        case scsi::Op::reply:
+            copy_out(pe, plan.data);
+            pe.done = true;
+            return;
+        case scsi::Op::read:
+        case scsi::Op::write:
+            if (bytes == 0 || data_len(pe) < bytes) {
+                if (bytes != 0) fail(pe, scsi::invalid_field);
+                pe.done = true;
+                return;
+            }
+            rw(pe, plan.op == scsi::Op::write, off, bytes, plan.fua);
+            return;
+        case scsi::Op::flush: {
+            auto* s = sqe();
+            io_uring_prep_fsync(s, fd_, IORING_FSYNC_DATASYNC);
+            use_file(s);
+            s->flags |= IOSQE_IO_DRAIN;   // after every write submitted before it
+            io_uring_sqe_set_data(s, &pe);
+            ++pe.ops;
+            return;
+        }
+        default:
+            break;
+        }
+        // The rest are rare and must be ordered against writes in flight: drain, then do them here.
+        drain();
+        switch (plan.op) {
+        case scsi::Op::write_same: {
+            if (plan.unmap) {
+                if (!punch(off, bytes)) fail(pe, scsi::medium_error_write, errno);
+                break;
+            }
+            auto block = copy_in(pe, bs);
+            if (block.size() < bs) {
+                fail(pe, scsi::invalid_field);
+                break;
+            }
+            std::vector<std::uint8_t> chunk;
+            for (std::uint64_t i = 0; i < std::min<std::uint64_t>(plan.blocks, 256); ++i) chunk.insert(chunk.end(), block.begin(), block.end());
+            for (std::uint64_t done = 0; done < bytes && pe.status == scsi::good;) {
+                auto n = std::min<std::uint64_t>(chunk.size(), bytes - done);
+                if (!pwrite_all(chunk.data(), n, off + done)) fail(pe, scsi::medium_error_write, errno);
+                done += n;
+            }
+            ++writes_, bytes_written_ += bytes;
+            break;
+        }
+        case scsi::Op::unmap: {
+            auto param = copy_in(pe, plan.blocks);
+            std::vector<std::pair<std::uint64_t, std::uint32_t>> ranges;
+            if (!scsi::parse_unmap(param, ranges)) {
+                fail(pe, scsi::invalid_param_list);
+                break;
+            }
+            for (auto& [lba, n] : ranges)
+                if (lba > sd_.blocks || n > sd_.blocks - lba) {
+                    fail(pe, scsi::lba_out_of_range);
+                    break;
+                }
+            for (auto& [lba, n] : ranges)
+                if (pe.status == scsi::good && n && !punch(lba * bs, std::uint64_t{n} * bs)) fail(pe, scsi::medium_error_write, errno);
+            break;
+        }
+        case scsi::Op::compare_and_write:
+        case scsi::Op::verify: {
+            const bool caw = plan.op == scsi::Op::compare_and_write;
+            auto out = copy_in(pe, caw ? 2 * bytes : bytes);
+            if (out.size() < bytes) {
+                fail(pe, scsi::invalid_field);
+                break;
+            }
+            std::vector<std::uint8_t> medium(bytes);
+            if (!pread_all(medium.data(), bytes, off)) {
+                fail(pe, scsi::medium_error_read, errno);
+                break;
+            }
+            auto mis = std::mismatch(medium.begin(), medium.end(), out.begin());
+            if (mis.first != medium.end()) {
+                fail(pe, scsi::miscompare, 0, static_cast<std::uint32_t>(mis.first - medium.begin()));
+                break;
+            }
+            if (caw) {
+                if (out.size() < 2 * bytes) fail(pe, scsi::invalid_field);
+                else if (!pwrite_all(out.data() + bytes, bytes, off)) fail(pe, scsi::medium_error_write, errno);
+                else ++writes_, bytes_written_ += bytes;
+            }
+            break;
+        }
+        default:
+            fail(pe, scsi::invalid_opcode);
+        }
+        pe.done = true;
+    }
+
+    const TcmuConfig& cfg_;
+    Device& dev_;
+    int fd_;
+    bool blockdev_;
+    scsi::Device sd_;
+    io_uring ring_{};
+    bool ring_ok_ = false;
+    bool files_registered_ = false;
+    core::UniqueFd efd_;
+    std::uint32_t last_ = 0;
+    std::deque<Pending> queue_;   // deque: pointers to elements stay valid while we push at the back
+    unsigned sqes_ = 0;
+    std::uint64_t inflight_ = 0, commands_ = 0, reads_ = 0, writes_ = 0, bytes_read_ = 0, bytes_written_ = 0, errors_ = 0, max_queue_ = 0;
+};
+
+volatile sig_atomic_t stop_requested = 0;
+
+}  // namespace
+
+int tcmu_serve(const TcmuConfig& cfg)
+{
+    auto uio = find_uio(cfg.uio_prefix, cfg.wait_for_device);
+    if (!uio) {
+        spdlog::error("{}", uio.error().message());
+        return 2;
+    }
+    Device dev;
+    dev.uio.reset(::open(uio->first.c_str(), O_RDWR | O_CLOEXEC));
+    if (!dev.uio) {
+        spdlog::error("cannot open {}: {}", uio->first, std::strerror(errno));
+        return 2;
+    }
+    dev.map_size = uio->second;
+    void* m = ::mmap(nullptr, dev.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, dev.uio.get(), 0);
+    if (m == MAP_FAILED) {
+        spdlog::error("cannot map {}: {}", uio->first, std::strerror(errno));
+        return 2;
+    }
+    dev.base = static_cast<std::uint8_t*>(m);
+    dev.mb = reinterpret_cast<tcmu_mailbox*>(dev.base);
+    dev.cmdr = dev.base + dev.mb->cmdr_off;
+    dev.cmdr_size = dev.mb->cmdr_size;
+
+    struct stat st {};
+    const int flags = O_RDWR | O_CLOEXEC | (cfg.write_cache ? 0 : O_DSYNC);   // no volatile cache: writes are durable at GOOD
+    core::UniqueFd backing(::open(cfg.backing.c_str(), cfg.readonly ? (O_RDONLY | O_CLOEXEC) : flags));
+    if (!backing || ::fstat(backing.get(), &st) != 0) {
+        spdlog::error("cannot open the backing {}: {}", cfg.backing, std::strerror(errno));
+        return 2;
+    }
+    Handler h(cfg, dev, backing.get(), S_ISBLK(st.st_mode));
+    if (auto s = h.init(); !s) {
+        spdlog::error("{}", s.error().message());
+        return 2;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    core::UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    auto last_stats = std::chrono::steady_clock::time_point{};
+    const std::uint32_t one = 1;
+    bool stopping = false;
+    spdlog::debug("tcmu: serving {} ({} bytes mapped) from {}", uio->first, dev.map_size, cfg.backing);
+    // Commands a dead predecessor left in the ring are there now: serve them before waiting.
+    for (;;) {
+        h.consume();
+        h.note_queue();
+        h.submit();
+        h.reap();
+        if (h.complete()) (void)!::write(dev.uio.get(), &one, sizeof one);
+        if (!cfg.stats.empty() && std::chrono::steady_clock::now() - last_stats > std::chrono::seconds(1)) {
+            (void)core::write_file_atomic(cfg.stats, h.stats().dump() + "\n");
+            last_stats = std::chrono::steady_clock::now();
+        }
+        if (stopping && h.idle()) break;
+        pollfd fds[3] = {{dev.uio.get(), POLLIN, 0}, {h.efd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+        if (::poll(fds, 3, 1000) < 0 && errno != EINTR) break;
+        if (fds[0].revents & POLLIN) {
+            std::uint32_t count = 0;
+            (void)!::read(dev.uio.get(), &count, sizeof count);
+        }
+        if (fds[1].revents & POLLIN) {
+            std::uint64_t v = 0;
+            (void)!::read(h.efd(), &v, sizeof v);
+        }
+        if (fds[2].revents & POLLIN) {
+            signalfd_siginfo si{};
+            (void)!::read(sfd.get(), &si, sizeof si);
+            stopping = true;   // finish what is in flight, then go
+        }
+    }
+    if (!cfg.stats.empty()) (void)core::write_file_atomic(cfg.stats, h.stats().dump() + "\n");
+    return 0;
+}
+
+int tcmu_supervise(const TcmuConfig& cfg)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    core::UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
+    int restarts = 0;
+    for (;;) {
+        pid_t child = ::fork();
+        if (child < 0) return 2;
+        if (child == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            sigprocmask(SIG_UNBLOCK, &set, nullptr);
+            ::_exit(tcmu_serve(cfg));
+        }
+        if (!cfg.stats.empty()) (void)core::write_file_atomic(fs::path(cfg.stats).replace_extension(".supervisor"),
+                                                             nlohmann::json{{"supervisor", ::getpid()}, {"handler", child}, {"restarts", restarts}}.dump() + "\n");
+        for (;;) {
+            signalfd_siginfo si{};
+            if (::read(sfd.get(), &si, sizeof si) != sizeof si) continue;
+            if (si.ssi_signo == SIGCHLD) {
+                int status = 0;
+                if (::waitpid(child, &status, WNOHANG) != child) continue;
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;          // asked to stop
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && restarts == 0) return 2;   // never started
+                ++restarts;
+                spdlog::warn("tcmu: handler {} died ({}); restarting it", child,
+                             WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status)) : fmt::format("exit {}", WEXITSTATUS(status)));
+                std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 * restarts)));
+                break;   // start a new one: it serves what the dead one left in the ring
+            }
+            ::kill(child, SIGTERM);   // SIGTERM/SIGINT: stop the handler cleanly, then ourselves
+            int status = 0;
+            ::waitpid(child, &status, 0);
+            return 0;
+        }
+    }
+}
+
+}  // namespace devemu::uring

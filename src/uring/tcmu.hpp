@@ -1,0 +1,32 @@
+#pragma once
+// The userspace TCMU backstore: LIO's target_core_user hands SCSI commands to this process through a shared
+// ring (UIO device: mailbox + command ring + data area); we serve them with io_uring straight between the
+// backing fd and the ring's data-area iovecs (no bounce copy), many in flight, and complete them in ring order,
+// so a handler killed at any point leaves every unfinished command in the ring for its successor.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace devemu::uring {
+
+struct TcmuConfig {
+    std::string uio_prefix;        // "tcm-user/HBA/NAME/": the UIO device's name starts with it
+    std::string backing;           // file or block device
+    std::uint64_t size = 0;
+    std::uint32_t block_size = 512;
+    std::string serial;
+    bool readonly = false;
+    bool write_cache = false;
+    unsigned depth = 128;          // io_uring entries
+    std::filesystem::path stats;   // JSON written about once a second (pid, in flight, counts)
+    std::chrono::seconds wait_for_device{10};
+};
+
+// Serves one TCMU device until SIGTERM/SIGINT. Returns an exit code.
+[[nodiscard]] int tcmu_serve(const TcmuConfig& cfg);
+// Runs tcmu_serve in a child and restarts it whenever it dies (kill -9 included) until SIGTERM.
+[[nodiscard]] int tcmu_supervise(const TcmuConfig& cfg);
+
+}  // namespace devemu::uring
