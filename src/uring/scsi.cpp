@@ -102,7 +102,7 @@ Plan inquiry(std::span<const std::uint8_t> c, const Device& d)
         put32(&b[4], d.max_transfer_blocks);         // maximum transfer length
         put32(&b[8], d.max_transfer_blocks);         // optimal transfer length
         if (d.can_unmap) {
-            put32(&b[16], 0x400000);                 // maximum UNMAP LBA count
+            put32(&b[16], 0x100000);                 // maximum UNMAP LBA count (libiscsi: at most 1 Mi blocks)
             put32(&b[20], 256);                      // maximum UNMAP block descriptor count
             put32(&b[24], 1);                        // optimal UNMAP granularity
         }
@@ -319,6 +319,7 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
         const std::uint64_t n = is16 ? be32(&c[10]) : be16(&c[7]);
         if (n == 0) return fail(invalid_field);   // WSNZ
+        if (c[1] & 0x10) return fail(invalid_field);   // ANCHOR: no ANC_SUP
         const bool unmap = c[1] & 0x08;
         if (unmap && !d.can_unmap) return fail(invalid_field);
         if (is16 && (c[1] & 0x01)) return fail(invalid_field);   // NDOB: not offered
@@ -338,8 +339,7 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
     }
     case 0x89: {   // COMPARE AND WRITE
         if (!need(16) || (c[1] & 0xe0)) return fail(invalid_field);
-        const std::uint64_t n = c[13];
-        if (n == 0) return {};
+        const std::uint64_t n = c[13];   // 0: nothing to compare or write (the data-out must then be empty too)
         if (n > 1) return fail(invalid_field);
         return rw(be64(&c[2]), n, Op::compare_and_write, d, (c[1] & 0x08) != 0);
     }

@@ -128,6 +128,8 @@ struct Pending {
     std::uint64_t expect = 0;          // bytes the operation must move
     std::uint64_t moved = 0;
     bool is_read = false;
+    bool has_read_len = false;         // a reply shorter than the data-in buffer
+    std::uint32_t read_len = 0;
 };
 
 class Handler {
@@ -140,7 +142,8 @@ public:
         sd_.readonly = cfg.readonly;
         sd_.write_cache = cfg.write_cache;
         const std::size_t data_area = dev.map_size - dev.mb->cmdr_off - dev.cmdr_size;
-        sd_.max_transfer_blocks = static_cast<std::uint32_t>(std::min<std::size_t>(data_area / 4 / cfg.block_size, 16384));
+        sd_.max_transfer_blocks = static_cast<std::uint32_t>(std::min<std::size_t>(data_area / 2 / cfg.block_size, 0x7fffffff));
+        read_len_ = dev.mb->flags & 2;   // TCMU_MAILBOX_FLAG_CAP_READ_LEN: a reply may say how much data it has
         last_ = dev.mb->cmd_tail;   // what a dead predecessor did not complete is served again
     }
 
@@ -227,7 +230,8 @@ public:
             auto& pe = queue_.front();
             auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + pe.slot);
             if (!pe.skip) {
-                ent->hdr.uflags = 0;
+                ent->hdr.uflags = pe.has_read_len ? 0x2 : 0;   // TCMU_UFLAG_READ_LEN
+                ent->rsp.read_len = pe.read_len;
                 ent->rsp.scsi_status = pe.status;
                 if (!pe.sense.empty()) std::memcpy(ent->rsp.sense_buffer, pe.sense.data(), std::min<std::size_t>(pe.sense.size(), TCMU_SENSE_BUFFERSIZE));
             }
@@ -288,15 +292,19 @@ private:
         return n;
     }
 
+    // Reply data into the data-in buffer; the rest is zeroed (never a previous command's bytes) and, when the
+    // kernel can take it, the real length is reported so the initiator sees the residual.
     void copy_out(Pending& pe, const std::vector<std::uint8_t>& data)
     {
         std::size_t off = 0;
         for (auto& v : pe.iov) {
-            if (off >= data.size()) break;
-            const auto n = std::min(v.iov_len, data.size() - off);
-            std::memcpy(v.iov_base, data.data() + off, n);
+            const auto n = off < data.size() ? std::min(v.iov_len, data.size() - off) : 0;
+            if (n) std::memcpy(v.iov_base, data.data() + off, n);
+            if (n < v.iov_len) std::memset(static_cast<std::uint8_t*>(v.iov_base) + n, 0, v.iov_len - n);
             off += n;
         }
+        pe.read_len = static_cast<std::uint32_t>(std::min<std::uint64_t>(data.size(), data_len(pe)));
+        pe.has_read_len = read_len_;
     }
 
     std::vector<std::uint8_t> copy_in(const Pending& pe, std::size_t max) const
@@ -442,7 +450,7 @@ private:
                 break;
             }
             auto block = copy_in(pe, bs);
-            if (block.size() < bs) {
+            if (block.size() < bs || data_len(pe) != bs) {   // exactly one block of data-out
                 fail(pe, scsi::invalid_field);
                 break;
             }
@@ -476,10 +484,11 @@ private:
         case scsi::Op::verify: {
             const bool caw = plan.op == scsi::Op::compare_and_write;
             auto out = copy_in(pe, caw ? 2 * bytes : bytes);
-            if (out.size() < bytes) {
+            if (out.size() < bytes || data_len(pe) != (caw ? 2 * bytes : bytes)) {   // the data-out must match the CDB
                 fail(pe, scsi::invalid_field);
                 break;
             }
+            if (bytes == 0) break;
             std::vector<std::uint8_t> medium(bytes);
             if (!pread_all(medium.data(), bytes, off)) {
                 fail(pe, scsi::medium_error_read, errno);
@@ -511,6 +520,7 @@ private:
     io_uring ring_{};
     bool ring_ok_ = false;
     bool files_registered_ = false;
+    bool read_len_ = false;
     core::UniqueFd efd_;
     std::uint32_t last_ = 0;
     std::deque<Pending> queue_;   // deque: pointers to elements stay valid while we push at the back
