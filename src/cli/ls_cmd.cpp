@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
@@ -27,6 +28,10 @@ json health_of(const json& rec)
     }
     if (kind == "target" || kind == "gadget") {
         auto diffs = kind == "target" ? lio::health(rec, lio::Roots{}) : usb::health(rec, usb::Roots{});
+        const json handlers = rec.value("handlers", json::object());
+        for (auto it = handlers.begin(); it != handlers.end(); ++it)
+            if (core::process_start_time(it.value().value("supervisor", 0)) != it.value().value("start", std::uint64_t{0}))
+                diffs.push_back("the TCMU handler of backstore " + it.key() + " is not running (devemu up again restarts it)");
         if (diffs.empty()) return {{"status", "healthy"}};
         return {{"status", "drift"}, {"detail", diffs}};
     }
@@ -74,6 +79,16 @@ int cmd_ls(Context& ctx, const Args& args)
             if (rec->contains("info")) j["access"] = access_info(*rec, "", vm.count("secrets") > 0);
             if (rec->contains("forwards")) j["forwards"] = (*rec)["forwards"];
             if (rec->contains("pid")) j["pid"] = (*rec)["pid"];
+            // TCMU handlers: what the handler itself last wrote (pid, commands in flight, counts) and its restarts.
+            const json handlers = rec->value("handlers", json::object());
+            for (auto it = handlers.begin(); it != handlers.end(); ++it) {
+                json h = {{"supervisor", it.value().value("supervisor", 0)}};
+                const std::string stats = it.value().value("stats", "");
+                if (auto st = json::parse(core::read_file(stats).value_or("{}"), nullptr, false); st.is_object()) h.update(st);
+                auto sup = json::parse(core::read_file(std::filesystem::path(stats).replace_extension(".supervisor")).value_or("{}"), nullptr, false);
+                if (sup.is_object()) h["restarts"] = sup.value("restarts", 0);
+                j["handlers"][it.key()] = h;
+            }
             for (auto key : {"udc", "vid_pid", "host", "luns", "ffs"})
                 if (j["kind"] == "gadget" && rec->contains(key)) j[key] = (*rec)[key];
             if (vm.count("secrets")) j["secrets"] = secrets_of(*rec);
@@ -90,6 +105,10 @@ int cmd_ls(Context& ctx, const Args& args)
                   << j["health"].value("status", "");
         if (j.contains("forwards"))
             for (auto& [t, port] : j["forwards"].items()) std::cout << "  " << t << "@127.0.0.1:" << port.get<int>();
+        if (j.contains("handlers"))
+            for (auto& [bs, h] : j["handlers"].items())
+                std::cout << "  handler " << bs << ": pid " << h.value("pid", 0) << ", " << h.value("in_flight", 0) << " in flight (max "
+                          << h.value("max_in_flight", 0) << "), " << h.value("commands", 0) << " commands, " << h.value("restarts", 0) << " restarts";
         if (j.contains("vid_pid")) std::cout << "  " << j["vid_pid"].get<std::string>() << " on " << j.value("udc", "?");
         for (auto& l : j.value("luns", json::array()))
             if (l.contains("disk")) std::cout << "  LUN " << l["lun"].get<int>() << "=" << l["disk"].get<std::string>();

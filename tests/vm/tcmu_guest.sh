@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs inside the VM (devemu vm run --host-root): the io_uring TCMU handler behind tcm_loop and iSCSI. Independent
+# clients judge it: fio's crc32c verify, sg3-utils, libiscsi's iscsi-test-cu SBC suite, the backing file itself.
+devemu=$1
+. "$(dirname "$(readlink -f "$0")")/guest_lib.sh"
+cd /tmp
+modprobe target_core_user 2>/dev/null
+handler_procs() { pgrep -f '[d]evemu tcmu-serve' | wc -l; }
+unit_json() { "$devemu" ls --json | python3 -c "import json,sys; u=[x for x in json.load(sys.stdin) if x['name']=='$1'][0]; print($2)"; }
+
+# --- tcm_loop + user backstore -> /dev/sdX -------------------------------------------------------------
+cat > uloop.toml <<'P'
+[[backstore]]
+name = "u0"
+type = "user"
+handler = "uring"
+path = "/tmp/u0.img"
+size = "96M"
+wwn = "devemu-u0"
+[[target]]
+name = "uloop"
+fabric = "loopback"
+[[target.lun]]
+backstore = "u0"
+P
+check "loopback + user: up" "$devemu" up uloop.toml
+disk=$(unit_json uloop "u['access']['devices']['0']")
+check "loopback + user: a disk ($disk)" test -b "$disk"
+check "the handler runs, supervised" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' | wc -l) = 2 ]"
+check "sg_inq: our INQUIRY" sh -c "sg_inq $disk | grep -q 'uring backstore'"
+check "sg_readcap -l: 96 MiB, LBPME" sh -c "sg_readcap -l $disk | grep -q 'Last LBA=196607' && sg_readcap -l $disk | grep -q 'lbpme=1'"
+check "sg_vpd -a decodes every page" sh -c "sg_vpd -a $disk > /tmp/vpd.out 2>&1 && grep -q 'Block limits VPD page' /tmp/vpd.out && grep -q 'Logical block provisioning VPD page' /tmp/vpd.out && grep -q 'devemu-u0' /tmp/vpd.out"
+check "fio: 64 MiB random write + crc32c verify, 0 errors" fio --name=v --filename="$disk" --rw=randwrite --bs=4k --size=64M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio1.out
+check "fio: random read of it back, verified" fio --name=v --filename="$disk" --rw=randread --bs=4k --size=64M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_only --verify_fatal=1 --output=/tmp/fio2.out
+head -c 1M /dev/urandom > /tmp/pat
+dd if=/tmp/pat of="$disk" bs=1M seek=80 oflag=direct status=none
+check "what went through the disk is in the backing file" cmp -n 1048576 -i 0:83886080 /tmp/pat /tmp/u0.img
+check "sg_unmap: the range then reads as zeros" sh -c "sg_unmap --lba=163840 --num=2048 $disk && dd if=$disk bs=1M skip=80 count=1 iflag=direct status=none | cmp - /dev/zero -n 1048576"
+check "ls shows the handler's pid, queue depth and counts" sh -c "\"$devemu\" ls | grep -E 'handler u0: pid [0-9]+, [0-9]+ in flight \\(max [0-9]+\\), [0-9]+ commands'"
+check "ls says healthy" sh -c "\"$devemu\" ls | grep -q 'uloop  target  up  healthy'"
+
+# Kill the handler (kill -9) in the middle of a verified fio run: the supervisor starts a new one, which serves
+# what the dead one left in the ring; fio must finish with 0 verify errors.
+fio --name=k --filename="$disk" --rw=randwrite --bs=4k --size=48M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio3.out --eta=never &
+fiopid=$!
+sleep 2
+sup=$(unit_json uloop "u['handlers']['u0']['supervisor']")
+victim=$(pgrep -P "$sup" -f 'tcmu-serve' | head -1)
+kill -9 "$victim" && ok "killed the handler (pid $victim) during fio" || bad "no handler to kill"
+sleep 1; kill -9 "$(pgrep -P "$sup" -f 'tcmu-serve' | head -1)" 2>/dev/null   # and its successor, once more
+wait $fiopid; rc=$?
+[ $rc = 0 ] && ok "fio finished after the kills with 0 verify errors" || bad "fio after kill: exit $rc $(tail -5 /tmp/fio3.out)"
+check "fio reports no errors" sh -c "grep -q 'err= 0' /tmp/fio3.out"
+check "the supervisor counted the restarts" sh -c "[ \$(\"$devemu\" ls --json | python3 -c \"import json,sys; print([x for x in json.load(sys.stdin) if x['name']=='uloop'][0]['handlers']['u0']['restarts'])\") -ge 2 ]"
+check "the data is still readable and verified" fio --name=k --filename="$disk" --rw=randwrite --bs=4k --size=48M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_only --verify_fatal=1 --output=/tmp/fio4.out
+check "down" "$devemu" down uloop
+check "down stopped the handler" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' | wc -l) = 0 ]"
+check "down removed the backstore" sh -c "[ -z \"\$(ls /sys/kernel/config/target/core | grep user)\" ]"
+
+# --- iSCSI + user backstore: libiscsi's SBC conformance tests --------------------------------------------
+cat > uiscsi.toml <<'P'
+[[backstore]]
+name = "u1"
+type = "user"
+handler = "uring"
+path = "/tmp/u1.img"
+size = "64M"
+[[target]]
+name = "uiscsi"
+iqn = "iqn.2026-11.org.devemu:uiscsi"
+[[target.lun]]
+backstore = "u1"
+P
+check "iscsi + user: up" "$devemu" up uiscsi.toml
+url=iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:uiscsi/0
+suites=SCSI.Read10,SCSI.Write10,SCSI.Read16,SCSI.Write16,SCSI.ReadCapacity16,SCSI.Inquiry,SCSI.Unmap,SCSI.WriteSame10,SCSI.WriteSame16,SCSI.Verify10,SCSI.Verify16,SCSI.WriteVerify10,SCSI.CompareAndWrite
+iscsi-test-cu -d -t "$suites" "$url" > /tmp/cu.out 2>&1
+summary=$(grep -E '^ +tests ' /tmp/cu.out)
+echo "iscsi-test-cu: $summary"
+failed_tests=$(echo "$summary" | awk '{print $5}')
+[ "$failed_tests" = 0 ] && ok "iscsi-test-cu $suites: all pass ($summary)" || bad "iscsi-test-cu: $(grep -A2 FAILED /tmp/cu.out | head -12)"
+check "iscsi + user: down" "$devemu" down uiscsi
+
+# --- bad input -------------------------------------------------------------------------------------------
+sed -e 's|/tmp/u0.img|/nonexistent/dir/u.img|' -e 's/uloop/ubad/' uloop.toml > ubad.toml
+"$devemu" up ubad.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "a backing file that cannot be created: exit 2" || bad "bad backing: exit $rc $(cat /tmp/bad.out)"
+check "... naming it" grep -q /nonexistent/dir/u.img /tmp/bad.out
+check "... and nothing left (no handler, no backstore)" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' | wc -l) = 0 ] && [ -z \"\$(ls /sys/kernel/config/target/core | grep user)\" ]"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
