@@ -33,7 +33,9 @@ const std::vector<std::string>& module_set()
         // USB gadget on dummy_hcd, and the host side that enumerates it
         "dummy_hcd", "libcomposite", "usb_f_mass_storage", "usb_f_fs", "usb_f_acm", "usb-storage", "sd_mod", "sg", "cdc_acm",
         // block devices
-        "zram", "loop", "rbd"};
+        "zram", "loop", "rbd",
+        // a filesystem for tests and benchmarks that need one (tmpfs has no non-blocking buffered I/O)
+        "ext4"};
     return set;
 }
 
