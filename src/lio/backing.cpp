@@ -157,9 +157,13 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
     case profile::BackstoreType::user: {
         // The handler's backing follows the same rules as fileio (a sparse file, never resized without --force)
         // and block (never a device holding data without --force).
-        if (b.path.starts_with("zram:"))
-            return core::fail(Errc::not_implemented, "a zram backing for a user backstore is not supported yet", b.loc.str(),
-                              "use a zram backstore (iblock), or a file for the user handler");
+        if (b.path.starts_with("zram:")) {   // a zram device devemu makes (and removes), served by the handler
+            profile::Backstore z = b;
+            z.type = profile::BackstoreType::zram;
+            DEVEMU_TRY(zb, zram_backing(z, roots, tx, reuse_zram));
+            zb.plugin = "user";
+            return zb;
+        }
         struct stat st {};
         if (::stat(b.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
             DEVEMU_CHECK(core::check_block_device_free(b.path, force));

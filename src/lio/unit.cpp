@@ -220,7 +220,7 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
             if (b->type == profile::BackstoreType::fileio) mods.push_back("target_core_file");
             else if (b->type == profile::BackstoreType::user) mods.push_back("target_core_user");
             else mods.push_back("target_core_iblock");
-            if (b->type == profile::BackstoreType::zram) mods.push_back("zram");
+            if (b->type == profile::BackstoreType::zram || b->path.starts_with("zram:")) mods.push_back("zram");
             if (b->type == profile::BackstoreType::rbd) mods.insert(mods.end(), {"crc32c", "rbd"});   // libcrc32c softdep
         }
     }

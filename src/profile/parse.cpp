@@ -91,7 +91,8 @@ Result<Backstore> parse_backstore(const Table& t)
                                   "cluster", "mon_host", "user", "keyring", "ephemeral"}));
         break;
     case BackstoreType::user:
-        DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "handler", "path"}));
+        DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "handler", "path", "backing",
+                                  "comp_algorithm"}));
         break;
     }
     DEVEMU_TRY(size, t.size("size"));
@@ -112,6 +113,15 @@ Result<Backstore> parse_backstore(const Table& t)
     b.readonly = ro.value_or(false);
     DEVEMU_TRY(path, t.str("path"));
     b.path = path.value_or("");
+    DEVEMU_TRY(backing, t.str("backing"));   // user backstores: `backing` is the same as `path`
+    if (backing && path) return t.error("backing", "give either path or backing, not both");
+    if (backing) b.path = *backing;
+    if (b.type == BackstoreType::user && b.path.starts_with("zram:")) {
+        auto z = core::parse_size(b.path.substr(5));
+        if (!z || *z == 0 || *z % b.block_size) return t.error(backing ? "backing" : "path", "zram:SIZE needs a size such as zram:256M");
+        if (b.size && *b.size != *z) return t.error("size", "size differs from the zram:SIZE of the backing");
+        b.size = *z;
+    }
     DEVEMU_TRY(algo, t.str("comp_algorithm"));
     b.comp_algorithm = algo.value_or("lzo-rle");
     DEVEMU_TRY(handler, t.str("handler"));

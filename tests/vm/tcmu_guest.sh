@@ -81,6 +81,16 @@ failed_tests=$(echo "$summary" | awk '{print $5}')
 [ "$failed_tests" = 0 ] && ok "iscsi-test-cu $suites: all pass ($summary)" || bad "iscsi-test-cu: $(grep -A2 FAILED /tmp/cu.out | head -12)"
 check "iscsi + user: down" "$devemu" down uiscsi
 
+# --- a zram device devemu makes, served by the handler ------------------------------------------------------
+modprobe zram; zbase=$(ls /sys/block | grep -c zram)   # the module makes zram0 itself
+printf '[[backstore]]\nname = "uz"\ntype = "user"\nhandler = "uring"\nbacking = "zram:32M"\n[[target]]\nname = "uzram"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "uz"\n' > uzram.toml
+check "user on zram:32M: up" "$devemu" up uzram.toml
+zdisk=$(unit_json uzram "u['access']['devices']['0']")
+check "user on zram: fio verify through $zdisk" fio --name=z --filename="$zdisk" --rw=randwrite --bs=4k --size=16M --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio5.out --eta=never
+check "user on zram: WRITE SAME with UNMAP becomes a discard (reads zeros)" sh -c "sg_write_same --unmap --lba=0 --num=2048 $zdisk && dd if=$zdisk bs=1M count=1 iflag=direct status=none | cmp - /dev/zero -n 1048576"
+check "user on zram: down" "$devemu" down uzram
+check "user on zram: the zram device is gone" sh -c "[ \$(ls /sys/block | grep -c zram) = $zbase ]"
+
 # --- bad input -------------------------------------------------------------------------------------------
 sed -e 's|/tmp/u0.img|/nonexistent/dir/u.img|' -e 's/uloop/ubad/' uloop.toml > ubad.toml
 "$devemu" up ubad.toml > /tmp/bad.out 2>&1; rc=$?
