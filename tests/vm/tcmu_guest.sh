@@ -91,6 +91,20 @@ check "user on zram: WRITE SAME with UNMAP becomes a discard (reads zeros)" sh -
 check "user on zram: down" "$devemu" down uzram
 check "user on zram: the zram device is gone" sh -c "[ \$(ls /sys/block | grep -c zram) = $zbase ]"
 
+# --- a block device (loop) served by the handler; one holding a filesystem is refused without --force -----
+modprobe loop 2>/dev/null
+truncate -s 32M /tmp/ublk.img; lo=$(losetup -f --show /tmp/ublk.img)
+printf '[[backstore]]\nname = "ub"\ntype = "user"\nhandler = "uring"\npath = "%s"\n[[target]]\nname = "ublk"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "ub"\n' "$lo" > ublk.toml
+check "user on a block device ($lo): up" "$devemu" up ublk.toml
+bdisk=$(unit_json ublk "u['access']['devices']['0']")
+check "user on a block device: fio verify through $bdisk" fio --name=b --filename="$bdisk" --rw=randwrite --bs=4k --size=16M --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio6.out --eta=never
+check "user on a block device: down" "$devemu" down ublk
+mkfs.ext4 -q "$lo"
+"$devemu" up ublk.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "a block device holding ext4 is refused (exit 2)" || bad "ext4 device: exit $rc"
+check "... saying so, with the fix" sh -c "grep -q ext4 /tmp/bad.out && grep -q -- --force /tmp/bad.out"
+losetup -d "$lo"
+
 # --- bad input -------------------------------------------------------------------------------------------
 sed -e 's|/tmp/u0.img|/nonexistent/dir/u.img|' -e 's/uloop/ubad/' uloop.toml > ubad.toml
 "$devemu" up ubad.toml > /tmp/bad.out 2>&1; rc=$?
