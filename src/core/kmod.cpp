@@ -1,12 +1,17 @@
 #include "core/kmod.hpp"
 
 #include <libkmod.h>
+#include <sys/mount.h>
 #include <sys/utsname.h>
+
+#include <algorithm>
+#include <optional>
 
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "core/probe.hpp"
 #include "core/text.hpp"
 
 namespace devemu::core {
@@ -156,6 +161,34 @@ Status Kmod::load(const std::string& name, const std::string& options) const
         errno = -err;
         return fail_errno("cannot load kernel module " + name, dir_.string(), "see dmesg");
     }
+    return {};
+}
+
+Status ensure_modules(const std::vector<ModuleWant>& mods)
+{
+    std::optional<Kmod> kmod;   // opened only when something is missing
+    for (auto& m : mods) {
+        std::string sysname = m.name;
+        std::replace(sysname.begin(), sysname.end(), '-', '_');
+        if (std::filesystem::exists(std::filesystem::path("/sys/module") / sysname) || (m.name == "configfs" && filesystem_known("configfs")))
+            continue;
+        if (!kmod) {
+            auto k = Kmod::open();
+            if (!k) return fail(Errc::missing, "kernel module " + m.name + " is not loaded and this kernel has no modules", k.error().where,
+                                "use --vm (runs it in a VM of the distribution kernel)");
+            kmod = std::move(*k);
+        }
+        if (m.optional && kmod->lookup(m.name).empty()) continue;
+        DEVEMU_CHECK(kmod->load(m.name, m.options));
+    }
+    return {};
+}
+
+Status ensure_configfs_mounted()
+{
+    if (mounted_at("/sys/kernel/config", "configfs")) return {};
+    if (::mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr) != 0)
+        return fail_errno("cannot mount configfs", "/sys/kernel/config", "mount -t configfs none /sys/kernel/config");
     return {};
 }
 

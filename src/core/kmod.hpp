@@ -46,4 +46,16 @@ private:
     void read_softdeps();
 };
 
+struct ModuleWant {
+    std::string name;
+    std::string options;     // parameters, used only if this call loads it
+    bool optional = false;   // absent from this kernel (built in, or not built): skipped
+};
+
+// What `up` needs before it touches configfs: each module that is not in the running kernel yet is loaded (with
+// dependencies), in order. A kernel without modules gets one line naming the module and the --vm fix.
+[[nodiscard]] Status ensure_modules(const std::vector<ModuleWant>& mods);
+// Mounts configfs on /sys/kernel/config unless it already is.
+[[nodiscard]] Status ensure_configfs_mounted();
+
 }  // namespace devemu::core

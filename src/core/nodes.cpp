@@ -65,6 +65,11 @@ void from_json(const nlohmann::json& j, Node& n)
     n.undo = j.value("undo", "");
 }
 
+std::vector<Node> recorded_nodes(const nlohmann::json& record)
+{
+    return record.contains("nodes") ? record["nodes"].get<std::vector<Node>>() : std::vector<Node>{};
+}
+
 std::vector<Step> diff(const std::vector<Node>& recorded, const std::vector<Node>& desired, const fs::path& root)
 {
     std::map<std::string, const Node*> want, had;

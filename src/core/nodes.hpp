@@ -34,6 +34,9 @@ struct Node {
 void to_json(nlohmann::json& j, const Node& n);
 void from_json(const nlohmann::json& j, Node& n);
 
+// The nodes a unit record holds under "nodes" (what it applied last time); empty for a new unit.
+[[nodiscard]] std::vector<Node> recorded_nodes(const nlohmann::json& record);
+
 enum class Action { create, remove, change, repair };
 
 struct Step {

@@ -141,6 +141,13 @@ core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& root
 
 }  // namespace
 
+std::optional<int> recorded_zram(const nlohmann::json& record, const std::string& name)
+{
+    if (record.contains("backstores") && record["backstores"].contains(name) && record["backstores"][name].contains("zram"))
+        return record["backstores"][name]["zram"].get<int>();
+    return std::nullopt;
+}
+
 core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx,
                                       std::optional<int> reuse_zram, bool force)
 {

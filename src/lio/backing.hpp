@@ -3,6 +3,7 @@
 // a filesystem, a partition table or is mounted, unless --force), or a zram device devemu creates and removes.
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,9 @@ struct Backing {
     int zram = -1;           // zram device number devemu made
 };
 
+
+// The zram device a unit's previous `up` made for backstore `name` (its record's "backstores"), if any.
+[[nodiscard]] std::optional<int> recorded_zram(const nlohmann::json& record, const std::string& name);
 
 // Resolves (and when `tx` is given, creates) the backing of one backstore. `reuse_zram` is the device a previous
 // `up` made for it. Without `tx` nothing is touched (for `plan`).

@@ -1,6 +1,5 @@
 #include "lio/unit.hpp"
 
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -25,13 +24,6 @@ using core::Errc;
 using nlohmann::json;
 
 namespace {
-
-std::vector<core::Node> recorded_nodes(const json& rec)
-{
-    std::vector<core::Node> out;
-    if (rec.contains("nodes")) out = rec["nodes"].get<std::vector<core::Node>>();
-    return out;
-}
 
 // One HBA per backstore: keep the recorded one, else a free PLUGIN_N. core/ is listed once per process and a
 // counter moves on from there, so the cost per new backstore stays flat however many HBAs exist.
@@ -103,10 +95,7 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
     std::set<std::string> taken;
     for (auto& l : t.luns) {
         const auto* spec = p.backstore(l.backstore);
-        std::optional<int> reuse;
-        if (rec.contains("backstores") && rec["backstores"].contains(spec->name) && rec["backstores"][spec->name].contains("zram"))
-            reuse = rec["backstores"][spec->name]["zram"].get<int>();
-        auto backing = resolve_backing(*spec, opt.roots, tx, reuse, opt.force);
+        auto backing = resolve_backing(*spec, opt.roots, tx, recorded_zram(rec, spec->name), opt.force);
         if (!backing) return std::unexpected(backing.error());
         Backstore bs{spec, pick_hba(backing->plugin, rec, spec->name, opt.roots, taken), *backing};
         json j = {{"hba", bs.hba}, {"plugin", backing->plugin}, {"path", backing->path}, {"size", backing->size}};
@@ -211,31 +200,22 @@ core::Result<json> start_handler(const Backstore& bs, const core::StateDir& sd, 
 core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
 {
     if (!opt.load_modules) return {};
-    std::vector<std::string> mods = {"configfs", "target_core_mod"};
+    std::vector<core::ModuleWant> mods = {{"configfs"}, {"target_core_mod"}};
+    const core::ModuleWant crc32c{"crc32c", "", true};   // may be built in
     for (auto& t : p.targets) {
-        if (t.fabric == profile::Fabric::iscsi) mods.insert(mods.end(), {"iscsi_target_mod", "crc32c"});   // crc32c: login digests
-        else mods.insert(mods.end(), {"tcm_loop", "sd_mod"});   // sd_mod: the LUNs become /dev/sdX
+        if (t.fabric == profile::Fabric::iscsi) mods.insert(mods.end(), {{"iscsi_target_mod"}, crc32c});   // crc32c: login digests
+        else mods.insert(mods.end(), {{"tcm_loop"}, {"sd_mod"}});   // sd_mod: the LUNs become /dev/sdX
         for (auto& l : t.luns) {
             auto* b = p.backstore(l.backstore);
-            if (b->type == profile::BackstoreType::fileio) mods.push_back("target_core_file");
-            else if (b->type == profile::BackstoreType::user) mods.push_back("target_core_user");
-            else mods.push_back("target_core_iblock");
-            if (b->type == profile::BackstoreType::zram || b->path.starts_with("zram:")) mods.push_back("zram");
-            if (b->type == profile::BackstoreType::rbd) mods.insert(mods.end(), {"crc32c", "rbd"});   // libcrc32c softdep
+            if (b->type == profile::BackstoreType::fileio) mods.push_back({"target_core_file"});
+            else if (b->type == profile::BackstoreType::user) mods.push_back({"target_core_user"});
+            else mods.push_back({"target_core_iblock"});
+            if (b->type == profile::BackstoreType::zram || b->path.starts_with("zram:")) mods.push_back({"zram"});
+            if (b->type == profile::BackstoreType::rbd) mods.insert(mods.end(), {crc32c, {"rbd"}});   // libcrc32c softdep
         }
     }
-    auto kmod = core::Kmod::open();
-    for (auto& m : mods) {
-        if (fs::exists(fs::path("/sys/module") / m) || (m == "configfs" && core::filesystem_known("configfs"))) continue;
-        if (!kmod) return core::fail(Errc::missing, "kernel module " + m + " is not loaded and this kernel has no modules",
-                                     kmod.error().where, "use --vm (runs it in a VM of the distribution kernel)");
-        if (kmod->lookup(m).empty() && m == "crc32c") continue;   // built in
-        DEVEMU_CHECK(kmod->load(m));
-    }
-    if (!core::mounted_at("/sys/kernel/config", "configfs") && opt.roots.target == Roots{}.target) {
-        if (::mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr) != 0)
-            return core::fail_errno("cannot mount configfs", "/sys/kernel/config", "mount -t configfs none /sys/kernel/config");
-    }
+    DEVEMU_CHECK(core::ensure_modules(mods));
+    if (opt.roots.target == Roots{}.target) DEVEMU_CHECK(core::ensure_configfs_mounted());
     std::error_code ec;
     if (!fs::is_directory(opt.roots.target, ec))
         return core::fail(Errc::missing, "LIO is not available (no configfs target directory)", opt.roots.target.string(),
@@ -248,7 +228,7 @@ core::Result<UnitPlan> plan(const profile::Profile& p, const profile::Target& t,
     DEVEMU_CHECK(security_check(t, opt, p.file));
     json rec = sd.load(t.name).value_or(json::object());
     DEVEMU_TRY(b, build(p, t, rec, opt, nullptr));
-    return UnitPlan{t.name, core::diff(recorded_nodes(rec), b.model.nodes(), opt.roots.target)};
+    return UnitPlan{t.name, core::diff(core::recorded_nodes(rec), b.model.nodes(), opt.roots.target)};
 }
 
 core::Result<json> up(const profile::Profile& p, const profile::Target& t, const core::StateDir& sd, const UpOptions& opt)
@@ -260,7 +240,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     core::Transaction tx(sd.journal(t.name));
     DEVEMU_TRY(b, build(p, t, rec, opt, &tx));
     const auto desired = b.model.nodes();
-    const auto steps = core::diff(recorded_nodes(rec), desired, opt.roots.target);
+    const auto steps = core::diff(core::recorded_nodes(rec), desired, opt.roots.target);
     for (auto& s : steps) spdlog::debug("{}: {}", t.name, core::describe(s));
     // Backstores first, then their userspace handlers (a user backstore's commands start with the LUN: tcm_loop
     // scans at once), then the rest.
@@ -304,7 +284,7 @@ core::Status down(const core::StateDir& sd, const std::string& unit)
 
 std::vector<std::string> health(const json& record, const Roots& roots)
 {
-    return core::verify(recorded_nodes(record), roots.target);
+    return core::verify(core::recorded_nodes(record), roots.target);
 }
 
 }  // namespace devemu::lio

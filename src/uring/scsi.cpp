@@ -59,7 +59,6 @@ Plan inquiry(std::span<const std::uint8_t> c, const Device& d)
         r[2] = 0x06;                 // SPC-4
         r[3] = 0x12;                 // HiSup, response data format 2
         r[4] = 96 - 5;
-        r[5] = d.can_unmap ? 0x00 : 0x00;
         r[7] = 0x02;                 // CmdQue
         pad(&r[8], d.vendor, 8);
         pad(&r[16], d.product, 16);

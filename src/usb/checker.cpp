@@ -230,7 +230,8 @@ struct Case {
     std::uint32_t expect_residue;    // when not a phase error
 };
 
-void thirteen_cases(Bot& bot, Report& rep, std::uint32_t block_size, std::uint64_t blocks, bool readonly)
+// Only on a writable LUN (check_lun returns before this on a read-only one).
+void thirteen_cases(Bot& bot, Report& rep, std::uint32_t block_size, std::uint64_t blocks)
 {
     // The scratch block for the write cases is read first and written back by every write case, so no data changes.
     const std::uint32_t lba = static_cast<std::uint32_t>(std::min<std::uint64_t>(blocks - 1, 0xffffffffu));
@@ -257,11 +258,6 @@ void thirteen_cases(Bot& bot, Report& rep, std::uint32_t block_size, std::uint64
         {13, "Ho < Do", b::Dir::out, bs / 2, b::cdb_write10(lba, 1), true, 0},
     };
     for (auto& c : cases) {
-        const bool writes = c.cdb[0] == b::op::write10;
-        if (writes && readonly) {
-            rep.info("0", fmt::format("BOT case {:2} ({})", c.number, c.label), "skipped: the LUN is read-only");
-            continue;
-        }
         std::vector<std::uint8_t> buf(std::max<std::uint32_t>(c.host_len, 1));
         if (c.host_dir == b::Dir::out)   // host data = the original block (repeated for a longer transfer)
             for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = original[i % original.size()];
@@ -427,7 +423,7 @@ void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, C
     auto rb2 = bot.in(l, b::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
     rep.check(lun, "scratch range restored", restore.passed() && rb2.passed() && back == original, restore.str());
 
-    if (l == 0) thirteen_cases(bot, rep, bs, c10->blocks(), false);
+    if (l == 0) thirteen_cases(bot, rep, bs, c10->blocks());
     if (l == 0 && opt.bench) {
         // Sequential throughput: READ(10) of 1 MiB commands, then WRITE(10) of the same bytes back (data unchanged).
         const std::uint64_t total = std::min<std::uint64_t>(opt.bench_bytes, bytes) / (1 << 20) * (1 << 20);

@@ -165,6 +165,32 @@ std::string find_tty(const fs::path& intf)
     return {};
 }
 
+// What the host gave each function of the device at `dev`: interfaces in number order, taken by the functions in
+// config-link (profile) order. disks: "FUNCTION/LUN" -> /dev/sdX of the mass-storage functions `ms`; ttys: the
+// /dev/ttyACMn of the ACM functions `acm` (cdc_acm puts it under the control interface, class 02).
+void map_interfaces(const fs::path& dev, const std::vector<std::string>& ms, const std::vector<std::string>& acm, json& disks, json& ttys)
+{
+    std::vector<fs::path> intfs;
+    std::error_code ec;
+    for (auto& i : fs::directory_iterator(dev, ec))
+        if (i.path().filename().string().starts_with(dev.filename().string() + ":")) intfs.push_back(i.path());
+    std::sort(intfs.begin(), intfs.end(), [](const fs::path& a, const fs::path& b) {
+        auto num = [](const fs::path& p) { auto s = p.filename().string(); return std::stoi(s.substr(s.rfind('.') + 1)); };
+        return num(a) < num(b);
+    });
+    std::size_t next_ms = 0, next_acm = 0;
+    for (auto& i : intfs) {
+        auto cls = core::read_attr(i / "bInterfaceClass").value_or("");
+        if (cls == "08" && next_ms < ms.size()) {
+            for (auto& [lun, disk] : disks_under(i)) disks[fmt::format("{}/{}", ms[next_ms], lun)] = disk;
+            ++next_ms;
+        } else if (cls == "02" && next_acm < acm.size()) {
+            if (auto t = find_tty(i); !t.empty()) ttys[acm[next_acm]] = t;
+            ++next_acm;
+        }
+    }
+}
+
 // Creates the mount point (journaling each directory it makes) and mounts FunctionFS instance `name` there.
 core::Status mount_ffs(core::Transaction& tx, const std::string& name, const fs::path& where)
 {
@@ -204,10 +230,7 @@ core::Result<Resolved> resolve(const profile::Profile& p, const profile::Gadget&
         for (std::size_t i = 0; i < f.luns.size(); ++i) {
             if (f.luns[i].backstore.empty()) continue;   // removable, no medium yet
             const auto* spec = p.backstore(f.luns[i].backstore);
-            std::optional<int> reuse;
-            if (rec.contains("backstores") && rec["backstores"].contains(spec->name) && rec["backstores"][spec->name].contains("zram"))
-                reuse = rec["backstores"][spec->name]["zram"].get<int>();
-            DEVEMU_TRY(b, lio::resolve_backing(*spec, opt.lio_roots, tx, reuse, opt.force));
+            DEVEMU_TRY(b, lio::resolve_backing(*spec, opt.lio_roots, tx, lio::recorded_zram(rec, spec->name), opt.force));
             json j = {{"path", b.path}, {"size", b.size}};
             if (b.zram >= 0) j["zram"] = b.zram;
             r.backstores[spec->name] = j;
@@ -215,11 +238,6 @@ core::Result<Resolved> resolve(const profile::Profile& p, const profile::Gadget&
         }
     }
     return r;
-}
-
-std::vector<Node> recorded_nodes(const json& rec)
-{
-    return rec.contains("nodes") ? rec["nodes"].get<std::vector<Node>>() : std::vector<Node>{};
 }
 
 }  // namespace
@@ -237,38 +255,23 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
             acm = acm || f.type == FunctionType::acm;
         }
     }
-    std::vector<std::pair<std::string, std::string>> mods = {{"configfs", ""}, {"libcomposite", ""}};
+    std::vector<core::ModuleWant> mods = {{"configfs"}, {"libcomposite"}};
     // dummy_hcd's speed is fixed when it loads; num=4 lets several gadgets (and other devemu units) coexist.
     mods.push_back({"dummy_hcd", fmt::format("num=4 is_high_speed={} is_super_speed={}", top >= Speed::high ? 1 : 0, top == Speed::super ? 1 : 0)});
-    if (ms) mods.insert(mods.end(), {{"usb_f_mass_storage", ""}, {"usb-storage", ""}, {"sd_mod", ""}});
-    if (ffs) mods.push_back({"usb_f_fs", ""});
-    if (acm) mods.insert(mods.end(), {{"usb_f_acm", ""}, {"cdc_acm", ""}});
+    if (ms) mods.insert(mods.end(), {{"usb_f_mass_storage"}, {"usb-storage"}, {"sd_mod"}});
+    if (ffs) mods.push_back({"usb_f_fs"});
+    if (acm) mods.insert(mods.end(), {{"usb_f_acm"}, {"cdc_acm", "", true}});   // cdc_acm optional: no tty is reported then
     for (auto& g : p.gadgets)
         for (auto& f : g.functions)
             for (auto& l : f.luns)
-                if (auto* b = p.backstore(l.backstore); b && b->type == profile::BackstoreType::zram) mods.push_back({"zram", ""});
-    std::optional<core::Kmod> kmod;
-    for (auto& [m, options] : mods) {
-        std::string sysname = m;
-        std::replace(sysname.begin(), sysname.end(), '-', '_');
-        if (fs::exists(fs::path("/sys/module") / sysname) || (m == "configfs" && core::filesystem_known("configfs"))) continue;
-        if (!kmod) {
-            auto k = core::Kmod::open();
-            if (!k) return core::fail(Errc::missing, "kernel module " + m + " is not loaded and this kernel has no modules", k.error().where,
-                                      "use --vm (runs it in a VM of the distribution kernel)");
-            kmod = std::move(*k);
-        }
-        if (kmod->lookup(m).empty() && m == "cdc_acm") continue;   // optional: the tty is then not reported
-        DEVEMU_CHECK(kmod->load(m, options));
-    }
+                if (auto* b = p.backstore(l.backstore); b && b->type == profile::BackstoreType::zram) mods.push_back({"zram"});
+    DEVEMU_CHECK(core::ensure_modules(mods));
     if (top == Speed::super) {
         auto ss = core::read_attr("/sys/module/dummy_hcd/parameters/is_super_speed");
         if (ss && core::trim(*ss) == "N")
             spdlog::warn("dummy_hcd was loaded without is_super_speed=1: super-speed gadgets run at high speed (rmmod dummy_hcd to change it)");
     }
-    if (!core::mounted_at("/sys/kernel/config", "configfs") && opt.roots.gadget == Roots{}.gadget)
-        if (::mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr) != 0)
-            return core::fail_errno("cannot mount configfs", "/sys/kernel/config", "mount -t configfs none /sys/kernel/config");
+    if (opt.roots.gadget == Roots{}.gadget) DEVEMU_CHECK(core::ensure_configfs_mounted());
     std::error_code ec;
     if (!fs::is_directory(opt.roots.gadget, ec))
         return core::fail(Errc::missing, "USB gadget configfs is not available", opt.roots.gadget.string(), "modprobe libcomposite, or use --vm");
@@ -338,31 +341,12 @@ std::optional<Enumerated> find_enumerated(const profile::Gadget& g, const std::s
         e.device = std::stoi(core::read_attr(dev / "devnum").value_or("0"));
         e.speed = core::read_attr(dev / "speed").value_or("?");
         e.configured = !core::read_attr(dev / "bConfigurationValue").value_or("").empty();
-        // Interfaces in number order; functions take them in config-link (profile) order.
-        std::vector<fs::path> intfs;
-        for (auto& i : fs::directory_iterator(dev, ec))
-            if (i.path().filename().string().starts_with(dev.filename().string() + ":")) intfs.push_back(i.path());
-        std::sort(intfs.begin(), intfs.end(), [](const fs::path& a, const fs::path& b) {
-            auto num = [](const fs::path& p) { auto s = p.filename().string(); return std::stoi(s.substr(s.rfind('.') + 1)); };
-            return num(a) < num(b);
-        });
-        std::size_t next_ms = 0, next_acm = 0;
-        std::vector<const profile::Function*> ms, acm;
+        std::vector<std::string> ms, acm;
         for (auto& f : g.functions) {
-            if (f.type == FunctionType::mass_storage) ms.push_back(&f);
-            if (f.type == FunctionType::acm) acm.push_back(&f);
+            if (f.type == FunctionType::mass_storage) ms.push_back(f.name);
+            if (f.type == FunctionType::acm) acm.push_back(f.name);
         }
-        for (auto& i : intfs) {
-            auto cls = core::read_attr(i / "bInterfaceClass").value_or("");
-            if (cls == "08" && next_ms < ms.size()) {
-                for (auto& [lun, disk] : disks_under(i)) e.disks[fmt::format("{}/{}", ms[next_ms]->name, lun)] = disk;
-                ++next_ms;
-            } else if (cls == "02" && next_acm < acm.size()) {
-                // The data interface (0a) follows; cdc_acm puts the tty under the control interface.
-                if (auto t = find_tty(i); !t.empty()) e.ttys[acm[next_acm]->name] = t;
-                ++next_acm;
-            }
-        }
+        map_interfaces(dev, ms, acm, e.disks, e.ttys);
         return e;
     }
     return std::nullopt;
@@ -376,14 +360,8 @@ bool refresh_disks(json& rec, const Roots& roots)
     std::vector<std::string> ms;
     for (auto& f : rec.value("spec_functions", json::array()))
         if (f.value("type", "") == "mass_storage") ms.push_back(f["name"]);
-    std::vector<fs::path> intfs;
-    std::error_code ec;
-    for (auto& i : fs::directory_iterator(dev, ec))
-        if (core::read_attr(i.path() / "bInterfaceClass").value_or("") == "08") intfs.push_back(i.path());
-    std::sort(intfs.begin(), intfs.end());
-    json disks = json::object();
-    for (std::size_t k = 0; k < intfs.size() && k < ms.size(); ++k)
-        for (auto& [lun, disk] : disks_under(intfs[k])) disks[fmt::format("{}/{}", ms[k], lun)] = disk;
+    json disks = json::object(), ttys = json::object();
+    map_interfaces(dev, ms, {}, disks, ttys);
     bool all = true;
     for (auto& l : rec["luns"]) {
         const auto key = fmt::format("{}/{}", l.value("function", ""), l.value("lun", 0));
@@ -398,7 +376,7 @@ core::Result<std::vector<core::Step>> plan(const profile::Profile& p, const prof
 {
     json rec = sd.load(g.name).value_or(json::object());
     DEVEMU_TRY(r, resolve(p, g, rec, opt, nullptr));
-    return core::diff(recorded_nodes(rec), gadget_nodes(g, r.lun_files), opt.roots.gadget);
+    return core::diff(core::recorded_nodes(rec), gadget_nodes(g, r.lun_files), opt.roots.gadget);
 }
 
 core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const core::StateDir& sd, const UpOptions& opt)
@@ -420,7 +398,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     core::Transaction tx(sd.journal(g.name));
     DEVEMU_TRY(r, resolve(p, g, rec, opt, &tx));
     const auto desired = gadget_nodes(g, r.lun_files);
-    auto steps = core::diff(recorded_nodes(rec), desired, opt.roots.gadget);
+    auto steps = core::diff(core::recorded_nodes(rec), desired, opt.roots.gadget);
     // A bound gadget refuses most changes: unbind first, change, rebind (a media change on `file` does not need it).
     const bool only_media = std::all_of(steps.begin(), steps.end(), [](const core::Step& s) { return s.node.path.ends_with("/file"); });
     auto bound = core::read_attr(udc_attr);
@@ -587,7 +565,7 @@ core::Status down(const core::StateDir& sd, const std::string& unit)
 
 std::vector<std::string> health(const json& rec, const Roots& roots)
 {
-    auto out = core::verify(recorded_nodes(rec), roots.gadget);
+    auto out = core::verify(core::recorded_nodes(rec), roots.gadget);
     const std::string udc = rec.value("udc", "");
     auto bound = core::read_attr(roots.gadget / rec.value("name", "") / "UDC");
     if (!bound || core::trim(*bound) != udc)
