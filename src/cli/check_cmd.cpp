@@ -7,7 +7,6 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
-#include "core/fs.hpp"
 #include "core/statedir.hpp"
 #include "core/text.hpp"
 #include "lio/check.hpp"
@@ -72,7 +71,7 @@ int cmd_check(Context& ctx, const Args& args)
             const std::string unit = u["unit"];
             if (u.value("kind", "") == "gadget") {
                 // The gadget's host side is the VM's kernel: run the checker there, with the same options.
-                std::vector<std::string> a = {core::self_exe().string(), "--state-dir", "/run/devemu", "check", unit};
+                std::vector<std::string> a = guest_devemu({"check", unit});
                 for (auto flag : {"json", "bench", "no-write"})
                     if (p.has(flag)) a.push_back(std::string("--") + flag);
                 a.push_back("--bench-size=" + vm["bench-size"].as<std::string>());

@@ -40,6 +40,8 @@ struct VmUpOptions {
     unsigned timeout = 30;
 };
 int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, const VmUpOptions& opt);
+// devemu inside an `up --vm` guest: this binary (the same path in the guest) with the guest's state dir, then `args`.
+std::vector<std::string> guest_devemu(const std::vector<std::string>& args);
 // Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools); relays their output.
 core::Result<int> vm_exec(const nlohmann::json& rec, const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);

@@ -23,7 +23,7 @@ struct GadgetRun {
 };
 
 // Brings up a profile's gadgets; appends their summaries to `out` and their names to `made`. Returns an exit code.
-int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir& sd, const GadgetRun& run, nlohmann::json& out,
+int up_gadgets(const profile::Profile& prof, const core::StateDir& sd, const GadgetRun& run, nlohmann::json& out,
                std::vector<std::string>& made);
 // Starts --exec (unless a FunctionFS wait already did), waits for it (or a signal), downs `units`.
 int run_exec(Context& ctx, const GadgetRun& run, const std::vector<std::string>& units, const nlohmann::json& out);

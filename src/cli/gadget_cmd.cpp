@@ -15,7 +15,6 @@
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
 #include "core/blockdev.hpp"
-#include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
@@ -78,25 +77,30 @@ int wait_app(core::Child& app)
     return rc;
 }
 
+// The --exec command. In the VM it outlives this devemu (the VM's end, or `down`, ends it); on a host it dies with us.
+core::Result<core::Child> spawn_app(const GadgetRun& run, std::vector<std::string> env)
+{
+    core::SpawnOptions so;
+    so.extra_env = std::move(env);
+    so.die_with_parent = !run.in_vm;
+    so.new_session = run.in_vm;
+    return core::Child::spawn({"/bin/sh", "-c", run.exec}, so);
+}
+
 }  // namespace
 
-int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir& sd, const GadgetRun& run, json& out, std::vector<std::string>& made)
+int up_gadgets(const profile::Profile& prof, const core::StateDir& sd, const GadgetRun& run, json& out, std::vector<std::string>& made)
 {
     usb::UpOptions opt;
     opt.force = run.force;
     opt.timeout = run.timeout;
     if (auto s = usb::prepare_kernel(prof, opt); !s) return report(s.error());
-    (void)ctx;
     int rc = 0;
     for (auto& g : prof.gadgets) {
         // --exec with FunctionFS: start the app once its instances are mounted (it writes the descriptors).
         opt.on_ffs_mounted = [&](core::Transaction& tx, const std::vector<std::string>& mounts) -> core::Status {
             if (run.exec.empty() || run.app->running()) return {};
-            core::SpawnOptions so;
-            so.extra_env = {"DEVEMU_UNIT=" + g.name, "DEVEMU_FFS=" + core::join(mounts, ":")};
-            so.die_with_parent = !run.in_vm;   // in the VM it outlives this devemu; `down` stops it from the journal
-            so.new_session = run.in_vm;
-            DEVEMU_TRY(child, core::Child::spawn({"/bin/sh", "-c", run.exec}, so));
+            DEVEMU_TRY(child, spawn_app(run, {"DEVEMU_UNIT=" + g.name, "DEVEMU_FFS=" + core::join(mounts, ":")}));
             DEVEMU_CHECK(tx.record({core::UndoOp::kill, "app", "", child.pid(), core::process_start_time(child.pid())}));
             spdlog::info("started the app (pid {}): {}", child.pid(), run.exec);
             *run.app = std::move(child);   // in the VM, run_exec detaches it once everything is up
@@ -117,29 +121,18 @@ int up_gadgets(Context& ctx, const profile::Profile& prof, const core::StateDir&
 
 int run_exec(Context& ctx, const GadgetRun& run, const std::vector<std::string>& units, const json& out)
 {
-    if (run.in_vm) {   // in the VM the command outlives this devemu; the VM's end ends it
-        if (run.app->running()) {
-            run.app->detach();
-            return 0;
-        }
-        core::SpawnOptions so;
-        so.die_with_parent = false;
-        so.new_session = true;
-        auto child = core::Child::spawn({"/bin/sh", "-c", run.exec}, so);
-        if (!child) return report(child.error());
-        child->detach();
-        return 0;
-    }
-    if (!run.app->running()) {
-        core::SpawnOptions so;
+    if (!run.app->running()) {   // not started by a FunctionFS wait: start it now
         std::vector<std::string> disks;
         for (auto& u : out)
             for (auto& l : u.value("luns", json::array()))
                 if (l.contains("disk")) disks.push_back(l["disk"]);
-        so.extra_env = {"DEVEMU_UNITS=" + core::join(units, " "), "DEVEMU_DISKS=" + core::join(disks, " ")};
-        auto child = core::Child::spawn({"/bin/sh", "-c", run.exec}, so);
+        auto child = spawn_app(run, {"DEVEMU_UNITS=" + core::join(units, " "), "DEVEMU_DISKS=" + core::join(disks, " ")});
         if (!child) return report(child.error());
         *run.app = std::move(*child);
+    }
+    if (run.in_vm) {   // in the VM the command outlives this devemu
+        run.app->detach();
+        return 0;
     }
     std::cout << std::flush;
     const int app_rc = wait_app(*run.app);
@@ -167,8 +160,7 @@ int cmd_gadget(Context& ctx, const Args& args)
     const auto lun = p.vm["lun"].as<unsigned>();
     if (auto rec = sd->load(p.positional[1]); rec && rec->value("kind", "") == "vm") {
         // A gadget of `up --vm`: the media change happens in the VM (FILE is a path there).
-        std::vector<std::string> a = {core::self_exe().string(), "--state-dir", "/run/devemu", "gadget", verb, p.positional[1],
-                                      "--lun", std::to_string(lun)};
+        std::vector<std::string> a = guest_devemu({"gadget", verb, p.positional[1], "--lun", std::to_string(lun)});
         if (verb == "insert") a.push_back(p.positional[2]);
         if (p.has("force")) a.push_back("--force");
         if (p.has("json")) a.push_back("--json");

@@ -191,7 +191,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
             if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
         }
         if (!prof.gadgets.empty())
-            if (int g = up_gadgets(ctx, prof, *sd, run, out, made); g != 0) rc = g;
+            if (int g = up_gadgets(prof, *sd, run, out, made); g != 0) rc = g;
     }
     if (p.vm.count("json")) std::cout << out.dump(2) << "\n";
     if (!run.exec.empty() && opt.in_vm && rc == 0) return run_exec(ctx, run, made, out);

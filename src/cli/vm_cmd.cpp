@@ -143,9 +143,6 @@ int cmd_vm(Context& ctx, const Args& all)
     cfg.extra_append = vmap["append"].as<std::string>();
     cfg.cache_dir = ctx.cache_dir;
 
-    // Modules: what the transports need, then what the user asked for.
-    if (run.host_root || vmap.count("share")) run.load.insert(run.load.end(), {"virtio_pci", "9pnet_virtio", "9p"});
-    if (run.host_root) run.load.push_back("overlay");
     if (vmap.count("fwd")) {
         for (auto& f : vmap["fwd"].as<std::vector<std::string>>()) {
             auto pf = parse_fwd(f);
@@ -154,7 +151,7 @@ int cmd_vm(Context& ctx, const Args& all)
         }
     }
     run.net = cfg.net = vmap.count("net") || !cfg.forwards.empty();
-    if (run.net) run.load.insert(run.load.end(), {"virtio_pci", "virtio_net"});
+    // Modules: the transports' are added by build_initrd; then configfs and what the user asked for.
     run.load.push_back("configfs");
     const auto mods = vmap["modules"].as<std::string>();
     if (mods == "all") run.load.insert(run.load.end(), vm::module_set().begin(), vm::module_set().end());

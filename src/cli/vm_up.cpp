@@ -70,6 +70,13 @@ core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, con
     return sd.forget(name);
 }
 
+std::vector<std::string> guest_devemu(const std::vector<std::string>& args)
+{
+    std::vector<std::string> argv = {core::self_exe().string(), "--state-dir", "/run/devemu"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
 core::Result<int> vm_exec(const json& rec, const std::vector<std::string>& args, std::ostream& out, std::ostream& err)
 {
     const pid_t pid = rec.value("pid", 0);
@@ -143,21 +150,19 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     const auto self = core::self_exe();
     vm::RunSpec run;
     run.net = true;
-    run.load = {"virtio_pci", "virtio_net", "configfs"};
+    run.load = {"configfs"};
     if (host_root) {
         run.host_root = cfg.host_root = true;
-        run.load.insert(run.load.end(), {"9pnet_virtio", "9p", "overlay"});
         std::error_code ec;
         run.cwd = fs::current_path(ec).string();
     } else {
         run.binaries = {self};
         run.files = {fs::absolute(prof->file)};
     }
-    run.argv = {self.string(), "--state-dir", "/run/devemu", "-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string(),
-                "--timeout", std::to_string(vo.timeout)};
+    run.argv = guest_devemu({"-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string(), "--timeout", std::to_string(vo.timeout)});
     if (!vo.exec.empty()) run.argv.insert(run.argv.end(), {"--exec", vo.exec});
     for (auto& [t, port] : forwards.items()) run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
-    run.down_argv = {self.string(), "--state-dir", "/run/devemu", "-q", "down", "--all"};
+    run.down_argv = guest_devemu({"-q", "down", "--all"});
     run.stay = true;
     if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
 

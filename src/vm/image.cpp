@@ -195,9 +195,18 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
 {
     CpioWriter w;
     std::string conf;
-    if (!run.load.empty()) {
+    // The transports the run uses come first: networking (virtio_net), the host root and shares (9p over virtio),
+    // the host root's overlay. Then what the run asks for; the closure loads each module once.
+    std::vector<std::string> load;
+    const bool nine_p = run.host_root || !run.shares.empty();
+    if (run.net || nine_p) load.push_back("virtio_pci");
+    if (run.net) load.push_back("virtio_net");
+    if (nine_p) load.insert(load.end(), {"9pnet_virtio", "9p"});
+    if (run.host_root) load.push_back("overlay");
+    load.insert(load.end(), run.load.begin(), run.load.end());
+    if (!load.empty()) {
         DEVEMU_TRY(kmod, core::Kmod::open(kernel.modules_dir()));
-        DEVEMU_TRY(mods, kmod.closure(run.load));
+        DEVEMU_TRY(mods, kmod.closure(load));
         for (auto& m : mods)
             conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string() + "\n";
     }

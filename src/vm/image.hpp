@@ -34,7 +34,8 @@ struct BaseSpec {
 
 struct RunSpec {
     std::vector<std::string> argv;
-    std::vector<std::string> load;          // module names to load, resolved with their dependencies
+    std::vector<std::string> load;          // module names to load, resolved with their dependencies (the ones net,
+                                            // host_root and shares need are added by build_initrd)
     bool net = false;
     bool host_root = false;
     std::vector<std::pair<std::string, std::string>> shares;   // 9p tag, guest dir
