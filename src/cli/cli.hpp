@@ -34,10 +34,12 @@ int cmd_import(Context& ctx, const Args& args);
 int cmd_bench(Context& ctx, const Args& args);
 int cmd_export(Context& ctx, const Args& args);
 int cmd_tcmu_serve(Context& ctx, const Args& args);
+int cmd_ceph(Context& ctx, const Args& args);
 struct VmUpOptions {
     bool json = false, secrets = false;
     std::string exec;       // started in the VM (with the host's / as its root); `down` stops it
     unsigned timeout = 30;
+    bool force = false;
 };
 int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, const VmUpOptions& opt);
 // devemu inside an `up --vm` guest: this binary (the same path in the guest) with the guest's state dir, then `args`.

@@ -30,6 +30,7 @@ Commands:
   check NAME|VID:PID   exercise a target or gadget as an initiator/host would
   gadget eject|insert  media change on a removable USB mass-storage LUN
   bench TARGET         io_uring backstore benchmark beside fio
+  ceph up|down|status  a local Ceph cluster for rbd backstores (cluster = "local")
   import FILE / export targetcli saveconfig.json interop
 
 Run `devemu COMMAND --help` for a command's options and an example.
@@ -127,6 +128,7 @@ int main(int argc, char** argv)
         if (command == "check") return cli::cmd_check(ctx, cmd_args);
         if (command == "gadget") return cli::cmd_gadget(ctx, cmd_args);
         if (command == "tcmu-serve") return cli::cmd_tcmu_serve(ctx, cmd_args);
+        if (command == "ceph") return cli::cmd_ceph(ctx, cmd_args);
         if (command == "bench") return cli::cmd_bench(ctx, cmd_args);
         if (command == "import") return cli::cmd_import(ctx, cmd_args);
         if (command == "export") return cli::cmd_export(ctx, cmd_args);

@@ -8,6 +8,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
+#include "cli/rbd.hpp"
 #include "core/parallel.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
@@ -105,7 +106,9 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
         "in-vm", "internal: devemu inside the VM")(
         "exec", po::value<std::string>(), "start CMD once everything is up (a FunctionFS app: once its functionfs is mounted);\n"
                                           "tear everything down when it exits")(
-        "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")("advertise", po::value<std::vector<std::string>>()->composing(),
+        "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")(
+        "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
+                                                "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")("advertise", po::value<std::vector<std::string>>()->composing(),
                                                            "internal: TARGET=PORT, the host's forward of its portal");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
@@ -115,6 +118,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
         vo.secrets = p.has("secrets");
         if (p.has("exec")) vo.exec = p.vm["exec"].as<std::string>();
         vo.timeout = p.vm["timeout"].as<unsigned>();
+        vo.force = p.has("force");
         return cmd_up_vm(ctx, p.positional, vo);
     }
     lio::UpOptions opt;
@@ -176,11 +180,43 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
             }
             continue;
         }
+        // rbd backstores: clusters, pools and images first (journaled in each target's own journal), one target
+        // at a time; the kernel maps them in lio::up.
+        std::vector<std::optional<core::Transaction>> rbd_tx(prof.targets.size());
+        std::vector<std::optional<core::Error>> rbd_err(prof.targets.size());
+        std::vector<ceph::Prepared> rbd_prep(prof.targets.size());
+        RbdUp ru{opt.force, opt.in_vm, p.has("ceph-local") ? p.vm["ceph-local"].as<std::string>() : "", ctx.verbosity};
+        for (std::size_t i = 0; i < prof.targets.size() && ceph::has_rbd(prof); ++i) {
+            const auto& t = prof.targets[i];
+            rbd_tx[i].emplace(sd->journal(t.name));
+            auto prep = prepare_rbd(prof, {t.name}, *sd, &*rbd_tx[i], sd->load(t.name).value_or(json::object()), ru);
+            auto clients = prep ? rbd_clients(*prep) : std::unexpected(prep.error());
+            if (!clients) {
+                rbd_err[i] = clients.error();
+                continue;
+            }
+            rbd_prep[i] = *prep;
+            opt.rbd.insert(clients->begin(), clients->end());
+        }
         // Targets are independent units: bring them up side by side, report in profile order.
         std::vector<core::Result<json>> recs(prof.targets.size(), std::unexpected(core::Error{}));
-        core::parallel_for(prof.targets.size(), 16, [&](std::size_t i) { recs[i] = lio::up(prof, prof.targets[i], *sd, opt); });
+        core::parallel_for(prof.targets.size(), 16, [&](std::size_t i) {
+            recs[i] = rbd_err[i] ? std::unexpected(*rbd_err[i]) : lio::up(prof, prof.targets[i], *sd, opt);
+        });
+        bool started_local = false;
+        for (auto& pr : rbd_prep) started_local = started_local || pr.started_local;
         for (std::size_t i = 0; i < recs.size(); ++i) {
             auto& rec = recs[i];
+            if (rbd_tx[i]) {
+                if (rec) rbd_tx[i]->commit();
+                else if (auto r = rbd_tx[i]->rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+            }
+            if (rec && rbd_prep[i].uses_local) {
+                // The first target that came up owns a cluster this `up` started: its `down` stops it.
+                (*rec)["uses_ceph_local"] = true;
+                if (started_local) (*rec)["ceph_local_started"] = true, started_local = false;
+                if (auto s = sd->save(prof.targets[i].name, *rec); !s) rc = report(s.error());
+            }
             if (!rec) {
                 rc = report(rec.error());
                 continue;   // per object: one failing target does not stop the others; the summary exit says so
@@ -189,6 +225,9 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
             out.push_back({{"unit", prof.targets[i].name}, {"changes", (*rec)["changes"]}, {"access", info}});
             made.push_back(prof.targets[i].name);
             if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
+        }
+        if (started_local && !ceph::local_in_use(*sd, "")) {   // every target that would have used it failed
+            if (auto s = ceph::down(*sd); !s) report(s.error());
         }
         if (!prof.gadgets.empty())
             if (int g = up_gadgets(prof, *sd, run, out, made); g != 0) rc = g;
@@ -221,6 +260,10 @@ int cmd_down(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     auto names = p.vm.count("all") ? sd->units() : p.positional;
+    // The local Ceph cluster goes last: the units' rbd mappings need it to unmap cleanly.
+    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n != ceph::kUnit; });
+    const bool with_ceph = !names.empty() && names.back() == ceph::kUnit;
+    if (with_ceph) names.pop_back();
     std::vector<std::string> lines(names.size());
     std::vector<std::optional<core::Error>> errors(names.size());
     // Units are independent: remove them side by side (LIO's per-LUN RCU waits overlap), report in order.
@@ -235,7 +278,14 @@ int cmd_down(Context& ctx, const Args& args)
         auto s = kind == "vm" ? stop_vm_unit(*sd, n, *rec) : kind == "gadget" ? usb::down(*sd, n) : lio::down(*sd, n);
         if (!s) errors[i] = s.error();
         else lines[i] = n + ": down";
+        if (s && rec && kind != "vm") stop_local_cluster_if_ours(*sd, *rec, n);   // a VM unit's stop does it itself
     });
+    if (with_ceph) {
+        names.push_back(ceph::kUnit);
+        lines.push_back(std::string(ceph::kUnit) + ": down");
+        errors.emplace_back();
+        if (auto s = ceph::down(*sd); !s) errors.back() = s.error();
+    }
     int rc = 0;
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (errors[i]) rc = report(*errors[i]);

@@ -10,6 +10,9 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
+#include "ceph/image.hpp"
+#include "cli/rbd.hpp"
+#include "core/netns.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/text.hpp"
@@ -51,6 +54,27 @@ bool port_answers(std::uint16_t port)
     return ok;
 }
 
+// The VM's second NIC on the local Ceph cluster's bridge, and how devemu in the guest reaches the cluster from
+// there: the same monitor address, the admin key in a 0600 file of the initramfs (itself 0600 in the run dir).
+struct CephAttach {
+    core::Tap tap;
+    std::string addr, mac;
+    std::string secret, conn;   // for the guest's /devemu/ceph.secret and /devemu/ceph-local.json
+};
+constexpr const char* kGuestCephConn = "/devemu/ceph-local.json";
+core::Result<CephAttach> attach_local_cluster(const core::StateDir& sd)
+{
+    DEVEMU_TRY(conn, ceph::local_conn(sd));
+    DEVEMU_TRY(tap, core::open_tap(conn.netns, ceph::kBridge));
+    // devemuN: N is the lowest number free in the namespace, so live VMs never share an address.
+    const int n = 10 + std::atoi(tap.ifname.c_str() + 6) % 240;
+    CephAttach a{std::move(tap), fmt::format("10.99.0.{}/{}", n, ceph::kPrefix), fmt::format("52:54:00:63:00:{:02x}", n), "", ""};
+    DEVEMU_TRY(secret, conn.secret());
+    a.secret = secret + "\n";
+    a.conn = ceph::to_json(ceph::Conn{conn.mon_host, conn.user, "", "/devemu/ceph.secret", "", "", ""}).dump();
+    return a;
+}
+
 }  // namespace
 
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const json& rec)
@@ -67,7 +91,9 @@ core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, con
     DEVEMU_CHECK(core::replay_journal(sd.journal(name)));
     std::error_code ec;
     if (rec.contains("run_dir")) fs::remove_all(rec["run_dir"].get<std::string>(), ec);
-    return sd.forget(name);
+    DEVEMU_CHECK(sd.forget(name));
+    stop_local_cluster_if_ours(sd, rec, name);
+    return {};
 }
 
 std::vector<std::string> guest_devemu(const std::vector<std::string>& args)
@@ -164,18 +190,60 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     for (auto& [t, port] : forwards.items()) run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
     run.down_argv = guest_devemu({"-q", "down", "--all"});
     run.stay = true;
-    if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
 
     core::Transaction tx(sd->journal(name));
+    // rbd backstores: the host makes clusters, pools and images (journaled here: `down` removes an ephemeral image
+    // this `up` made); the guest's devemu only maps them. For cluster = "local", the VM gets a NIC on its network.
+    std::optional<CephAttach> attached;
+    ceph::Prepared prep;
+    auto undo_host_side = [&] {
+        if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+        if (prep.started_local && !ceph::local_in_use(*sd, name))
+            if (auto s = ceph::down(*sd); !s) report(s.error());
+    };
+    if (ceph::has_rbd(*prof)) {
+        auto pr = prepare_rbd(*prof, {}, *sd, &tx, json::object(), RbdUp{vo.force, false, "", ctx.verbosity});
+        if (!pr) {
+            if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+            return report(pr.error());
+        }
+        prep = *pr;
+        if (prep.uses_local) {
+            auto a = attach_local_cluster(*sd);
+            if (!a) {
+                undo_host_side();
+                return report(a.error());
+            }
+            attached = std::move(*a);
+            cfg.tap_fd = attached->tap.fd.get();
+            cfg.tap_mac = attached->mac;
+            run.eth1_addr = attached->addr;
+            run.secret_files = {{"/devemu/ceph.secret", attached->secret}, {kGuestCephConn, attached->conn}};
+            run.argv.push_back(std::string("--ceph-local=") + kGuestCephConn);
+        }
+        for (auto& b : prof->backstores)   // a real cluster's keyring: the guest reads it at the same path
+            if (b.type == profile::BackstoreType::rbd && b.cluster != "local" && !b.keyring.empty() && !run.host_root) run.files.push_back(b.keyring);
+    }
+    if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) {
+        undo_host_side();
+        return report(s.error());
+    }
     // Journal before acting: the pid is not known yet, so name qemu by its unit's control socket, which is in its
     // command line. A kill -9 of this devemu at any point leaves a journal that `down` can reap qemu from.
     if (auto s = tx.record({core::UndoOp::kill, "qemu", (cfg.run_dir / "ctl.sock").string(), 0, 0}); !s) return report(s.error());
     auto vmh = vm::start_detached(cfg);
-    if (!vmh) return report(vmh.error());
+    if (!vmh) {
+        undo_host_side();
+        return report(vmh.error());
+    }
+    attached.reset();   // qemu holds the tap now: it goes when qemu does
     if (auto s = tx.record({core::UndoOp::kill, "qemu", "", vmh->pid, vmh->start_time}); !s) return report(s.error());
     json rec = {{"name", name}, {"kind", "vm"}, {"state", "booting"}, {"profile", fs::absolute(prof->file).string()},
                 {"pid", vmh->pid}, {"start_time", vmh->start_time}, {"ctl", vmh->ctl_socket.string()},
                 {"run_dir", cfg.run_dir.string()}, {"forwards", forwards}, {"kvm", vmh->accel_kvm}};
+    if (prep.uses_local) rec["uses_ceph_local"] = true, rec["ceph_eth1"] = run.eth1_addr;
+    if (prep.started_local) rec["ceph_local_started"] = true;
+    if (!prep.images.empty()) rec["rbd_images"] = prep.images;
     if (auto s = sd->save(name, rec); !s) return report(s.error());
 
     auto fail_and_stop = [&](const core::Error& e) {

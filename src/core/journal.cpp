@@ -10,11 +10,13 @@
 #include <optional>
 #include <chrono>
 #include <fstream>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "core/fs.hpp"
+#include "core/process.hpp"
 #include "core/text.hpp"
 
 namespace fs = std::filesystem;
@@ -22,7 +24,7 @@ namespace fs = std::filesystem;
 namespace devemu::core {
 
 namespace {
-constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill", "unbind"};
+constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill", "unbind", "exec"};
 
 bool gone(int e) { return e == ENOENT || e == ENOTDIR || e == ESRCH || e == ENODEV || e == EINVAL; }
 }  // namespace
@@ -46,7 +48,7 @@ Result<UndoRecord> UndoRecord::from_line(const std::string& line)
     UndoRecord r;
     const std::string op = j["op"];
     bool found = false;
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < static_cast<int>(std::size(op_names)); ++i)
         if (op == op_names[i]) {
             r.op = static_cast<UndoOp>(i);
             found = true;
@@ -89,6 +91,7 @@ std::uint64_t process_start_time(std::int64_t pid)
     if (!s) return 0;
     auto rp = s->rfind(')');
     if (rp == std::string::npos) return 0;
+    if (rp + 2 < s->size() && (*s)[rp + 2] == 'Z') return 0;   // a zombie has stopped running: gone
     std::istringstream in(s->substr(rp + 2));
     std::string field;
     for (int i = 3; i <= 22 && in >> field; ++i)
@@ -176,6 +179,18 @@ Status undo(const UndoRecord& r)
                 if (!any) break;
                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
             }
+        return {};
+    }
+    case UndoOp::exec: {
+        auto argv = split(r.value, '\x1f');
+        auto res = run(argv, std::chrono::seconds(120), {}, r.path);
+        if (!res) return std::unexpected(res.error());
+        if (res->exit_code != 0) {
+            auto why = std::string(trim(res->err.empty() ? res->out : res->err));
+            if (auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
+            return fail(Errc::kernel, fmt::format("`{}` failed ({}): {}", join(argv, " "), res->exit_code, why), r.path,
+                        "fix the cause and run devemu down again");
+        }
         return {};
     }
     }

@@ -23,6 +23,8 @@ enum class UndoOp {
                   // stop every process whose command line contains `value` (journaled before the pid is known)
     unbind,       // unbind a USB gadget: write "\n" to `path` (its UDC attribute); "not bound" is not an error;
                   // `value` (optional): the dummy_hcd platform device whose host side must see it go
+    exec,         // run the command `value` (arguments separated by \x1f), in network namespace `path` when not
+                  // empty; it must exit 0 within two minutes (removing what a tool made: `rbd rm`)
 };
 
 struct UndoRecord {
@@ -46,7 +48,7 @@ struct UndoRecord {
 // Replays a journal in reverse and deletes it when every step succeeded. Missing journal: nothing to do.
 [[nodiscard]] Status replay_journal(const fs::path& file);
 
-// Start time of a process from /proc/PID/stat (field 22), 0 when it is gone.
+// Start time of a process from /proc/PID/stat (field 22), 0 when it is gone (or a zombie).
 [[nodiscard]] std::uint64_t process_start_time(std::int64_t pid);
 
 namespace testing {

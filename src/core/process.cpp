@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -63,6 +64,15 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
             if (::getppid() != parent) ::_exit(127);
         }
         if (opt.new_session) ::setsid();
+        if (!opt.netns.empty()) {
+            int ns = ::open(opt.netns.c_str(), O_RDONLY | O_CLOEXEC);
+            if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+                int e = -errno;   // negative: the namespace, not the program, is what failed
+                (void)!::write(err_pipe[1], &e, sizeof e);
+                ::_exit(127);
+            }
+        }
+        for (int fd : opt.keep_fds) ::fcntl(fd, F_SETFD, 0);
         if (opt.stdin_fd >= 0) ::dup2(opt.stdin_fd, 0);
         else if (opt.stdin_null) {
             int n = ::open("/dev/null", O_RDONLY);
@@ -91,6 +101,10 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
     c.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (n == sizeof child_errno) {
         c.wait();
+        if (child_errno < 0) {
+            errno = -child_errno;
+            return fail_errno("cannot enter network namespace", opt.netns, "check that it exists (ip netns list)");
+        }
         errno = child_errno;
         return fail_errno("cannot run", argv[0], "install it, or check PATH");
     }
@@ -131,7 +145,8 @@ int Child::terminate(std::chrono::milliseconds grace)
     return wait();
 }
 
-Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::string_view input)
+Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::string_view input,
+                      const std::string& netns)
 {
     UniqueFd in_r, in_w;
     if (!input.empty()) {
@@ -153,6 +168,7 @@ Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::millise
     opt.stdout_fd = out_w.get();
     opt.stderr_fd = err_w.get();
     opt.stdin_fd = in_r.valid() ? in_r.get() : -1;
+    opt.netns = netns;
     auto child = Child::spawn(argv, opt);
     if (!child) return std::unexpected(child.error());
     out_w.reset();

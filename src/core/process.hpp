@@ -23,6 +23,8 @@ struct SpawnOptions {
     bool new_session = false;
     bool die_with_parent = true;          // PR_SET_PDEATHSIG: off only for what must outlive devemu (up --vm)
     std::vector<std::string> extra_env;   // "K=V", added to the inherited environment
+    std::string netns;                    // a network namespace file (/run/netns/NAME) the child enters first
+    std::vector<int> keep_fds;            // fds the child inherits as they are (a tap for qemu's -netdev fd=N)
 };
 
 class Child {
@@ -61,10 +63,10 @@ struct RunResult {
 };
 
 // Runs argv to completion, capturing stdout and stderr, killing it at the deadline. `input` is fed to its stdin
-// (else stdin is /dev/null).
+// (else stdin is /dev/null). `netns`: run it inside that network namespace file.
 [[nodiscard]] Result<RunResult> run(const std::vector<std::string>& argv,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(60),
-                                    std::string_view input = {});
+                                    std::string_view input = {}, const std::string& netns = {});
 
 // Finds an executable on PATH; empty when absent.
 [[nodiscard]] std::string which(const std::string& name);

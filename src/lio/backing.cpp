@@ -18,6 +18,7 @@
 #include "core/fs.hpp"
 #include "core/probe.hpp"
 #include "core/text.hpp"
+#include "lio/rbd.hpp"
 
 namespace devemu::lio {
 
@@ -84,72 +85,22 @@ core::Result<Backing> zram_backing(const profile::Backstore& b, const Roots& roo
     return out;
 }
 
-// The cephx secret of client.USER from a keyring file ("[client.admin]" then "key = ...").
-core::Result<std::string> keyring_secret(const std::string& keyring, const std::string& user)
-{
-    DEVEMU_TRY(text, core::read_file(keyring));
-    bool in_section = false;
-    for (auto& raw : core::split(text, '\n')) {
-        auto line = std::string(core::trim(raw));
-        if (line.starts_with("[")) in_section = line == "[client." + user + "]";
-        else if (in_section && line.starts_with("key")) {
-            auto eq = line.find('=');
-            if (eq != std::string::npos) return std::string(core::trim(line.substr(eq + 1)));
-        }
-    }
-    return core::fail(Errc::invalid_input, "no key for client." + user, keyring, "check the keyring's [client." + user + "] section");
-}
-
-// krbd: map POOL/IMAGE through /sys/bus/rbd/add_single_major with a bounded mount_timeout (an unreachable
-// monitor must not hang `up` for minutes), journal the unmap, and back an iblock backstore with /dev/rbdN.
-core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, bool)
-{
-    if (b.cluster == "local")
-        return core::fail(Errc::not_implemented, "cluster = \"local\" (devemu's own mini-cluster) arrives with issue 9", b.loc.str(),
-                          "give mon_host and keyring of a running cluster");
-    Backing out{"iblock", "/dev/rbd(new)", b.size.value_or(0), -1};
-    if (!tx) return out;
-    const std::string user = b.user.empty() ? "admin" : b.user;
-    std::string secret;
-    if (!b.keyring.empty()) {
-        DEVEMU_TRY(key, keyring_secret(b.keyring, user));
-        secret = key;
-    }
-    const auto bus = roots.sys / "bus/rbd";
-    if (::access((bus / "add_single_major").c_str(), F_OK) != 0)
-        return core::fail(Errc::missing, "the kernel has no rbd (krbd)", (bus / "add_single_major").string(), "modprobe rbd, or use --vm");
-    std::set<std::string> before;
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(bus / "devices", ec)) before.insert(e.path().filename().string());
-    const std::string opts = fmt::format("name={}{},mount_timeout=15,osd_request_timeout=30", user, secret.empty() ? "" : ",secret=" + secret);
-    if (auto s = core::write_attr(bus / "add_single_major", fmt::format("{} {} {} {}", b.mon_host, opts, b.pool, b.image)); !s) {
-        // The kernel's reason is an errno; say which cluster and what to check, never the secret.
-        return core::fail(Errc::missing,
-                          fmt::format("cannot map rbd image {}/{} from {}: {}", b.pool, b.image, b.mon_host, std::strerror(s.error().sys_errno)),
-                          b.loc.str(), "check that the monitors answer, the key is right, and the pool and image exist (rbd ls -p POOL)");
-    }
-    std::string id;
-    for (auto& e : fs::directory_iterator(bus / "devices", ec))
-        if (!before.count(e.path().filename().string())) id = e.path().filename().string();
-    if (id.empty()) return core::fail(Errc::kernel, "rbd mapped but no new device appeared", (bus / "devices").string());
-    DEVEMU_CHECK(tx->record({core::UndoOp::write, (bus / "remove_single_major").string(), id}));
-    out.path = (roots.dev / ("rbd" + id)).string();
-    if (auto size = core::read_attr(bus / "devices" / id / "size")) out.size = std::stoull(*size);
-    for (int i = 0; i < 200 && ::access(out.path.c_str(), F_OK) != 0; ++i) ::usleep(5000);
-    return out;
-}
-
 }  // namespace
 
-std::optional<int> recorded_zram(const nlohmann::json& record, const std::string& name)
+namespace {
+std::optional<int> recorded(const nlohmann::json& record, const std::string& name, const char* key)
 {
-    if (record.contains("backstores") && record["backstores"].contains(name) && record["backstores"][name].contains("zram"))
-        return record["backstores"][name]["zram"].get<int>();
+    if (record.contains("backstores") && record["backstores"].contains(name) && record["backstores"][name].contains(key))
+        return record["backstores"][name][key].get<int>();
     return std::nullopt;
 }
+}  // namespace
+
+std::optional<int> recorded_zram(const nlohmann::json& record, const std::string& name) { return recorded(record, name, "zram"); }
+std::optional<int> recorded_rbd(const nlohmann::json& record, const std::string& name) { return recorded(record, name, "rbd"); }
 
 core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx,
-                                      std::optional<int> reuse_zram, bool force)
+                                      std::optional<int> reuse_zram, bool force, const RbdClient* rbd, std::optional<int> reuse_rbd)
 {
     switch (b.type) {
     case profile::BackstoreType::fileio:
@@ -182,7 +133,7 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
         return f;
     }
     case profile::BackstoreType::rbd:
-        return rbd_backing(b, roots, tx, force);
+        return rbd_backing(b, roots, tx, rbd, reuse_rbd);
     }
     return core::fail(Errc::invalid_input, "unknown backstore type", b.loc.str());
 }

@@ -95,11 +95,14 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
     std::set<std::string> taken;
     for (auto& l : t.luns) {
         const auto* spec = p.backstore(l.backstore);
-        auto backing = resolve_backing(*spec, opt.roots, tx, recorded_zram(rec, spec->name), opt.force);
+        const auto client = opt.rbd.find(spec->name);
+        auto backing = resolve_backing(*spec, opt.roots, tx, recorded_zram(rec, spec->name), opt.force,
+                                       client == opt.rbd.end() ? nullptr : &client->second, recorded_rbd(rec, spec->name));
         if (!backing) return std::unexpected(backing.error());
         Backstore bs{spec, pick_hba(backing->plugin, rec, spec->name, opt.roots, taken), *backing};
         json j = {{"hba", bs.hba}, {"plugin", backing->plugin}, {"path", backing->path}, {"size", backing->size}};
         if (backing->zram >= 0) j["zram"] = backing->zram;
+        if (backing->rbd >= 0) j["rbd"] = backing->rbd, j["image"] = spec->pool + "/" + spec->image;
         b.backstores[spec->name] = j;
         m.backstores.push_back(bs);
     }

@@ -24,6 +24,7 @@ struct UpOptions {
     std::map<std::string, std::uint16_t> advertise;
     Roots roots;
     bool load_modules = true;
+    std::map<std::string, RbdClient> rbd;   // rbd backstore name -> its cluster, as reached from here
 };
 
 struct UnitPlan {

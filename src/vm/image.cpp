@@ -199,8 +199,8 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     // the host root's overlay. Then what the run asks for; the closure loads each module once.
     std::vector<std::string> load;
     const bool nine_p = run.host_root || !run.shares.empty();
-    if (run.net || nine_p) load.push_back("virtio_pci");
-    if (run.net) load.push_back("virtio_net");
+    if (run.net || !run.eth1_addr.empty() || nine_p) load.push_back("virtio_pci");
+    if (run.net || !run.eth1_addr.empty()) load.push_back("virtio_net");
     if (nine_p) load.insert(load.end(), {"9pnet_virtio", "9p"});
     if (run.host_root) load.push_back("overlay");
     load.insert(load.end(), run.load.begin(), run.load.end());
@@ -211,6 +211,7 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
             conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string() + "\n";
     }
     if (run.net) conf += "net 1\n";
+    if (!run.eth1_addr.empty()) conf += "eth1 " + run.eth1_addr + "\n";
     if (run.host_root) conf += "hostroot 1\n";
     for (auto& [tag, dir] : run.shares) conf += "share " + tag + " " + dir + "\n";
     if (!run.cwd.empty()) conf += "cwd " + run.cwd + "\n";
@@ -225,6 +226,7 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     w.add_file("devemu/argv", nul_joined(run.argv));
     if (!run.down_argv.empty()) w.add_file("devemu/down-argv", nul_joined(run.down_argv));
     for (auto& f : run.files) DEVEMU_CHECK(w.add_host_file(fs::absolute(f).string(), f));
+    for (auto& [path, data] : run.secret_files) w.add_file(path.starts_with('/') ? path.substr(1) : path, data, 0600);
     for (auto& bin : run.binaries) {
         DEVEMU_TRY(files, elf_closure(bin));
         for (auto& f : files) DEVEMU_CHECK(w.add_host_file(f, f));

@@ -37,12 +37,14 @@ struct RunSpec {
     std::vector<std::string> load;          // module names to load, resolved with their dependencies (the ones net,
                                             // host_root and shares need are added by build_initrd)
     bool net = false;
+    std::string eth1_addr;                  // "ADDR/PREFIX" for the second NIC (VmConfig::tap_fd), else none
     bool host_root = false;
     std::vector<std::pair<std::string, std::string>> shares;   // 9p tag, guest dir
     std::string cwd;
     std::vector<std::string> env;
     std::vector<fs::path> binaries;         // host binaries to add, with their ELF closure (not with host_root)
     std::vector<fs::path> files;            // host files to add at the same path (profiles)
+    std::vector<std::pair<std::string, std::string>> secret_files;   // guest path (under /devemu) -> content, mode 0600
     bool stay = false;                      // long-lived: init waits for "down" on the control tty
     std::vector<std::string> down_argv;     // what "down" runs before power-off
 };

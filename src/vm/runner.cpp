@@ -58,6 +58,9 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
     } else {
         a.insert(a.end(), {"-nic", "none"});
     }
+    if (c.tap_fd >= 0)
+        a.insert(a.end(), {"-netdev", fmt::format("tap,id=n1,fd={}", c.tap_fd), "-device",
+                           fmt::format("virtio-net-pci,netdev=n1,romfile={}", c.tap_mac.empty() ? "" : ",mac=" + c.tap_mac)});
     if (c.host_root)
         a.insert(a.end(), {"-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"});
     for (size_t i = 0; i < c.shares.size(); ++i)
@@ -142,6 +145,7 @@ core::Result<DetachedVm> start_detached(const VmConfig& c)
     so.new_session = true;
     so.die_with_parent = false;
     so.stdout_fd = so.stderr_fd = qlog.get();
+    if (c.tap_fd >= 0) so.keep_fds.push_back(c.tap_fd);
     DEVEMU_TRY(child, core::Child::spawn(argv, so));
     DetachedVm vm{child.pid(), core::process_start_time(child.pid()), c.run_dir / "ctl.sock", accel.kvm};
     child.detach();   // reaped by init once this devemu exits; `devemu down` stops it through the journal
@@ -227,6 +231,7 @@ core::Result<VmResult> run_vm(const VmConfig& c)
     core::SpawnOptions so;
     so.stderr_fd = qerr_w.get();
     so.stdout_fd = qerr_w.get();
+    if (c.tap_fd >= 0) so.keep_fds.push_back(c.tap_fd);
     DEVEMU_TRY(qemu, core::Child::spawn(argv, so));
     qerr_w.reset();
 

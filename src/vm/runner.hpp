@@ -34,6 +34,10 @@ struct VmConfig {
     std::vector<Share> shares;
     std::vector<PortForward> forwards;
     bool net = false;
+    // A second NIC (the guest's eth1) on a tap made elsewhere (a private network in a namespace): qemu inherits
+    // the fd. -1: none.
+    int tap_fd = -1;
+    std::string tap_mac;
     std::chrono::seconds timeout{0};       // 0: none
     bool console = false;                  // stream the kernel console to stderr
     std::string extra_append;

@@ -6,6 +6,7 @@
 // /devemu/run.conf, one directive per line:
 //   module PATH          finit_module, in order; ENODEV/EEXIST are fine (no such hardware, already loaded)
 //   net 1                lo up, eth0 10.0.2.15/24 via 10.0.2.2 (qemu user networking)
+//   eth1 ADDR/PREFIX     the second NIC (a tap on a private network, e.g. devemu's Ceph cluster), no route
 //   hostroot 1           9p tag "host" read-only + tmpfs upper = writable copy of the host's /, chroot into it
 //   share TAG DIR        9p tag mounted read-write at DIR
 //   cwd DIR              working directory of the command
@@ -155,6 +156,22 @@ void network()
     reinterpret_cast<sockaddr_in*>(&rt.rt_genmask)->sin_family = AF_INET;
     rt.rt_flags = RTF_UP | RTF_GATEWAY;
     ::ioctl(s, SIOCADDRT, &rt);
+    ::close(s);
+}
+
+void second_nic(char* spec)
+{
+    char* slash = std::strchr(spec, '/');
+    if (!slash) die("eth1", spec);
+    *slash = 0;
+    const int prefix = std::atoi(slash + 1);
+    char mask[16];
+    const unsigned m = prefix <= 0 ? 0 : 0xffffffffu << (32 - prefix);
+    std::snprintf(mask, sizeof mask, "%u.%u.%u.%u", m >> 24, (m >> 16) & 255, (m >> 8) & 255, m & 255);
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) die("net", "socket");
+    for (int i = 0; i < 200 && ::if_nametoindex("eth1") == 0; ++i) ::usleep(10000);
+    if_up(s, "eth1", spec, mask);
     ::close(s);
 }
 
@@ -323,6 +340,7 @@ int main()
         char* val = sp + 1;
         if (!std::strcmp(line, "module")) load_module(val);
         else if (!std::strcmp(line, "net")) network();
+        else if (!std::strcmp(line, "eth1")) second_nic(val);
         else if (!std::strcmp(line, "hostroot")) host = true;
         else if (!std::strcmp(line, "cwd")) cwd = val;
         else if (!std::strcmp(line, "env") && envc < 62) envp[envc++] = val;

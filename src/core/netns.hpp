@@ -1,0 +1,33 @@
+#pragma once
+// Network namespaces devemu makes for private networks (made with `ip netns add`, so `ip netns exec NAME` and a
+// user's own tools can enter them), and tap devices opened inside one and handed to a process outside it (qemu
+// in the host namespace, with a NIC on the private network: `-netdev tap,fd=N`).
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "core/transaction.hpp"
+
+namespace devemu::core {
+
+[[nodiscard]] std::filesystem::path netns_file(const std::string& name);   // /run/netns/NAME
+[[nodiscard]] bool netns_exists(const std::string& name);
+
+// Creates the namespace with loopback up, journaling its removal first (unmount and unlink of its file: every
+// device in it, bridges and taps, goes with it once no process holds it).
+[[nodiscard]] Status netns_create(const std::string& name, Transaction& tx);
+
+// `ip -n NAME ARGS…` (empty name: the host namespace); a failure names the command and ip's own reason.
+[[nodiscard]] Status ip(const std::string& netns, const std::vector<std::string>& args);
+
+struct Tap {
+    UniqueFd fd;
+    std::string ifname;
+};
+// A tap device made inside `netns`, enslaved to `bridge` there and up. It lives as long as `fd` (and its
+// inheritors) keep it open. Opened with IFF_VNET_HDR, which qemu detects and uses.
+[[nodiscard]] Result<Tap> open_tap(const std::string& netns, const std::string& bridge);
+
+}  // namespace devemu::core

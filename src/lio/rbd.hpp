@@ -1,0 +1,19 @@
+#pragma once
+// The rbd backstore's kernel side: krbd maps POOL/IMAGE (/sys/bus/rbd/add_single_major) and LIO's iblock
+// exports /dev/rbdN. The image itself (made, sized, checked for other users) is the caller's business.
+#include <optional>
+
+#include "core/error.hpp"
+#include "core/transaction.hpp"
+#include "lio/backing.hpp"
+#include "profile/profile.hpp"
+
+namespace devemu::lio {
+
+// Maps the image (journaling the unmap first is impossible: the id is known only after; it is journaled at
+// once after, and a crash in between leaves a mapping `down` cannot see -- the kernel's own list then tells).
+// `reuse`: the id a previous `up` mapped, kept when it still shows the same pool and image.
+[[nodiscard]] core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx,
+                                                const RbdClient* client, std::optional<int> reuse);
+
+}  // namespace devemu::lio
