@@ -61,6 +61,9 @@ osd_crush_chooseleaf_type = 0
 mon_allow_pool_size_one = true
 mon_allow_pool_delete = true
 mon_warn_on_pool_no_redundancy = false
+# A developer's disk is often more than 70% full: warn only when the mon's filesystem is nearly out of space.
+mon_data_avail_warn = 2
+mon_data_avail_crit = 1
 # There is no mgr (rbd needs none): without this the monitor warns about it two minutes after mkfs.
 mon_mgr_mkfs_grace = 315360000
 ms_bind_ipv6 = false
@@ -80,7 +83,7 @@ osd_memory_target = 939524096
                                 fmt::arg("store", spec.store));
     if (spec.store == "memstore") c += fmt::format("memstore_device_bytes = {}\n", spec.osd_bytes);
     else
-        c += fmt::format("bluestore_block_path = {dir}/osd/$id/block\nbluestore_block_create = true\nbluestore_block_size = {bytes}\n"
+        c += fmt::format("bluestore_block_path = {dir}/osd/$id.block\nbluestore_block_create = true\nbluestore_block_size = {bytes}\n"
                          "bluestore_cache_autotune = false\nbluestore_cache_size = 134217728\nbluestore_fsck_on_mkfs = false\n",
                          fmt::arg("dir", dir.string()), fmt::arg("bytes", spec.osd_bytes));
     return c;
@@ -93,7 +96,7 @@ core::Status tool(const std::vector<std::string>& argv, const std::string& netns
     if (r.exit_code == 0) return {};
     auto why = std::string(core::trim(r.err.empty() ? r.out : r.err));
     if (auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
-    return core::fail(Errc::kernel, fmt::format("{} failed: {}", argv[0], why), argv.back(), "see the daemon logs under the state dir's units/ceph/log");
+    return core::fail(Errc::kernel, fmt::format("{} failed: {}", argv[0], why), argv[0], "see the daemon logs under the state dir's units/ceph/log");
 }
 
 struct Daemon {

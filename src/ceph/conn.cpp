@@ -70,11 +70,15 @@ core::Error explain(const Conn& c, const std::string& tool, const std::vector<st
 {
     auto has = [&](const char* s) { return text.find(s) != std::string::npos; };
     const std::string mons = c.mon_host.empty() ? "the monitors in " + c.conf : c.mon_host;
-    if (timed_out || has("timed out") || has("couldn't connect") || has("error connecting"))
+    if (has("Malformed input") || has("keyring not found") || has("failed to load"))
+        return {Errc::invalid_input, fmt::format("the key of client.{} could not be read from {}", c.user, c.secret_file.empty() ? c.keyring : c.secret_file),
+                c.where, "check the keyring file ([client.USER] and key = BASE64)"};
+    if (timed_out || has("timed out"))
         return {Errc::missing, fmt::format("cannot reach the Ceph monitors at {}", mons), c.where,
                 "check mon_host and that the cluster is up (for the local cluster: devemu ceph status)"};
-    if (has("handle_auth_bad_method") || has("Permission denied") || has("errno 13") || has("(1) Operation not permitted") ||
-        has("(13)") || has("AuthRegistry") || has("no keyring found"))
+    // A monitor that answers and refuses: rbd says only "couldn't connect", at once; ceph says "permission denied".
+    if (has("handle_auth_bad_method") || has("ermission denied") || has("errno 13") || has("(1) Operation not permitted") || has("(13)") ||
+        has("couldn't connect") || has("error connecting"))
         return {Errc::invalid_input, fmt::format("the cluster at {} refused the key of client.{}", mons, c.user), c.where,
                 "check keyring (or the secret file) and user"};
     if (auto p = text.find("error opening pool '"); p != std::string::npos) {

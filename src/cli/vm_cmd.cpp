@@ -21,6 +21,7 @@ namespace devemu::cli {
 namespace {
 
 const char* kHelp = R"(devemu vm run [options] -- CMD [ARGS…]
+devemu vm exec NAME -- CMD [ARGS…]
 
 Boots the distribution kernel (see `devemu doctor`) with an initramfs devemu builds and caches, runs CMD as
 root in it, streams its stdout and stderr, and exits with CMD's exit status (124 on --timeout). Kernel
@@ -30,11 +31,15 @@ Without --host-root the guest has busybox and devemu's modules; a host binary na
 is copied in with its shared libraries. With --host-root the host's / is the guest's / (read-only 9p with a
 tmpfs overlay: writes stay in the guest), so any installed tool runs.
 
+`vm exec` runs CMD in the running VM of an `up --vm` unit (its tools: busybox, or the host's with --exec/FunctionFS
+profiles), relays its output and exits with its status.
+
 Examples:
   devemu vm run -- sh -c 'uname -r; exit 3'
   devemu vm run --host-root -- fio --version
   devemu vm run --modules target_core_mod,tcm_loop -- ls /sys/kernel/config/target
   devemu vm run --fwd 3260:3260 --timeout 60 -- sleep 30
+  devemu vm exec rbd0 -- cat /sys/bus/rbd/devices/0/name
 
 Options)";
 
@@ -116,8 +121,23 @@ int cmd_vm(Context& ctx, const Args& all)
         return 0;
     }
     if (!rest.empty() && rest[0] == "image") return vm_image(ctx, vmap.count("rebuild") > 0, vmap.count("json") > 0);
+    if (!rest.empty() && rest[0] == "exec") {
+        if (rest.size() != 2 || command.empty()) {
+            std::cerr << "devemu vm exec: expected `vm exec NAME -- CMD` (fix: devemu vm --help)\n";
+            return 2;
+        }
+        // No lock held while the command runs: it may take long, and other devemu calls (down aside) go on.
+        auto sd = core::StateDir::open(ctx.state_dir, false);
+        if (!sd) return report(sd.error());
+        auto rec = sd->load(rest[1]);
+        if (!rec || rec->value("kind", "") != "vm")
+            return report({core::Errc::missing, "no `up --vm` unit named " + rest[1], ctx.state_dir.string(), "devemu ls"});
+        auto r = vm_exec(*rec, command, std::cout, std::cerr);
+        if (!r) return report(r.error());
+        return *r;
+    }
     if (rest.empty() || rest[0] != "run") {
-        std::cerr << "devemu vm: expected `vm run [options] -- CMD` or `vm image` (fix: devemu vm --help)\n";
+        std::cerr << "devemu vm: expected `vm run [options] -- CMD`, `vm exec NAME -- CMD` or `vm image` (fix: devemu vm --help)\n";
         return 2;
     }
     command.insert(command.begin(), rest.begin() + 1, rest.end());

@@ -205,6 +205,9 @@ void host_root()
     if (filesystem_known("configfs")) must_mount("configfs", "/newroot/sys/kernel/config", "configfs", 0, nullptr);
     mkdirs("/newroot/lib/modules");
     must_mount("/lib/modules", "/newroot/lib/modules", nullptr, MS_BIND, nullptr);
+    // The run's own files (a connection file and its secret, say) stay at /devemu for the command.
+    mkdirs("/newroot/devemu");
+    must_mount("/devemu", "/newroot/devemu", nullptr, MS_BIND, nullptr);
 }
 
 char* slurp(const char* path, size_t* len)
