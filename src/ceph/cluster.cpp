@@ -352,7 +352,7 @@ core::Status down(const core::StateDir& sd)
 json status(const core::StateDir& sd)
 {
     auto rec = sd.load(kUnit);
-    if (!rec) return {{"name", kUnit}, {"up", false}};
+    if (!rec) return {{"name", kUnit}, {"up", false}, {"netns", netns_name(sd)}};
     json out = *rec;
     out["up"] = rec->value("state", "") == "up";
     if (out.contains("daemons"))

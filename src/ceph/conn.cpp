@@ -32,7 +32,7 @@ core::Result<std::string> Conn::secret() const
     }
     // A keyring that is just the bare key (what `ceph auth print-key` writes) is a secret file.
     auto bare = std::string(core::trim(text));
-    if (!bare.empty() && bare.find_first_of("[ \n=") == std::string::npos) return bare;
+    if (!bare.empty() && bare.find_first_of("[ \t\n") == std::string::npos) return bare;
     return core::fail(Errc::invalid_input, "no key for client." + user, keyring, "check the keyring's [client." + user + "] section");
 }
 

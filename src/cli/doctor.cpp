@@ -79,6 +79,16 @@ void host_checks(std::vector<Item>& out)
     if (!zram.ok) zram.fix = "modprobe zram, or use --vm";
     out.push_back(zram);
 
+    // The local Ceph cluster (cluster = "local") runs on the host in a namespace: its tools and iproute2.
+    Item ceph{"host", "ceph (local cluster)", true, "", ""};
+    std::string missing;
+    for (auto bin : {"ceph-mon", "ceph-osd", "ceph", "rbd", "rados", "ip"})
+        if (core::which(bin).empty()) missing += std::string(missing.empty() ? "" : ", ") + bin;
+    ceph.ok = missing.empty();
+    ceph.detail = ceph.ok ? "ceph-mon, ceph-osd, ceph, rbd, rados, ip present" : "missing: " + missing;
+    if (!ceph.ok) ceph.fix = "apt-get install ceph-mon ceph-osd ceph-common iproute2 (tools/setup does it)";
+    out.push_back(ceph);
+
     Item ur{"host", "io_uring", false, "", ""};
     ur.ok = core::io_uring_works(ur.detail);
     if (!ur.ok) ur.fix = "sysctl kernel.io_uring_disabled=0";
@@ -142,7 +152,8 @@ int cmd_doctor(Context& ctx, const Args& args)
 
     if (vm.count("json")) {
         nlohmann::json j;
-        j["native"] = {{"lio", lio}, {"usb_gadget", usb}, {"io_uring", ok("io_uring")}, {"zram", ok("zram")}};
+        j["native"] = {{"lio", lio}, {"usb_gadget", usb}, {"io_uring", ok("io_uring")}, {"zram", ok("zram")},
+                       {"rbd", lio && ok("module rbd")}, {"ceph_local_cluster", ok("ceph (local cluster)")}};
         j["vm_ready"] = vm_ready;
         for (auto& i : items) j["checks"].push_back({{"group", i.group}, {"name", i.name}, {"ok", i.ok}, {"detail", i.detail}, {"fix", i.fix}});
         std::cout << j.dump(2) << "\n";
@@ -156,6 +167,8 @@ int cmd_doctor(Context& ctx, const Args& args)
         std::cout << "\n";
     }
     std::cout << "\nLIO targets: " << (lio ? "native" : "need --vm") << "; USB gadgets: " << (usb ? "native" : "need --vm")
+              << "; rbd: " << (lio && ok("module rbd") ? "native" : "need --vm")
+              << "; local Ceph cluster: " << (ok("ceph (local cluster)") ? "ready" : "tools missing")
               << "; io_uring bench: " << (ok("io_uring") ? "native" : "unavailable")
               << "; VM layer: " << (vm_ready ? "ready" : "not ready (see above)") << "\n";
     return 0;

@@ -97,7 +97,8 @@ fabric = "loopback"
 id = 0
 backstore = "rbdl"
 EOF
-out=$("$devemu" -q up --vm --json "$state/loop.toml" 2>"$state/err"); rc=$?
+# --exec makes it a host-root VM: the host's tools (and rbd, for the no---vm path below) run in it.
+out=$("$devemu" -q up --vm --json --exec "sleep 100000" "$state/loop.toml" 2>"$state/err"); rc=$?
 expect_eq "up --vm a tcm_loop target over rbd" 0 "$rc"
 [ "$rc" = 0 ] || cat "$state/err"
 if [ "$rc" = 0 ]; then
@@ -132,6 +133,18 @@ if [ "$rc" = 0 ]; then
     chk=$("$devemu" vm exec rbdl -- sh -c "dd if=$dev bs=8k skip=2048 count=$n iflag=direct 2>/dev/null > /tmp/d; head -c \$(($n * 8192)) /tmp/c | cmp - /tmp/d && echo SAME" | tr -d '\r')
     [ "$n" -gt 0 ] && expect_eq "what was acknowledged reads back after the restart" SAME "$chk"
     expect_eq "the first 16 MiB are untouched" "$sum" "$(rbdc export rbd/loop-img - 2>/dev/null | head -c 16777216 | sha256sum | cut -d' ' -f1)"
+    # The same kind of profile without --vm, on a kernel with rbd (the VM's, devemu run there as on a host):
+    # devemu makes the image itself with the rbd tool, maps it, and removes it at down (ephemeral).
+    sed -e 's/"rbdl"/"inner"/g' -e 's/loop-img/inner-img/' -e 's/size = "96M"/size = "32M"\nephemeral = true/' "$state/loop.toml" > "$state/inner.toml"
+    inner() { "$devemu" vm exec rbdl -- "$devemu" --state-dir /run/devemu-inner "$@"; }
+    got=$(inner -q up --json --ceph-local /devemu/ceph-local.json "$state/inner.toml" 2>&1 | tr -d '\r')
+    case "$got" in *'"/dev/sd'*) ok "without --vm: up maps the image and exports it ($(grep -o '/dev/sd[a-z]*' <<<"$got"))" ;; *) bad "inner up: [$got]" ;; esac
+    rbdc ls rbd | grep -qx inner-img && ok "without --vm: devemu made the image" || bad "no inner-img"
+    expect_eq "without --vm: krbd maps it" inner-img "$("$devemu" vm exec rbdl -- cat /sys/bus/rbd/devices/1/name | tr -d '\r')"
+    inner -q down --all >/dev/null 2>&1; expect_eq "without --vm: down" 0 "$?"
+    rbdc ls rbd | grep -qx inner-img && bad "inner-img left after down" || ok "without --vm: down removed the ephemeral image"
+    "$devemu" vm exec rbdl -- sh -c 'ls /sys/bus/rbd/devices' | tr -d '\r' | grep -qx 1 && bad "inner mapping left" || ok "without --vm: down unmapped it"
+
     "$devemu" -q down rbdl >/dev/null; expect_eq "down rbdl" 0 "$?"
     rbdc ls rbd | grep -qx loop-img && ok "a non-ephemeral image stays after down" || bad "loop-img was removed"
 fi

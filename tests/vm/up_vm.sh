@@ -35,6 +35,11 @@ for prof in "$src"/targets/*.toml; do
     "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
+    # Nothing else either: a local Ceph cluster `up` started (rbd profiles) goes with the unit.
+    expect_eq "$name: no unit left" "no units (state dir $state)" "$("$devemu" ls)"
+    [ -z "$(pgrep -f "$state/units/ceph" || true)" ] && ok "$name: no ceph daemon left" || bad "$name: ceph daemons left"
+    ns=$("$devemu" ceph status --json | field "d['netns']")
+    ip netns list | grep -q "^$ns" && bad "$name: namespace $ns is left" || ok "$name: no namespace left"
 done
 
 # Every shipped gadget profile: up --vm, then the host's `devemu check` runs the libusb checker in the VM.
