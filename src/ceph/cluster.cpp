@@ -259,6 +259,13 @@ core::Result<json> up(const core::StateDir& sd, const LocalSpec& spec, const Pro
             return core::fail(Errc::missing, std::string(bin) + " is not installed", "PATH", "apt-get install ceph-mon ceph-osd ceph-common (or run tools/setup)");
     const fs::path dir = sd.unit_dir(kUnit);
     json rec = sd.load(kUnit).value_or(json::object());
+    // A start that never finished (devemu killed, machine rebooted: /run is gone but a /var state dir is not)
+    // and no daemon left running: clear it out and start afresh.
+    if (!rec.empty() && rec.value("state", "") != "up" && !alive(rec, "mon.a") && !alive(rec, "osd.0")) {
+        if (progress) progress("clearing an unfinished earlier start");
+        DEVEMU_CHECK(down(sd));
+        rec = json::object();
+    }
     const bool fresh = rec.empty();
     const std::string netns = fresh ? netns_name(sd) : rec.value("netns", netns_name(sd));
     if (fresh && core::netns_exists(netns))
