@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ceph/image.hpp"
+#include "core/process.hpp"
 
 namespace devemu::ceph {
 
@@ -59,11 +60,17 @@ core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::st
             local = c2;
         }
     }
+    // krbd needs no userland: without the rbd tool (ceph-common), images are mapped as they are, unchecked.
+    bool images = opt.images;
+    if (images && !rbds.empty() && core::which("rbd").empty()) {
+        spdlog::debug("the rbd tool is not installed: images are neither checked nor made (apt-get install ceph-common)");
+        images = false;
+    }
     for (auto* b : rbds) {
         Conn c = b->cluster == "local" ? *local : conn_of(*b);
         if (c.where.empty() || b->cluster == "local") c.where = b->loc.str();
         out.conns[b->name] = c;
-        if (!opt.images) continue;
+        if (!images) continue;
         if (b->cluster == "local" && tx) DEVEMU_CHECK(ensure_pool(c, b->pool));
         DEVEMU_TRY(st, ensure_image(c, *b, opt.force, tx, !opt.mapped_by_us.count(b->name)));
         out.images[b->name] = {{"image", b->pool + "/" + b->image}, {"size", st.size}, {"created", st.created}};

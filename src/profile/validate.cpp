@@ -54,6 +54,11 @@ Status check_backing(const Backstore& b)
             return bad(b.loc, fmt::format("rbd backstore '{}' needs cluster = \"local\" or 'mon_host'", b.name));
         if (!b.cluster.empty() && b.cluster != "local" && b.mon_host.empty())
             return bad(b.loc, fmt::format("rbd cluster \"{}\" is unknown", b.cluster), "use cluster = \"local\" or give mon_host");
+        if (b.cluster == "local" && !b.mon_host.empty())
+            return bad(b.loc, fmt::format("rbd backstore '{}' names both cluster = \"local\" and mon_host", b.name), "keep one of them");
+        if (b.mon_host.find_first_of("[]") != std::string::npos || b.mon_host.find("v2:") != std::string::npos)
+            return bad(b.loc, fmt::format("mon_host \"{}\" is in msgr2 form; krbd takes ADDR:6789 (v1) addresses", b.mon_host),
+                       "write mon_host = \"ADDR:6789[,ADDR:6789]\"");
         if (!b.keyring.empty() && ::stat(b.keyring.c_str(), &st) != 0)
             return bad(b.loc, fmt::format("keyring {} does not exist", b.keyring));
         return {};

@@ -159,13 +159,13 @@ done
 check "down of a unit that is not there is fine" "$devemu" down nothing-here
 
 # --- rbd: a cluster that does not answer fails in bounded time, clearly, leaving nothing ---------------
-printf '[client.admin]\n\tkey = AQBzZXZlbXVkZXZlbXVkZXZlbXVkZXZlbXU=\n' > /tmp/ceph.keyring
+printf '[client.admin]\n\tkey = AQBfCiZpAAAAABAAbm90YXJlYWxrZXlub3RhcmVhbA==\n' > /tmp/ceph.keyring   # well-formed
 printf '[[backstore]]\nname = "r"\ntype = "rbd"\npool = "rbd"\nimage = "img"\nmon_host = "127.0.0.1:6789"\nkeyring = "/tmp/ceph.keyring"\n[[target]]\nname = "rbd0"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "r"\n' > rbd.toml
 start=$(date +%s)
 refuse "rbd: an unreachable cluster is refused" "$devemu" up rbd.toml
 took=$(( $(date +%s) - start ))
 [ "$took" -le 60 ] && ok "rbd: refused in ${took}s (bounded, not minutes)" || bad "rbd: took ${took}s"
-check "rbd: one line naming the monitor, without the secret" sh -c "grep -c . /tmp/refused.out | grep -qx 1 && grep -q '127.0.0.1:6789' /tmp/refused.out && ! grep -q AQBz /tmp/refused.out"
+check "rbd: one line naming the monitor, without the secret" sh -c "grep -c . /tmp/refused.out | grep -qx 1 && grep -q '127.0.0.1:6789' /tmp/refused.out && ! grep -q AQBfCiZp /tmp/refused.out"
 check "rbd: nothing left of ours" ours_gone
 check "rbd: no rbd device mapped" sh -c "! ls /sys/bus/rbd/devices/ 2>/dev/null | grep -q ."
 
