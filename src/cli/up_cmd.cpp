@@ -269,7 +269,7 @@ int cmd_down(Context& ctx, const Args& args)
     // Units are independent: remove them side by side (LIO's per-LUN RCU waits overlap), report in order.
     core::parallel_for(names.size(), 64, [&](std::size_t i) {
         const auto& n = names[i];
-        auto rec = sd->load(n);
+        auto rec = sd->load_scalars(n);   // kind, pid, flags: the units parse their own journals
         if (!rec && !std::filesystem::exists(sd->journal(n))) {
             lines[i] = n + ": nothing to remove";
             return;

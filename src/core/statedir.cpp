@@ -64,6 +64,22 @@ Result<nlohmann::json> StateDir::load(const std::string& unit) const
     return j;
 }
 
+Result<nlohmann::json> StateDir::load_scalars(const std::string& unit) const
+{
+    auto text = read_file(record_path(unit));
+    if (!text) return fail(Errc::missing, "no such unit '" + unit + "'", root_.string(), "see `devemu ls`");
+    using J = nlohmann::json;
+    // Nested values are skipped while parsing, not built and thrown away: a target's record is mostly its nodes.
+    J::parser_callback_t top_level_only = [](int depth, J::parse_event_t event, J&) {
+        return depth == 0 || (event != J::parse_event_t::object_start && event != J::parse_event_t::array_start);
+    };
+    auto j = J::parse(*text, top_level_only, false);
+    if (j.is_discarded() || !j.is_object()) return fail(Errc::io, "unreadable unit record", record_path(unit).string());
+    for (auto it = j.begin(); it != j.end();)   // a skipped value leaves its key behind
+        it = it->is_discarded() || it->is_null() ? j.erase(it) : std::next(it);
+    return j;
+}
+
 std::vector<std::string> StateDir::units() const
 {
     std::vector<std::string> out;

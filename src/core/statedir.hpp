@@ -28,6 +28,8 @@ public:
 
     [[nodiscard]] Status save(const std::string& unit, const nlohmann::json& record) const;
     [[nodiscard]] Result<nlohmann::json> load(const std::string& unit) const;
+    // The record's top-level strings, numbers and flags only (kind, pid, …): what `down` needs, cheaply.
+    [[nodiscard]] Result<nlohmann::json> load_scalars(const std::string& unit) const;
     [[nodiscard]] std::vector<std::string> units() const;
     [[nodiscard]] Status forget(const std::string& unit) const;   // record + journal + unit dir
 

@@ -8,6 +8,7 @@
 
 #include "core/fs.hpp"
 #include "core/journal.hpp"
+#include "core/statedir.hpp"
 #include "core/transaction.hpp"
 
 using namespace devemu::core;
@@ -214,4 +215,20 @@ TEST_CASE("kill undo by command-line marker: for a process journaled before its 
     int st = 0;
     CHECK(::waitpid(pid, &st, 0) == pid);
     CHECK(WIFSIGNALED(st));
+}
+
+TEST_CASE("a record's scalars load without its nested values")
+{
+    TempTree t;
+    auto sd = StateDir::open(t.root / "state", false);
+    REQUIRE(sd);
+    REQUIRE(sd->save("u", {{"kind", "vm"}, {"pid", 42}, {"flag", true}, {"nodes", {{{"path", "x"}}, {{"path", "y"}}}}, {"info", {{"a", 1}}}}));
+    auto j = sd->load_scalars("u");
+    REQUIRE(j);
+    CHECK(j->value("kind", "") == "vm");
+    CHECK(j->value("pid", 0) == 42);
+    CHECK(j->value("flag", false));
+    CHECK_FALSE(j->contains("nodes"));
+    CHECK_FALSE(j->contains("info"));
+    CHECK(sd->load("u")->contains("nodes"));
 }
