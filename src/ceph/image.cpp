@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/fs.hpp"
+#include "core/netns.hpp"
 #include "core/text.hpp"
 
 namespace devemu::ceph {
@@ -101,6 +102,7 @@ core::Result<ImageState> ensure_image(const Conn& c, const profile::Backstore& b
 core::Status remove_image(const Conn& c, const std::string& pool, const std::string& image)
 {
     const std::string spec = pool + "/" + image;
+    if (!c.netns.empty() && !core::netns_exists(c.netns)) return {};   // the local cluster, and its images, are gone
     for (int i = 0;; ++i) {
         auto r = cli(c, "rbd", {"rm", "--no-progress", spec}, 10);
         if (r) return {};

@@ -66,6 +66,16 @@ core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::st
         spdlog::debug("the rbd tool is not installed: images are neither checked nor made (apt-get install ceph-common)");
         images = false;
     }
+    // A cluster this call started goes again when what follows fails: nobody else owns it yet.
+    struct StopIfFailed {
+        const core::StateDir& sd;
+        bool armed;
+        ~StopIfFailed()
+        {
+            if (armed)
+                if (auto s = down(sd); !s) spdlog::error("{}", s.error().message());
+        }
+    } guard{sd, out.started_local};
     for (auto* b : rbds) {
         Conn c = b->cluster == "local" ? *local : conn_of(*b);
         if (c.where.empty() || b->cluster == "local") c.where = b->loc.str();
@@ -75,6 +85,7 @@ core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::st
         DEVEMU_TRY(st, ensure_image(c, *b, opt.force, tx, !opt.mapped_by_us.count(b->name)));
         out.images[b->name] = {{"image", b->pool + "/" + b->image}, {"size", st.size}, {"created", st.created}};
     }
+    guard.armed = false;
     return out;
 }
 
