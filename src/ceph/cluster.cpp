@@ -94,8 +94,7 @@ core::Status tool(const std::vector<std::string>& argv, const std::string& netns
 {
     DEVEMU_TRY(r, core::run(argv, std::chrono::seconds(60), {}, netns.empty() ? "" : core::netns_file(netns).string()));
     if (r.exit_code == 0) return {};
-    auto why = std::string(core::trim(r.err.empty() ? r.out : r.err));
-    if (auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
+    const auto why = core::last_line(r.err.empty() ? r.out : r.err);
     return core::fail(Errc::kernel, fmt::format("{} failed: {}", argv[0], why), argv[0], "see the daemon logs under the state dir's units/ceph/log");
 }
 

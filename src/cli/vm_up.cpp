@@ -259,8 +259,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     const int guest_rc = std::atoi(exit_line->c_str() + 12);
     if (guest_rc != 0) {
         auto err = core::read_file(cfg.run_dir / "stderr.log").value_or("");
-        auto line = std::string(core::trim(err));
-        if (auto nl = line.rfind('\n'); nl != std::string::npos) line = line.substr(nl + 1);
+        auto line = core::last_line(err);
         if (line.starts_with("devemu: error: ")) line = line.substr(15);
         core::Error e{core::Errc::invalid_input, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(guest_rc) + ")" : line, "", ""};
         tx.commit();

@@ -186,8 +186,7 @@ Status undo(const UndoRecord& r)
         auto res = run(argv, std::chrono::seconds(120), {}, r.path);
         if (!res) return std::unexpected(res.error());
         if (res->exit_code != 0) {
-            auto why = std::string(trim(res->err.empty() ? res->out : res->err));
-            if (auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
+            const auto why = last_line(res->err.empty() ? res->out : res->err);
             return fail(Errc::kernel, fmt::format("`{}` failed ({}): {}", join(argv, " "), res->exit_code, why), r.path,
                         "fix the cause and run devemu down again");
         }

@@ -46,38 +46,35 @@ Status netns_create(const std::string& name, Transaction& tx)
     return ip(name, {"link", "set", "lo", "up"});
 }
 
+Status in_netns(const std::string& name, const std::function<Status()>& fn)
+{
+    Status out;
+    std::thread([&] {
+        UniqueFd ns(::open(netns_file(name).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!ns || ::setns(ns.get(), CLONE_NEWNET) != 0) {
+            out = fail_errno("cannot enter network namespace", netns_file(name).string(), "check that it exists (ip netns list)");
+            return;
+        }
+        out = fn();
+    }).join();
+    return out;
+}
+
 Result<Tap> open_tap(const std::string& netns, const std::string& bridge)
 {
-    // setns() changes only the calling thread's namespace: do it on a thread of its own. The tap belongs to the
-    // namespace it was created in, whoever holds the fd later.
+    // The tap belongs to the namespace it was created in, whoever holds the fd later.
     Tap tap;
-    int err = 0;
-    std::string what;
-    std::thread([&] {
-        UniqueFd ns(::open(netns_file(netns).c_str(), O_RDONLY | O_CLOEXEC));
-        if (!ns || ::setns(ns.get(), CLONE_NEWNET) != 0) {
-            err = errno, what = "cannot enter network namespace";
-            return;
-        }
+    DEVEMU_CHECK(in_netns(netns, [&]() -> Status {
         UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
-        if (!fd) {
-            err = errno, what = "cannot open /dev/net/tun";
-            return;
-        }
+        if (!fd) return fail_errno("cannot open /dev/net/tun", netns_file(netns).string(), "run as root; modprobe tun");
         ifreq ifr{};
         ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
         std::strncpy(ifr.ifr_name, "devemu%d", IFNAMSIZ - 1);
-        if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
-            err = errno, what = "cannot create a tap device";
-            return;
-        }
+        if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) return fail_errno("cannot create a tap device", netns_file(netns).string(), "run as root; modprobe tun");
         tap.ifname = ifr.ifr_name;
         tap.fd = std::move(fd);
-    }).join();
-    if (err) {
-        errno = err;
-        return fail_errno(what, netns_file(netns).string(), "run as root; modprobe tun");
-    }
+        return {};
+    }));
     DEVEMU_CHECK(ip(netns, {"link", "set", tap.ifname, "master", bridge, "up"}));
     return tap;
 }

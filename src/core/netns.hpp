@@ -3,6 +3,7 @@
 // user's own tools can enter them), and tap devices opened inside one and handed to a process outside it (qemu
 // in the host namespace, with a NIC on the private network: `-netdev tap,fd=N`).
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ namespace devemu::core {
 // Creates the namespace with loopback up, journaling its removal first (unmount and unlink of its file: every
 // device in it, bridges and taps, goes with it once no process holds it).
 [[nodiscard]] Status netns_create(const std::string& name, Transaction& tx);
+
+// Runs `fn` on a thread that has entered namespace `name` (setns changes only the calling thread), and returns
+// its result: what a socket, a tap or a kernel client made there belongs to that namespace.
+[[nodiscard]] Status in_netns(const std::string& name, const std::function<Status()>& fn);
 
 // `ip -n NAME ARGS…` (empty name: the host namespace); a failure names the command and ip's own reason.
 [[nodiscard]] Status ip(const std::string& netns, const std::vector<std::string>& args);

@@ -125,6 +125,13 @@ std::optional<std::string> check_unit_name(std::string_view n)
     return std::nullopt;
 }
 
+std::string last_line(std::string_view s)
+{
+    const auto t = trim(s);
+    const auto nl = t.rfind('\n');
+    return std::string(nl == std::string_view::npos ? t : t.substr(nl + 1));
+}
+
 std::string join(const std::vector<std::string>& v, std::string_view sep)
 {
     std::string out;

@@ -14,6 +14,8 @@ namespace devemu::core {
 [[nodiscard]] std::vector<std::string> split(std::string_view s, char sep);
 [[nodiscard]] std::string_view trim(std::string_view s);
 [[nodiscard]] std::string join(const std::vector<std::string>& v, std::string_view sep);
+// The last line of a tool's trimmed output: where a failing program says why.
+[[nodiscard]] std::string last_line(std::string_view s);
 
 // iSCSI names (RFC 3720 §3.2.6): iqn.YYYY-MM.reverse.domain[:rest], eui.16HEX, naa.16HEX|32HEX.
 // Returns an explanation of what is wrong, or nullopt when valid.

@@ -1,16 +1,12 @@
 #include "lio/rbd.hpp"
 
-#include <fcntl.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <cstring>
 #include <set>
-#include <thread>
 
-#include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/netns.hpp"
 #include "core/text.hpp"
@@ -32,16 +28,7 @@ bool shows(const fs::path& dev, const profile::Backstore& b)
 core::Status write_in(const std::string& netns, const fs::path& attr, const std::string& value)
 {
     if (netns.empty()) return core::write_attr(attr, value);
-    core::Status out;
-    std::thread([&] {
-        core::UniqueFd ns(::open(core::netns_file(netns).c_str(), O_RDONLY | O_CLOEXEC));
-        if (!ns || ::setns(ns.get(), CLONE_NEWNET) != 0) {
-            out = core::fail_errno("cannot enter network namespace", core::netns_file(netns).string());
-            return;
-        }
-        out = core::write_attr(attr, value);
-    }).join();
-    return out;
+    return core::in_netns(netns, [&] { return core::write_attr(attr, value); });
 }
 
 }  // namespace

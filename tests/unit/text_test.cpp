@@ -55,3 +55,10 @@ TEST_CASE("loopback WWNs and unit names")
     CHECK(check_unit_name("a/b"));
     CHECK(check_unit_name(std::string(33, 'a')));
 }
+
+TEST_CASE("the last line of a tool's output")
+{
+    CHECK(last_line("rbd: error opening pool\nadvice here\n\n") == "advice here");
+    CHECK(last_line("  one line  ") == "one line");
+    CHECK(last_line("") == "");
+}
