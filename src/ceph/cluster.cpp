@@ -241,6 +241,15 @@ core::Status ensure_pool(const Conn& c, const std::string& pool)
     return {};
 }
 
+std::vector<std::string> stopped_daemons(const json& rec)
+{
+    std::vector<std::string> out;
+    if (rec.contains("daemons"))
+        for (auto& [name, d] : rec["daemons"].items())
+            if (!alive(rec, name)) out.push_back(name);
+    return out;
+}
+
 core::Result<Conn> local_conn(const core::StateDir& sd)
 {
     auto rec = sd.load(kUnit);

@@ -9,6 +9,7 @@
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
+#include "ceph/cluster.hpp"
 #include "usb/gadget.hpp"
 
 namespace po = boost::program_options;
@@ -37,10 +38,7 @@ json health_of(const json& rec)
     }
     if (kind == "ceph") {
         json dead = json::array();
-        const json daemons = rec.value("daemons", json::object());   // named: items() of a temporary dangles
-        for (auto it = daemons.begin(); it != daemons.end(); ++it)
-            if (core::process_start_time(it.value().value("pid", 0)) != it.value().value("start", std::uint64_t{0}))
-                dead.push_back(it.key() + " is not running (devemu ceph up restarts it)");
+        for (auto& name : ceph::stopped_daemons(rec)) dead.push_back(name + " is not running (devemu ceph up restarts it)");
         return dead.empty() ? json{{"status", "healthy"}} : json{{"status", "drift"}, {"detail", dead}};
     }
     return {{"status", "unknown"}};

@@ -43,9 +43,9 @@ core::Result<std::map<std::string, lio::RbdClient>> rbd_clients(const ceph::Prep
     return out;
 }
 
-void stop_local_cluster_if_ours(const core::StateDir& sd, const json& unit_record, const std::string& unit)
+void stop_local_cluster_if_ours(const core::StateDir& sd, bool started_by_unit, const std::string& unit)
 {
-    if (!unit_record.value("ceph_local_started", false)) return;
+    if (!started_by_unit) return;
     if (ceph::local_in_use(sd, unit)) {
         spdlog::info("the local Ceph cluster stays up: another unit uses it (devemu ceph down stops it)");
         return;

@@ -24,7 +24,8 @@ struct RbdUp {
                                                        core::Transaction* tx, const nlohmann::json& unit_record, const RbdUp& o);
 // The kernel clients (with their secrets read from the keyring or secret files).
 [[nodiscard]] core::Result<std::map<std::string, lio::RbdClient>> rbd_clients(const ceph::Prepared& prep);
-// After the unit that started the local cluster is down: stop the cluster unless another unit uses it.
-void stop_local_cluster_if_ours(const core::StateDir& sd, const nlohmann::json& unit_record, const std::string& unit);
+// When `unit` started the local cluster (its record's ceph_local_started, or an `up` that failed after starting
+// it): stop the cluster unless another unit uses it.
+void stop_local_cluster_if_ours(const core::StateDir& sd, bool started_by_unit, const std::string& unit);
 
 }  // namespace devemu::cli

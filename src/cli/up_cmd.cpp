@@ -226,9 +226,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
             made.push_back(prof.targets[i].name);
             if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
         }
-        if (started_local && !ceph::local_in_use(*sd, "")) {   // every target that would have used it failed
-            if (auto s = ceph::down(*sd); !s) report(s.error());
-        }
+        stop_local_cluster_if_ours(*sd, started_local, "");   // still set: every target that would have owned it failed
         if (!prof.gadgets.empty())
             if (int g = up_gadgets(prof, *sd, run, out, made); g != 0) rc = g;
     }
@@ -278,7 +276,7 @@ int cmd_down(Context& ctx, const Args& args)
         auto s = kind == "vm" ? stop_vm_unit(*sd, n, *rec) : kind == "gadget" ? usb::down(*sd, n) : lio::down(*sd, n);
         if (!s) errors[i] = s.error();
         else lines[i] = n + ": down";
-        if (s && rec && kind != "vm") stop_local_cluster_if_ours(*sd, *rec, n);   // a VM unit's stop does it itself
+        if (s && rec && kind != "vm") stop_local_cluster_if_ours(*sd, rec->value("ceph_local_started", false), n);   // a VM unit's stop does it itself
     });
     if (with_ceph) {
         names.push_back(ceph::kUnit);

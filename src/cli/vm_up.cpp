@@ -62,6 +62,7 @@ struct CephAttach {
     std::string secret, conn;   // for the guest's /devemu/ceph.secret and /devemu/ceph-local.json
 };
 constexpr const char* kGuestCephConn = "/devemu/ceph-local.json";
+constexpr const char* kGuestCephSecret = "/devemu/ceph.secret";
 core::Result<CephAttach> attach_local_cluster(const core::StateDir& sd)
 {
     DEVEMU_TRY(conn, ceph::local_conn(sd));
@@ -71,7 +72,7 @@ core::Result<CephAttach> attach_local_cluster(const core::StateDir& sd)
     CephAttach a{std::move(tap), fmt::format("10.99.0.{}/{}", n, ceph::kPrefix), fmt::format("52:54:00:63:00:{:02x}", n), "", ""};
     DEVEMU_TRY(secret, conn.secret());
     a.secret = secret + "\n";
-    a.conn = ceph::to_json(ceph::Conn{conn.mon_host, conn.user, "", "/devemu/ceph.secret", "", "", ""}).dump();
+    a.conn = ceph::to_json(ceph::Conn{conn.mon_host, conn.user, "", kGuestCephSecret, "", "", ""}).dump();
     return a;
 }
 
@@ -92,7 +93,7 @@ core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, con
     std::error_code ec;
     if (rec.contains("run_dir")) fs::remove_all(rec["run_dir"].get<std::string>(), ec);
     DEVEMU_CHECK(sd.forget(name));
-    stop_local_cluster_if_ours(sd, rec, name);
+    stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), name);
     return {};
 }
 
@@ -198,13 +199,12 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     ceph::Prepared prep;
     auto undo_host_side = [&] {
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-        if (prep.started_local && !ceph::local_in_use(*sd, name))
-            if (auto s = ceph::down(*sd); !s) report(s.error());
+        stop_local_cluster_if_ours(*sd, prep.started_local, name);
     };
     if (ceph::has_rbd(*prof)) {
         auto pr = prepare_rbd(*prof, {}, *sd, &tx, json::object(), RbdUp{vo.force, false, "", ctx.verbosity});
         if (!pr) {
-            if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+            undo_host_side();
             return report(pr.error());
         }
         prep = *pr;
@@ -218,7 +218,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
             cfg.tap_fd = attached->tap.fd.get();
             cfg.tap_mac = attached->mac;
             run.eth1_addr = attached->addr;
-            run.secret_files = {{"/devemu/ceph.secret", attached->secret}, {kGuestCephConn, attached->conn}};
+            run.secret_files = {{kGuestCephSecret, attached->secret}, {kGuestCephConn, attached->conn}};
             run.argv.push_back(std::string("--ceph-local=") + kGuestCephConn);
         }
         for (auto& b : prof->backstores)   // a real cluster's keyring: the guest reads it at the same path
