@@ -6,6 +6,25 @@
 . "$(dirname "$0")/lib.sh"
 src=$(cd "$(dirname "$0")/../.." && pwd)
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# A loopback target on an rbd image of a cluster named by its monitors (a "real" one, to devemu).
+mk_real() { # file keyring pool [mon_host]
+    cat > "$1" <<EOF
+[[backstore]]
+name = "real"
+type = "rbd"
+mon_host = "${4:-10.99.0.1:6789}"
+keyring = "$2"
+pool = "$3"
+image = "real"
+size = "16M"
+[[target]]
+name = "real"
+fabric = "loopback"
+[[target.lun]]
+id = 0
+backstore = "real"
+EOF
+}
 ceph_left() { pgrep -f "$state/units/ceph" || true; }
 one_line() { [ "$(printf '%s\n' "$1" | grep -c .)" = 1 ]; }
 for tool in ceph-mon ceph-osd rbd iscsi-test-cu; do
@@ -14,22 +33,7 @@ done
 
 # --- a cluster that does not answer: one line, exit 2, in seconds, nothing made -----------------------------
 printf '[client.admin]\n\tkey = AQBfCiZpAAAAABAAbm90YXJlYWxrZXlub3RhcmVhbA==\n' > "$state/other.keyring"   # well-formed, wrong
-cat > "$state/unreachable.toml" <<EOF
-[[backstore]]
-name = "far"
-type = "rbd"
-mon_host = "127.0.0.1:1"
-keyring = "$state/other.keyring"
-pool = "rbd"
-image = "far"
-size = "16M"
-[[target]]
-name = "far"
-fabric = "loopback"
-[[target.lun]]
-id = 0
-backstore = "far"
-EOF
+mk_real "$state/unreachable.toml" "$state/other.keyring" rbd 127.0.0.1:1
 t0=$(date +%s)
 err=$("$devemu" up --vm "$state/unreachable.toml" 2>&1 >/dev/null); rc=$?
 expect_eq "unreachable cluster: exit 2" 2 "$rc"
@@ -150,24 +154,6 @@ if [ "$rc" = 0 ]; then
 fi
 
 # --- a wrong key and a missing pool, against the cluster as a "real" one (mon_host), from inside its namespace --
-mk_real() { # file keyring pool
-    cat > "$1" <<EOF
-[[backstore]]
-name = "real"
-type = "rbd"
-mon_host = "10.99.0.1:6789"
-keyring = "$2"
-pool = "$3"
-image = "real"
-size = "16M"
-[[target]]
-name = "real"
-fabric = "loopback"
-[[target.lun]]
-id = 0
-backstore = "real"
-EOF
-}
 mk_real "$state/wrongkey.toml" "$state/other.keyring" rbd
 err=$(ip netns exec "$ns" "$devemu" up --vm "$state/wrongkey.toml" 2>&1 >/dev/null); rc=$?
 expect_eq "wrong key: exit 2" 2 "$rc"
