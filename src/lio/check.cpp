@@ -5,11 +5,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-extern "C" {
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
-}
-
 #include <fmt/format.h>
 #include <sys/random.h>
 
@@ -18,6 +13,7 @@ extern "C" {
 #include <memory>
 
 #include "core/fd.hpp"
+#include "lio/libiscsi.hpp"
 
 namespace devemu::lio {
 
@@ -31,10 +27,11 @@ std::string pattern(std::size_t n)
 }
 
 struct Task {
+    const LibIscsi& L;
     scsi_task* t;
     ~Task()
     {
-        if (t) scsi_free_scsi_task(t);
+        if (t) L.scsi_free_scsi_task(t);
     }
     [[nodiscard]] bool good() const { return t && t->status == SCSI_STATUS_GOOD; }
 };
@@ -44,40 +41,43 @@ struct Task {
 std::vector<CheckResult> check_iscsi(const IscsiCheckSpec& spec)
 {
     std::vector<CheckResult> out;
-    std::unique_ptr<iscsi_context, void (*)(iscsi_context*)> ctx(iscsi_create_context(spec.initiator.c_str()),
-                                                                [](iscsi_context* c) { iscsi_destroy_context(c); });
+    auto lib = libiscsi();
+    if (!lib) return {{"login", false, lib.error().message()}};
+    const LibIscsi& L = **lib;
+    auto destroy_context = [&L](iscsi_context* c) { L.iscsi_destroy_context(c); };
+    std::unique_ptr<iscsi_context, decltype(destroy_context)> ctx(L.iscsi_create_context(spec.initiator.c_str()), destroy_context);
     if (!ctx) return {{"login", false, "cannot create an iSCSI context"}};
-    std::unique_ptr<iscsi_url, void (*)(iscsi_url*)> url(iscsi_parse_full_url(ctx.get(), spec.url.c_str()),
-                                                        [](iscsi_url* u) { if (u) iscsi_destroy_url(u); });
-    if (!url) return {{"login", false, std::string("bad URL: ") + iscsi_get_error(ctx.get())}};
-    iscsi_set_targetname(ctx.get(), url->target);
-    iscsi_set_session_type(ctx.get(), ISCSI_SESSION_NORMAL);
-    iscsi_set_header_digest(ctx.get(), ISCSI_HEADER_DIGEST_NONE_CRC32C);
-    iscsi_set_timeout(ctx.get(), 30);
-    if (url->user[0]) iscsi_set_initiator_username_pwd(ctx.get(), url->user, url->passwd);
+    auto destroy_url = [&L](iscsi_url* u) { L.iscsi_destroy_url(u); };
+    std::unique_ptr<iscsi_url, decltype(destroy_url)> url(L.iscsi_parse_full_url(ctx.get(), spec.url.c_str()), destroy_url);
+    if (!url) return {{"login", false, std::string("bad URL: ") + L.iscsi_get_error(ctx.get())}};
+    L.iscsi_set_targetname(ctx.get(), url->target);
+    L.iscsi_set_session_type(ctx.get(), ISCSI_SESSION_NORMAL);
+    L.iscsi_set_header_digest(ctx.get(), ISCSI_HEADER_DIGEST_NONE_CRC32C);
+    L.iscsi_set_timeout(ctx.get(), 30);
+    if (url->user[0]) L.iscsi_set_initiator_username_pwd(ctx.get(), url->user, url->passwd);
     const int lun = url->lun;
-    if (iscsi_full_connect_sync(ctx.get(), url->portal, lun) != 0) {
-        out.push_back({"login", false, iscsi_get_error(ctx.get())});
+    if (L.iscsi_full_connect_sync(ctx.get(), url->portal, lun) != 0) {
+        out.push_back({"login", false, L.iscsi_get_error(ctx.get())});
         return out;
     }
     out.push_back({"login", true, fmt::format("{} as {}", url->portal, spec.initiator)});
 
     {
-        Task t{iscsi_inquiry_sync(ctx.get(), lun, 0, 0, 255)};
-        auto* inq = t.good() ? static_cast<scsi_inquiry_standard*>(scsi_datain_unmarshall(t.t)) : nullptr;
+        Task t{L, L.iscsi_inquiry_sync(ctx.get(), lun, 0, 0, 255)};
+        auto* inq = t.good() ? static_cast<scsi_inquiry_standard*>(L.scsi_datain_unmarshall(t.t)) : nullptr;
         if (inq) out.push_back({"inquiry", true, fmt::format("{} {} {}", inq->vendor_identification, inq->product_identification, inq->product_revision_level)});
-        else out.push_back({"inquiry", false, iscsi_get_error(ctx.get())});
+        else out.push_back({"inquiry", false, L.iscsi_get_error(ctx.get())});
     }
     std::uint64_t blocks = 0;
     std::uint32_t bs = 512;
     {
-        Task t{iscsi_readcapacity16_sync(ctx.get(), lun)};
-        auto* rc = t.good() ? static_cast<scsi_readcapacity16*>(scsi_datain_unmarshall(t.t)) : nullptr;
+        Task t{L, L.iscsi_readcapacity16_sync(ctx.get(), lun)};
+        auto* rc = t.good() ? static_cast<scsi_readcapacity16*>(L.scsi_datain_unmarshall(t.t)) : nullptr;
         if (rc) {
             blocks = rc->returned_lba + 1;
             bs = rc->block_length;
             out.push_back({"read capacity(16)", true, fmt::format("{} blocks of {} bytes", blocks, bs)});
-        } else out.push_back({"read capacity(16)", false, iscsi_get_error(ctx.get())});
+        } else out.push_back({"read capacity(16)", false, L.iscsi_get_error(ctx.get())});
     }
     if (blocks && bs) {
         const std::uint64_t n = std::min<std::uint64_t>(spec.scratch / bs, blocks);
@@ -86,24 +86,24 @@ std::vector<CheckResult> check_iscsi(const IscsiCheckSpec& spec)
         std::string saved;
         bool ok = false;
         std::string detail;
-        Task r0{iscsi_read16_sync(ctx.get(), lun, lba, len, bs, 0, 0, 0, 0, 0)};
-        if (!r0.good() || r0.t->datain.size != static_cast<int>(len)) detail = std::string("read failed: ") + iscsi_get_error(ctx.get());
+        Task r0{L, L.iscsi_read16_sync(ctx.get(), lun, lba, len, bs, 0, 0, 0, 0, 0)};
+        if (!r0.good() || r0.t->datain.size != static_cast<int>(len)) detail = std::string("read failed: ") + L.iscsi_get_error(ctx.get());
         else {
             saved.assign(reinterpret_cast<char*>(r0.t->datain.data), len);
             auto pat = pattern(len);
-            Task w{iscsi_write16_sync(ctx.get(), lun, lba, reinterpret_cast<unsigned char*>(pat.data()), len, bs, 0, 0, 0, 0, 0)};
-            Task r1{w.good() ? iscsi_read16_sync(ctx.get(), lun, lba, len, bs, 0, 0, 0, 0, 0) : nullptr};
-            if (!w.good()) detail = std::string("write failed: ") + iscsi_get_error(ctx.get());
-            else if (!r1.good()) detail = std::string("read-back failed: ") + iscsi_get_error(ctx.get());
+            Task w{L, L.iscsi_write16_sync(ctx.get(), lun, lba, reinterpret_cast<unsigned char*>(pat.data()), len, bs, 0, 0, 0, 0, 0)};
+            Task r1{L, w.good() ? L.iscsi_read16_sync(ctx.get(), lun, lba, len, bs, 0, 0, 0, 0, 0) : nullptr};
+            if (!w.good()) detail = std::string("write failed: ") + L.iscsi_get_error(ctx.get());
+            else if (!r1.good()) detail = std::string("read-back failed: ") + L.iscsi_get_error(ctx.get());
             else if (std::memcmp(r1.t->datain.data, pat.data(), len) != 0) detail = "read-back differs from what was written";
             else ok = true;
-            Task restore{iscsi_write16_sync(ctx.get(), lun, lba, reinterpret_cast<unsigned char*>(saved.data()), len, bs, 0, 0, 0, 0, 0)};
+            Task restore{L, L.iscsi_write16_sync(ctx.get(), lun, lba, reinterpret_cast<unsigned char*>(saved.data()), len, bs, 0, 0, 0, 0, 0)};
             if (!restore.good()) ok = false, detail += " (and restoring the original data failed!)";
             if (ok) detail = fmt::format("{} MiB at LBA {} written, read back, compared, restored", len >> 20, lba);
         }
         out.push_back({"write-read-verify", ok, detail});
     }
-    iscsi_logout_sync(ctx.get());
+    L.iscsi_logout_sync(ctx.get());
     return out;
 }
 
