@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string_view>
 #include <spdlog/spdlog.h>
 
 #include "core/fs.hpp"
@@ -64,19 +65,74 @@ Result<nlohmann::json> StateDir::load(const std::string& unit) const
     return j;
 }
 
+namespace {
+// The end of the JSON string that opens at s[i] (one past its closing quote), or npos.
+std::size_t string_end(std::string_view s, std::size_t i)
+{
+    for (++i; i < s.size(); ++i) {
+        if (s[i] == '\\') ++i;
+        else if (s[i] == '"') return i + 1;
+    }
+    return std::string_view::npos;
+}
+
+// The end of the value that starts at s[i]: a nested object or array is skipped by counting brackets outside
+// strings, a scalar runs to the next ',' or '}' outside strings. npos when the text ends first.
+std::size_t value_end(std::string_view s, std::size_t i)
+{
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == '"') {
+            i = string_end(s, i);
+            if (i == std::string_view::npos) return i;
+            if (depth == 0) return i;
+            --i;
+        } else if (c == '{' || c == '[') ++depth;
+        else if (c == '}' || c == ']' || c == ',') {
+            if (depth == 0) return i;
+            if (c != ',' && --depth == 0) return i + 1;
+        }
+    }
+    return std::string_view::npos;
+}
+
+// The top-level members of a JSON object whose values are not objects or arrays, as a JSON object text. Nested
+// values are stepped over without being lexed: a target's record is mostly its nodes, and `down --all` of many
+// units reads every record for its kind and flags. Malformed text gives text nlohmann then refuses.
+std::string top_level_scalars(std::string_view s)
+{
+    auto ws = [&](std::size_t i) { return s.find_first_not_of(" \t\r\n", i); };
+    std::string out = "{";
+    std::size_t i = ws(0);
+    if (i == std::string_view::npos || s[i] != '{') return "";
+    for (i = ws(i + 1); i != std::string_view::npos && s[i] == '"';) {
+        const std::size_t key = i, key_end = string_end(s, i);
+        const std::size_t colon = key_end == std::string_view::npos ? key_end : ws(key_end);
+        if (colon == std::string_view::npos || s[colon] != ':') return "";
+        const std::size_t v = ws(colon + 1);
+        const std::size_t v_end = v == std::string_view::npos ? v : value_end(s, v);
+        if (v_end == std::string_view::npos) return "";
+        if (s[v] != '{' && s[v] != '[') {
+            if (out.size() > 1) out += ',';
+            out.append(s.substr(key, key_end - key)).append(":").append(s.substr(v, v_end - v));
+        }
+        i = ws(v_end);
+        if (i == std::string_view::npos) return "";
+        if (s[i] == '}') return out + "}";
+        if (s[i] != ',') return "";
+        i = ws(i + 1);
+    }
+    return i != std::string_view::npos && s[i] == '}' && out.size() == 1 ? "{}" : "";
+}
+}  // namespace
+
 Result<nlohmann::json> StateDir::load_scalars(const std::string& unit) const
 {
     auto text = read_file(record_path(unit));
     if (!text) return fail(Errc::missing, "no such unit '" + unit + "'", root_.string(), "see `devemu ls`");
-    using J = nlohmann::json;
-    // Nested values are skipped while parsing, not built and thrown away: a target's record is mostly its nodes.
-    J::parser_callback_t top_level_only = [](int depth, J::parse_event_t event, J&) {
-        return depth == 0 || (event != J::parse_event_t::object_start && event != J::parse_event_t::array_start);
-    };
-    auto j = J::parse(*text, top_level_only, false);
+    auto j = nlohmann::json::parse(top_level_scalars(*text), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return fail(Errc::io, "unreadable unit record", record_path(unit).string());
-    for (auto it = j.begin(); it != j.end();)   // a skipped value leaves its key behind
-        it = it->is_discarded() || it->is_null() ? j.erase(it) : std::next(it);
     return j;
 }
 

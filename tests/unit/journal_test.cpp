@@ -232,3 +232,28 @@ TEST_CASE("a record's scalars load without its nested values")
     CHECK_FALSE(j->contains("info"));
     CHECK(sd->load("u")->contains("nodes"));
 }
+
+TEST_CASE("a record's scalars: brackets, quotes and escapes inside values do not confuse the skipping")
+{
+    TempTree t;
+    auto sd = StateDir::open(t.root / "state", false);
+    REQUIRE(sd);
+    const nlohmann::json rec = {{"a", {{"s", "}]\\\"{["}, {"x", {1, {{"y", "]"}}, nullptr}}}},
+                                {"kind", "lio \"}{ ,"},
+                                {"n", -1.5e3},
+                                {"nil", nullptr},
+                                {"z", {"[", "\\"}}};
+    REQUIRE(sd->save("u", rec));
+    auto j = sd->load_scalars("u");
+    REQUIRE(j);
+    CHECK(*j == nlohmann::json({{"kind", "lio \"}{ ,"}, {"n", -1.5e3}, {"nil", nullptr}}));
+    for (const char* bad : {"{\"kind\": \"lio\", \"nodes\": [1, 2", "{\"kind\" \"lio\"}", "[1]", "{\"kind\": \"lio\",}", ""}) {
+        std::ofstream(t.root / "state" / "units" / "u.json", std::ios::trunc) << bad;
+        INFO(bad);
+        CHECK_FALSE(sd->load_scalars("u"));
+    }
+    std::ofstream(t.root / "state" / "units" / "u.json", std::ios::trunc) << "  { }\n";
+    auto empty = sd->load_scalars("u");
+    REQUIRE(empty);
+    CHECK(*empty == nlohmann::json::object());
+}
