@@ -2,17 +2,37 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <memory>
+#include <vector>
+
 #include "core/text.hpp"
 
 namespace devemu::profile {
 
 using core::Errc;
 
-Loc Table::loc() const { return {file_, static_cast<unsigned>(v_.location().line())}; }
+unsigned line_of(const toml::value& v)
+{
+    const auto* reg = dynamic_cast<const toml::detail::region*>(toml::detail::get_region(v));
+    if (!reg || !reg->source()) return static_cast<unsigned>(v.location().line());
+    thread_local std::shared_ptr<const std::vector<char>> indexed;   // held, so its address is not reused
+    thread_local std::vector<std::size_t> newlines;
+    if (reg->source() != indexed) {
+        indexed = reg->source();
+        newlines.clear();
+        for (std::size_t i = 0; i < indexed->size(); ++i)
+            if ((*indexed)[i] == '\n') newlines.push_back(i);
+    }
+    const auto offset = static_cast<std::size_t>(reg->first() - indexed->cbegin());
+    return 1 + static_cast<unsigned>(std::lower_bound(newlines.begin(), newlines.end(), offset) - newlines.begin());
+}
+
+Loc Table::loc() const { return {file_, line_of(v_)}; }
 
 Loc Table::loc(const std::string& key) const
 {
-    if (auto* v = get(key)) return {file_, static_cast<unsigned>(v->location().line())};
+    if (auto* v = get(key)) return {file_, line_of(*v)};
     return loc();
 }
 
@@ -32,7 +52,7 @@ std::unexpected<core::Error> Table::error(const std::string& key, std::string ms
 
 std::unexpected<core::Error> Table::error_at(const toml::value& v, std::string msg, std::string fix) const
 {
-    return core::fail(Errc::invalid_input, std::move(msg), Loc{file_, static_cast<unsigned>(v.location().line())}.str(),
+    return core::fail(Errc::invalid_input, std::move(msg), Loc{file_, line_of(v)}.str(),
                       std::move(fix));
 }
 

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include "profile/profile.hpp"
+#include "profile/table.hpp"
+
+#include <functional>
+#include <sstream>
 
 using namespace devemu;
 
@@ -99,4 +103,27 @@ TEST_CASE("a user backstore takes zram:SIZE")
     auto bad = profile::parse("[[backstore]]\nname=\"u\"\ntype=\"user\"\nhandler=\"uring\"\npath=\"zram:lots\"\n", "u.toml");
     REQUIRE_FALSE(bad);
     CHECK(bad.error().where == "u.toml:5");   // the line of the path key itself
+}
+
+TEST_CASE("line_of agrees with toml11's own line for every value, across two files")
+{
+    for (int n : {3, 40}) {
+        std::string text = "# a comment\nname = \"x\"\n\n";
+        for (int i = 0; i < n; ++i)
+            text += "[[backstore]]\nname = \"b" + std::to_string(i) + "\"\nsize = \"1M\"\nattrs = { a = 1, b = [1,\n 2] }\n\n";
+        std::istringstream in(text);
+        const auto root = toml::parse(in, "t" + std::to_string(n) + ".toml");
+        int checked = 0;
+        std::function<void(const toml::value&)> walk = [&](const toml::value& v) {
+            CHECK(profile::line_of(v) == v.location().line());
+            ++checked;
+            if (v.is_table())
+                for (const auto& [k, c] : v.as_table()) walk(c);
+            if (v.is_array())
+                for (const auto& c : v.as_array()) walk(c);
+        };
+        walk(root);
+        CHECK(checked > n * 5);
+        CHECK(profile::line_of(toml::find(root, "backstore").as_array().back().as_table().at("size")) == 6u + 6u * static_cast<unsigned>(n - 1));
+    }
 }
