@@ -263,7 +263,8 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
         handlers[bs.spec->name] = *h;
     }
     if (auto s = core::apply(tx, rest, opt.roots.target); !s) return failed(s.error());
-    if (auto diffs = core::verify(desired, opt.roots.target); !diffs.empty()) {
+    // The read-back. With nothing to change, the plan has just read every node and found it as asked: that was it.
+    if (auto diffs = steps.empty() ? std::vector<std::string>{} : core::verify(desired, opt.roots.target); !diffs.empty()) {
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
         return core::fail(Errc::check_failed, fmt::format("read-back differs after apply ({} differences), rolled back: {}", diffs.size(), diffs.front()),
                           t.name, "see `devemu plan` and dmesg");
