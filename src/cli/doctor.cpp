@@ -11,6 +11,7 @@
 #include "core/kmod.hpp"
 #include "core/probe.hpp"
 #include "core/process.hpp"
+#include "lio/libiscsi.hpp"
 #include "vm/kernel.hpp"
 
 namespace po = boost::program_options;
@@ -88,6 +89,14 @@ void host_checks(std::vector<Item>& out)
     ceph.detail = ceph.ok ? "ceph-mon, ceph-osd, ceph, rbd, rados, ip present" : "missing: " + missing;
     if (!ceph.ok) ceph.fix = "apt-get install ceph-mon ceph-osd ceph-common iproute2 (tools/setup does it)";
     out.push_back(ceph);
+
+    // `devemu check` logs in with libiscsi, loaded when it runs (not linked): say here whether it will load.
+    Item iscsi{"host", "libiscsi (devemu check)", false, "", ""};
+    auto lib = lio::libiscsi();
+    iscsi.ok = lib.has_value();
+    iscsi.detail = iscsi.ok ? "libiscsi.so.7 loads" : lib.error().what;
+    if (!iscsi.ok) iscsi.fix = lib.error().fix;
+    out.push_back(iscsi);
 
     Item ur{"host", "io_uring", false, "", ""};
     ur.ok = core::io_uring_works(ur.detail);

@@ -14,7 +14,9 @@ zram=false; [ -d /sys/class/zram-control ] && zram=true
 check native.zram "$zram" "$(field "['native']['zram']")"
 qemu=false; command -v qemu-system-x86_64 >/dev/null && qemu=true
 check qemu "$qemu" "$(python3 -c "import json,sys; print(str([c['ok'] for c in json.load(sys.stdin)['checks'] if c['name']=='qemu-system-x86_64'][0]).lower())" <<<"$json")"
+libiscsi=false; ldconfig -p | grep -q 'libiscsi\.so\.7 ' && libiscsi=true
+check libiscsi "$libiscsi" "$(python3 -c "import json,sys; print(str([c['ok'] for c in json.load(sys.stdin)['checks'] if c['name']=='libiscsi (devemu check)'][0]).lower())" <<<"$json")"
 # Human output says how each kernel path is reached.
 "$devemu" doctor | grep -q "^LIO targets: \(native\|need --vm\)" || { echo "FAIL summary line"; fails=$((fails + 1)); }
-echo "$((3 - fails)) passed, $fails failed"
+echo "$((4 - fails)) passed, $fails failed"
 [ "$fails" = 0 ]
