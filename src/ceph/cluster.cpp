@@ -92,7 +92,7 @@ osd_memory_target = 939524096
 // A setup tool run on the host (not a client of the cluster): its failure is reported with its own last line.
 core::Status tool(const std::vector<std::string>& argv, const std::string& netns = {})
 {
-    DEVEMU_TRY(r, core::run(argv, std::chrono::seconds(60), {}, netns.empty() ? "" : core::netns_file(netns).string()));
+    DEVEMU_TRY(r, core::run(argv, std::chrono::seconds(60), {}, netns));
     if (r.exit_code == 0) return {};
     const auto why = core::last_line(r.err.empty() ? r.out : r.err);
     return core::fail(Errc::kernel, fmt::format("{} failed: {}", argv[0], why), argv[0], "see the daemon logs under the state dir's units/ceph/log");
@@ -120,7 +120,7 @@ core::Result<json> spawn(const fs::path& dir, const std::string& netns, const Da
     core::SpawnOptions so;
     so.die_with_parent = false;
     so.new_session = true;
-    so.netns = core::netns_file(netns).string();
+    so.netns = netns;
     so.stdout_fd = so.stderr_fd = log.get();
     DEVEMU_TRY(child, core::Child::spawn({"ceph-" + d.type, "-f", "-c", (dir / "ceph.conf").string(), "-i", d.id}, so));
     const auto start = core::process_start_time(child.pid());

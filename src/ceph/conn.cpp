@@ -105,7 +105,7 @@ core::Result<std::string> cli(const Conn& c, const std::string& tool, const std:
     argv.insert(argv.end(), args.begin(), args.end());
     spdlog::debug("ceph: {} {}", tool, core::join(args, " "));
     // The tools' own waits are bounded by the options above; this deadline only catches a wedged tool.
-    DEVEMU_TRY(r, core::run(argv, std::chrono::seconds(4 * timeout_s + 20), {}, c.netns.empty() ? "" : core::netns_file(c.netns).string()));
+    DEVEMU_TRY(r, core::run(argv, std::chrono::seconds(4 * timeout_s + 20), {}, c.netns));
     if (r.exit_code != 0 || r.timed_out) return std::unexpected(explain(c, tool, args, r.err + r.out, r.timed_out));
     return r.out;
 }

@@ -23,7 +23,7 @@ enum class UndoOp {
                   // stop every process whose command line contains `value` (journaled before the pid is known)
     unbind,       // unbind a USB gadget: write "\n" to `path` (its UDC attribute); "not bound" is not an error;
                   // `value` (optional): the dummy_hcd platform device whose host side must see it go
-    exec,         // run the command `value` (arguments separated by \x1f), in network namespace `path` when not
+    exec,         // run the command `value` (arguments separated by \x1f), in the network namespace named `path` when not
                   // empty; it must exit 0 within two minutes (removing what a tool made: `rbd rm`)
 };
 

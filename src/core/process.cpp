@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/netns.hpp"
+
 namespace devemu::core {
 
 int decode_wait_status(int status)
@@ -65,7 +67,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
         }
         if (opt.new_session) ::setsid();
         if (!opt.netns.empty()) {
-            int ns = ::open(opt.netns.c_str(), O_RDONLY | O_CLOEXEC);
+            int ns = ::open(netns_file(opt.netns).c_str(), O_RDONLY | O_CLOEXEC);
             if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
                 int e = -errno;   // negative: the namespace, not the program, is what failed
                 (void)!::write(err_pipe[1], &e, sizeof e);
@@ -103,7 +105,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
         c.wait();
         if (child_errno < 0) {
             errno = -child_errno;
-            return fail_errno("cannot enter network namespace", opt.netns, "check that it exists (ip netns list)");
+            return fail_errno("cannot enter network namespace", netns_file(opt.netns).string(), "check that it exists (ip netns list)");
         }
         errno = child_errno;
         return fail_errno("cannot run", argv[0], "install it, or check PATH");

@@ -23,7 +23,7 @@ struct SpawnOptions {
     bool new_session = false;
     bool die_with_parent = true;          // PR_SET_PDEATHSIG: off only for what must outlive devemu (up --vm)
     std::vector<std::string> extra_env;   // "K=V", added to the inherited environment
-    std::string netns;                    // a network namespace file (/run/netns/NAME) the child enters first
+    std::string netns;                    // a network namespace (its name, as `ip netns` has it) the child enters first
     std::vector<int> keep_fds;            // fds the child inherits as they are (a tap for qemu's -netdev fd=N)
 };
 
@@ -63,7 +63,7 @@ struct RunResult {
 };
 
 // Runs argv to completion, capturing stdout and stderr, killing it at the deadline. `input` is fed to its stdin
-// (else stdin is /dev/null). `netns`: run it inside that network namespace file.
+// (else stdin is /dev/null). `netns`: run it inside that network namespace (a name; empty: this one).
 [[nodiscard]] Result<RunResult> run(const std::vector<std::string>& argv,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(60),
                                     std::string_view input = {}, const std::string& netns = {});

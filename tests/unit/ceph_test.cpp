@@ -12,27 +12,10 @@
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
 #include "lio/rbd.hpp"
+#include "temp_dir.hpp"
 
 using namespace devemu;
 namespace fs = std::filesystem;
-
-namespace {
-struct TempDir {
-    fs::path root;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/devemu-ceph-test-XXXXXX";
-        root = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(root); }
-    fs::path write(const std::string& name, const std::string& text) const
-    {
-        fs::create_directories((root / name).parent_path());
-        std::ofstream(root / name) << text;
-        return root / name;
-    }
-};
-}  // namespace
 
 TEST_CASE("the cephx key comes from the user's keyring section, a bare key file, or is refused")
 {
@@ -108,7 +91,7 @@ TEST_CASE("the exec undo step runs its command and reports a failure with the co
     auto r = core::undo({core::UndoOp::exec, "", "sh\x1f-c\x1f" "echo it broke >&2; exit 3"});
     REQUIRE_FALSE(r);
     CHECK(r.error().what.find("(3): it broke") != std::string::npos);
-    auto line = core::UndoRecord{core::UndoOp::exec, "/run/netns/x", "a\x1f" "b"}.to_line();
+    auto line = core::UndoRecord{core::UndoOp::exec, "x", "a\x1f" "b"}.to_line();
     auto back = core::UndoRecord::from_line(line);
     REQUIRE(back);
     CHECK(back->op == core::UndoOp::exec);
