@@ -48,6 +48,7 @@ Status netns_create(const std::string& name, Transaction& tx)
 
 Status in_netns(const std::string& name, const std::function<Status()>& fn)
 {
+    if (name.empty()) return fn();
     Status out;
     std::thread([&] {
         UniqueFd ns(::open(netns_file(name).c_str(), O_RDONLY | O_CLOEXEC));

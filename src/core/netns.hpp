@@ -21,7 +21,8 @@ namespace devemu::core {
 [[nodiscard]] Status netns_create(const std::string& name, Transaction& tx);
 
 // Runs `fn` on a thread that has entered namespace `name` (setns changes only the calling thread), and returns
-// its result: what a socket, a tap or a kernel client made there belongs to that namespace.
+// its result: what a socket, a tap or a kernel client made there belongs to that namespace. An empty name: `fn`
+// runs here, in this thread's namespace.
 [[nodiscard]] Status in_netns(const std::string& name, const std::function<Status()>& fn);
 
 // `ip -n NAME ARGS…` (empty name: the host namespace); a failure names the command and ip's own reason.

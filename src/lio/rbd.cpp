@@ -23,28 +23,10 @@ bool shows(const fs::path& dev, const profile::Backstore& b)
     return pool && name && core::trim(*pool) == b.pool && core::trim(*name) == b.image;
 }
 
-// The write to add_single_major makes libceph connect from the writer's network namespace: a cluster in a
-// namespace is mapped from a thread that has entered it.
-core::Status write_in(const std::string& netns, const fs::path& attr, const std::string& value)
+// Maps the image through krbd, journals the unmap, and returns the new device's id. libceph connects from the
+// writer's network namespace: a cluster in a namespace is mapped from a thread that has entered it.
+core::Result<std::string> map_image(const profile::Backstore& b, const fs::path& bus, core::Transaction& tx, const RbdClient* client)
 {
-    if (netns.empty()) return core::write_attr(attr, value);
-    return core::in_netns(netns, [&] { return core::write_attr(attr, value); });
-}
-
-}  // namespace
-
-core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, const RbdClient* client,
-                                  std::optional<int> reuse)
-{
-    Backing out{"iblock", "/dev/rbd(new)", b.size.value_or(0), -1};
-    const auto bus = roots.sys / "bus/rbd";
-    if (reuse && shows(bus / "devices" / std::to_string(*reuse), b)) {
-        out.rbd = *reuse;
-        out.path = (roots.dev / fmt::format("rbd{}", *reuse)).string();
-        if (auto size = core::read_attr(bus / "devices" / std::to_string(*reuse) / "size")) out.size = std::stoull(*size);
-        return out;
-    }
-    if (!tx) return out;
     if (!client) return core::fail(Errc::invalid_input, "no cluster resolved for rbd backstore '" + b.name + "'", b.loc.str());
     if (::access((bus / "add_single_major").c_str(), F_OK) != 0)
         return core::fail(Errc::missing, "the kernel has no rbd (krbd)", (bus / "add_single_major").string(), "modprobe rbd, or use --vm");
@@ -55,7 +37,8 @@ core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& root
     // hanging it forever.
     const std::string opts = fmt::format("name={}{},mount_timeout=15,osd_request_timeout=30", client->user,
                                          client->secret.empty() ? "" : ",secret=" + client->secret);
-    if (auto s = write_in(client->netns, bus / "add_single_major", fmt::format("{} {} {} {}", client->mon_host, opts, b.pool, b.image)); !s) {
+    const std::string request = fmt::format("{} {} {} {}", client->mon_host, opts, b.pool, b.image);
+    if (auto s = core::in_netns(client->netns, [&] { return core::write_attr(bus / "add_single_major", request); }); !s) {
         // The kernel's reason is an errno; say which cluster and what to check, never the secret.
         const int e = s.error().sys_errno;
         const char* hint = e == ETIMEDOUT ? "the monitors did not answer in 15 s: check mon_host and the network"
@@ -70,7 +53,24 @@ core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& root
     for (auto& e : fs::directory_iterator(bus / "devices", ec))
         if (!before.count(e.path().filename().string()) && shows(e.path(), b)) id = e.path().filename().string();
     if (id.empty()) return core::fail(Errc::kernel, "rbd mapped but no new device appeared", (bus / "devices").string());
-    DEVEMU_CHECK(tx->record({core::UndoOp::write, (bus / "remove_single_major").string(), id}));
+    DEVEMU_CHECK(tx.record({core::UndoOp::write, (bus / "remove_single_major").string(), id}));
+    return id;
+}
+
+}  // namespace
+
+core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, const RbdClient* client,
+                                  std::optional<int> reuse)
+{
+    Backing out{"iblock", "/dev/rbd(new)", b.size.value_or(0), -1};
+    const auto bus = roots.sys / "bus/rbd";
+    std::string id;
+    if (reuse && shows(bus / "devices" / std::to_string(*reuse), b)) id = std::to_string(*reuse);
+    else if (!tx) return out;
+    else {
+        DEVEMU_TRY(mapped, map_image(b, bus, *tx, client));
+        id = mapped;
+    }
     out.rbd = std::stoi(id);
     out.path = (roots.dev / ("rbd" + id)).string();
     if (auto size = core::read_attr(bus / "devices" / id / "size")) out.size = std::stoull(*size);
