@@ -11,10 +11,12 @@ namespace devemu::ceph {
 using core::Errc;
 using nlohmann::json;
 
-bool has_rbd(const profile::Profile& p)
+bool has_rbd(const profile::Profile& p, const std::string& target)
 {
-    for (auto& b : p.backstores)
-        if (b.type == profile::BackstoreType::rbd) return true;
+    for (auto& t : p.targets)
+        if (target.empty() || t.name == target)
+            for (auto& l : t.luns)
+                if (auto* b = p.backstore(l.backstore); b && b->type == profile::BackstoreType::rbd) return true;
     return false;
 }
 
@@ -22,7 +24,7 @@ bool local_in_use(const core::StateDir& sd, const std::string& except)
 {
     for (auto& u : sd.units()) {
         if (u == except || u == kUnit) continue;
-        auto rec = sd.load(u);
+        auto rec = sd.load_scalars(u);   // a flag at the top: the units' node lists need not be parsed
         if (rec && rec->value("uses_ceph_local", false)) return true;
     }
     return false;

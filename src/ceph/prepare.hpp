@@ -32,7 +32,8 @@ struct Prepared {
     nlohmann::json images = nlohmann::json::object();   // name -> {image, size, created}
 };
 
-[[nodiscard]] bool has_rbd(const profile::Profile& p);
+// Does the profile (or, when `target` is given, that target's LUNs) use an rbd backstore?
+[[nodiscard]] bool has_rbd(const profile::Profile& p, const std::string& target = {});
 
 // The backstores of `only` (target names; empty: all) that are rbd. With tx == nullptr nothing is changed (plan).
 [[nodiscard]] core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::string>& only, const core::StateDir& sd,

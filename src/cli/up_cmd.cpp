@@ -186,8 +186,9 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
         std::vector<std::optional<core::Error>> rbd_err(prof.targets.size());
         std::vector<ceph::Prepared> rbd_prep(prof.targets.size());
         RbdUp ru{opt.force, opt.in_vm, p.has("ceph-local") ? p.vm["ceph-local"].as<std::string>() : "", ctx.verbosity};
-        for (std::size_t i = 0; i < prof.targets.size() && ceph::has_rbd(prof); ++i) {
+        for (std::size_t i = 0; i < prof.targets.size(); ++i) {
             const auto& t = prof.targets[i];
+            if (!ceph::has_rbd(prof, t.name)) continue;   // no journal touched, no record read for the others
             rbd_tx[i].emplace(sd->journal(t.name));
             auto prep = prepare_rbd(prof, {t.name}, *sd, &*rbd_tx[i], sd->load(t.name).value_or(json::object()), ru);
             auto clients = prep ? rbd_clients(*prep) : std::unexpected(prep.error());
