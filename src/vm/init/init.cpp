@@ -116,8 +116,11 @@ void load_module(const char* path)
     }
 }
 
+// Brings interface `name` up (with an address when given). A NIC's driver probes while its module loads; a slow
+// TCG guest gets up to two seconds for the interface to appear.
 void if_up(int sock, const char* name, const char* addr, const char* mask)
 {
+    for (int i = 0; i < 200 && ::if_nametoindex(name) == 0; ++i) ::usleep(10000);
     ifreq ifr{};
     std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
     if (addr) {
@@ -145,8 +148,6 @@ void network()
 {
     int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) die("net", "socket");
-    // virtio_net probes during module load; give a slow TCG guest a moment anyway.
-    for (int i = 0; i < 200 && ::if_nametoindex("eth0") == 0; ++i) ::usleep(10000);
     if_up(s, "eth0", "10.0.2.15", "255.255.255.0");
     rtentry rt{};
     auto* gw = reinterpret_cast<sockaddr_in*>(&rt.rt_gateway);
@@ -170,7 +171,6 @@ void second_nic(char* spec)
     std::snprintf(mask, sizeof mask, "%u.%u.%u.%u", m >> 24, (m >> 16) & 255, (m >> 8) & 255, m & 255);
     int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) die("net", "socket");
-    for (int i = 0; i < 200 && ::if_nametoindex("eth1") == 0; ++i) ::usleep(10000);
     if_up(s, "eth1", spec, mask);
     ::close(s);
 }
