@@ -6,17 +6,10 @@
 #include "core/process.hpp"
 #include "core/text.hpp"
 #include "vm/cpio.hpp"
+#include "temp_dir.hpp"
 
 using namespace devemu;
 namespace fs = std::filesystem;
-
-namespace {
-fs::path temp_dir()
-{
-    char tmpl[] = "/tmp/devemu-cpio-XXXXXX";
-    return ::mkdtemp(tmpl);
-}
-}  // namespace
 
 TEST_CASE("newc archive: cpio(1) lists and extracts exactly what was written")
 {
@@ -31,7 +24,8 @@ TEST_CASE("newc archive: cpio(1) lists and extracts exactly what was written")
     CHECK(bytes.size() % 512 == 0);
     CHECK(bytes.compare(0, 6, "070701") == 0);
 
-    auto dir = temp_dir();
+    TempDir tmp;
+    const auto& dir = tmp.root;
     auto archive = dir / "x.cpio";
     REQUIRE(core::write_file_atomic(archive, bytes));
     auto list = core::run({"sh", "-c", "cpio -it --quiet < " + archive.string()});
@@ -51,7 +45,6 @@ TEST_CASE("newc archive: cpio(1) lists and extracts exactly what was written")
     CHECK((fs::status(out / "a/b/c/deep.txt").permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
     CHECK(fs::read_symlink(out / "bin/sh") == "busybox");
     CHECK(fs::file_size(out / "empty") == 0);
-    fs::remove_all(dir);
 }
 
 TEST_CASE("the same input gives the same bytes (cacheable)")

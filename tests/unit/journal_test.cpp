@@ -10,23 +10,16 @@
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
 #include "core/transaction.hpp"
+#include "temp_dir.hpp"
 
 using namespace devemu::core;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempTree {
-    fs::path root;
-    TempTree()
-    {
-        char tmpl[] = "/tmp/devemu-test-XXXXXX";
-        root = ::mkdtemp(tmpl);
-        // Stand-in for configfs: a directory with an existing attribute file.
-        fs::create_directories(root / "cfg");
-        std::ofstream(root / "cfg" / "enable") << "0\n";
-    }
-    ~TempTree() { fs::remove_all(root); }
+// Stand-in for configfs: a directory with an existing attribute file.
+struct TempTree : TempDir {
+    TempTree() { write("cfg/enable", "0\n"); }
 };
 
 // Everything below root, as "path" or "path=contents", so two trees can be compared.
