@@ -6,24 +6,29 @@
 . "$(dirname "$0")/lib.sh"
 src=$(cd "$(dirname "$0")/../.." && pwd)
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-# A loopback target on an rbd image of a cluster named by its monitors (a "real" one, to devemu).
-mk_real() { # file keyring pool [mon_host]
+# A loopback target NAME on one rbd backstore NAME: image POOL/IMAGE of SIZE, on the cluster (and with the other
+# backstore keys) that the TOML lines MORE give.
+mk_loop() { # file name pool image size more
     cat > "$1" <<EOF
 [[backstore]]
-name = "real"
+name = "$2"
 type = "rbd"
-mon_host = "${4:-10.99.0.1:6789}"
-keyring = "$2"
 pool = "$3"
-image = "real"
-size = "16M"
+image = "$4"
+size = "$5"
+$6
 [[target]]
-name = "real"
+name = "$2"
 fabric = "loopback"
 [[target.lun]]
 id = 0
-backstore = "real"
+backstore = "$2"
 EOF
+}
+# The same on a cluster named by its monitors (a "real" one, to devemu).
+mk_real() { # file keyring pool [mon_host]
+    mk_loop "$1" real "$3" real 16M "mon_host = \"${4:-10.99.0.1:6789}\"
+keyring = \"$2\""
 }
 ceph_left() { pgrep -f "$state/units/ceph" || true; }
 one_line() { [ "$(printf '%s\n' "$1" | grep -c .)" = 1 ]; }
@@ -86,21 +91,7 @@ if [ "$rc" = 0 ]; then
 fi
 
 # --- tcm_loop over rbd: 16 MiB written in the VM, read back there, and the same bytes from `rbd export` ------
-cat > "$state/loop.toml" <<EOF
-[[backstore]]
-name = "rbdl"
-type = "rbd"
-cluster = "local"
-pool = "rbd"
-image = "loop-img"
-size = "96M"
-[[target]]
-name = "rbdl"
-fabric = "loopback"
-[[target.lun]]
-id = 0
-backstore = "rbdl"
-EOF
+mk_loop "$state/loop.toml" rbdl rbd loop-img 96M 'cluster = "local"'
 # --exec makes it a host-root VM: the host's tools (and rbd, for the no---vm path below) run in it.
 out=$("$devemu" -q up --vm --json --exec "sleep 100000" "$state/loop.toml" 2>"$state/err"); rc=$?
 expect_eq "up --vm a tcm_loop target over rbd" 0 "$rc"
@@ -139,7 +130,8 @@ if [ "$rc" = 0 ]; then
     expect_eq "the first 16 MiB are untouched" "$sum" "$(rbdc export rbd/loop-img - 2>/dev/null | head -c 16777216 | sha256sum | cut -d' ' -f1)"
     # The same kind of profile without --vm, on a kernel with rbd (the VM's, devemu run there as on a host):
     # devemu makes the image itself with the rbd tool, maps it, and removes it at down (ephemeral).
-    sed -e 's/"rbdl"/"inner"/g' -e 's/loop-img/inner-img/' -e 's/size = "96M"/size = "32M"\nephemeral = true/' "$state/loop.toml" > "$state/inner.toml"
+    mk_loop "$state/inner.toml" inner rbd inner-img 32M 'cluster = "local"
+ephemeral = true'
     inner() { "$devemu" vm exec rbdl -- "$devemu" --state-dir /run/devemu-inner "$@"; }
     got=$(inner -q up --json --ceph-local /devemu/ceph-local.json "$state/inner.toml" 2>&1 | tr -d '\r')
     case "$got" in *'"/dev/sd'*) ok "without --vm: up maps the image and exports it ($(grep -o '/dev/sd[a-z]*' <<<"$got"))" ;; *) bad "inner up: [$got]" ;; esac
