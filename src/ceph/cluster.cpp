@@ -115,13 +115,8 @@ bool alive(const json& rec, const std::string& name)
 core::Result<json> spawn(const fs::path& dir, const std::string& netns, const Daemon& d, core::Transaction& tx)
 {
     const auto out = dir / "log" / (d.name() + ".out");
-    core::UniqueFd log(::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!log) return core::fail_errno("cannot open", out.string());
-    core::SpawnOptions so;
-    so.die_with_parent = false;
-    so.new_session = true;
+    auto so = core::SpawnOptions::daemon(out);
     so.netns = netns;
-    so.stdout_fd = so.stderr_fd = log.get();
     DEVEMU_TRY(child, core::Child::spawn({"ceph-" + d.type, "-f", "-c", (dir / "ceph.conf").string(), "-i", d.id}, so));
     const auto start = core::process_start_time(child.pid());
     DEVEMU_CHECK(tx.record({core::UndoOp::kill, "ceph-" + d.type, "", child.pid(), start}));

@@ -18,6 +18,8 @@
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
+#include "core/transaction.hpp"
+#include "core/statedir.hpp"
 #include "usb/checker.hpp"
 #include "usb/gadget.hpp"
 
@@ -77,14 +79,22 @@ int wait_app(core::Child& app)
     return rc;
 }
 
-// The --exec command. In the VM it outlives this devemu (the VM's end, or `down`, ends it); on a host it dies with us.
+// The --exec command, in a process group of its own so that `down` (journaled as kill_group) and a signal to
+// `up --exec` stop everything it started: a shell's children, a pipeline. In the VM it outlives this devemu (the
+// VM's end, or `down`, ends it); on a host it dies with us.
 core::Result<core::Child> spawn_app(const GadgetRun& run, std::vector<std::string> env)
 {
     core::SpawnOptions so;
     so.extra_env = std::move(env);
     so.die_with_parent = !run.in_vm;
     so.new_session = run.in_vm;
+    so.own_group = true;
     return core::Child::spawn({"/bin/sh", "-c", run.exec}, so);
+}
+
+core::UndoRecord app_undo(const core::Child& app)
+{
+    return {core::UndoOp::kill_group, "app", "", app.pid(), core::process_start_time(app.pid())};
 }
 
 }  // namespace
@@ -101,7 +111,7 @@ int up_gadgets(const profile::Profile& prof, const core::StateDir& sd, const Gad
         opt.on_ffs_mounted = [&](core::Transaction& tx, const std::vector<std::string>& mounts) -> core::Status {
             if (run.exec.empty() || run.app->running()) return {};
             DEVEMU_TRY(child, spawn_app(run, {"DEVEMU_UNIT=" + g.name, "DEVEMU_FFS=" + core::join(mounts, ":")}));
-            DEVEMU_CHECK(tx.record({core::UndoOp::kill, "app", "", child.pid(), core::process_start_time(child.pid())}));
+            DEVEMU_CHECK(tx.record(app_undo(child)));
             spdlog::info("started the app (pid {}): {}", child.pid(), run.exec);
             *run.app = std::move(child);   // in the VM, run_exec detaches it once everything is up
             return {};
@@ -129,6 +139,15 @@ int run_exec(Context& ctx, const GadgetRun& run, const std::vector<std::string>&
         auto child = spawn_app(run, {"DEVEMU_UNITS=" + core::join(units, " "), "DEVEMU_DISKS=" + core::join(disks, " ")});
         if (!child) return report(child.error());
         *run.app = std::move(*child);
+        // Journaled in every unit it was started for, so that `down` of any of them stops it first. (No lock: the
+        // caller holds it in the VM, and released it on a host so that the app may call devemu.)
+        auto sd = core::StateDir::open(ctx.state_dir, false);
+        if (!sd) return report(sd.error());
+        for (auto& u : units) {
+            core::Transaction tx(sd->journal(u));
+            if (auto s = tx.record(app_undo(*run.app)); !s) return report(s.error());
+            tx.commit();
+        }
     }
     if (run.in_vm) {   // in the VM the command outlives this devemu
         run.app->detach();

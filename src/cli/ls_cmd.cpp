@@ -89,6 +89,7 @@ int cmd_ls(Context& ctx, const Args& args)
             const json handlers = rec->value("handlers", json::object());
             for (auto it = handlers.begin(); it != handlers.end(); ++it) {
                 json h = {{"supervisor", it.value().value("supervisor", 0)}};
+                if (it.value().contains("log")) h["log"] = it.value()["log"];   // its stdout/stderr
                 const std::string stats = it.value().value("stats", "");
                 if (auto st = json::parse(core::read_file(stats).value_or("{}"), nullptr, false); st.is_object()) h.update(st);
                 auto sup = json::parse(core::read_file(std::filesystem::path(stats).replace_extension(".supervisor")).value_or("{}"), nullptr, false);
@@ -114,7 +115,8 @@ int cmd_ls(Context& ctx, const Args& args)
         if (j.contains("handlers"))
             for (auto& [bs, h] : j["handlers"].items())
                 std::cout << "  handler " << bs << ": pid " << h.value("pid", 0) << ", " << h.value("in_flight", 0) << " in flight (max "
-                          << h.value("max_in_flight", 0) << "), " << h.value("commands", 0) << " commands, " << h.value("restarts", 0) << " restarts";
+                          << h.value("max_in_flight", 0) << "), " << h.value("commands", 0) << " commands, " << h.value("restarts", 0) << " restarts"
+                          << (ctx.verbosity > 0 && h.contains("log") ? ", log " + h["log"].get<std::string>() : "");
         if (j.contains("vid_pid")) std::cout << "  " << j["vid_pid"].get<std::string>() << " on " << j.value("udc", "?");
         for (auto& l : j.value("luns", json::array()))
             if (l.contains("disk")) std::cout << "  LUN " << l["lun"].get<int>() << "=" << l["disk"].get<std::string>();

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 namespace devemu::core {
 
 namespace {
-constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill", "unbind", "exec"};
+constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill", "unbind", "kill_group", "exec"};
 
 bool gone(int e) { return e == ENOENT || e == ENOTDIR || e == ESRCH || e == ENODEV || e == EINVAL; }
 }  // namespace
@@ -159,6 +159,9 @@ Status undo(const UndoRecord& r)
         return {};
     case UndoOp::kill:
         return stop_process(r);
+    case UndoOp::kill_group:
+        stop_group(static_cast<pid_t>(r.pid), r.start_time, std::chrono::seconds(5));
+        return {};
     case UndoOp::unbind: {
         if (::access(r.path.c_str(), F_OK) != 0) return {};
         auto bound = read_attr(r.path);

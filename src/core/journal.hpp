@@ -23,6 +23,8 @@ enum class UndoOp {
                   // stop every process whose command line contains `value` (journaled before the pid is known)
     unbind,       // unbind a USB gadget: write "\n" to `path` (its UDC attribute); "not bound" is not an error;
                   // `value` (optional): the dummy_hcd platform device whose host side must see it go
+    kill_group,   // stop the process group `pid` (its leader started at `start_time`): SIGTERM, 5 s, then SIGKILL;
+                  // an app and every process it started (a shell's children, a pipeline)
     exec,         // run the command `value` (arguments separated by \x1f), in the network namespace named `path` when not
                   // empty; it must exit 0 within two minutes (removing what a tool made: `rbd rm`)
 };

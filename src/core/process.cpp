@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/journal.hpp"
 #include "core/netns.hpp"
 
 namespace devemu::core {
@@ -27,7 +28,7 @@ int decode_wait_status(int status)
 }
 
 Child::Child(Child&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)), pidfd_(std::move(o.pidfd_)), status_(std::exchange(o.status_, std::nullopt))
+    : pid_(std::exchange(o.pid_, -1)), group_(o.group_), pidfd_(std::move(o.pidfd_)), status_(std::exchange(o.status_, std::nullopt))
 {
 }
 
@@ -36,6 +37,7 @@ Child& Child::operator=(Child&& o) noexcept
     if (this != &o) {
         if (running()) terminate();
         pid_ = std::exchange(o.pid_, -1);
+        group_ = o.group_;
         pidfd_ = std::move(o.pidfd_);
         status_ = std::exchange(o.status_, std::nullopt);
     }
@@ -47,9 +49,25 @@ Child::~Child()
     if (running()) terminate(std::chrono::milliseconds(500));
 }
 
-Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOptions& opt)
+SpawnOptions SpawnOptions::daemon(const std::filesystem::path& log)
+{
+    SpawnOptions so;
+    so.new_session = true;
+    so.die_with_parent = false;
+    so.log_file = log;
+    return so;
+}
+
+Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOptions& opt_in)
 {
     if (argv.empty()) return fail(Errc::invalid_input, "empty command");
+    SpawnOptions opt = opt_in;
+    UniqueFd log;
+    if (!opt.log_file.empty()) {
+        log.reset(::open(opt.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (!log) return fail_errno("cannot open the log", opt.log_file.string());
+        opt.stdout_fd = opt.stderr_fd = log.get();
+    }
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -66,6 +84,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
             if (::getppid() != parent) ::_exit(127);
         }
         if (opt.new_session) ::setsid();
+        else if (opt.own_group) ::setpgid(0, 0);
         if (!opt.netns.empty()) {
             int ns = ::open(netns_file(opt.netns).c_str(), O_RDONLY | O_CLOEXEC);
             if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
@@ -74,14 +93,16 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
                 ::_exit(127);
             }
         }
-        for (int fd : opt.keep_fds) ::fcntl(fd, F_SETFD, 0);
         if (opt.stdin_fd >= 0) ::dup2(opt.stdin_fd, 0);
         else if (opt.stdin_null) {
-            int n = ::open("/dev/null", O_RDONLY);
+            int n = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
             if (n >= 0) ::dup2(n, 0);
         }
         if (opt.stdout_fd >= 0) ::dup2(opt.stdout_fd, 1);
         if (opt.stderr_fd >= 0) ::dup2(opt.stderr_fd, 2);
+        // Nothing of devemu's (or of devemu's caller's) beyond 0-2 reaches the program but what it is given.
+        ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        for (int fd : opt.keep_fds) ::fcntl(fd, F_SETFD, 0);
         for (auto& e : opt.extra_env) ::putenv(const_cast<char*>(e.c_str()));
         ::signal(SIGPIPE, SIG_DFL);
         sigset_t none;
@@ -93,6 +114,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
         ::_exit(127);
     }
     ::close(err_pipe[1]);
+    if (opt.own_group && !opt.new_session) ::setpgid(pid, pid);   // also here: no race with a signal to the group
     int child_errno = 0;
     ssize_t n;
     do n = ::read(err_pipe[0], &child_errno, sizeof child_errno);
@@ -100,6 +122,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
     ::close(err_pipe[0]);
     Child c;
     c.pid_ = pid;
+    c.group_ = opt.own_group;
     c.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (n == sizeof child_errno) {
         c.wait();
@@ -136,6 +159,12 @@ int Child::wait()
 
 int Child::terminate(std::chrono::milliseconds grace)
 {
+    if (group_ && pid_ > 0) {
+        // The whole group: the leader may be a shell whose children would outlive it. The leader is reaped as the
+        // group goes (a zombie is not a member).
+        stop_group(pid_, 0, grace, [this] { try_wait(); });
+        return wait();
+    }
     if (!running()) return status_.value_or(-1);
     ::kill(pid_, SIGTERM);
     auto deadline = std::chrono::steady_clock::now() + grace;
@@ -208,6 +237,55 @@ Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::millise
     if (res.timed_out) res.exit_code = child->terminate(std::chrono::milliseconds(500));
     else res.exit_code = child->wait();
     return res;
+}
+
+std::vector<pid_t> group_members(pid_t pgid)
+{
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+        const auto name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        UniqueFd fd(::open((e.path() / "stat").c_str(), O_RDONLY | O_CLOEXEC));
+        char buf[512];
+        const ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
+        if (n <= 0) continue;
+        buf[n] = 0;
+        // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so parse from the last ')'.
+        const char* rp = std::strrchr(buf, ')');
+        char state = 0;
+        long ppid = 0, pgrp = 0;
+        if (!rp || std::sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3) continue;
+        if (pgrp == pgid && state != 'Z' && state != 'X') out.push_back(static_cast<pid_t>(std::atol(name.c_str())));
+    }
+    return out;
+}
+
+int stop_group(pid_t pgid, std::uint64_t leader_start, std::chrono::milliseconds grace, const std::function<void()>& tick)
+{
+    if (pgid <= 1) return 0;
+    if (leader_start != 0) {
+        const auto now = process_start_time(pgid);
+        if (now != 0 && now != leader_start) return 0;   // the pid was reused: not our group
+    }
+    if (group_members(pgid).empty()) return 0;
+    ::kill(-pgid, SIGTERM);
+    ::kill(-pgid, SIGCONT);   // a stopped member could not act on SIGTERM
+    const auto until = [&](std::chrono::milliseconds d) {
+        const auto deadline = std::chrono::steady_clock::now() + d;
+        for (;;) {
+            if (tick) tick();
+            if (group_members(pgid).empty() || std::chrono::steady_clock::now() >= deadline) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    };
+    until(grace);
+    const int left = static_cast<int>(group_members(pgid).size());
+    if (left) {
+        ::kill(-pgid, SIGKILL);
+        until(std::chrono::milliseconds(2000));
+    }
+    return left;
 }
 
 std::string which(const std::string& name)

@@ -4,6 +4,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,7 +26,14 @@ struct SpawnOptions {
     bool die_with_parent = true;          // PR_SET_PDEATHSIG: off only for what must outlive devemu (up --vm)
     std::vector<std::string> extra_env;   // "K=V", added to the inherited environment
     std::string netns;                    // a network namespace (its name, as `ip netns` has it) the child enters first
-    std::vector<int> keep_fds;            // fds the child inherits as they are (a tap for qemu's -netdev fd=N)
+    std::vector<int> keep_fds;            // the only fds above 2 the child inherits (a tap for qemu's -netdev fd=N)
+    std::filesystem::path log_file;       // when set: stdout and stderr are appended to it (created 0600)
+    bool own_group = false;               // its own process group: terminate() and the journal stop the whole group
+
+    // A process devemu leaves running after it returns (a handler, a daemon): its own session and process group,
+    // stdin on /dev/null, stdout and stderr appended to `log`, none of the caller's descriptors (so that
+    // `$(devemu up ...)` returns), and it does not die with devemu.
+    [[nodiscard]] static SpawnOptions daemon(const std::filesystem::path& log);
 };
 
 class Child {
@@ -46,14 +55,24 @@ public:
     int wait();
     // Lets the process run on unowned (it must outlive devemu: up --vm); it is journaled by its pid and start time.
     void detach() { pid_ = -1; pidfd_.reset(); }
-    // SIGTERM, then SIGKILL after grace; always reaps.
+    // SIGTERM, then SIGKILL after grace; always reaps. A child spawned with own_group: its whole process group.
     int terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
 
 private:
     pid_t pid_ = -1;
+    bool group_ = false;
     UniqueFd pidfd_;
     std::optional<int> status_;
 };
+
+// Stops process group `pgid`: SIGTERM to the group, up to `grace` for every member to go, then SIGKILL to what is
+// left and up to two seconds more. A group whose leader is alive but started at another time than `leader_start`
+// (0: do not check) is someone else's and is left alone. Returns how many members were still there for SIGKILL.
+// `tick` runs at every poll (the owner of the leader reaps it there).
+int stop_group(pid_t pgid, std::uint64_t leader_start, std::chrono::milliseconds grace, const std::function<void()>& tick = {});
+
+// Live (non-zombie) members of a process group, from /proc.
+[[nodiscard]] std::vector<pid_t> group_members(pid_t pgid);
 
 struct RunResult {
     int exit_code = -1;

@@ -179,23 +179,22 @@ core::Result<json> start_handler(const Backstore& bs, const core::StateDir& sd, 
     if (bs.spec->readonly) argv.push_back("--readonly");
     if (bs.spec->write_cache) argv.push_back("--write-cache");
     DEVEMU_CHECK(tx.record({core::UndoOp::kill, "tcmu-serve", prefix, 0, 0}));
-    core::SpawnOptions so;
-    so.die_with_parent = false;   // it serves the LUN after `up` returns
-    so.new_session = true;
-    DEVEMU_TRY(child, core::Child::spawn(argv, so));
+    // It serves the LUN after `up` returns: a session of its own, output in the unit's dir, none of our descriptors.
+    const auto log = sd.unit_dir(unit) / ("tcmu-" + bs.spec->name + ".log");
+    DEVEMU_TRY(child, core::Child::spawn(argv, core::SpawnOptions::daemon(log)));
     const pid_t pid = child.pid();
     const auto start = core::process_start_time(pid);
     // Ready when the handler has mapped the ring and written its first stats; a handler that cannot start exits.
     for (int i = 0; i < 250 && !fs::exists(stats, ec); ++i) {
         if (auto st = child.try_wait())
             return core::fail(Errc::kernel, fmt::format("the TCMU handler for '{}' exited ({}) before serving", bs.spec->name, *st), bs.backing.path,
-                              "run devemu -v up to see its messages");
+                              "read " + log.string());
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (!fs::exists(stats, ec))
         return core::fail(Errc::timeout, "the TCMU handler for '" + bs.spec->name + "' did not start serving in 5 s", prefix, "see dmesg");
     child.detach();
-    return json{{"supervisor", pid}, {"start", start}, {"stats", stats.string()}, {"uio_prefix", prefix}, {"backing", bs.backing.path}};
+    return json{{"supervisor", pid}, {"start", start}, {"stats", stats.string()}, {"log", log.string()}, {"uio_prefix", prefix}, {"backing", bs.backing.path}};
 }
 
 }  // namespace
