@@ -40,6 +40,7 @@ struct VmUpOptions {
     std::string exec;       // started in the VM (with the host's / as its root); `down` stops it
     unsigned timeout = 30;
     bool force = false;
+    bool insecure = false;  // as for up: a non-loopback portal without CHAP and ACLs
 };
 int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, const VmUpOptions& opt);
 // devemu inside an `up --vm` guest: this binary (the same path in the guest) with the guest's state dir, then `args`.

@@ -13,7 +13,10 @@ namespace devemu::cli {
 
 int cmd_profile(Context&, const Args& args)
 {
-    po::options_description opts("devemu profile check FILE… [--json]\n\nExample: devemu profile check targets/*.toml");
+    po::options_description opts("devemu profile check FILE… [--insecure] [--json]\n\n"
+                                 "Validates everything `up` would before touching anything (the same errors, at the same file:line).\n"
+                                 "Example: devemu profile check targets/*.toml");
+    opts.add_options()("insecure", "as for up: allow a non-loopback portal without CHAP and ACLs");
     Parsed parsed;
     if (auto rc = parse_command(args, opts, parsed, 2)) return *rc;
     auto& vm = parsed.vm;
@@ -26,6 +29,8 @@ int cmd_profile(Context&, const Args& args)
     nlohmann::json out = nlohmann::json::array();
     for (size_t i = 1; i < rest.size(); ++i) {
         auto p = profile::load(rest[i]);
+        if (p)
+            if (auto s = profile::check_exposure(*p, vm.count("insecure") > 0); !s) p = std::unexpected(s.error());
         if (!p) {
             rc = std::max(rc, vm.count("json") ? p.error().exit_code() : report(p.error()));
             out.push_back({{"file", rest[i]}, {"ok", false}, {"error", p.error().message()}});

@@ -119,6 +119,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
         if (p.has("exec")) vo.exec = p.vm["exec"].as<std::string>();
         vo.timeout = p.vm["timeout"].as<unsigned>();
         vo.force = p.has("force");
+        vo.insecure = p.has("insecure");
         return cmd_up_vm(ctx, p.positional, vo);
     }
     lio::UpOptions opt;
@@ -136,6 +137,7 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     for (auto& f : p.positional) {   // everything validated before anything is touched
         auto prof = profile::load(f);
         if (!prof) return report(prof.error());
+        if (auto s = profile::check_exposure(*prof, opt.insecure); !s) return report(s.error());
         profiles.push_back(std::move(*prof));
     }
     auto sd = core::StateDir::open(ctx.state_dir, apply);

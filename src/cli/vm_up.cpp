@@ -142,6 +142,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     if (files.size() != 1) return report({core::Errc::invalid_input, "up --vm takes one profile", "", "run one VM per profile"});
     auto prof = profile::load(files[0]);
     if (!prof) return report(prof.error());
+    if (auto s = profile::check_exposure(*prof, vo.insecure); !s) return report(s.error());
     if (prof->targets.empty() && prof->gadgets.empty())
         return report({core::Errc::invalid_input, "the profile has no [[target]] and no [[gadget]]", prof->file, ""});
     const std::size_t n_units = prof->targets.size() + prof->gadgets.size();
@@ -188,6 +189,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     }
     run.argv = guest_devemu({"-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof->file).string(), "--timeout", std::to_string(vo.timeout)});
     if (!vo.exec.empty()) run.argv.insert(run.argv.end(), {"--exec", vo.exec});
+    if (vo.insecure) run.argv.push_back("--insecure");
     for (auto& [t, port] : forwards.items()) run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
     run.down_argv = guest_devemu({"-q", "down", "--all"});
     run.stay = true;

@@ -58,14 +58,9 @@ std::string pick_hba(const std::string& plugin, const json& rec, const std::stri
 
 core::Status security_check(const profile::Target& t, const UpOptions& opt, const std::string& file)
 {
-    if (t.fabric != profile::Fabric::iscsi || t.portal.loopback() || opt.insecure) return {};
-    bool all_chap = !t.acls.empty();
-    for (auto& a : t.acls) all_chap = all_chap && !a.chap_user.empty();
-    if (all_chap) return {};
-    return core::fail(Errc::invalid_input,
-                      fmt::format("target '{}' listens on {} but not every initiator needs CHAP and an ACL", t.name, t.portal.address),
-                      t.loc.str().empty() ? file : t.loc.str(),
-                      "add [[target.acl]] entries with chap_user, use a 127.0.0.1 portal, or pass --insecure");
+    auto s = profile::check_exposure(t, opt.insecure);
+    if (!s && s.error().where.empty()) s.error().where = file;   // an imported target has no line
+    return s;
 }
 
 struct Built {

@@ -139,6 +139,7 @@ Result<Backstore> parse_backstore(const Table& t)
 Result<Portal> parse_portal(const Table& t)
 {
     Portal p;
+    p.loc = t.loc("portal");
     DEVEMU_TRY(s, t.str("portal"));
     if (!s) return p;
     auto colon = s->rfind(':');

@@ -57,6 +57,7 @@ struct Acl {
 struct Portal {
     std::string address = "127.0.0.1";
     std::uint16_t port = 3260;
+    Loc loc;                    // the `portal` key (the target's table when absent)
     [[nodiscard]] bool loopback() const { return address.starts_with("127.") || address == "::1"; }
 };
 
@@ -112,6 +113,10 @@ struct Profile {
 [[nodiscard]] core::Result<Profile> parse(const std::string& text, const std::string& file_name);
 // Semantic checks across objects (references, duplicates, backing files). Called by parse().
 [[nodiscard]] core::Status validate(const Profile& p);
+// The rules a command's flags can lift: an iSCSI portal off loopback needs an ACL with CHAP for every initiator
+// unless `insecure` (--insecure). `profile check`, `plan`, `up` and `import` all ask it, so they agree.
+[[nodiscard]] core::Status check_exposure(const Target& t, bool insecure);
+[[nodiscard]] core::Status check_exposure(const Profile& p, bool insecure);
 
 [[nodiscard]] const char* to_string(BackstoreType t);
 [[nodiscard]] const char* to_string(Fabric f);

@@ -29,6 +29,8 @@ Status check_backing(const Backstore& b)
         if (::stat(b.path.c_str(), &st) == 0) {
             if (S_ISDIR(st.st_mode)) return bad(b.loc, fmt::format("path {} is a directory", b.path), "name a file");
             if (S_ISBLK(st.st_mode)) return bad(b.loc, fmt::format("path {} is a block device", b.path), "use type = \"block\"");
+            if (st.st_size == 0 && !b.size)
+                return bad(b.loc, fmt::format("backing file {} is empty and no size is given", b.path), "add size = \"1G\"");
             return {};
         }
         if (!b.size) return bad(b.loc, fmt::format("backing file {} does not exist and no size is given", b.path),
@@ -61,6 +63,9 @@ Status check_backing(const Backstore& b)
                        "write mon_host = \"ADDR:6789[,ADDR:6789]\"");
         if (!b.keyring.empty() && ::stat(b.keyring.c_str(), &st) != 0)
             return bad(b.loc, fmt::format("keyring {} does not exist", b.keyring));
+        if (!b.mon_host.empty() && b.keyring.empty())
+            return bad(b.loc, fmt::format("rbd backstore '{}' names mon_host but no keyring for client.{}", b.name, b.user.empty() ? "admin" : b.user),
+                       "add keyring = \"/etc/ceph/ceph.client." + (b.user.empty() ? std::string("admin") : b.user) + ".keyring\"");
         return {};
     case BackstoreType::user:
         if (b.handler.empty()) return bad(b.loc, fmt::format("user backstore '{}' needs 'handler'", b.name), "add handler = \"uring\"");
@@ -139,6 +144,23 @@ Status validate(const Profile& p)
             }
         }
     }
+    return {};
+}
+
+Status check_exposure(const Target& t, bool insecure)
+{
+    if (t.fabric != Fabric::iscsi || t.portal.loopback() || insecure) return {};
+    bool all_chap = !t.acls.empty();
+    for (auto& a : t.acls) all_chap = all_chap && !a.chap_user.empty();
+    if (all_chap) return {};
+    return bad(t.portal.loc.line ? t.portal.loc : t.loc,
+               fmt::format("target '{}' listens on {} but not every initiator needs CHAP and an ACL", t.name, t.portal.address),
+               "add [[target.acl]] entries with chap_user, use a 127.0.0.1 portal, or pass --insecure");
+}
+
+Status check_exposure(const Profile& p, bool insecure)
+{
+    for (auto& t : p.targets) DEVEMU_CHECK(check_exposure(t, insecure));
     return {};
 }
 

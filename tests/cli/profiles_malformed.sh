@@ -16,9 +16,15 @@ while read -r file line phrase; do
     case "$err" in *"$phrase"*) ;; *) echo "FAIL $file: no '$phrase' in: $err"; fails=$((fails + 1)); continue ;; esac
     [ -z "$out" ] || { echo "FAIL $file: printed on stdout"; fails=$((fails + 1)); }
 done < "$dir/EXPECT"
+# A rule a flag lifts is lifted by the same flag as for up: --insecure accepts an open portal.
+for f in 32-open-portal.toml 33-any-portal-no-chap.toml; do
+    n=$((n + 1))
+    if "$devemu" profile check --insecure "$dir/$f" >/dev/null 2>/tmp/devemu-bad.$$; then :; else
+        echo "FAIL $f with --insecure: $(cat /tmp/devemu-bad.$$)"; fails=$((fails + 1)); fi
+done
 rm -f /tmp/devemu-bad.$$
 count=$(ls "$dir"/*.toml | wc -l)
-[ "$n" = "$count" ] || { echo "FAIL: EXPECT lists $n cases, $count files exist"; fails=$((fails + 1)); }
+[ "$n" = "$((count + 2))" ] || { echo "FAIL: EXPECT lists $n cases, $count files exist"; fails=$((fails + 1)); }
 [ "$n" -ge 20 ] || { echo "FAIL: only $n cases"; fails=$((fails + 1)); }
 echo "$((n - fails)) passed, $fails failed"
 [ "$fails" = 0 ]
