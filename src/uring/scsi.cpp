@@ -97,13 +97,13 @@ Plan inquiry(std::span<const std::uint8_t> c, const Device& d)
         std::vector<std::uint8_t> b(0x3c, 0);
         b[0] = 0x01;                                 // WSNZ: WRITE SAME with 0 blocks is refused
         b[1] = 0x01;                                 // maximum COMPARE AND WRITE length: 1 block
-        put16(&b[2], 1);                             // optimal transfer length granularity
+        put16(&b[2], static_cast<std::uint16_t>(1u << d.lbppb_exponent));   // optimal transfer length granularity
         put32(&b[4], d.max_transfer_blocks);         // maximum transfer length
         put32(&b[8], d.max_transfer_blocks);         // optimal transfer length
         if (d.can_unmap) {
             put32(&b[16], 0x100000);                 // maximum UNMAP LBA count (libiscsi: at most 1 Mi blocks)
             put32(&b[20], 256);                      // maximum UNMAP block descriptor count
-            put32(&b[24], 1);                        // optimal UNMAP granularity
+            put32(&b[24], d.unmap_granularity);      // optimal UNMAP granularity (alignment 0: UGAVALID clear)
         }
         put64(&b[32], 0x400000);                     // maximum WRITE SAME length
         return body(b);
@@ -263,6 +263,7 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         std::vector<std::uint8_t> r(32, 0);
         put64(&r[0], d.blocks - 1);
         put32(&r[8], d.block_size);
+        r[13] = d.lbppb_exponent & 0x0f;          // logical blocks per physical block exponent
         if (d.can_unmap) r[14] = 0x80 | 0x40;   // LBPME, LBPRZ
         return reply(r, be32(&c[10]));
     }

@@ -17,6 +17,10 @@ struct Device {
     bool write_cache = false;      // WCE in the caching mode page
     bool readonly = false;
     bool can_unmap = true;         // backing supports punching holes / discard
+    // The backing's geometry, as a real disk reports it: 2^exponent logical blocks per physical block (READ
+    // CAPACITY(16); a 512-byte LUN on a 4 KiB zram device is "512e"), and the optimal UNMAP granularity in blocks.
+    std::uint8_t lbppb_exponent = 0;
+    std::uint32_t unmap_granularity = 1;
     std::uint32_t max_transfer_blocks = 8192;   // VPD 0xb0, also the largest data area the ring gives us
 };
 

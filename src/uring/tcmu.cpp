@@ -28,6 +28,7 @@
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/text.hpp"
+#include "uring/discard.hpp"
 #include "uring/scsi.hpp"
 
 namespace devemu::uring {
@@ -134,10 +135,13 @@ struct Pending {
 
 class Handler {
 public:
-    Handler(const TcmuConfig& cfg, Device& dev, int backing, bool blockdev) : cfg_(cfg), dev_(dev), fd_(backing), blockdev_(blockdev)
+    Handler(const TcmuConfig& cfg, Device& dev, int backing, const Geometry& geom) : cfg_(cfg), dev_(dev), fd_(backing), geom_(geom)
     {
         sd_.blocks = cfg.size / cfg.block_size;
         sd_.block_size = cfg.block_size;
+        // What the backing is made of shapes what the LUN says: a 4 KiB device under 512-byte blocks is 512e.
+        for (std::uint32_t per = geom.logical / cfg.block_size; per > 1; per >>= 1) ++sd_.lbppb_exponent;
+        sd_.unmap_granularity = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, geom.align / cfg.block_size));
         sd_.serial = cfg.serial.empty() ? "devemu" : cfg.serial;
         sd_.readonly = cfg.readonly;
         sd_.write_cache = cfg.write_cache;
@@ -378,14 +382,7 @@ private:
         else ++reads_, bytes_read_ += bytes;
     }
 
-    bool punch(std::uint64_t off, std::uint64_t len)
-    {
-        if (blockdev_) {
-            std::uint64_t range[2] = {off, len};
-            return ::ioctl(fd_, BLKDISCARD, range) == 0;
-        }
-        return ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) == 0;
-    }
+    bool punch(std::uint64_t off, std::uint64_t len) { return unmap_range(fd_, geom_, off, len); }
 
     bool pread_all(std::uint8_t* buf, std::uint64_t len, std::uint64_t off)
     {
@@ -515,7 +512,7 @@ private:
     const TcmuConfig& cfg_;
     Device& dev_;
     int fd_;
-    bool blockdev_;
+    Geometry geom_;
     scsi::Device sd_;
     io_uring ring_{};
     bool ring_ok_ = false;
@@ -563,7 +560,7 @@ int tcmu_serve(const TcmuConfig& cfg)
         spdlog::error("cannot open the backing {}: {}", cfg.backing, std::strerror(errno));
         return 2;
     }
-    Handler h(cfg, dev, backing.get(), S_ISBLK(st.st_mode));
+    Handler h(cfg, dev, backing.get(), probe_geometry(backing.get(), st));
     if (auto s = h.init(); !s) {
         spdlog::error("{}", s.error().message());
         return 2;

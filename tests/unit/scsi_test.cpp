@@ -153,3 +153,19 @@ TEST_CASE("UNMAP parameter lists, and what is not a command")
     CHECK(s[6] == 17);
     CHECK(s[12] == 0x1d);
 }
+
+TEST_CASE("the backing's geometry shapes READ CAPACITY(16) and the Block Limits page")
+{
+    auto d = dev();
+    d.lbppb_exponent = 3;        // 512-byte blocks on a 4 KiB device: 512e
+    d.unmap_granularity = 8;
+    Bytes rc16 = cdb16(0x9e, 0, 32);
+    rc16[1] = 0x10;
+    auto r16 = decode(rc16, d).data;
+    CHECK((r16[13] & 0x0f) == 3);
+    CHECK((r16[14] & 0x40) != 0);   // LBPRZ: what is unmapped reads zeros (the handler zeroes unaligned edges)
+    auto bl = decode(Bytes{0x12, 1, 0xb0, 0, 255, 0}, d).data;
+    CHECK((bl[6] << 8 | bl[7]) == 8);                                       // optimal transfer length granularity
+    CHECK((bl[28] << 24 | bl[29] << 16 | bl[30] << 8 | bl[31]) == 8);       // optimal UNMAP granularity
+    CHECK((bl[32] & 0x80) == 0);                                            // UGAVALID clear: no alignment claimed
+}

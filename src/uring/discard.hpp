@@ -1,0 +1,31 @@
+#pragma once
+// UNMAP and WRITE SAME(UNMAP) on a backing, so that what was unmapped reads back zeros (we report LBPRZ): a file
+// punches a hole (the filesystem zeroes partial blocks itself); a block device deallocates only whole units of its
+// discard alignment (zram skips a partial page without zeroing it), so the unaligned head and tail are written
+// with zeros and the aligned middle is zeroed by the device (fallocate PUNCH_HOLE = write-zeroes without fallback,
+// which zram and loop do by freeing; else BLKZEROOUT).
+#include <sys/stat.h>
+
+#include <cstdint>
+
+namespace devemu::uring {
+
+struct Geometry {
+    bool blockdev = false;
+    std::uint32_t logical = 512;   // the backing's logical block size (BLKSSZGET); 512 for a file
+    std::uint64_t align = 1;       // bytes: a discard acts on whole units of this (max of logical and discard_granularity)
+};
+
+// From the kernel: BLKSSZGET and /sys/dev/block/MAJ:MIN/queue/discard_granularity; a file: its st_blksize.
+[[nodiscard]] Geometry probe_geometry(int fd, const struct stat& st);
+
+// [off, off+len) cut at `align`: an unaligned head, an aligned middle, an unaligned tail (any may be empty).
+struct Split {
+    std::uint64_t head_off = 0, head_len = 0, mid_off = 0, mid_len = 0, tail_off = 0, tail_len = 0;
+};
+[[nodiscard]] Split split_range(std::uint64_t off, std::uint64_t len, std::uint64_t align);
+
+// Makes the range read back zeros, deallocating what the backing can. False with errno on failure.
+[[nodiscard]] bool unmap_range(int fd, const Geometry& g, std::uint64_t off, std::uint64_t len);
+
+}  // namespace devemu::uring

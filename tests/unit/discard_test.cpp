@@ -1,0 +1,70 @@
+// UNMAP on a backing: how a range is cut at the discard alignment, and that an unmapped range reads zeros.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "temp_dir.hpp"
+#include "uring/discard.hpp"
+
+using namespace devemu::uring;
+
+TEST_CASE("a range is cut into an unaligned head, an aligned middle and an unaligned tail")
+{
+    auto s = split_range(512, 8192, 4096);   // 512..8704
+    CHECK(s.head_off == 512);
+    CHECK(s.head_len == 3584);
+    CHECK(s.mid_off == 4096);
+    CHECK(s.mid_len == 4096);
+    CHECK(s.tail_off == 8192);
+    CHECK(s.tail_len == 512);
+    s = split_range(4096, 8192, 4096);       // aligned: all middle
+    CHECK((s.head_len == 0 && s.tail_len == 0 && s.mid_off == 4096 && s.mid_len == 8192));
+    s = split_range(512, 1024, 4096);        // inside one unit: no middle
+    CHECK((s.head_off == 512 && s.head_len == 1024 && s.mid_len == 0 && s.tail_len == 0));
+    s = split_range(1000, 1, 1);             // no alignment: all middle
+    CHECK((s.mid_off == 1000 && s.mid_len == 1 && s.head_len == 0));
+    // Every byte once, in order, for a sweep of offsets and lengths.
+    for (std::uint64_t off = 0; off < 9000; off += 511)
+        for (std::uint64_t len = 0; len < 9000; len += 487) {
+            s = split_range(off, len, 4096);
+            INFO(off << "+" << len);
+            CHECK(s.head_len + s.mid_len + s.tail_len == len);
+            if (s.mid_len) {
+                CHECK(s.mid_off % 4096 == 0);
+                CHECK(s.mid_len % 4096 == 0);
+                CHECK(s.head_off + s.head_len == s.mid_off);
+                CHECK(s.mid_off + s.mid_len == s.tail_off);
+            }
+        }
+}
+
+TEST_CASE("an unmapped range of a file reads zeros and nothing around it changes")
+{
+    TempDir t;
+    const auto path = t.root / "f.img";
+    devemu::core::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT, 0600));
+    REQUIRE(fd);
+    std::vector<char> data(1 << 20);
+    std::mt19937 rng(7);
+    for (auto& c : data) c = static_cast<char>(rng() | 1);   // no zero byte anywhere
+    REQUIRE(::pwrite(fd.get(), data.data(), data.size(), 0) == static_cast<ssize_t>(data.size()));
+    struct stat st {};
+    REQUIRE(::fstat(fd.get(), &st) == 0);
+    const auto g = probe_geometry(fd.get(), st);
+    CHECK(!g.blockdev);
+    // 512-byte LBAs 3..20: unaligned at both ends for a 4 KiB filesystem block.
+    REQUIRE(unmap_range(fd.get(), g, 3 * 512, 18 * 512));
+    std::vector<char> back(data.size());
+    REQUIRE(::pread(fd.get(), back.data(), back.size(), 0) == static_cast<ssize_t>(back.size()));
+    for (std::size_t i = 0; i < back.size(); ++i) {
+        const bool in = i >= 3 * 512 && i < 21 * 512;
+        if (in != (back[i] == 0) || (!in && back[i] != data[i])) {
+            FAIL("byte " << i << " is wrong after the unmap");
+            break;
+        }
+    }
+}
