@@ -27,9 +27,11 @@ Boots the distribution kernel (see `devemu doctor`) with an initramfs devemu bui
 root in it, streams its stdout and stderr, and exits with CMD's exit status (124 on --timeout). Kernel
 messages go to a console log; --console shows them live. No qemu outlives devemu.
 
-Without --host-root the guest has busybox and devemu's modules; a host binary named as CMD (or with --bin)
-is copied in with its shared libraries. With --host-root the host's / is the guest's / (read-only 9p with a
-tmpfs overlay: writes stay in the guest), so any installed tool runs.
+Without --host-root the guest has busybox; a host binary named as CMD (or with --bin) is copied in with its
+shared libraries. With --host-root the host's / is the guest's / (read-only 9p with a tmpfs overlay: writes stay
+in the guest), so any installed tool runs. Either way /lib/modules/VERSION is the kernel's whole module tree
+(read-only over 9p): --modules loads any of its modules with their dependencies, and modprobe (and the kernel's
+own module requests) find the rest.
 
 `vm exec` runs CMD in the running VM of an `up --vm` unit (its tools: busybox, or the host's with --exec/FunctionFS
 profiles), relays its output and exits with its status.
@@ -38,6 +40,7 @@ Examples:
   devemu vm run -- sh -c 'uname -r; exit 3'
   devemu vm run --host-root -- fio --version
   devemu vm run --modules target_core_mod,tcm_loop -- ls /sys/kernel/config/target
+  devemu vm run --host-root --modules iscsi_tcp,dm_multipath -- iscsiadm --version
   devemu vm run --fwd 3260:3260 --timeout 60 -- sleep 30
   devemu vm exec rbd0 -- cat /sys/bus/rbd/devices/0/name
 
@@ -97,7 +100,7 @@ int cmd_vm(Context& ctx, const Args& all)
         ("share", po::value<std::vector<std::string>>()->composing(), "HOSTDIR[:GUESTDIR] shared read-write over 9p")
         ("fwd", po::value<std::vector<std::string>>()->composing(), "HOSTPORT:GUESTPORT, TCP, host side on 127.0.0.1 only")
         ("net", "guest networking (eth0 10.0.2.15) even without --fwd")
-        ("modules", po::value<std::string>()->default_value(""), "modules to load first, comma-separated, or 'all'")
+        ("modules", po::value<std::string>()->default_value(""), "modules to load first, with their dependencies, comma-separated (any module of the kernel), or 'all' (every module devemu's own features use)")
         ("bin", po::value<std::vector<std::string>>()->composing(), "host binary to copy in with its libraries")
         ("env", po::value<std::vector<std::string>>()->composing(), "K=V for the command")
         ("timeout", po::value<unsigned>()->default_value(0), "seconds; then qemu is killed and the exit is 124")

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include "core/fd.hpp"
 #include "core/fs.hpp"
@@ -17,6 +18,7 @@
 #include "core/text.hpp"
 #include "vm/cpio.hpp"
 #include "vm/elf.hpp"
+#include "vm/runner.hpp"
 
 namespace devemu::vm {
 
@@ -197,18 +199,27 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     std::string conf;
     // The transports the run uses come first: networking (virtio_net), the host root and shares (9p over virtio),
     // the host root's overlay. Then what the run asks for; the closure loads each module once.
+    // The module tree arrives over 9p: its transport is loaded from the base archive first, then devemu-init mounts
+    // the whole tree over /lib/modules/VERSION ("modtree"), and every other module comes from there, whether it is
+    // in the base set or not.
+    std::vector<std::string> transport = {"virtio_pci", "9pnet_virtio", "9p"};
     std::vector<std::string> load;
-    const bool nine_p = run.host_root || !run.shares.empty();
-    if (run.net || !run.eth1_addr.empty() || nine_p) load.push_back("virtio_pci");
     if (run.net || !run.eth1_addr.empty()) load.push_back("virtio_net");
-    if (nine_p) load.insert(load.end(), {"9pnet_virtio", "9p"});
     if (run.host_root) load.push_back("overlay");
     load.insert(load.end(), run.load.begin(), run.load.end());
-    if (!load.empty()) {
-        DEVEMU_TRY(kmod, core::Kmod::open(kernel.modules_dir()));
-        DEVEMU_TRY(mods, kmod.closure(load));
+    DEVEMU_TRY(kmod, core::Kmod::open(kernel.modules_dir()));
+    DEVEMU_TRY(first, kmod.closure(transport));
+    std::set<std::string> listed;
+    auto add_modules = [&](const std::vector<core::ModuleInfo>& mods) {
         for (auto& m : mods)
-            conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string() + "\n";
+            if (listed.insert(m.path).second)
+                conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string() + "\n";
+    };
+    add_modules(first);
+    conf += std::string("modtree ") + kModuleTreeTag + "\n";
+    if (!load.empty()) {
+        DEVEMU_TRY(mods, kmod.closure(load));
+        add_modules(mods);
     }
     if (run.net) conf += "net 1\n";
     if (!run.eth1_addr.empty()) conf += "eth1 " + run.eth1_addr + "\n";

@@ -63,6 +63,10 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
                            fmt::format("virtio-net-pci,netdev=n1,romfile={}", c.tap_mac.empty() ? "" : ",mac=" + c.tap_mac)});
     if (c.host_root)
         a.insert(a.end(), {"-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"});
+    // The kernel's whole module tree, read-only: the guest's /lib/modules/VERSION (see build_initrd), so that
+    // --modules, modprobe and the kernel's own request_module find any module of the distribution kernel.
+    a.insert(a.end(), {"-virtfs", fmt::format("local,path={},mount_tag={},security_model=none,readonly=on,multidevs=remap",
+                                              c.kernel.modules_dir().string(), kModuleTreeTag)});
     for (size_t i = 0; i < c.shares.size(); ++i)
         a.insert(a.end(), {"-virtfs", fmt::format("local,path={},mount_tag=share{},security_model=none,multidevs=remap",
                                                   c.shares[i].host.string(), i)});

@@ -13,6 +13,9 @@
 
 namespace devemu::vm {
 
+// The 9p tag under which every VM gets the kernel's module tree (mounted at /lib/modules/VERSION by devemu-init).
+inline constexpr const char* kModuleTreeTag = "modules";
+
 struct PortForward {
     std::uint16_t host = 0;    // on 127.0.0.1 only
     std::uint16_t guest = 0;

@@ -49,6 +49,20 @@ expect_contains "softdep crc32c_generic loaded" "$out" "crc32c_generic"
 expect_contains "tcm_loop fabric answers in configfs" "$out" "TCM Loopback Fabric"
 expect_contains "configfs mounted with LIO core" "$out" "core"
 
+# 6b. Any module of the distribution kernel, not only devemu's set: --modules resolves it with its dependencies
+# (iscsi_tcp -> scsi_transport_iscsi, libiscsi), and the guest's /lib/modules/VERSION is the whole tree, so
+# busybox's modprobe (no host root) and kmod's (host root) find modules no one named.
+out=$("$devemu" -q vm run --modules iscsi_tcp -- sh -c 'cut -d" " -f1 /proc/modules | sort | tr "\n" " "; echo; modprobe dm-multipath && grep -c "^dm_multipath " /proc/modules; ls /lib/modules/$(uname -r)/kernel/drivers/md | grep -c "dm-flakey"'); rc=$?
+expect_eq "--modules iscsi_tcp: exit 0" 0 "$rc"
+expect_contains "--modules iscsi_tcp loads it" "$out" "iscsi_tcp "
+expect_contains "... with scsi_transport_iscsi" "$out" "scsi_transport_iscsi "
+expect_contains "... and libiscsi" "$out" "libiscsi "
+expect_eq "busybox modprobe finds dm-multipath, the tree is whole" "1 1" "$(printf '%s\n' "$out" | tail -2 | tr '\n' ' ' | sed 's/ $//')"
+out=$("$devemu" -q vm run --host-root -- sh -c 'modprobe usbmon && modprobe dm-delay && cut -d" " -f1 /proc/modules | sort | tr "\n" " "'); rc=$?
+expect_eq "host-root modprobe usbmon, dm-delay: exit 0" 0 "$rc"
+expect_contains "host-root: usbmon loaded" "$out" "usbmon "
+expect_contains "host-root: dm_delay loaded" "$out" "dm_delay "
+
 # 7. A module the kernel does not have: one clear line, exit 2, no VM started.
 err=$("$devemu" vm run --modules no_such_module_xyz -- true 2>&1 >/dev/null); rc=$?
 expect_eq "missing module exits 2" 2 "$rc"

@@ -5,6 +5,7 @@
 //
 // /devemu/run.conf, one directive per line:
 //   module PATH          finit_module, in order; ENODEV/EEXIST are fine (no such hardware, already loaded)
+//   modtree TAG          9p tag mounted read-only at /lib/modules/RELEASE: the kernel's whole module tree
 //   net 1                lo up, eth0 10.0.2.15/24 via 10.0.2.2 (qemu user networking)
 //   eth1 ADDR/PREFIX     the second NIC (a tap on a private network, e.g. devemu's Ceph cluster), no route
 //   hostroot 1           9p tag "host" read-only + tmpfs upper = writable copy of the host's /, chroot into it
@@ -26,6 +27,7 @@
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -188,6 +190,18 @@ void mkdirs(const char* path)
     ::mkdir(buf, 0755);
 }
 
+// The kernel's whole module tree (9p tag `tag`, read-only) over the base archive's subset at /lib/modules/RELEASE:
+// modprobe and the kernel's request_module then find any module. Same paths, so later "module" lines load from it.
+void module_tree(const char* tag)
+{
+    struct utsname u {};
+    ::uname(&u);
+    char dir[300];
+    std::snprintf(dir, sizeof dir, "/lib/modules/%s", u.release);
+    mkdirs(dir);
+    must_mount(tag, dir, "9p", MS_RDONLY, "trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144");
+}
+
 // A writable view of the host's / (9p, read-only) with the guest's own /proc, /sys, /dev, /tmp and modules.
 void host_root()
 {
@@ -204,7 +218,7 @@ void host_root()
     must_mount("tmpfs", "/newroot/run", "tmpfs", 0, "mode=0755");
     if (filesystem_known("configfs")) must_mount("configfs", "/newroot/sys/kernel/config", "configfs", 0, nullptr);
     mkdirs("/newroot/lib/modules");
-    must_mount("/lib/modules", "/newroot/lib/modules", nullptr, MS_BIND, nullptr);
+    must_mount("/lib/modules", "/newroot/lib/modules", nullptr, MS_BIND | MS_REC, nullptr);   // with the module tree on it
     // The run's own files (a connection file and its secret, say) stay at /devemu for the command.
     mkdirs("/newroot/devemu");
     must_mount("/devemu", "/newroot/devemu", nullptr, MS_BIND, nullptr);
@@ -342,6 +356,7 @@ int main()
         *sp = 0;
         char* val = sp + 1;
         if (!std::strcmp(line, "module")) load_module(val);
+        else if (!std::strcmp(line, "modtree")) module_tree(val);
         else if (!std::strcmp(line, "net")) network();
         else if (!std::strcmp(line, "eth1")) second_nic(val);
         else if (!std::strcmp(line, "hostroot")) host = true;
