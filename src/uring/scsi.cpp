@@ -322,10 +322,10 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         if (c[1] & 0x10) return fail(invalid_field);   // ANCHOR: no ANC_SUP
         const bool unmap = c[1] & 0x08;
         if (unmap && !d.can_unmap) return fail(invalid_field);
-        if (is16 && (c[1] & 0x01)) return fail(invalid_field);   // NDOB: not offered
         auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), n, Op::write_same, d);
         if (n > 0x400000 && p.status == good) return fail(invalid_field);
         p.unmap = unmap;
+        p.ndob = is16 && (c[1] & 0x01);   // NDOB: the block is zeros and no data-out comes with it
         return p;
     }
     case 0x42: {   // UNMAP: the parameter list arrives as data-out

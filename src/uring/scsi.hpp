@@ -39,6 +39,7 @@ struct Plan {
     std::uint64_t lba = 0, blocks = 0;
     bool fua = false;
     bool unmap = false;        // write_same: UNMAP bit (punch the range instead of writing)
+    bool ndob = false;         // write_same(16): no data-out buffer, the block is zeros (libiscsi unmaps this way)
     bool bytchk = false;       // verify / write-and-verify: compare with the data-out buffer
 };
 

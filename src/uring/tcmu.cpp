@@ -442,12 +442,17 @@ private:
         drain();
         switch (plan.op) {
         case scsi::Op::write_same: {
+            // Exactly one block of data-out, or none with NDOB (then the block is zeros).
+            if (data_len(pe) != (plan.ndob ? 0 : bs)) {
+                fail(pe, scsi::invalid_field);
+                break;
+            }
             if (plan.unmap) {
                 if (!punch(off, bytes)) fail(pe, scsi::medium_error_write, errno);
                 break;
             }
-            auto block = copy_in(pe, bs);
-            if (block.size() < bs || data_len(pe) != bs) {   // exactly one block of data-out
+            auto block = plan.ndob ? std::vector<std::uint8_t>(bs, 0) : copy_in(pe, bs);
+            if (block.size() < bs) {
                 fail(pe, scsi::invalid_field);
                 break;
             }

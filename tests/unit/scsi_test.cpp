@@ -116,6 +116,11 @@ TEST_CASE("write same, unmap, verify and compare-and-write follow SBC-3")
     CHECK(refused(decode(cdb10(0x41, 10, 0), d), invalid_field));          // WSNZ
     CHECK(refused(decode(cdb10(0x41, 10, 1, 0x10), d), invalid_field));    // ANCHOR
     CHECK(refused(decode(cdb16(0x93, 131071, 2), d), lba_out_of_range));
+    auto ndob = decode(cdb16(0x93, 1, 7, 0x09), d);                          // UNMAP + NDOB: libiscsi's unaligned unmap
+    CHECK(ndob.status == good);
+    CHECK((ndob.unmap && ndob.ndob));
+    CHECK(!decode(cdb16(0x93, 1, 7, 0x08), d).ndob);
+    CHECK(!decode(cdb10(0x41, 1, 7, 0x09), d).ndob);                          // WRITE SAME(10) has no NDOB bit
     auto v = decode(cdb10(0x2f, 0, 8, 0x02), d);
     CHECK(v.op == Op::verify);
     CHECK(v.bytchk);
