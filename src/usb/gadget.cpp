@@ -528,14 +528,16 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
 }
 
 namespace {
-// Processes with a file open under `dir` ("NAME[PID]"), for a FunctionFS app that outlives its gadget.
-std::vector<std::string> holders(const std::string& dir)
+// Processes with a file open under `dir` ("NAME[PID]"), for a FunctionFS app that outlives its gadget. Members of
+// the process groups in `ours` (an --exec app the journal stops first) are not listed.
+std::vector<std::string> holders(const std::string& dir, const std::set<pid_t>& ours)
 {
     std::vector<std::string> out;
     std::error_code ec;
     for (auto& p : fs::directory_iterator("/proc", ec)) {
         const auto pid = p.path().filename().string();
         if (pid.find_first_not_of("0123456789") != std::string::npos || pid == std::to_string(::getpid())) continue;
+        if (ours.count(::getpgid(std::stoi(pid)))) continue;
         for (auto& fd : fs::directory_iterator(p.path() / "fd", ec)) {
             auto t = fs::read_symlink(fd.path(), ec).string();
             if (t.starts_with(dir + "/")) {
@@ -550,11 +552,15 @@ std::vector<std::string> holders(const std::string& dir)
 
 core::Status down(const core::StateDir& sd, const std::string& unit)
 {
-    // An app we did not start keeps its FunctionFS files after the gadget is gone: it will only see errors.
+    // An app we did not start keeps its FunctionFS files after the gadget is gone: it will only see errors. One we
+    // started (--exec) is stopped, with every process of its group, before FunctionFS is unmounted.
     if (auto rec = sd.load(unit)) {
+        std::set<pid_t> ours;
+        for (auto& r : core::load_journal(sd.journal(unit)).value_or(std::vector<core::UndoRecord>{}))
+            if (r.op == core::UndoOp::kill_group) ours.insert(static_cast<pid_t>(r.pid));
         const json mounts = rec->value("ffs", json::object());
         for (auto it = mounts.begin(); it != mounts.end(); ++it)
-            if (auto h = holders(it.value().get<std::string>()); !h.empty())
+            if (auto h = holders(it.value().get<std::string>(), ours); !h.empty())
                 spdlog::warn("{}: {} still has {} open; the gadget goes away under it", unit, core::join(h, ", "), it.value().get<std::string>());
     }
     auto s = core::replay_journal(sd.journal(unit));

@@ -171,9 +171,52 @@ check "--exec: devemu up returned when the app exited" sh -c "! kill -0 $uppid 2
 check "--exec: everything torn down" nothing_left
 check "--exec: the state dir is empty" sh -c "[ -z \"\$(\"$devemu\" ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin) or \"\")')\" ]"
 
+# --exec apps that are more than one process: `down` from elsewhere stops the whole tree (its process group) within
+# a bound, SIGKILL for what ignores SIGTERM, before FunctionFS goes; up --exec then returns.
+app_procs() { pgrep -f "ffs-loopback /tmp/ffs/app|sleep 7777|cat-devemu-pipe" | grep -vx "$uppid" | wc -l; }   # not up --exec itself
+i=0
+for cmd in "$ffsapp /tmp/ffs/app & sleep 7777" \
+           "$ffsapp /tmp/ffs/app 2>&1 | bash -c 'exec -a cat-devemu-pipe cat'" \
+           "trap '' TERM; $ffsapp /tmp/ffs/app"; do
+    i=$((i + 1))
+    case $i in 1) what="an app that forks a child" ;; 2) what="an app in a shell pipeline" ;; 3) what="an app that ignores SIGTERM" ;; esac
+    "$devemu" up --exec "$cmd" ffs.toml > /tmp/exec.out 2>&1 &
+    uppid=$!
+    check "$what: up --exec brings the gadget up" wait_for "\"$devemu\" ls 2>/dev/null | grep ffs0 | grep -q healthy"
+    check "$what: its processes run ($(app_procs))" sh -c "[ \$(pgrep -f 'ffs-loopback /tmp/ffs/app' | wc -l) -ge 1 ]"
+    start=$(date +%s%N)
+    "$devemu" down ffs0 > /tmp/down.out 2>&1; rc=$?
+    took=$(( ($(date +%s%N) - start) / 1000000 ))
+    expect() { [ "$2" ] && ok "$what: $1" || bad "$what: $1"; }
+    expect "down exits 0 (exit $rc)" "$([ $rc = 0 ] && echo y)"
+    expect "down took ${took} ms (bounded: 5 s grace, then SIGKILL)" "$([ $took -lt 9000 ] && echo y)"
+    expect "no process of the app's tree is left ($(app_procs))" "$([ "$(app_procs)" = 0 ] && echo y)"
+    expect "down does not warn that the app holds FunctionFS" "$(grep -q 'still has' /tmp/down.out || echo y)"
+    wait_for "! kill -0 $uppid 2>/dev/null"
+    expect "up --exec returned once the app was stopped" "$(kill -0 $uppid 2>/dev/null || echo y)"
+    wait $uppid 2>/dev/null
+    check "$what: nothing left" nothing_left
+done
+
 # A FunctionFS app that never comes: a timeout with the path, exit 124, nothing left.
 check "no app: up times out naming the mount" sh -c "\"$devemu\" up --timeout 2 ffs.toml 2>&1 | grep -q 'no FunctionFS app wrote its descriptors within 2 s'"
 check "no app: nothing left" nothing_left
+
+# --- $(devemu up ...) returns for every shipped gadget profile (nothing left holding the caller's stdout) -----------
+for prof in "$repo"/gadgets/*.toml; do
+    name=$(basename "$prof" .toml)
+    if grep -q '^type = "ffs"' "$prof"; then   # the app writes its descriptors, then up binds and returns
+        mnt=$(python3 -c "import tomllib; print([f.get('mount', '/dev/usb-ffs/' + f['name']) for g in tomllib.load(open('$prof','rb'))['gadget'] for f in g['function'] if f['type'] == 'ffs'][0])")
+        (wait_for "[ -e $mnt/ep0 ]" && exec "$ffsapp" "$mnt") 2>/dev/null &
+        apppid=$!
+    fi
+    timeout 120 bash -c "out=\$(\"$devemu\" up --json --timeout 60 \"$prof\"); printf '%s' \"\$out\" > /tmp/subst.json"; rc=$?
+    [ $rc = 0 ] && ok "$name: \$(devemu up) returns (exit 0)" || bad "$name: \$(devemu up) exit $rc (124: it hung)"
+    unit=$(python3 -c "import json; print(json.load(open('/tmp/subst.json'))[0]['unit'])" 2>/dev/null)
+    check "$name: down" "$devemu" down "${unit:-$name}"
+    if grep -q '^type = "ffs"' "$prof"; then kill $apppid 2>/dev/null; wait $apppid 2>/dev/null; fi
+    check "$name: nothing left" nothing_left
+done
 
 # --- bad input: exit 2, one clear line, nothing left ----------------------------------------------------
 sed 's/^name = "msc0"$/name = "msc0"\nudc = "dummy_udc.7"/' "$repo/gadgets/msc-file.toml" > badudc.toml
