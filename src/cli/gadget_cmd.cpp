@@ -14,7 +14,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
-#include "core/blockdev.hpp"
+#include "backing/blockdev.hpp"
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
@@ -217,7 +217,7 @@ int check_usb(Context& ctx, const json* rec, const std::string& what, bool as_js
                 if (const std::string f = l.value("file", ""); !f.empty()) {
                     std::error_code ec;
                     if (std::filesystem::is_regular_file(f, ec)) size = std::filesystem::file_size(f, ec);
-                    else if (std::filesystem::is_block_file(f, ec)) size = core::block_device_size(f).value_or(0);
+                    else if (std::filesystem::is_block_file(f, ec)) size = backing::block_device_size(f).value_or(0);
                 }
                 opt.expect_sizes.push_back(size);
             }

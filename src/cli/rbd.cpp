@@ -33,12 +33,12 @@ core::Result<ceph::Prepared> prepare_rbd(const profile::Profile& p, const std::s
     return ceph::prepare(p, only, sd, tx, po);
 }
 
-core::Result<std::map<std::string, lio::RbdClient>> rbd_clients(const ceph::Prepared& prep)
+core::Result<std::map<std::string, backing::RbdClient>> rbd_clients(const ceph::Prepared& prep)
 {
-    std::map<std::string, lio::RbdClient> out;
+    std::map<std::string, backing::RbdClient> out;
     for (auto& [name, c] : prep.conns) {
         DEVEMU_TRY(secret, c.secret());
-        out[name] = lio::RbdClient{c.mon_host, c.user, secret, c.netns};
+        out[name] = backing::RbdClient{c.mon_host, c.user, secret, c.netns};
     }
     return out;
 }

@@ -1,6 +1,6 @@
 #pragma once
 // The CLI's glue between a profile's rbd backstores, the Ceph side (ceph::prepare) and the kernel side
-// (lio::RbdClient): options in, clients out.
+// (backing::RbdClient): options in, clients out.
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -8,7 +8,7 @@
 
 #include "ceph/prepare.hpp"
 #include "cli/cli.hpp"
-#include "lio/backing.hpp"
+#include "backing/backing.hpp"
 
 namespace devemu::cli {
 
@@ -23,7 +23,7 @@ struct RbdUp {
 [[nodiscard]] core::Result<ceph::Prepared> prepare_rbd(const profile::Profile& p, const std::set<std::string>& only, const core::StateDir& sd,
                                                        core::Transaction* tx, const nlohmann::json& unit_record, const RbdUp& o);
 // The kernel clients (with their secrets read from the keyring or secret files).
-[[nodiscard]] core::Result<std::map<std::string, lio::RbdClient>> rbd_clients(const ceph::Prepared& prep);
+[[nodiscard]] core::Result<std::map<std::string, backing::RbdClient>> rbd_clients(const ceph::Prepared& prep);
 // When `unit` started the local cluster (its record's ceph_local_started, or an `up` that failed after starting
 // it): stop the cluster unless another unit uses it.
 void stop_local_cluster_if_ours(const core::StateDir& sd, bool started_by_unit, const std::string& unit);

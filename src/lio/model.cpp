@@ -33,12 +33,18 @@ std::string Generated::get(const std::string& key, const std::string& fresh)
     return it->second;
 }
 
+std::string plugin_for(const profile::Backstore& spec, const backing::Backing& b)
+{
+    if (spec.type == profile::BackstoreType::user) return "user";
+    return b.kind == backing::Kind::file ? "fileio" : "iblock";
+}
+
 std::string Backstore::control() const
 {
     const auto& b = *spec;
-    if (backing.plugin == "fileio")
+    if (plugin == "fileio")
         return fmt::format("fd_dev_name={},fd_dev_size={}{}", backing.path, backing.size, b.write_cache ? ",fd_buffered_io=1" : "");
-    if (backing.plugin == "iblock") return fmt::format("udev_path={}{}", backing.path, b.readonly ? ",readonly=1" : "");
+    if (plugin == "iblock") return fmt::format("udev_path={}{}", backing.path, b.readonly ? ",readonly=1" : "");
     // nl_reply_supported=-1: the kernel does not wait for a netlink reply on add/remove (devemu starts the handler
     // itself, after the device exists, and has no netlink listener to answer with).
     return fmt::format("dev_config={}/{},dev_size={},hw_block_size={},nl_reply_supported=-1", b.handler, backing.path, backing.size, b.block_size);
@@ -51,12 +57,12 @@ void Backstore::nodes(std::vector<Node>& out) const
     // The control string is the backstore's identity: if it changes, the backstore is recreated.
     out.push_back({NodeKind::dir, d, control()});
     out.push_back({NodeKind::attr, d + "/control", control(), false});
-    if (backing.plugin == "iblock") out.push_back({NodeKind::attr, d + "/udev_path", backing.path});
+    if (plugin == "iblock") out.push_back({NodeKind::attr, d + "/udev_path", backing.path});
     if (!spec->wwn.empty()) out.push_back({NodeKind::attr, d + "/wwn/vpd_unit_serial", spec->wwn, false});
     out.push_back({NodeKind::attr, d + "/enable", "1"});
-    if ((spec->block_size != 512 || backing.plugin != "iblock") && backing.plugin != "user")   // user: hw_block_size in control
+    if ((spec->block_size != 512 || plugin != "iblock") && plugin != "user")   // user: hw_block_size in control
         out.push_back({NodeKind::attr, d + "/attrib/block_size", std::to_string(spec->block_size)});
-    if (backing.plugin != "user")
+    if (plugin != "user")
         out.push_back({NodeKind::attr, d + "/attrib/emulate_write_cache", spec->write_cache ? "1" : "0"});
 }
 

@@ -3,20 +3,32 @@
 // Backstore (core/HBA/NAME), Target (FABRIC/WWN) -> Tpg (tpgt_1) -> Lun (lun/lun_N -> backstore),
 // Portal (np/ADDR:PORT), NodeAcl (acls/INITIATOR) -> MappedLun (acls/INITIATOR/lun_N -> lun).
 // Paths are relative to the target root (/sys/kernel/config/target). One formatter per kernel control string.
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/nodes.hpp"
-#include "lio/backing.hpp"
+#include "backing/backing.hpp"
 #include "profile/profile.hpp"
 
 namespace devemu::lio {
 
+namespace fs = std::filesystem;
+
+// Where LIO lives, and (for backings) sysfs and /dev: a test points them at a fake tree.
+struct Roots : backing::Roots {
+    fs::path target = "/sys/kernel/config/target";
+};
+
+// The LIO backstore plugin that exports a backing: the `user` backstore's handler, fileio for a file, iblock for a device.
+[[nodiscard]] std::string plugin_for(const profile::Backstore& spec, const backing::Backing& b);
+
 struct Backstore {
     const profile::Backstore* spec;
     std::string hba;     // "fileio_3": one HBA per backstore, as rtslib does, so removing ours never touches others
-    Backing backing;
+    backing::Backing backing;
+    std::string plugin;  // fileio | iblock | user
 
     [[nodiscard]] std::string dir() const { return "core/" + hba + "/" + spec->name; }
     [[nodiscard]] std::string control() const;   // the one string LIO's `control` attribute takes for this plugin

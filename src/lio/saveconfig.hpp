@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "lio/backing.hpp"
+#include "lio/model.hpp"
 #include "profile/profile.hpp"
 
 namespace devemu::lio {

@@ -91,11 +91,12 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
     for (auto& l : t.luns) {
         const auto* spec = p.backstore(l.backstore);
         const auto client = opt.rbd.find(spec->name);
-        auto backing = resolve_backing(*spec, opt.roots, tx, recorded_zram(rec, spec->name), opt.force,
-                                       client == opt.rbd.end() ? nullptr : &client->second, recorded_rbd(rec, spec->name));
+        auto backing = backing::resolve_backing(*spec, opt.roots, tx, backing::recorded_zram(rec, spec->name), opt.force,
+                                                client == opt.rbd.end() ? nullptr : &client->second, backing::recorded_rbd(rec, spec->name));
         if (!backing) return std::unexpected(backing.error());
-        Backstore bs{spec, pick_hba(backing->plugin, rec, spec->name, opt.roots, taken), *backing};
-        json j = {{"hba", bs.hba}, {"plugin", backing->plugin}, {"path", backing->path}, {"size", backing->size}};
+        const auto plugin = plugin_for(*spec, *backing);
+        Backstore bs{spec, pick_hba(plugin, rec, spec->name, opt.roots, taken), *backing, plugin};
+        json j = {{"hba", bs.hba}, {"plugin", plugin}, {"path", backing->path}, {"size", backing->size}};
         if (backing->zram >= 0) j["zram"] = backing->zram;
         if (backing->rbd >= 0) j["rbd"] = backing->rbd, j["image"] = spec->pool + "/" + spec->image;
         b.backstores[spec->name] = j;
@@ -251,7 +252,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     if (auto s = core::apply(tx, first, opt.roots.target); !s) return failed(s.error());
     json handlers = rec.value("handlers", json::object());
     for (auto& bs : b.model.backstores) {
-        if (bs.backing.plugin != "user") continue;
+        if (bs.plugin != "user") continue;
         auto h = start_handler(bs, sd, t.name, handlers.value(bs.spec->name, json::object()), tx);
         if (!h) return failed(h.error());
         handlers[bs.spec->name] = *h;

@@ -10,7 +10,7 @@
 #include "core/error.hpp"
 #include "core/nodes.hpp"
 #include "core/statedir.hpp"
-#include "lio/backing.hpp"
+#include "lio/model.hpp"
 #include "profile/profile.hpp"
 
 namespace devemu::lio {
@@ -24,7 +24,7 @@ struct UpOptions {
     std::map<std::string, std::uint16_t> advertise;
     Roots roots;
     bool load_modules = true;
-    std::map<std::string, RbdClient> rbd;   // rbd backstore name -> its cluster, as reached from here
+    std::map<std::string, backing::RbdClient> rbd;   // rbd backstore name -> its cluster, as reached from here
 };
 
 struct UnitPlan {

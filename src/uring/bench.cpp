@@ -13,7 +13,7 @@
 #include <atomic>
 #include <thread>
 
-#include "core/blockdev.hpp"
+#include "backing/blockdev.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
@@ -72,7 +72,7 @@ core::Status open_target(const BenchOptions& o, Target& t)
         t.path = o.target;
         struct stat st {};
         const bool exists = ::stat(t.path.c_str(), &st) == 0;
-        if (exists && S_ISBLK(st.st_mode) && write) DEVEMU_CHECK(core::check_block_device_free(t.path, o.force));
+        if (exists && S_ISBLK(st.st_mode) && write) DEVEMU_CHECK(backing::check_block_device_free(t.path, o.force));
         if (!exists) {
             if (!o.size) return core::fail(Errc::invalid_input, "does not exist and no --size given", t.path, "add --size=1G to create it");
             core::UniqueFd f(::open(t.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
@@ -93,7 +93,7 @@ core::Status open_target(const BenchOptions& o, Target& t)
     struct stat st {};
     ::fstat(t.fd.get(), &st);
     if (S_ISBLK(st.st_mode)) {
-        DEVEMU_TRY(size, core::block_device_size(t.path));
+        DEVEMU_TRY(size, backing::block_device_size(t.path));
         t.size = size;
     } else {
         t.size = static_cast<std::uint64_t>(st.st_size);

@@ -15,7 +15,8 @@
 #include <set>
 #include <thread>
 
-#include "core/blockdev.hpp"
+#include "backing/backing.hpp"
+#include "backing/blockdev.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/kmod.hpp"
@@ -230,7 +231,7 @@ core::Result<Resolved> resolve(const profile::Profile& p, const profile::Gadget&
         for (std::size_t i = 0; i < f.luns.size(); ++i) {
             if (f.luns[i].backstore.empty()) continue;   // removable, no medium yet
             const auto* spec = p.backstore(f.luns[i].backstore);
-            DEVEMU_TRY(b, lio::resolve_backing(*spec, opt.lio_roots, tx, lio::recorded_zram(rec, spec->name), opt.force));
+            DEVEMU_TRY(b, backing::resolve_backing(*spec, opt.backing_roots, tx, backing::recorded_zram(rec, spec->name), opt.force));
             json j = {{"path", b.path}, {"size", b.size}};
             if (b.zram >= 0) j["zram"] = b.zram;
             r.backstores[spec->name] = j;
@@ -598,7 +599,7 @@ core::Status change_media(const core::StateDir& sd, const std::string& unit, uns
     if (!file.empty()) {
         struct stat st {};
         if (::stat(file.c_str(), &st) != 0) return core::fail_errno("cannot use as medium", file, "give an existing image file or block device");
-        if (S_ISBLK(st.st_mode)) DEVEMU_CHECK(core::check_block_device_free(file, force));
+        if (S_ISBLK(st.st_mode)) DEVEMU_CHECK(backing::check_block_device_free(file, force));
         else if (!S_ISREG(st.st_mode)) return core::fail(Errc::invalid_input, "not a regular file or block device", file, "");
     }
     const auto attr = roots.gadget / unit / "functions" / ("mass_storage." + fn) / fmt::format("lun.{}", lun) / "file";

@@ -15,7 +15,7 @@
 #include "core/statedir.hpp"
 #include "core/transaction.hpp"
 #include <functional>
-#include "lio/backing.hpp"
+#include "backing/backing.hpp"
 #include "profile/profile.hpp"
 
 namespace devemu::usb {
@@ -33,7 +33,7 @@ struct UpOptions {
     bool load_modules = true;
     std::chrono::seconds timeout{30};            // enumeration, and the FunctionFS app's descriptors
     Roots roots;
-    lio::Roots lio_roots;
+    backing::Roots backing_roots;
     // Called while waiting for FunctionFS apps (mount paths not yet ready) so the caller can start one; it
     // journals what it started in `tx` (so down and rollback stop it before FunctionFS is unmounted).
     std::function<core::Status(core::Transaction& tx, const std::vector<std::string>& mounts)> on_ffs_mounted;

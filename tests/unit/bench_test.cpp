@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <random>
 
-#include "core/blockdev.hpp"
+#include "backing/blockdev.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
 #include "uring/histogram.hpp"
@@ -125,19 +125,19 @@ TEST_CASE("block-device safety on a real loop device, with and without a filesys
     REQUIRE(lo);
     REQUIRE(lo->exit_code == 0);
     const std::string dev(core::trim(lo->out));
-    CHECK(core::check_block_device_free(dev, false));
-    CHECK(*core::block_device_size(dev) == 16u << 20);
+    CHECK(backing::check_block_device_free(dev, false));
+    CHECK(*backing::block_device_size(dev) == 16u << 20);
     auto mk = core::run({"mkfs.ext4", "-q", "-F", dev});
     REQUIRE(mk);
     REQUIRE(mk->exit_code == 0);
-    auto refused = core::check_block_device_free(dev, false);
+    auto refused = backing::check_block_device_free(dev, false);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().what.find("ext4") != std::string::npos);
     CHECK(refused.error().fix.find("--force") != std::string::npos);
-    CHECK(core::check_block_device_free(dev, true));
+    CHECK(backing::check_block_device_free(dev, true));
     (void)core::run({"losetup", "-d", dev});
     std::filesystem::remove(img);
-    CHECK_FALSE(core::check_block_device_free("/etc/hostname", false));
+    CHECK_FALSE(backing::check_block_device_free("/etc/hostname", false));
 }
 
 #include "uring/sweep.hpp"

@@ -11,7 +11,8 @@
 #include "ceph/image.hpp"
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
-#include "lio/rbd.hpp"
+#include "backing/rbd.hpp"
+#include "lio/model.hpp"
 #include "temp_dir.hpp"
 
 using namespace devemu;
@@ -101,29 +102,29 @@ TEST_CASE("the exec undo step runs its command and reports a failure with the co
 TEST_CASE("krbd: a kernel without rbd is refused in one line; a mapping of the same image is kept on re-up")
 {
     TempDir t;
-    lio::Roots roots{t.root / "target", t.root / "sys", t.root / "dev"};
+    backing::Roots roots{t.root / "sys", t.root / "dev"};
     profile::Backstore b;
     b.name = "r";
     b.type = profile::BackstoreType::rbd;
     b.pool = "rbd";
     b.image = "img";
     b.loc = {"p.toml", 4};
-    lio::RbdClient client{"10.99.0.1:6789", "admin", "KEY", ""};
+    backing::RbdClient client{"10.99.0.1:6789", "admin", "KEY", ""};
     core::Transaction tx(t.root / "journal");
-    auto none = lio::rbd_backing(b, roots, &tx, &client, std::nullopt);
+    auto none = backing::rbd_backing(b, roots, &tx, &client, std::nullopt);
     REQUIRE_FALSE(none);
     CHECK(none.error().what == "the kernel has no rbd (krbd)");
     CHECK(none.error().fix == "modprobe rbd, or use --vm");
     t.write("sys/bus/rbd/devices/3/pool", "rbd\n");
     t.write("sys/bus/rbd/devices/3/name", "img\n");
     t.write("sys/bus/rbd/devices/3/size", "33554432\n");
-    auto kept = lio::rbd_backing(b, roots, nullptr, nullptr, 3);
+    auto kept = backing::rbd_backing(b, roots, nullptr, nullptr, 3);
     REQUIRE(kept);
     CHECK(kept->rbd == 3);
     CHECK(kept->path == (roots.dev / "rbd3").string());
     CHECK(kept->size == 33554432);
     b.image = "other";   // the recorded device now shows another image: not reused
-    auto fresh = lio::rbd_backing(b, roots, nullptr, nullptr, 3);
+    auto fresh = backing::rbd_backing(b, roots, nullptr, nullptr, 3);
     REQUIRE(fresh);
     CHECK(fresh->rbd == -1);
     tx.commit();

@@ -1,6 +1,7 @@
 #pragma once
-// What sits under a LIO backstore: a file (created sparse, never truncated), a block device (refused when it holds
-// a filesystem, a partition table or is mounted, unless --force), or a zram device devemu creates and removes.
+// What sits under a LIO backstore or a USB mass-storage LUN: a file (created sparse, never truncated), a block
+// device (refused when it holds a filesystem, a partition table or is mounted, unless --force), a zram device devemu
+// creates and removes, or an rbd image krbd maps (rbd.hpp). The front-ends (lio, usb) decide how to export it.
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -11,18 +12,19 @@
 #include "core/transaction.hpp"
 #include "profile/profile.hpp"
 
-namespace devemu::lio {
+namespace devemu::backing {
 
 namespace fs = std::filesystem;
 
 struct Roots {
-    fs::path target = "/sys/kernel/config/target";
     fs::path sys = "/sys";
     fs::path dev = "/dev";
 };
 
+enum class Kind { file, block };
+
 struct Backing {
-    std::string plugin;      // fileio | iblock | user
+    Kind kind = Kind::file;
     std::string path;        // file or device
     std::uint64_t size = 0;
     int zram = -1;           // zram device number devemu made
@@ -50,4 +52,4 @@ struct RbdClient {
                                                     std::optional<int> reuse_zram, bool force, const RbdClient* rbd = nullptr,
                                                     std::optional<int> reuse_rbd = std::nullopt);
 
-}  // namespace devemu::lio
+}  // namespace devemu::backing

@@ -5,11 +5,14 @@
 
 #include "core/error.hpp"
 
-namespace devemu::core {
+namespace devemu::backing {
+
+using core::Result;
+using core::Status;
 
 // Refuses a device that is mounted, has holders (LVM, md, dm), or carries a filesystem or partition-table
 // signature (libblkid); with `force` only the mounted/held checks remain.
 [[nodiscard]] Status check_block_device_free(const std::filesystem::path& dev, bool force);
 [[nodiscard]] Result<std::uint64_t> block_device_size(const std::filesystem::path& dev);
 
-}  // namespace devemu::core
+}  // namespace devemu::backing

@@ -1,4 +1,4 @@
-#include "lio/rbd.hpp"
+#include "backing/rbd.hpp"
 
 #include <unistd.h>
 
@@ -11,7 +11,7 @@
 #include "core/netns.hpp"
 #include "core/text.hpp"
 
-namespace devemu::lio {
+namespace devemu::backing {
 
 using core::Errc;
 
@@ -62,7 +62,7 @@ core::Result<std::string> map_image(const profile::Backstore& b, const fs::path&
 core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, const RbdClient* client,
                                   std::optional<int> reuse)
 {
-    Backing out{"iblock", "/dev/rbd(new)", b.size.value_or(0), -1};
+    Backing out{Kind::block, "/dev/rbd(new)", b.size.value_or(0), -1};
     const auto bus = roots.sys / "bus/rbd";
     std::string id;
     if (reuse && shows(bus / "devices" / std::to_string(*reuse), b)) id = std::to_string(*reuse);
@@ -78,4 +78,4 @@ core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& root
     return out;
 }
 
-}  // namespace devemu::lio
+}  // namespace devemu::backing

@@ -1,4 +1,4 @@
-#include "lio/backing.hpp"
+#include "backing/backing.hpp"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -13,14 +13,14 @@
 #include <fstream>
 #include <set>
 
-#include "core/blockdev.hpp"
+#include "backing/blockdev.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/probe.hpp"
 #include "core/text.hpp"
-#include "lio/rbd.hpp"
+#include "backing/rbd.hpp"
 
-namespace devemu::lio {
+namespace devemu::backing {
 
 using core::Errc;
 
@@ -28,7 +28,7 @@ namespace {
 
 core::Result<Backing> file_backing(const profile::Backstore& b, core::Transaction* tx, bool force)
 {
-    Backing out{"fileio", b.path, 0, -1};
+    Backing out{Kind::file, b.path, 0, -1};
     struct stat st {};
     const bool exists = ::stat(b.path.c_str(), &st) == 0;
     if (exists && !S_ISREG(st.st_mode)) return core::fail(Errc::invalid_input, "not a regular file", b.path, "use a block backstore for devices");
@@ -54,7 +54,7 @@ core::Result<Backing> file_backing(const profile::Backstore& b, core::Transactio
 
 core::Result<Backing> zram_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, std::optional<int> reuse)
 {
-    Backing out{"iblock", "", *b.size, -1};
+    Backing out{Kind::block, "", *b.size, -1};
     if (reuse) {
         const auto dir = roots.sys / "block" / fmt::format("zram{}", *reuse);
         auto size = core::read_attr(dir / "disksize");
@@ -106,9 +106,9 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
     case profile::BackstoreType::fileio:
         return file_backing(b, tx, force);
     case profile::BackstoreType::block: {
-        DEVEMU_CHECK(core::check_block_device_free(b.path, force));
-        DEVEMU_TRY(size, core::block_device_size(b.path));
-        return Backing{"iblock", b.path, size, -1};
+        DEVEMU_CHECK(check_block_device_free(b.path, force));
+        DEVEMU_TRY(size, block_device_size(b.path));
+        return Backing{Kind::block, b.path, size, -1};
     }
     case profile::BackstoreType::zram:
         return zram_backing(b, roots, tx, reuse_zram);
@@ -118,19 +118,15 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
         if (b.path.starts_with("zram:")) {   // a zram device devemu makes (and removes), served by the handler
             profile::Backstore z = b;
             z.type = profile::BackstoreType::zram;
-            DEVEMU_TRY(zb, zram_backing(z, roots, tx, reuse_zram));
-            zb.plugin = "user";
-            return zb;
+            return zram_backing(z, roots, tx, reuse_zram);
         }
         struct stat st {};
         if (::stat(b.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
-            DEVEMU_CHECK(core::check_block_device_free(b.path, force));
-            DEVEMU_TRY(size, core::block_device_size(b.path));
-            return Backing{"user", b.path, size, -1};
+            DEVEMU_CHECK(check_block_device_free(b.path, force));
+            DEVEMU_TRY(size, block_device_size(b.path));
+            return Backing{Kind::block, b.path, size, -1};
         }
-        DEVEMU_TRY(f, file_backing(b, tx, force));
-        f.plugin = "user";
-        return f;
+        return file_backing(b, tx, force);
     }
     case profile::BackstoreType::rbd:
         return rbd_backing(b, roots, tx, rbd, reuse_rbd);
@@ -138,4 +134,4 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
     return core::fail(Errc::invalid_input, "unknown backstore type", b.loc.str());
 }
 
-}  // namespace devemu::lio
+}  // namespace devemu::backing

@@ -1,4 +1,4 @@
-#include "core/blockdev.hpp"
+#include "backing/blockdev.hpp"
 
 #include <blkid/blkid.h>
 #include <fcntl.h>
@@ -14,7 +14,9 @@
 
 #include "core/fd.hpp"
 
-namespace devemu::core {
+namespace devemu::backing {
+
+using namespace core;
 
 namespace fs = std::filesystem;
 
@@ -62,4 +64,4 @@ Status check_block_device_free(const fs::path& dev, bool force)
     return {};
 }
 
-}  // namespace devemu::core
+}  // namespace devemu::backing
