@@ -29,7 +29,7 @@
 #include "core/fs.hpp"
 #include "core/text.hpp"
 #include "uring/discard.hpp"
-#include "uring/scsi.hpp"
+#include "scsi/emulation.hpp"
 
 namespace devemu::uring {
 
@@ -284,7 +284,7 @@ private:
     {
         if (pe.status != scsi::good) return;
         pe.status = scsi::check_condition;
-        pe.sense = info ? scsi::sense_bytes(s, info) : scsi::sense_bytes(s);
+        pe.sense = scsi::sense_bytes(s, info);
         ++errors_;
         if (err) spdlog::warn("tcmu: I/O error {} on command {}", std::strerror(err), pe.cmd_id);
     }

@@ -3,9 +3,11 @@
 #include <cstdlib>
 #include <span>
 
+#include "scsi/cdb.hpp"
 #include "usb/bot.hpp"
 
 using namespace devemu::usb::bot;
+using namespace devemu::scsi;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {

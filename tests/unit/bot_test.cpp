@@ -5,9 +5,11 @@
 #include <random>
 #include <vector>
 
+#include "scsi/cdb.hpp"
 #include "usb/bot.hpp"
 
 using namespace devemu::usb::bot;
+using namespace devemu::scsi;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {

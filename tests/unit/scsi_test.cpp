@@ -3,9 +3,9 @@
 
 #include <vector>
 
-#include "uring/scsi.hpp"
+#include "scsi/emulation.hpp"
 
-using namespace devemu::uring::scsi;
+using namespace devemu::scsi;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {

@@ -1,25 +1,15 @@
-#include "uring/scsi.hpp"
+#include "scsi/emulation.hpp"
 
 #include <algorithm>
 #include <cstring>
 
-namespace devemu::uring::scsi {
+#include "scsi/bytes.hpp"
+#include "scsi/opcodes.hpp"
+
+namespace devemu::scsi {
 
 namespace {
 
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
-std::uint32_t be32(const std::uint8_t* p) { return static_cast<std::uint32_t>(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
-std::uint64_t be64(const std::uint8_t* p) { return static_cast<std::uint64_t>(be32(p)) << 32 | be32(p + 4); }
-void put16(std::uint8_t* p, std::uint32_t v) { p[0] = static_cast<std::uint8_t>(v >> 8), p[1] = static_cast<std::uint8_t>(v); }
-void put32(std::uint8_t* p, std::uint32_t v)
-{
-    for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
-}
-void put64(std::uint8_t* p, std::uint64_t v)
-{
-    put32(p, static_cast<std::uint32_t>(v >> 32));
-    put32(p + 4, static_cast<std::uint32_t>(v));
-}
 void pad(std::uint8_t* p, const std::string& s, std::size_t n)
 {
     std::memset(p, ' ', n);
@@ -198,20 +188,6 @@ Plan rw(std::uint64_t lba, std::uint64_t blocks, Op op, const Device& d, bool fu
 
 }  // namespace
 
-std::vector<std::uint8_t> sense_bytes(const Sense& s) { return sense_bytes(s, 0); }
-
-std::vector<std::uint8_t> sense_bytes(const Sense& s, std::uint32_t information)
-{
-    std::vector<std::uint8_t> b(18, 0);
-    b[0] = information ? 0xf0 : 0x70;
-    b[2] = s.key;
-    put32(&b[3], information);
-    b[7] = 10;
-    b[12] = s.asc;
-    b[13] = s.ascq;
-    return b;
-}
-
 bool parse_unmap(std::span<const std::uint8_t> p, std::vector<std::pair<std::uint64_t, std::uint32_t>>& out)
 {
     out.clear();
@@ -226,40 +202,40 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
 {
     if (c.empty()) return fail(invalid_opcode);
     auto need = [&](std::size_t n) { return c.size() >= n; };
-    const std::uint8_t op = c[0];
-    switch (op) {
-    case 0x00:   // TEST UNIT READY
-    case 0x1b:   // START STOP UNIT
-    case 0x1e:   // PREVENT ALLOW MEDIUM REMOVAL
+    const std::uint8_t code = c[0];
+    switch (code) {
+    case op::test_unit_ready:
+    case op::start_stop:
+    case op::prevent_allow:
         return {};
-    case 0x03: {   // REQUEST SENSE: nothing pending (errors are reported with their command)
+    case op::request_sense: {   // REQUEST SENSE: nothing pending (errors are reported with their command)
         if (!need(6)) return fail(invalid_field);
         auto s = sense_bytes({0, 0, 0});
         return reply(s, c[4]);
     }
-    case 0x12:
+    case op::inquiry:
         if (!need(6)) return fail(invalid_field);
         return inquiry(c, d);
-    case 0x1a:
+    case op::mode_sense6:
         if (!need(6)) return fail(invalid_field);
         return mode_sense(c, d, false);
-    case 0x5a:
+    case op::mode_sense10:
         if (!need(10)) return fail(invalid_field);
         return mode_sense(c, d, true);
-    case 0x15:   // MODE SELECT(6)/(10): nothing is changeable; an empty list is fine
-    case 0x55: {
-        const std::size_t len = op == 0x15 ? c[4] : (need(9) ? be16(&c[7]) : 0);
+    case op::mode_select6:   // MODE SELECT(6)/(10): nothing is changeable; an empty list is fine
+    case op::mode_select10: {
+        const std::size_t len = code == op::mode_select6 ? c[4] : (need(9) ? be16(&c[7]) : 0);
         if (len == 0) return {};
         return fail(invalid_field);
     }
-    case 0x25: {   // READ CAPACITY(10)
+    case op::read_capacity10: {
         std::vector<std::uint8_t> r(8);
         put32(&r[0], static_cast<std::uint32_t>(std::min<std::uint64_t>(d.blocks - 1, 0xffffffff)));
         put32(&r[4], d.block_size);
         return reply(r, 8);
     }
-    case 0x9e: {   // SERVICE ACTION IN(16)
-        if (!need(16) || (c[1] & 0x1f) != 0x10) return fail(invalid_opcode);
+    case op::service_action_in16: {   // SERVICE ACTION IN(16)
+        if (!need(16) || (c[1] & 0x1f) != op::read_capacity16_sa) return fail(invalid_opcode);   // READ CAPACITY(16) only
         std::vector<std::uint8_t> r(32, 0);
         put64(&r[0], d.blocks - 1);
         put32(&r[8], d.block_size);
@@ -267,37 +243,37 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         if (d.can_unmap) r[14] = 0x80 | 0x40;   // LBPME, LBPRZ
         return reply(r, be32(&c[10]));
     }
-    case 0x08:   // READ(6) / WRITE(6)
-    case 0x0a: {
+    case op::read6:
+    case op::write6: {
         if (!need(6)) return fail(invalid_field);
         const std::uint64_t lba = (static_cast<std::uint64_t>(c[1] & 0x1f) << 16) | be16(&c[2]);
         const std::uint64_t n = c[4] ? c[4] : 256;
-        return rw(lba, n, op == 0x08 ? Op::read : Op::write, d);
+        return rw(lba, n, code == op::read6 ? Op::read : Op::write, d);
     }
-    case 0x28:   // READ/WRITE(10), (12), (16): RDPROTECT/WRPROTECT need protection information, which we do not have
-    case 0x2a:
-    case 0xa8:
-    case 0xaa:
-    case 0x88:
-    case 0x8a: {
-        const bool is16 = op == 0x88 || op == 0x8a, is12 = op == 0xa8 || op == 0xaa;
+    case op::read10:   // READ/WRITE(10), (12), (16): RDPROTECT/WRPROTECT need protection information, which we do not have
+    case op::write10:
+    case op::read12:
+    case op::write12:
+    case op::read16:
+    case op::write16: {
+        const bool is16 = code == op::read16 || code == op::write16, is12 = code == op::read12 || code == op::write12;
         if (!need(is16 ? 16 : is12 ? 12 : 10)) return fail(invalid_field);
         if (c[1] & 0xe0) return fail(invalid_field);
         const std::uint64_t lba = is16 ? be64(&c[2]) : be32(&c[2]);
         const std::uint64_t n = is16 ? be32(&c[10]) : is12 ? be32(&c[6]) : be16(&c[7]);
-        const bool write = op == 0x2a || op == 0xaa || op == 0x8a;
+        const bool write = code == op::write10 || code == op::write12 || code == op::write16;
         return rw(lba, n, write ? Op::write : Op::read, d, (c[1] & 0x08) != 0);
     }
-    case 0x2e:   // WRITE AND VERIFY(10)/(16): the write is durable before GOOD (it is verified by construction)
-    case 0x8e: {
-        const bool is16 = op == 0x8e;
+    case op::write_verify10:   // WRITE AND VERIFY(10)/(16): the write is durable before GOOD (it is verified by construction)
+    case op::write_verify16: {
+        const bool is16 = code == op::write_verify16;
         if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
         auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), is16 ? be32(&c[10]) : be16(&c[7]), Op::write, d, true);
         return p;
     }
-    case 0x2f:   // VERIFY(10)/(16): BYTCHK 0 = the medium is readable (range check); 1 = compare with data-out
-    case 0x8f: {
-        const bool is16 = op == 0x8f;
+    case op::verify10:   // VERIFY(10)/(16): BYTCHK 0 = the medium is readable (range check); 1 = compare with data-out
+    case op::verify16: {
+        const bool is16 = code == op::verify16;
         if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
         const int bytchk = (c[1] >> 1) & 3;
         if (bytchk == 2 || bytchk == 3) return fail(invalid_field);
@@ -306,16 +282,16 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         if (p.status == good && !p.bytchk) p.op = Op::reply;
         return p;
     }
-    case 0x35:   // SYNCHRONIZE CACHE(10)/(16)
-    case 0x91: {
-        const bool is16 = op == 0x91;
+    case op::sync_cache10:
+    case op::sync_cache16: {
+        const bool is16 = code == op::sync_cache16;
         if (!need(is16 ? 16 : 10)) return fail(invalid_field);
         auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), is16 ? be32(&c[10]) : be16(&c[7]), Op::flush, d);
         return p;
     }
-    case 0x41:   // WRITE SAME(10)/(16)
-    case 0x93: {
-        const bool is16 = op == 0x93;
+    case op::write_same10:
+    case op::write_same16: {
+        const bool is16 = code == op::write_same16;
         if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
         const std::uint64_t n = is16 ? be32(&c[10]) : be16(&c[7]);
         if (n == 0) return fail(invalid_field);   // WSNZ
@@ -328,7 +304,7 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         p.ndob = is16 && (c[1] & 0x01);   // NDOB: the block is zeros and no data-out comes with it
         return p;
     }
-    case 0x42: {   // UNMAP: the parameter list arrives as data-out
+    case op::unmap: {   // UNMAP: the parameter list arrives as data-out
         if (!need(10)) return fail(invalid_field);
         if (!d.can_unmap) return fail(invalid_opcode);
         if (d.readonly) return fail(write_protected);
@@ -337,7 +313,7 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         p.blocks = be16(&c[7]);   // parameter list length
         return p;
     }
-    case 0x89: {   // COMPARE AND WRITE
+    case op::compare_and_write: {
         if (!need(16) || (c[1] & 0xe0)) return fail(invalid_field);
         const std::uint64_t n = c[13];   // 0: nothing to compare or write (the data-out must then be empty too)
         if (n > 1) return fail(invalid_field);
@@ -348,4 +324,4 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
     }
 }
 
-}  // namespace devemu::uring::scsi
+}  // namespace devemu::scsi

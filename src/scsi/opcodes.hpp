@@ -1,0 +1,18 @@
+#pragma once
+// Operation codes (SPC-4, SBC-3) that devemu emulates or sends: one list for the target side (emulation.hpp) and
+// the initiator side (cdb.hpp, the USB checker).
+#include <cstdint>
+
+namespace devemu::scsi::op {
+
+inline constexpr std::uint8_t test_unit_ready = 0x00, request_sense = 0x03, read6 = 0x08, write6 = 0x0a, inquiry = 0x12,
+                              mode_select6 = 0x15, mode_sense6 = 0x1a, start_stop = 0x1b, prevent_allow = 0x1e,
+                              read_format_capacities = 0x23, read_capacity10 = 0x25, read10 = 0x28, write10 = 0x2a,
+                              write_verify10 = 0x2e, verify10 = 0x2f, sync_cache10 = 0x35, write_same10 = 0x41, unmap = 0x42,
+                              mode_select10 = 0x55, mode_sense10 = 0x5a, read16 = 0x88, compare_and_write = 0x89, write16 = 0x8a,
+                              write_verify16 = 0x8e, verify16 = 0x8f, sync_cache16 = 0x91, write_same16 = 0x93,
+                              service_action_in16 = 0x9e, read12 = 0xa8, write12 = 0xaa;
+// SERVICE ACTION IN(16) service actions.
+inline constexpr std::uint8_t read_capacity16_sa = 0x10, get_lba_status_sa = 0x12;
+
+}  // namespace devemu::scsi::op
