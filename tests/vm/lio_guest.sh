@@ -203,7 +203,7 @@ printf '[[backstore]]\nname = "oi"\ntype = "zram"\nsize = "64M"\n[[target]]\nnam
 check "open-iscsi: up" sh -c "\"$devemu\" up --json oi.toml > /tmp/oi.json"
 grep -q '^InitiatorName=' /etc/iscsi/initiatorname.iscsi 2>/dev/null || echo "InitiatorName=$(iscsi-iname)" > /etc/iscsi/initiatorname.iscsi
 modprobe sd_mod; mkdir -p /run/lock/iscsi
-iscsid -f >/tmp/iscsid.log 2>&1 &
+setsid iscsid -f >/tmp/iscsid.log 2>&1 &   # own session: on SIGTERM iscsid signals its whole process group
 iscsid_pid=$!
 python3 -c "import json; [print(l) for l in json.load(open('/tmp/oi.json'))[0]['access']['iscsiadm']]" > /tmp/oi.lines
 check "open-iscsi: up printed two iscsiadm lines (discovery, login)" sh -c "[ \$(grep -c '^iscsiadm ' /tmp/oi.lines) = 2 ]"
