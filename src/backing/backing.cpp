@@ -70,10 +70,11 @@ core::Result<Backing> zram_backing(const profile::Backstore& b, const Roots& roo
         return out;
     }
     const auto control = roots.sys / "class/zram-control";
-    auto n = core::read_attr(control / "hot_add");
+    auto n = core::read_number(control / "hot_add");
+    if (!n && n.error().code == Errc::kernel) return std::unexpected(n.error());
     if (!n) return core::fail(Errc::missing, "cannot add a zram device", (control / "hot_add").string(), "modprobe zram, or use --vm");
-    out.zram = std::stoi(*n);
-    DEVEMU_CHECK(tx->record({core::UndoOp::zram_remove, (control / "hot_remove").string(), *n}));
+    out.zram = static_cast<int>(*n);
+    DEVEMU_CHECK(tx->record({core::UndoOp::zram_remove, (control / "hot_remove").string(), std::to_string(*n)}));
     const auto dir = roots.sys / "block" / fmt::format("zram{}", out.zram);
     if (auto s = core::write_attr(dir / "comp_algorithm", b.comp_algorithm); !s)
         return core::fail(Errc::invalid_input, "the kernel's zram does not offer comp_algorithm \"" + b.comp_algorithm + "\"", b.loc.str(),

@@ -71,9 +71,11 @@ core::Result<Backing> rbd_backing(const profile::Backstore& b, const Roots& root
         DEVEMU_TRY(mapped, map_image(b, bus, *tx, client));
         id = mapped;
     }
-    out.rbd = std::stoi(id);
+    const auto num = core::parse_number(id);
+    if (!num) return core::fail(Errc::kernel, "krbd device id \"" + id + "\" is not a number", (bus / "devices").string());
+    out.rbd = static_cast<int>(*num);
     out.path = (roots.dev / ("rbd" + id)).string();
-    if (auto size = core::read_attr(bus / "devices" / id / "size")) out.size = std::stoull(*size);
+    if (auto size = core::read_number(bus / "devices" / id / "size")) out.size = *size;
     for (int i = 0; i < 200 && ::access(out.path.c_str(), F_OK) != 0; ++i) ::usleep(5000);
     return out;
 }

@@ -67,7 +67,7 @@ int wait_app(core::Child& app)
         if (fds[0].revents) break;
         if (fds[1].revents) {
             signalfd_siginfo si{};
-            (void)!::read(sfd.get(), &si, sizeof si);
+            if (::read(sfd.get(), &si, sizeof si) != sizeof si) continue;
             spdlog::info("signal {}: stopping the app and tearing down", si.ssi_signo);
             int rc = app.terminate();
             sigprocmask(SIG_UNBLOCK, &set, nullptr);

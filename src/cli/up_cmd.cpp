@@ -9,6 +9,7 @@
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
 #include "cli/rbd.hpp"
+#include "core/text.hpp"
 #include "core/parallel.hpp"
 #include "core/statedir.hpp"
 #include "lio/unit.hpp"
@@ -129,8 +130,9 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     if (p.has("advertise"))
         for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
             auto eq = a.find('=');
-            if (eq == std::string::npos) return report({core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, ""});
-            opt.advertise[a.substr(0, eq)] = static_cast<std::uint16_t>(std::stoul(a.substr(eq + 1)));
+            const auto port = eq == std::string::npos ? std::nullopt : core::parse_number(a.substr(eq + 1));
+            if (!port || *port == 0 || *port > 65535) return report({core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, ""});
+            opt.advertise[a.substr(0, eq)] = static_cast<std::uint16_t>(*port);
         }
 
     std::vector<profile::Profile> profiles;

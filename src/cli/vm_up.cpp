@@ -28,32 +28,6 @@ namespace devemu::cli {
 
 namespace {
 
-std::uint16_t free_port()
-{
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    std::uint16_t port = 0;
-    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-        port = ntohs(a.sin_port);
-    ::close(s);
-    return port;
-}
-
-bool port_answers(std::uint16_t port)
-{
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(s);
-    return ok;
-}
-
 // The VM's second NIC on the local Ceph cluster's bridge, and how devemu in the guest reaches the cluster from
 // there: the same monitor address, the admin key in a 0600 file of the initramfs (itself 0600 in the run dir).
 struct CephAttach {
@@ -169,9 +143,10 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     json forwards = json::object();
     for (auto& t : prof->targets)
         if (t.fabric == profile::Fabric::iscsi) {
-            auto port = free_port();
-            cfg.forwards.push_back({port, t.portal.port});
-            forwards[t.name] = port;
+            auto port = core::free_loopback_port();
+            if (!port) return report(port.error());
+            cfg.forwards.push_back({*port, t.portal.port});
+            forwards[t.name] = *port;
         }
     if (auto s = core::make_dirs(cfg.run_dir, 0700); !s) return report(s.error());
     cfg.initrd = cfg.run_dir / "initrd.cpio";
@@ -274,7 +249,7 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& files, const VmUpOpt
     if (units.is_discarded()) return fail_and_stop({core::Errc::kernel, "unreadable output from devemu in the VM", (cfg.run_dir / "stdout.log").string(), ""});
     for (auto& [t, port] : forwards.items()) {
         bool ok = false;
-        for (int i = 0; i < 100 && !(ok = port_answers(port.get<std::uint16_t>())); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port.get<std::uint16_t>())); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (!ok) return fail_and_stop({core::Errc::timeout, "the portal of " + t + " does not answer on 127.0.0.1:" + std::to_string(port.get<int>()), name, ""});
     }
     // What a user needs, with the forwarded portal in place of the guest's.

@@ -1,5 +1,7 @@
 #include "core/fs.hpp"
 
+#include <sys/random.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/fd.hpp"
+#include "core/text.hpp"
 
 namespace devemu::core {
 
@@ -123,6 +126,25 @@ Status Hasher::add_file(const fs::path& p)
 }
 
 std::string Hasher::hex() const { return fmt::format("{:016x}", h); }
+
+Result<std::uint64_t> read_number(const fs::path& p, int base)
+{
+    DEVEMU_TRY(text, read_attr(p));
+    if (auto v = parse_number(text, base)) return *v;
+    return fail(Errc::kernel, "not a number: \"" + text + "\"", p.string());
+}
+
+Status random_bytes(void* out, std::size_t n)
+{
+    auto* p = static_cast<unsigned char*>(out);
+    while (n) {
+        const ssize_t r = ::getrandom(p, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return fail_errno("getrandom", "", "the kernel's random source is not available");
+        p += r, n -= static_cast<std::size_t>(r);
+    }
+    return {};
+}
 
 fs::path self_exe()
 {

@@ -14,6 +14,8 @@ namespace fs = std::filesystem;
 [[nodiscard]] Result<std::string> read_file(const fs::path& p);
 // Reads a sysfs/configfs attribute and strips the trailing newline the kernel adds.
 [[nodiscard]] Result<std::string> read_attr(const fs::path& p);
+// read_attr + parse_number: an error names the path when the kernel's text is not a number.
+[[nodiscard]] Result<std::uint64_t> read_number(const fs::path& p, int base = 10);
 // One write(2) of the whole value, as configfs and sysfs need; a short write or a failed close is an error.
 [[nodiscard]] Status write_attr(const fs::path& p, std::string_view value);
 // temp file in the same directory, fsync, rename, fsync the directory.
@@ -28,6 +30,9 @@ struct Hasher {
     [[nodiscard]] Status add_file(const fs::path& p);   // contents
     [[nodiscard]] std::string hex() const;
 };
+
+// Fills `out` from the kernel's CSPRNG (getrandom; waits for it to be seeded, retries interrupted calls).
+[[nodiscard]] Status random_bytes(void* out, std::size_t n);
 
 // Where the program itself lives (for devemu-init next to it, and for putting devemu into a guest).
 [[nodiscard]] fs::path self_exe();

@@ -95,7 +95,7 @@ std::uint64_t process_start_time(std::int64_t pid)
     std::istringstream in(s->substr(rp + 2));
     std::string field;
     for (int i = 3; i <= 22 && in >> field; ++i)
-        if (i == 22) return std::stoull(field);
+        if (i == 22) return parse_number(field).value_or(0);
     return 0;
 }
 
@@ -107,7 +107,7 @@ static std::vector<std::pair<std::int64_t, std::uint64_t>> processes_with(const 
     for (auto& e : fs::directory_iterator("/proc", ec)) {
         const auto name = e.path().filename().string();
         if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-        const auto pid = std::stoll(name);
+        const auto pid = static_cast<std::int64_t>(parse_number(name).value_or(0));
         if (pid == ::getpid()) continue;
         auto cmd = read_file(e.path() / "cmdline");
         if (cmd && cmd->find(marker) != std::string::npos) out.push_back({pid, process_start_time(pid)});

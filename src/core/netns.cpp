@@ -1,5 +1,9 @@
 #include "core/netns.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -78,6 +82,30 @@ Result<Tap> open_tap(const std::string& netns, const std::string& bridge)
     }));
     DEVEMU_CHECK(ip(netns, {"link", "set", tap.ifname, "master", bridge, "up"}));
     return tap;
+}
+
+Result<std::uint16_t> free_loopback_port()
+{
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!s) return fail_errno("socket", "127.0.0.1");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        return fail_errno("cannot find a free port", "127.0.0.1");
+    return ntohs(a.sin_port);
+}
+
+bool loopback_port_answers(std::uint16_t port)
+{
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!s) return false;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
 }
 
 }  // namespace devemu::core

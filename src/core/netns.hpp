@@ -3,6 +3,7 @@
 // user's own tools can enter them), and tap devices opened inside one and handed to a process outside it (qemu
 // in the host namespace, with a NIC on the private network: `-netdev tap,fd=N`).
 #include <filesystem>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,6 +28,11 @@ namespace devemu::core {
 
 // `ip -n NAME ARGS…` (empty name: the host namespace); a failure names the command and ip's own reason.
 [[nodiscard]] Status ip(const std::string& netns, const std::vector<std::string>& args);
+
+// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it), for a forward to a guest.
+[[nodiscard]] Result<std::uint16_t> free_loopback_port();
+// Does something accept a TCP connection on 127.0.0.1:port?
+[[nodiscard]] bool loopback_port_answers(std::uint16_t port);
 
 struct Tap {
     UniqueFd fd;

@@ -20,6 +20,15 @@
 
 namespace devemu::core {
 
+namespace {
+// In the child after fork: tell the parent why it did not get to exec. If even that fails, the parent sees exit 127.
+void tell_parent(int fd, int e)
+{
+    while (::write(fd, &e, sizeof e) < 0 && errno == EINTR) {
+    }
+}
+}  // namespace
+
 int decode_wait_status(int status)
 {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -88,8 +97,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
         if (!opt.netns.empty()) {
             int ns = ::open(netns_file(opt.netns).c_str(), O_RDONLY | O_CLOEXEC);
             if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
-                int e = -errno;   // negative: the namespace, not the program, is what failed
-                (void)!::write(err_pipe[1], &e, sizeof e);
+                tell_parent(err_pipe[1], -errno);   // negative: the namespace, not the program, is what failed
                 ::_exit(127);
             }
         }
@@ -109,8 +117,7 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv, const SpawnOpti
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::execvp(args[0], args.data());
-        int e = errno;
-        (void)!::write(err_pipe[1], &e, sizeof e);
+        tell_parent(err_pipe[1], errno);
         ::_exit(127);
     }
     ::close(err_pipe[1]);

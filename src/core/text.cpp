@@ -1,9 +1,23 @@
 #include "core/text.hpp"
 
 #include <cctype>
+#include <charconv>
 #include <fmt/format.h>
 
 namespace devemu::core {
+
+std::optional<std::uint64_t> parse_number(std::string_view s, int base)
+{
+    s = trim(s);
+    if (base == 0) {
+        base = s.starts_with("0x") || s.starts_with("0X") ? 16 : 10;
+        if (base == 16) s.remove_prefix(2);
+    }
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (s.empty() || ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+    return v;
+}
 
 std::optional<std::uint64_t> parse_size(std::string_view s)
 {

@@ -17,6 +17,10 @@ namespace devemu::core {
 // The last line of a tool's trimmed output: where a failing program says why.
 [[nodiscard]] std::string last_line(std::string_view s);
 
+// A whole number as the kernel writes one (sysfs, configfs, /proc, directory names): `base` 10, 16, or 0 (a 0x
+// prefix means hex). Surrounding white space is allowed, nothing else; nullopt when malformed or out of range.
+[[nodiscard]] std::optional<std::uint64_t> parse_number(std::string_view s, int base = 10);
+
 // iSCSI names (RFC 3720 §3.2.6): iqn.YYYY-MM.reverse.domain[:rest], eui.16HEX, naa.16HEX|32HEX.
 // Returns an explanation of what is wrong, or nullopt when valid.
 [[nodiscard]] std::optional<std::string> check_iscsi_name(std::string_view name);

@@ -13,16 +13,17 @@
 #include <memory>
 
 #include "core/fd.hpp"
+#include "core/fs.hpp"
 #include "lio/libiscsi.hpp"
 
 namespace devemu::lio {
 
 namespace {
 
-std::string pattern(std::size_t n)
+core::Result<std::string> pattern(std::size_t n)
 {
     std::string p(n, '\0');
-    for (std::size_t off = 0; off < n; off += 256) (void)!::getrandom(p.data() + off, std::min<std::size_t>(256, n - off), 0);
+    DEVEMU_CHECK(core::random_bytes(p.data(), n));
     return p;
 }
 
@@ -90,7 +91,13 @@ std::vector<CheckResult> check_iscsi(const IscsiCheckSpec& spec)
         if (!r0.good() || r0.t->datain.size != static_cast<int>(len)) detail = std::string("read failed: ") + L.iscsi_get_error(ctx.get());
         else {
             saved.assign(reinterpret_cast<char*>(r0.t->datain.data), len);
-            auto pat = pattern(len);
+            auto random = pattern(len);
+            if (!random) {
+                out.push_back({"write-read-verify", false, random.error().message()});
+                L.iscsi_logout_sync(ctx.get());
+                return out;
+            }
+            auto& pat = *random;
             Task w{L, L.iscsi_write16_sync(ctx.get(), lun, lba, reinterpret_cast<unsigned char*>(pat.data()), len, bs, 0, 0, 0, 0, 0)};
             Task r1{L, w.good() ? L.iscsi_read16_sync(ctx.get(), lun, lba, len, bs, 0, 0, 0, 0, 0) : nullptr};
             if (!w.good()) detail = std::string("write failed: ") + L.iscsi_get_error(ctx.get());
@@ -113,14 +120,18 @@ std::vector<CheckResult> check_block(const std::string& device, std::uint64_t sc
     core::UniqueFd fd(::open(device.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
     if (!fd) return {{"open", false, fmt::format("{}: {}", device, std::strerror(errno))}};
     std::uint64_t size = 0;
-    ::ioctl(fd.get(), BLKGETSIZE64, &size);
+    if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return {{"open", false, fmt::format("{}: BLKGETSIZE64: {}", device, std::strerror(errno))}};
     out.push_back({"open", true, fmt::format("{} ({} bytes)", device, size)});
     const std::uint64_t len = std::min<std::uint64_t>(scratch, size) & ~std::uint64_t{4095};
     const off_t off = static_cast<off_t>(size - len);
     auto aligned = [](std::size_t n) { return std::unique_ptr<char, decltype(&std::free)>(static_cast<char*>(std::aligned_alloc(4096, n)), &std::free); };
     auto saved = aligned(len), buf = aligned(len), back = aligned(len);
     auto pat = pattern(len);
-    std::memcpy(buf.get(), pat.data(), len);
+    if (!saved || !buf || !back || !pat) {
+        out.push_back({"write-read-verify", false, pat ? std::string("out of memory for 3 x ") + std::to_string(len) + " bytes" : pat.error().message()});
+        return out;
+    }
+    std::memcpy(buf.get(), pat->data(), len);
     bool ok = ::pread(fd.get(), saved.get(), len, off) == static_cast<ssize_t>(len) && ::pwrite(fd.get(), buf.get(), len, off) == static_cast<ssize_t>(len) &&
               ::pread(fd.get(), back.get(), len, off) == static_cast<ssize_t>(len) && std::memcmp(back.get(), buf.get(), len) == 0;
     const bool restored = ::pwrite(fd.get(), saved.get(), len, off) == static_cast<ssize_t>(len);

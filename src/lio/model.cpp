@@ -1,27 +1,27 @@
 #include "lio/model.hpp"
 
 #include <fmt/format.h>
-#include <sys/random.h>
+#include "core/fs.hpp"
 
 namespace devemu::lio {
 
 using core::Node;
 using core::NodeKind;
 
-std::string random_hex(std::size_t digits)
+core::Result<std::string> random_hex(std::size_t digits)
 {
     std::string out;
     unsigned char buf[64];
-    (void)!::getrandom(buf, sizeof buf, 0);
+    DEVEMU_CHECK(core::random_bytes(buf, sizeof buf));
     for (std::size_t i = 0; i < digits && i < 2 * sizeof buf; ++i) out += "0123456789abcdef"[(buf[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
     return out;
 }
 
-std::string random_secret()
+core::Result<std::string> random_secret()
 {
     static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     unsigned char buf[16];
-    (void)!::getrandom(buf, sizeof buf, 0);
+    DEVEMU_CHECK(core::random_bytes(buf, sizeof buf));
     std::string out;
     for (unsigned char c : buf) out += alphabet[c % (sizeof alphabet - 1)];
     return out;

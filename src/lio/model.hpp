@@ -55,7 +55,7 @@ struct TargetModel {
     [[nodiscard]] std::vector<core::Node> nodes() const;
 };
 
-[[nodiscard]] std::string random_hex(std::size_t digits);
-[[nodiscard]] std::string random_secret();   // 16 characters, letters and digits: every initiator takes it
+[[nodiscard]] core::Result<std::string> random_hex(std::size_t digits);
+[[nodiscard]] core::Result<std::string> random_secret();   // 16 characters, letters and digits: every initiator takes it
 
 }  // namespace devemu::lio

@@ -78,14 +78,28 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
     m.spec = &t;
     m.portal_address = opt.in_vm && t.portal.loopback() ? "0.0.0.0" : t.portal.address;
     if (auto a = opt.advertise.find(t.name); a != opt.advertise.end()) m.advertised_port = a->second;
-    m.wwn = t.fabric == profile::Fabric::iscsi ? t.wwn : (t.wwn.empty() ? b.gen.get("wwn", "naa.5001405" + random_hex(9)) : t.wwn);
-    if (t.fabric == profile::Fabric::loopback)
-        m.initiator_wwn = t.initiator_wwn.empty() ? b.gen.get("initiator_wwn", "naa.5001405" + random_hex(9)) : t.initiator_wwn;
+    // Generated once per unit and kept in its record, so a rerun of `up` changes nothing.
+    auto generated = [&](const std::string& key, const std::string& given, bool wwn) -> core::Result<std::string> {
+        if (!given.empty()) return given;
+        if (b.gen.values.count(key)) return b.gen.values[key];
+        DEVEMU_TRY(fresh, wwn ? random_hex(9) : random_secret());
+        return b.gen.get(key, wwn ? "naa.5001405" + fresh : fresh);
+    };
+    if (t.fabric == profile::Fabric::iscsi) m.wwn = t.wwn;
+    else {
+        DEVEMU_TRY(wwn, generated("wwn", t.wwn, true));
+        DEVEMU_TRY(iwwn, generated("initiator_wwn", t.initiator_wwn, true));
+        m.wwn = wwn, m.initiator_wwn = iwwn;
+    }
     for (auto& a : t.acls) {
-        if (!a.chap_user.empty())
-            m.chap[a.initiator] = {a.chap_user, a.chap_secret.empty() ? b.gen.get("chap:" + a.initiator, random_secret()) : a.chap_secret};
-        if (!a.mutual_user.empty())
-            m.mutual_chap[a.initiator] = {a.mutual_user, a.mutual_secret.empty() ? b.gen.get("mutual:" + a.initiator, random_secret()) : a.mutual_secret};
+        if (!a.chap_user.empty()) {
+            DEVEMU_TRY(secret, generated("chap:" + a.initiator, a.chap_secret, false));
+            m.chap[a.initiator] = {a.chap_user, secret};
+        }
+        if (!a.mutual_user.empty()) {
+            DEVEMU_TRY(secret, generated("mutual:" + a.initiator, a.mutual_secret, false));
+            m.mutual_chap[a.initiator] = {a.mutual_user, secret};
+        }
     }
     std::set<std::string> taken;
     for (auto& l : t.luns) {

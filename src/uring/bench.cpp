@@ -60,9 +60,10 @@ core::Status open_target(const BenchOptions& o, Target& t)
         auto parts = core::split(o.target.substr(5), ':');
         auto size = core::parse_size(parts[0]);
         if (!size) return core::fail(Errc::invalid_input, "not zram:SIZE[:ALGO]", o.target, "e.g. zram:1G or zram:1G:lz4");
-        auto n = core::read_attr("/sys/class/zram-control/hot_add");
+        auto n = core::read_number("/sys/class/zram-control/hot_add");
+        if (!n && n.error().code == Errc::kernel) return std::unexpected(n.error());
         if (!n) return core::fail(Errc::missing, "cannot add a zram device", "/sys/class/zram-control/hot_add", "modprobe zram");
-        t.zram.id = std::stoi(*n);
+        t.zram.id = static_cast<int>(*n);
         const auto dir = fmt::format("/sys/block/zram{}", t.zram.id);
         if (parts.size() > 1) DEVEMU_CHECK(core::write_attr(dir + "/comp_algorithm", parts[1]));
         DEVEMU_CHECK(core::write_attr(dir + "/disksize", std::to_string(*size)));

@@ -83,6 +83,10 @@ JobResult run_job(const JobSpec& s)
     const bool uring = o.engine == "uring";
     const unsigned depth = uring ? o.iodepth : 1;
     std::unique_ptr<char, decltype(&std::free)> mem(static_cast<char*>(std::aligned_alloc(4096, std::size_t{depth} * o.bs)), &std::free);
+    if (!mem) {
+        res.error = "cannot allocate " + std::to_string(depth) + " buffers of " + std::to_string(o.bs) + " bytes (lower --iodepth or --bs)";
+        return res;
+    }
     std::vector<Slot> slots(depth);
     std::vector<unsigned> free_slots;
     for (unsigned i = 0; i < depth; ++i) {

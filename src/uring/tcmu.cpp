@@ -109,8 +109,8 @@ core::Result<std::pair<std::string, std::size_t>> find_uio(const std::string& pr
         for (auto& e : fs::directory_iterator("/sys/class/uio", ec)) {
             auto name = core::read_attr(e.path() / "name").value_or("");
             if (!name.starts_with(prefix)) continue;
-            auto size = core::read_attr(e.path() / "maps/map0/size").value_or("0");
-            return std::pair{"/dev/" + e.path().filename().string(), static_cast<std::size_t>(std::stoull(size, nullptr, 0))};
+            DEVEMU_TRY(size, core::read_number(e.path() / "maps/map0/size", 0));
+            return std::pair{"/dev/" + e.path().filename().string(), static_cast<std::size_t>(size)};
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     } while (std::chrono::steady_clock::now() < deadline);
@@ -160,7 +160,11 @@ public:
         }
         ring_ok_ = true;
         efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        io_uring_register_eventfd(&ring_, efd_.get());
+        if (!efd_) return core::fail_errno("eventfd", "io_uring");
+        if (int rc = io_uring_register_eventfd(&ring_, efd_.get()); rc < 0) {
+            errno = -rc;
+            return core::fail_errno("io_uring_register_eventfd", "io_uring");
+        }
         // The data area cannot be a registered buffer (its pages exist only while a command uses them), but the
         // backing file can be a registered file.
         files_registered_ = io_uring_register_files(&ring_, &fd_, 1) == 0;
@@ -586,7 +590,11 @@ int tcmu_serve(const TcmuConfig& cfg)
         h.note_queue();
         h.submit();
         h.reap();
-        if (h.complete()) (void)!::write(dev.uio.get(), &one, sizeof one);
+        // The kick tells the kernel to reap our completions; one lost (EINTR) is made up by the next.
+        if (h.complete() && ::write(dev.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) {
+            spdlog::error("cannot kick {}: {}", uio->first, std::strerror(errno));
+            return 1;   // the supervisor starts a new handler, which serves what is left in the ring
+        }
         if (!cfg.stats.empty() && std::chrono::steady_clock::now() - last_stats > std::chrono::seconds(1)) {
             (void)core::write_file_atomic(cfg.stats, h.stats().dump() + "\n");
             last_stats = std::chrono::steady_clock::now();
@@ -594,18 +602,18 @@ int tcmu_serve(const TcmuConfig& cfg)
         if (stopping && h.idle()) break;
         pollfd fds[3] = {{dev.uio.get(), POLLIN, 0}, {h.efd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
         if (::poll(fds, 3, 1000) < 0 && errno != EINTR) break;
+        // Only the wake-ups matter, not the counts: each drain read may come back EAGAIN/EINTR without harm.
         if (fds[0].revents & POLLIN) {
             std::uint32_t count = 0;
-            (void)!::read(dev.uio.get(), &count, sizeof count);
+            if (::read(dev.uio.get(), &count, sizeof count) < 0 && errno != EAGAIN && errno != EINTR) spdlog::debug("uio read: {}", std::strerror(errno));
         }
         if (fds[1].revents & POLLIN) {
             std::uint64_t v = 0;
-            (void)!::read(h.efd(), &v, sizeof v);
+            if (::read(h.efd(), &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR) spdlog::debug("eventfd read: {}", std::strerror(errno));
         }
         if (fds[2].revents & POLLIN) {
             signalfd_siginfo si{};
-            (void)!::read(sfd.get(), &si, sizeof si);
-            stopping = true;   // finish what is in flight, then go
+            if (::read(sfd.get(), &si, sizeof si) == sizeof si) stopping = true;   // finish what is in flight, then go
         }
     }
     if (!cfg.stats.empty()) (void)core::write_file_atomic(cfg.stats, h.stats().dump() + "\n");

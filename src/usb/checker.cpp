@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 
+#include "core/text.hpp"
 #include "scsi/cdb.hpp"
 #include "usb/bot.hpp"
 
@@ -505,8 +506,8 @@ std::optional<DeviceMatch> parse_vid_pid(const std::string& s)
     for (std::size_t i = 0; i < 9; ++i)
         if (i != 4 && !std::isxdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
     DeviceMatch m;
-    m.vid = static_cast<std::uint16_t>(std::stoul(s.substr(0, 4), nullptr, 16));
-    m.pid = static_cast<std::uint16_t>(std::stoul(s.substr(5), nullptr, 16));
+    m.vid = static_cast<std::uint16_t>(core::parse_number(s.substr(0, 4), 16).value_or(0));
+    m.pid = static_cast<std::uint16_t>(core::parse_number(s.substr(5), 16).value_or(0));
     return m;
 }
 
@@ -520,7 +521,7 @@ json CheckReport::to_json() const
     json checks = json::array();
     for (auto& i : items) {
         json j = {{"name", i.name}, {"result", i.result}, {"detail", i.detail}};
-        if (!i.lun.empty()) j["lun"] = std::stoi(i.lun);
+        if (auto lun = core::parse_number(i.lun)) j["lun"] = *lun;
         checks.push_back(j);
     }
     return {{"kind", kind}, {"device", device}, {"ok", ok()}, {"checks", checks}, {"bench", bench}};

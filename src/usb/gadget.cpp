@@ -153,7 +153,8 @@ std::map<unsigned, std::string> disks_under(const fs::path& intf)
         std::smatch m;
         const auto name = it->path().filename().string();
         if (!std::regex_match(name, m, hctl) || !fs::is_directory(it->path() / "block", ec)) continue;
-        for (auto& b : fs::directory_iterator(it->path() / "block", ec)) out[std::stoul(m[4])] = "/dev/" + b.path().filename().string();
+        for (auto& b : fs::directory_iterator(it->path() / "block", ec))
+            out[static_cast<unsigned>(core::parse_number(m[4].str()).value_or(0))] = "/dev/" + b.path().filename().string();
         it.disable_recursion_pending();
     }
     return out;
@@ -176,7 +177,7 @@ void map_interfaces(const fs::path& dev, const std::vector<std::string>& ms, con
     for (auto& i : fs::directory_iterator(dev, ec))
         if (i.path().filename().string().starts_with(dev.filename().string() + ":")) intfs.push_back(i.path());
     std::sort(intfs.begin(), intfs.end(), [](const fs::path& a, const fs::path& b) {
-        auto num = [](const fs::path& p) { auto s = p.filename().string(); return std::stoi(s.substr(s.rfind('.') + 1)); };
+        auto num = [](const fs::path& p) { auto s = p.filename().string(); return core::parse_number(s.substr(s.rfind('.') + 1)).value_or(0); };
         return num(a) < num(b);
     });
     std::size_t next_ms = 0, next_acm = 0;
@@ -334,12 +335,12 @@ std::optional<Enumerated> find_enumerated(const profile::Gadget& g, const std::s
         const auto dev = hub.path() / (hub_name.substr(3) + "-1");
         auto vid = core::read_attr(dev / "idVendor"), pid = core::read_attr(dev / "idProduct"), ser = core::read_attr(dev / "serial");
         if (!vid || !pid) continue;
-        if (std::stoul(*vid, nullptr, 16) != g.vendor_id || std::stoul(*pid, nullptr, 16) != g.product_id) continue;
+        if (core::parse_number(*vid, 16) != g.vendor_id || core::parse_number(*pid, 16) != g.product_id) continue;
         if (ser && *ser != serial) continue;
         Enumerated e;
         e.sysfs = (roots.sys / "bus/usb/devices" / dev.filename()).string();
-        e.bus = std::stoi(core::read_attr(dev / "busnum").value_or("0"));
-        e.device = std::stoi(core::read_attr(dev / "devnum").value_or("0"));
+        e.bus = static_cast<int>(core::read_number(dev / "busnum").value_or(0));
+        e.device = static_cast<int>(core::read_number(dev / "devnum").value_or(0));
         e.speed = core::read_attr(dev / "speed").value_or("?");
         e.configured = !core::read_attr(dev / "bConfigurationValue").value_or("").empty();
         std::vector<std::string> ms, acm;
@@ -538,7 +539,7 @@ std::vector<std::string> holders(const std::string& dir, const std::set<pid_t>& 
     for (auto& p : fs::directory_iterator("/proc", ec)) {
         const auto pid = p.path().filename().string();
         if (pid.find_first_not_of("0123456789") != std::string::npos || pid == std::to_string(::getpid())) continue;
-        if (ours.count(::getpgid(std::stoi(pid)))) continue;
+        if (ours.count(::getpgid(static_cast<pid_t>(core::parse_number(pid).value_or(0))))) continue;
         for (auto& fd : fs::directory_iterator(p.path() / "fd", ec)) {
             auto t = fs::read_symlink(fd.path(), ec).string();
             if (t.starts_with(dir + "/")) {

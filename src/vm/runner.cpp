@@ -309,7 +309,7 @@ core::Result<VmResult> run_vm(const VmConfig& c)
                 else qemu_stderr.append(buf, static_cast<size_t>(n));
             } else if (kind == sig) {
                 signalfd_siginfo si{};
-                (void)!::read(sigfd.get(), &si, sizeof si);
+                if (::read(sigfd.get(), &si, sizeof si) != sizeof si) continue;
                 interrupted = true;
             } else if (kind == pidfd) {
                 qemu_gone = true;

@@ -62,3 +62,17 @@ TEST_CASE("the last line of a tool's output")
     CHECK(last_line("  one line  ") == "one line");
     CHECK(last_line("") == "");
 }
+
+TEST_CASE("numbers the kernel writes parse, anything else is refused instead of throwing")
+{
+    CHECK(parse_number("42\n") == 42u);
+    CHECK(parse_number(" 7 ") == 7u);
+    CHECK(parse_number("0x40800000", 0) == 0x40800000u);   // a UIO map size
+    CHECK(parse_number("1d6b", 16) == 0x1d6bu);
+    CHECK(parse_number("12", 0) == 12u);
+    CHECK_FALSE(parse_number(""));
+    CHECK_FALSE(parse_number("12a"));
+    CHECK_FALSE(parse_number("-1"));
+    CHECK_FALSE(parse_number("0x", 0));
+    CHECK_FALSE(parse_number("99999999999999999999"));   // past 64 bits
+}

@@ -42,15 +42,28 @@ namespace {
 
 int ctl_fd = -1;
 
+// Writes all of it; false when the fd refuses (the caller decides whether that matters).
+bool write_all_fd(int fd, const char* p, size_t n)
+{
+    while (n) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w, n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
 void say(const char* fmt, const char* a = "", const char* b = "")
 {
     char buf[512];
     int n = std::snprintf(buf, sizeof buf, fmt, a, b);
     if (n > 0) {
-        if (ctl_fd >= 0) (void)!::write(ctl_fd, buf, static_cast<size_t>(n));
-        int k = ::open("/dev/kmsg", O_WRONLY);
+        // The control tty is how the host learns the outcome; the kernel log is a copy for the console.
+        if (ctl_fd >= 0 && !write_all_fd(ctl_fd, buf, static_cast<size_t>(n))) std::perror("devemu-init: control tty");
+        int k = ::open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
         if (k >= 0) {
-            (void)!::write(k, buf, static_cast<size_t>(n));
+            if (!write_all_fd(k, buf, static_cast<size_t>(n))) std::perror("devemu-init: /dev/kmsg");
             ::close(k);
         }
     }
@@ -261,7 +274,7 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
             std::perror("devemu-init: chroot");
             ::_exit(127);
         }
-        if (::chdir(cwd) != 0) (void)!::chdir("/");
+        if (::chdir(cwd) != 0 && ::chdir("/") != 0) std::perror("devemu-init: chdir");
         for (char** e = envp; *e; ++e) ::putenv(*e);
         ::execvp(argv[0], argv);
         std::fprintf(stderr, "devemu-init: cannot run %s: %s\n", argv[0], std::strerror(errno));
@@ -310,10 +323,8 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
             size_t len = std::strlen(line + 5);
             for (size_t i = 5; i < 5 + len; ++i)
                 if (line[i] == 0x1f) line[i] = 0;
-            if (fd >= 0) {
-                (void)!::write(fd, line + 5, len + 1);
-                ::close(fd);
-            }
+            if (fd < 0 || !write_all_fd(fd, line + 5, len + 1)) std::perror("devemu-init: /devemu/exec-argv");
+            if (fd >= 0) ::close(fd);
             char num[16];
             std::snprintf(num, sizeof num, "%d", run_command("/devemu/exec-argv", host, cwd, envp, out_fd, err_fd));
             say("DEVEMU-RAN %s\n", num);
