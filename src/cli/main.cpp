@@ -1,4 +1,6 @@
 // devemu [global options] COMMAND [command options]
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +12,7 @@
 #include "cli/gadget.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/progress.hpp"
 #include "core/statedir.hpp"
 
 namespace po = boost::program_options;
@@ -116,6 +119,14 @@ int main(int argc, char** argv)
     }
     if (trace) ctx.verbosity = 2;
     core::setup_logging(ctx.verbosity);
+    // Libraries report progress and notes through core/progress.hpp; here is how a person sees them: progress as one
+    // line rewritten on a terminal (not under -q), notes always, on stderr (stdout is for results and --json).
+    const bool live = ::isatty(2) && ctx.verbosity >= 0;
+    core::set_progress_renderer({
+        [live](std::string_view line) { if (live) std::cerr << "\rdevemu: " << line << "\033[K" << std::flush; },
+        [live] { if (live) std::cerr << "\r\033[K" << std::flush; },
+        [](std::string_view line) { std::cerr << "devemu: " << line << "\n"; },
+    });
 
     try {
         if (command == "doctor") return cli::cmd_doctor(ctx, cmd_args);

@@ -1,5 +1,7 @@
 #include "uring/bench.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +19,7 @@
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
+#include "core/progress.hpp"
 #include "core/text.hpp"
 #include "uring/job.hpp"
 
@@ -42,7 +45,7 @@ struct Zram {
             if (s || s.error().sys_errno != EBUSY) return;
             ::usleep(10000);
         }
-        std::fprintf(stderr, "devemu: could not remove /dev/zram%d (busy); remove it with: echo %d > /sys/class/zram-control/hot_remove\n", id, id);
+        spdlog::warn("could not remove /dev/zram{} (busy); remove it with: echo {} > /sys/class/zram-control/hot_remove", id, id);
     }
 };
 
@@ -173,13 +176,13 @@ core::Result<std::vector<JobResult>> run_phase(const BenchOptions& o, Target& t,
         const double el = std::chrono::duration<double>(now - start).count();
         const auto d = done.load();
         std::string left = o.runtime > 0 ? fmt::format(", {:.0f}s left", std::max(0.0, o.ramp_time + o.runtime - el)) : "";
-        std::fprintf(stderr, "\rdevemu bench: %s %.0fs%s  %.0f IOPS  %.1f MB/s   ", phase == Phase::verify_read ? "verifying" : "running", el,
-                     left.c_str(), static_cast<double>(d - last), static_cast<double>(d - last) * o.bs / 1e6);
+        core::progress(fmt::format("bench: {} {:.0f}s{}  {:.0f} IOPS  {:.1f} MB/s", phase == Phase::verify_read ? "verifying" : "running", el, left,
+                                   static_cast<double>(d - last), static_cast<double>(d - last) * o.bs / 1e6));
         last = d;
         last_print = now;
     }
     for (auto& th : threads) th.join();
-    if (progress) std::fprintf(stderr, "\r\033[K");
+    if (progress) core::progress_clear();
     for (auto& r : results)
         if (!r.error.empty()) return core::fail(Errc::io, r.error, t.path);
     return results;
@@ -232,7 +235,7 @@ core::Result<BenchOutcome> run_bench(const BenchOptions& o)
     ::sigaction(SIGTERM, &sa, nullptr);
     Target t;
     DEVEMU_CHECK(open_target(o, t));
-    const bool progress = !o.json && ::isatty(2);
+    const bool progress = !o.json;   // shown only where the CLI renders progress (a terminal)
     BenchOutcome out;
 
     if (o.verify) {

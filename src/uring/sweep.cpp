@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/text.hpp"
+#include "core/progress.hpp"
 #include "uring/bench.hpp"
 
 namespace devemu::uring {
@@ -61,7 +62,7 @@ core::Status run_sweep(const BenchOptions& base, std::vector<SweepPoint>& points
             }
         }
         pt.mbps = pt.iops * pt.bs / 1e6;
-        if (!base.json) std::fprintf(stderr, "devemu bench: bs=%u iodepth=%u: %.0f IOPS\n", pt.bs, pt.iodepth, pt.iops);
+        if (!base.json) core::note(fmt::format("bench: bs={} iodepth={}: {:.0f} IOPS", pt.bs, pt.iodepth, pt.iops));
     }
     return {};
 }

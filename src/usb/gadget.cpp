@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
-#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -21,6 +20,7 @@
 #include "core/fs.hpp"
 #include "core/kmod.hpp"
 #include "core/probe.hpp"
+#include "core/progress.hpp"
 #include "core/text.hpp"
 #include "core/transaction.hpp"
 
@@ -432,8 +432,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
         if (!ffs_ready(f.mount)) waiting.push_back(f.mount);
     }
     if (!waiting.empty()) {
-        const bool tty = ::isatty(2);
-        for (auto& m : waiting) std::cerr << "devemu: start your app on " << m << "\n";
+        for (auto& m : waiting) core::note("start your app on " + m);
         if (opt.on_ffs_mounted)
             if (auto s = opt.on_ffs_mounted(tx, waiting); !s) return fail_rollback(s.error());
         const auto start = std::chrono::steady_clock::now();
@@ -444,10 +443,10 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
             if (secs >= opt.timeout)
                 return fail_rollback({Errc::timeout, fmt::format("no FunctionFS app wrote its descriptors within {} s", opt.timeout.count()),
                                       waiting.front(), "start the app on that path (it writes descriptors and strings to ep0), or raise --timeout"});
-            if (tty && secs.count() >= 2) std::cerr << "\rdevemu: waiting for the app on " << waiting.front() << "… " << secs.count() << "s" << std::flush;
+            if (secs.count() >= 2) core::progress(fmt::format("waiting for the app on {}… {}s", waiting.front(), secs.count()));
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        if (tty) std::cerr << "\r\033[K";
+        core::progress_clear();
     }
     // Bind: journal the unbind first, then write the UDC and read it back (libusbgx #12: a bind can fail silently).
     bound = core::read_attr(udc_attr);
@@ -479,7 +478,6 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     if (udc.starts_with("dummy_udc.")) {
         const auto start = std::chrono::steady_clock::now();
         std::optional<Enumerated> e;
-        const bool tty = ::isatty(2);
         for (;;) {
             e = find_enumerated(g, udc, g.serial, opt.roots);
             // Configured = the host side set a configuration (the UDC's own `state` is not reset on unbind, so a
@@ -501,10 +499,10 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
                                  : fmt::format("gadget '{}' enumerated but only {} of {} disks appeared", g.name, e->disks.size(), want_disks);
                 return fail_rollback({Errc::timeout, what, udc, "see dmesg; HS bulk endpoints need maxpacket 512 (SS: 1024)"});
             }
-            if (tty && secs.count() >= 2) std::cerr << "\rdevemu: waiting for the host to enumerate " << g.name << "… " << secs.count() << "s" << std::flush;
+            if (secs.count() >= 2) core::progress(fmt::format("waiting for the host to enumerate {}… {}s", g.name, secs.count()));
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        if (tty) std::cerr << "\r\033[K";
+        core::progress_clear();
         host = {{"sysfs", e->sysfs}, {"bus", e->bus}, {"device", e->device}, {"speed_mbps", e->speed}, {"disks", e->disks}, {"ttys", e->ttys}};
     }
     tx.commit();

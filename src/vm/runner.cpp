@@ -19,6 +19,7 @@
 
 #include "core/fd.hpp"
 #include "core/fs.hpp"
+#include "core/progress.hpp"
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
@@ -175,17 +176,14 @@ core::Result<std::string> control(const fs::path& ctl_socket, const std::string&
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     Lines lines;
     std::optional<std::string> found;
-    const bool tty = ::isatty(2);
     const auto start = std::chrono::steady_clock::now();
     while (!found) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
         if (left <= 0) return core::fail(Errc::timeout, "the VM did not answer in time", ctl_socket.string(), "see console.log beside it");
         pollfd p{s.get(), POLLIN, 0};
         int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 1000)));
-        if (tty) {
-            auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count();
-            if (secs >= 2) std::fprintf(stderr, "\rdevemu: waiting for the VM… %lds", static_cast<long>(secs));
-        }
+        if (auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count(); secs >= 2)
+            core::progress(fmt::format("waiting for the VM… {}s", secs));
         if (qemu_pid > 0 && ::kill(qemu_pid, 0) != 0 && errno == ESRCH)
             return core::fail(Errc::kernel, "the VM stopped", ctl_socket.string(), "see console.log beside it");
         if (r <= 0) continue;
@@ -196,7 +194,7 @@ core::Result<std::string> control(const fs::path& ctl_socket, const std::string&
             if (!found && l.starts_with(prefix)) found = l;
         });
     }
-    if (tty) std::fprintf(stderr, "\r\033[K");
+    core::progress_clear();
     return *found;
 }
 
