@@ -5,6 +5,8 @@
 // the rest in the order the kernel needs.
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -14,7 +16,6 @@
 #include "core/nodes.hpp"
 #include "core/statedir.hpp"
 #include "core/transaction.hpp"
-#include <functional>
 #include "backing/backing.hpp"
 #include "profile/profile.hpp"
 
@@ -71,6 +72,13 @@ struct Enumerated {
 // Finds the device on the dummy_hcd that pairs with `udc`; nullopt while it is not (yet) there.
 [[nodiscard]] std::optional<Enumerated> find_enumerated(const profile::Gadget& g, const std::string& udc, const std::string& serial,
                                                         const Roots& roots);
+
+class KernelLog;
+// Waits (progress, `timeout`) until this machine's host side has enumerated and configured the gadget bound to `udc`
+// and its drivers gave every LUN a disk and every ACM function a tty; returns what it got ({} for a UDC that is not a
+// dummy one). A configuration the host refused is said at once, with the kernel's line from `klog`.
+[[nodiscard]] core::Result<nlohmann::json> wait_enumerated(const profile::Gadget& g, const std::string& udc, const Roots& roots,
+                                                           std::chrono::seconds timeout, KernelLog& klog);
 
 // Re-reads which /dev/sdX the host gave each LUN of a gadget unit (after `check` detached and re-attached
 // usb-storage, the names may change) and updates the record's "luns" and "host.disks". True when every LUN has one.

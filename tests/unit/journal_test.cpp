@@ -1,3 +1,4 @@
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,11 +164,20 @@ TEST_CASE("undo records round-trip through their journal line")
 
 TEST_CASE("kill undo spares a reused pid")
 {
+    // The child takes SIGTERM with the default action, not Catch's handler (which would report the child as a failed
+    // test): blocked across the fork, so it cannot arrive before the child has reset it.
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &term, &old);
     pid_t pid = ::fork();
     if (pid == 0) {
+        ::signal(SIGTERM, SIG_DFL);
+        ::sigprocmask(SIG_SETMASK, &old, nullptr);
         ::pause();
         ::_exit(0);
     }
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
     auto start = process_start_time(pid);
     REQUIRE(start != 0);
     REQUIRE(undo({UndoOp::kill, "sleeper", "", pid, start + 1}));   // wrong start time: not our process
