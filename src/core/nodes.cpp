@@ -79,20 +79,29 @@ std::vector<Step> diff(const std::vector<Node>& recorded, const std::vector<Node
     for (auto& n : recorded) had[n.path] = &n;
 
     std::vector<Step> steps;
+    auto unwanted = [&](const Node& n) {
+        auto w = want.find(n.path);
+        return w == want.end() || w->second->kind != n.kind || (n.kind != NodeKind::attr && w->second->value != n.value);
+    };
+    // Directories that go (no longer wanted, or their identity changed) take along everything recorded below them
+    // and every link that points into them (LIO refuses to remove a backstore a LUN still links to). Known before
+    // the removals are listed, since those run children first.
     std::set<std::string> removed_dirs, removed;
-    // Removals, children first: nodes no longer wanted, and directories whose identity changed (with all below).
+    for (auto& n : recorded)
+        if (n.kind == NodeKind::dir && unwanted(n)) removed_dirs.insert(n.path);
+    auto goes = [&](const Node& n) {
+        if (n.kind == NodeKind::ensure) return false;
+        if (unwanted(n)) return true;
+        for (auto& d : removed_dirs)
+            if (under(n.path, d) || (n.kind == NodeKind::link && (n.value == d || under(n.value, d)))) return true;
+        return false;
+    };
     for (auto it = recorded.rbegin(); it != recorded.rend(); ++it) {
-        auto w = want.find(it->path);
-        bool gone = w == want.end() || w->second->kind != it->kind ||
-                    (it->kind != NodeKind::attr && w->second->value != it->value);
-        for (auto& d : removed_dirs) gone = gone || under(it->path, d);
-        if (!gone) continue;
-        if (it->kind == NodeKind::ensure) continue;
+        if (!goes(*it)) continue;
         removed.insert(it->path);
-        if (it->kind == NodeKind::dir) removed_dirs.insert(it->path);
         steps.push_back({Action::remove, *it, ""});
     }
-    // A directory that will be recreated takes everything recorded below it along (done above, in reverse).
+    // What was removed above and is still wanted is made again, parents first.
     for (auto& n : desired) {
         std::string live;
         auto h = had.find(n.path);

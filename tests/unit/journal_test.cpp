@@ -107,6 +107,32 @@ TEST_CASE("a failing step rolls back only its own transaction")
     CHECK(load_journal(t.root / "journal")->size() == 1);
 }
 
+TEST_CASE("a partial rollback on top of a unit that is up undoes its own steps in reverse, children first")
+{
+    // The `up` that fails on a unit already up: only the new transaction's steps go, newest first (a forward undo
+    // would meet a directory that still has children, or restore an attribute before what depends on it is gone).
+    TempTree t;
+    {
+        Transaction first(t.root / "journal");
+        REQUIRE(bring_up(first, t.root / "cfg"));
+        first.commit();
+    }
+    auto after_first = snapshot(t.root);
+    {
+        Transaction tx(t.root / "journal");
+        REQUIRE(tx.mkdir(t.root / "cfg" / "iscsi" / "lun_1"));
+        REQUIRE(tx.mkdir(t.root / "cfg" / "iscsi" / "lun_1" / "acl"));
+        REQUIRE(tx.symlink(t.root / "cfg" / "core" / "fileio_0", t.root / "cfg" / "iscsi" / "lun_1" / "acl" / "link"));
+        REQUIRE(tx.write(t.root / "cfg" / "enable", "2", Undo::restore));
+        REQUIRE(tx.rollback());
+    }
+    CHECK(snapshot(t.root) == after_first);
+    CHECK(*read_attr(t.root / "cfg" / "enable") == "1");
+    CHECK(load_journal(t.root / "journal")->size() == kSteps);   // the first transaction's records, untouched
+    REQUIRE(replay_journal(t.root / "journal"));
+    CHECK_FALSE(fs::exists(t.root / "cfg" / "core"));
+}
+
 TEST_CASE("a crash between any two steps is undone by replaying the journal")
 {
     // For every step k: a child process runs the bring-up and dies (_exit) right after step k's undo record is
