@@ -9,10 +9,14 @@
 #include <optional>
 #include <ostream>
 
+#include "lio/access.hpp"
 #include "core/error.hpp"
 #include "core/statedir.hpp"
 
 namespace devemu::cli {
+
+using lio::access_info;
+using lio::with_portal;
 
 struct Context {
     std::filesystem::path state_dir;
@@ -48,9 +52,6 @@ std::vector<std::string> guest_devemu(const std::vector<std::string>& args);
 // Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools); relays their output.
 core::Result<int> vm_exec(const nlohmann::json& rec, const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);
-nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_override, bool secrets);
-// The iscsi:// URL with its host:port replaced by `portal` (the 127.0.0.1 forward of a VM's portal).
-std::string with_portal(const std::string& url, const std::string& portal);
 void print_unit(const nlohmann::json& rec, const nlohmann::json& info, std::ostream& out);
 
 // Parses a command's options: adds --help, --json, -v, -q, and collects positional words. Returns an exit code
