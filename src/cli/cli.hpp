@@ -51,6 +51,9 @@ int cmd_up_vm(Context& ctx, const std::vector<std::string>& profiles, const VmUp
 std::vector<std::string> guest_devemu(const std::vector<std::string>& args);
 // Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools); relays their output.
 core::Result<int> vm_exec(const nlohmann::json& rec, const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Every unit kind, registered once at start: the libraries' (target, gadget, ceph) and the VM layer's.
+void register_kinds();
+void register_vm_kind();
 core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);
 void print_unit(const nlohmann::json& rec, const nlohmann::json& info, std::ostream& out);
 

@@ -8,9 +8,7 @@
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/statedir.hpp"
-#include "lio/unit.hpp"
-#include "ceph/cluster.hpp"
-#include "usb/gadget.hpp"
+#include "core/unit_kind.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -19,29 +17,16 @@ namespace devemu::cli {
 
 namespace {
 
-// "healthy", or what differs from the record.
+// "healthy", or what differs from the record: the unit's kind says.
 json health_of(const json& rec)
 {
-    const std::string kind = rec.value("kind", "");
-    if (kind == "vm") {
-        const bool alive = core::process_start_time(rec.value("pid", 0)) == rec.value("start_time", std::uint64_t{0});
-        return alive ? json{{"status", "healthy"}} : json{{"status", "dead"}, {"detail", "qemu is gone; run devemu down " + rec.value("name", "")}};
-    }
-    if (kind == "target" || kind == "gadget") {
-        auto diffs = kind == "target" ? lio::health(rec, lio::Roots{}) : usb::health(rec, usb::Roots{});
-        const json handlers = rec.value("handlers", json::object());
-        for (auto it = handlers.begin(); it != handlers.end(); ++it)
-            if (core::process_start_time(it.value().value("supervisor", 0)) != it.value().value("start", std::uint64_t{0}))
-                diffs.push_back("the TCMU handler of backstore " + it.key() + " is not running (devemu up again restarts it)");
-        if (diffs.empty()) return {{"status", "healthy"}};
-        return {{"status", "drift"}, {"detail", diffs}};
-    }
-    if (kind == "ceph") {
-        json dead = json::array();
-        for (auto& name : ceph::stopped_daemons(rec)) dead.push_back(name + " is not running (devemu ceph up restarts it)");
-        return dead.empty() ? json{{"status", "healthy"}} : json{{"status", "drift"}, {"detail", dead}};
-    }
-    return {{"status", "unknown"}};
+    const auto* kind = core::find_kind(rec.value("kind", ""));
+    if (!kind) return {{"status", "unknown"}};
+    const auto h = kind->health(rec);
+    json j = {{"status", h.status}};
+    if (h.detail.size() == 1 && h.status == "dead") j["detail"] = h.detail[0];
+    else if (!h.detail.empty()) j["detail"] = h.detail;
+    return j;
 }
 
 json secrets_of(const json& rec)

@@ -10,6 +10,10 @@
 
 #include "cli/cli.hpp"
 #include "cli/gadget.hpp"
+#include "cli/rbd.hpp"
+#include "ceph/kind.hpp"
+#include "lio/kind.hpp"
+#include "usb/kind.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
@@ -48,6 +52,21 @@ bool takes_value(const std::string& a)
 }
 
 }  // namespace
+
+namespace devemu::cli {
+
+void register_kinds()
+{
+    // A target whose `up` started the local Ceph cluster stops it at its `down`, unless another unit uses it.
+    lio::register_target_kind([](const core::StateDir& sd, const std::string& unit, const nlohmann::json& rec) {
+        stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), unit);
+    });
+    usb::register_gadget_kind();
+    ceph::register_ceph_kind();
+    register_vm_kind();
+}
+
+}  // namespace devemu::cli
 
 int main(int argc, char** argv)
 {
@@ -128,6 +147,7 @@ int main(int argc, char** argv)
         [](std::string_view line) { std::cerr << "devemu: " << line << "\n"; },
     });
 
+    cli::register_kinds();
     try {
         if (command == "doctor") return cli::cmd_doctor(ctx, cmd_args);
         if (command == "profile") return cli::cmd_profile(ctx, cmd_args);

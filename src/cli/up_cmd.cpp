@@ -3,7 +3,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
+#include <numeric>
 #include <optional>
 
 #include "cli/cli.hpp"
@@ -12,6 +14,7 @@
 #include "core/text.hpp"
 #include "core/parallel.hpp"
 #include "core/statedir.hpp"
+#include "core/unit_kind.hpp"
 #include "lio/unit.hpp"
 #include "usb/gadget.hpp"
 #include "profile/profile.hpp"
@@ -213,31 +216,36 @@ int cmd_down(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     auto names = p.vm.count("all") ? sd->units() : p.positional;
-    // The local Ceph cluster goes last: the units' rbd mappings need it to unmap cleanly.
-    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n != ceph::kUnit; });
-    const bool with_ceph = !names.empty() && names.back() == ceph::kUnit;
-    if (with_ceph) names.pop_back();
+    // Each unit goes through its kind's `down`; a unit with only a journal (a crash during `up`) has it replayed.
+    // Kinds with a higher down_order go after the rest (the local Ceph cluster: rbd mappings need it to unmap).
+    std::vector<json> recs(names.size());
+    std::vector<int> order(names.size(), 0);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        recs[i] = sd->load_scalars(names[i]).value_or(json::object());   // kind, pid, flags: the units parse their own journals
+        if (const auto* k = core::find_kind(recs[i].value("kind", ""))) order[i] = k->down_order;
+    }
+    std::vector<std::size_t> idx(names.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return order[a] < order[b]; });
     std::vector<std::string> lines(names.size());
     std::vector<std::optional<core::Error>> errors(names.size());
-    // Units are independent: remove them side by side (LIO's per-LUN RCU waits overlap), report in order.
-    core::parallel_for(names.size(), 64, [&](std::size_t i) {
-        const auto& n = names[i];
-        auto rec = sd->load_scalars(n);   // kind, pid, flags: the units parse their own journals
-        if (!rec && !std::filesystem::exists(sd->journal(n))) {
-            lines[i] = n + ": nothing to remove";
-            return;
-        }
-        const std::string kind = rec ? rec->value("kind", "") : "";
-        auto s = kind == "vm" ? stop_vm_unit(*sd, n, *rec) : kind == "gadget" ? usb::down(*sd, n) : lio::down(*sd, n);
-        if (!s) errors[i] = s.error();
-        else lines[i] = n + ": down";
-        if (s && rec && kind != "vm") stop_local_cluster_if_ours(*sd, rec->value("ceph_local_started", false), n);   // a VM unit's stop does it itself
-    });
-    if (with_ceph) {
-        names.push_back(ceph::kUnit);
-        lines.push_back(std::string(ceph::kUnit) + ": down");
-        errors.emplace_back();
-        if (auto s = ceph::down(*sd); !s) errors.back() = s.error();
+    // Units of one order are independent: removed side by side (LIO's per-LUN RCU waits overlap), reported in order.
+    for (std::size_t from = 0; from < idx.size();) {
+        std::size_t to = from;
+        while (to < idx.size() && order[idx[to]] == order[idx[from]]) ++to;
+        core::parallel_for(to - from, 64, [&](std::size_t j) {
+            const std::size_t i = idx[from + j];
+            const auto& n = names[i];
+            if (recs[i].empty() && !std::filesystem::exists(sd->journal(n))) {
+                lines[i] = n + ": nothing to remove";
+                return;
+            }
+            const auto* kind = core::find_kind(recs[i].value("kind", ""));
+            auto s = kind ? kind->down(*sd, n, recs[i]) : lio::down(*sd, n);   // no record: the journal is all there is
+            if (!s) errors[i] = s.error();
+            else lines[i] = n + ": down";
+        });
+        from = to;
     }
     int rc = 0;
     for (std::size_t i = 0; i < names.size(); ++i) {

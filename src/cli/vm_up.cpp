@@ -12,6 +12,7 @@
 #include "cli/gadget.hpp"
 #include "ceph/image.hpp"
 #include "cli/rbd.hpp"
+#include "core/unit_kind.hpp"
 #include "core/netns.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
@@ -69,6 +70,17 @@ core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, con
     DEVEMU_CHECK(sd.forget(name));
     stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), name);
     return {};
+}
+
+void register_vm_kind()
+{
+    core::register_kind({"vm", [](const core::StateDir& sd, const std::string& unit, const json& rec) { return stop_vm_unit(sd, unit, rec); },
+                         [](const json& rec) {
+                             core::Health h;
+                             if (core::process_start_time(rec.value("pid", 0)) != rec.value("start_time", std::uint64_t{0}))
+                                 h = {"dead", {"qemu is gone; run devemu down " + rec.value("name", "")}};
+                             return h;
+                         }});
 }
 
 std::vector<std::string> guest_devemu(const std::vector<std::string>& args)

@@ -1,0 +1,52 @@
+// Unit kinds as ops tables: registered by their library, found by a record's "kind"; the target kind's health.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/unit_kind.hpp"
+#include "lio/kind.hpp"
+#include "temp_dir.hpp"
+
+using nlohmann::json;
+using namespace devemu;
+
+TEST_CASE("a kind registered by its library is found by name; an unknown one is not")
+{
+    int downs = 0;
+    core::register_kind({"test-kind", [&](const core::StateDir&, const std::string&, const json&) -> core::Status { ++downs; return {}; },
+                         [](const json&) { return core::Health{"drift", {"x"}}; }, 3});
+    const auto* k = core::find_kind("test-kind");
+    REQUIRE(k);
+    CHECK(k->down_order == 3);
+    CHECK(k->health(json::object()).status == "drift");
+    TempDir t;
+    auto sd = core::StateDir::open(t.root / "sd", false);
+    REQUIRE(sd);
+    CHECK(k->down(*sd, "u", json::object()));
+    CHECK(downs == 1);
+    CHECK_FALSE(core::find_kind("no-such-kind"));
+    lio::register_target_kind({});
+    REQUIRE(core::find_kind("target"));
+}
+
+TEST_CASE("a target's health: its configfs nodes as recorded, and its TCMU handlers alive")
+{
+    TempDir t;
+    t.write("target/iscsi/t1/tpgt_1/enable", "1");
+    lio::Roots roots;
+    roots.target = t.root / "target";
+    json rec = {{"kind", "target"},
+                {"nodes", json::array({{{"kind", "dir"}, {"path", "iscsi/t1"}, {"value", ""}},
+                                       {{"kind", "attr"}, {"path", "iscsi/t1/tpgt_1/enable"}, {"value", "1"}}})}};
+    CHECK(lio::target_health(rec, roots).status == "healthy");
+    t.write("target/iscsi/t1/tpgt_1/enable", "0");   // turned off behind devemu's back
+    auto drift = lio::target_health(rec, roots);
+    CHECK(drift.status == "drift");
+    REQUIRE(drift.detail.size() == 1);
+    CHECK(drift.detail[0].find("enable") != std::string::npos);
+    t.write("target/iscsi/t1/tpgt_1/enable", "1");
+    rec["handlers"] = {{"u0", {{"supervisor", 999999999}, {"start", 1}}}};   // a handler that is not there
+    auto dead = lio::target_health(rec, roots);
+    CHECK(dead.status == "drift");
+    REQUIRE(dead.detail.size() == 1);
+    CHECK(dead.detail[0].find("TCMU handler of backstore u0 is not running") != std::string::npos);
+}
