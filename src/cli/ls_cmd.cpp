@@ -59,7 +59,10 @@ int cmd_ls(Context& ctx, const Args& args)
     for (auto& u : sd->units()) {
         auto rec = sd->load(u);
         json j = {{"name", u}};
-        if (!rec) {
+        if (!rec && rec.error().code == core::Errc::invalid_input) {   // a record this devemu cannot read
+            j["state"] = "unreadable";
+            j["health"] = {{"status", "unreadable"}, {"detail", rec.error().message()}};
+        } else if (!rec) {
             j["state"] = "incomplete";
             j["health"] = {{"status", "incomplete"}, {"detail", "only a journal is left (crash during up?): run devemu down " + u}};
         } else {

@@ -220,15 +220,17 @@ int cmd_down(Context& ctx, const Args& args)
     // Kinds with a higher down_order go after the rest (the local Ceph cluster: rbd mappings need it to unmap).
     std::vector<json> recs(names.size());
     std::vector<int> order(names.size(), 0);
+    std::vector<std::string> lines(names.size());
+    std::vector<std::optional<core::Error>> errors(names.size());
     for (std::size_t i = 0; i < names.size(); ++i) {
-        recs[i] = sd->load_scalars(names[i]).value_or(json::object());   // kind, pid, flags: the units parse their own journals
+        auto top = sd->load_scalars(names[i]);   // kind, pid, flags: the units parse their own journals
+        if (!top && top.error().code == core::Errc::invalid_input) errors[i] = top.error();   // a newer devemu's record
+        recs[i] = top.value_or(json::object());
         if (const auto* k = core::find_kind(recs[i].value("kind", ""))) order[i] = k->down_order;
     }
     std::vector<std::size_t> idx(names.size());
     std::iota(idx.begin(), idx.end(), 0);
     std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return order[a] < order[b]; });
-    std::vector<std::string> lines(names.size());
-    std::vector<std::optional<core::Error>> errors(names.size());
     // Units of one order are independent: removed side by side (LIO's per-LUN RCU waits overlap), reported in order.
     for (std::size_t from = 0; from < idx.size();) {
         std::size_t to = from;
@@ -236,6 +238,7 @@ int cmd_down(Context& ctx, const Args& args)
         core::parallel_for(to - from, 64, [&](std::size_t j) {
             const std::size_t i = idx[from + j];
             const auto& n = names[i];
+            if (errors[i]) return;
             if (recs[i].empty() && !std::filesystem::exists(sd->journal(n))) {
                 lines[i] = n + ": nothing to remove";
                 return;

@@ -1,5 +1,7 @@
 #include "core/statedir.hpp"
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -53,8 +55,24 @@ Result<StateDir> StateDir::open(const fs::path& root, bool lock)
 
 Status StateDir::save(const std::string& unit, const nlohmann::json& record) const
 {
+    if (record.is_object() && !record.contains("version")) {
+        auto versioned = record;
+        versioned["version"] = kRecordVersion;
+        return write_file_atomic(record_path(unit), versioned.dump(2) + "\n", 0600);
+    }
     return write_file_atomic(record_path(unit), record.dump(2) + "\n", 0600);
 }
+
+namespace {
+Status check_version(const nlohmann::json& j, const fs::path& file)
+{
+    const int v = j.is_object() && j.contains("version") && j["version"].is_number_integer() ? j["version"].get<int>() : 0;
+    if (v > kRecordVersion)
+        return fail(Errc::invalid_input, fmt::format("written by a newer devemu (record version {}; this one reads up to {})", v, kRecordVersion),
+                    file.string(), "use that devemu to down the unit, or upgrade this one");
+    return {};
+}
+}  // namespace
 
 Result<nlohmann::json> StateDir::load(const std::string& unit) const
 {
@@ -62,6 +80,7 @@ Result<nlohmann::json> StateDir::load(const std::string& unit) const
     if (!text) return fail(Errc::missing, "no such unit '" + unit + "'", root_.string(), "see `devemu ls`");
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded()) return fail(Errc::io, "unreadable unit record", record_path(unit).string());
+    DEVEMU_CHECK(check_version(j, record_path(unit)));
     return j;
 }
 
@@ -133,6 +152,7 @@ Result<nlohmann::json> StateDir::load_scalars(const std::string& unit) const
     if (!text) return fail(Errc::missing, "no such unit '" + unit + "'", root_.string(), "see `devemu ls`");
     auto j = nlohmann::json::parse(top_level_scalars(*text), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return fail(Errc::io, "unreadable unit record", record_path(unit).string());
+    DEVEMU_CHECK(check_version(j, record_path(unit)));
     return j;
 }
 

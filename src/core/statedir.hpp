@@ -16,6 +16,11 @@ namespace fs = std::filesystem;
 [[nodiscard]] fs::path default_state_dir();   // $DEVEMU_STATE_DIR, else /run/devemu (root) or $XDG_RUNTIME_DIR/devemu
 [[nodiscard]] fs::path default_cache_dir();   // /var/cache/devemu (root) or $XDG_CACHE_HOME/devemu
 
+// The unit record format's version, written into every record. Records without one were written before versions
+// existed and have the same layout (version 0); a record from a newer devemu is refused with a clear line instead
+// of being misread.
+inline constexpr int kRecordVersion = 1;
+
 class StateDir {
 public:
     // Creates the directory if needed and takes the lock (waits for another devemu holding it).
