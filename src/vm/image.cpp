@@ -91,14 +91,32 @@ core::Status add_tree(CpioWriter& w, const fs::path& root)
     return {};
 }
 
+// The guest's /sbin/modprobe (what the kernel's request_module runs too). Until the command starts it answers "no"
+// at once, as the base archive's modprobe did for what it lacked: the kernel's own requests during boot
+// (crypto-hmac(sha256), …) would otherwise load modules no one asked for, and each request cost a second exec.
+// Afterwards its first call mounts the kernel's whole module tree (9p, see build_initrd) unless the run mounted it
+// at boot, and busybox's modprobe then finds any module: a run that loads none pays nothing for the tree.
+constexpr const char* kModprobe = R"SH(#!/bin/sh
+[ -e /devemu/command-started ] || exit 1
+d=/lib/modules/$(uname -r)
+if ! grep -q "^MODTAG $d " /proc/mounts; then
+    /bin/busybox modprobe -a virtio_pci 9pnet_virtio 9p 2>/dev/null
+    /bin/busybox mount -t 9p -o ro,trans=virtio,version=9p2000.L,cache=loose,msize=262144 MODTAG "$d" 2>/dev/null
+fi
+exec /bin/busybox modprobe "$@"
+)SH";
+
 core::Status add_busybox(CpioWriter& w, const fs::path& busybox)
 {
     DEVEMU_CHECK(w.add_host_file("bin/busybox", busybox, 0755));
+    std::string modprobe = kModprobe;
+    for (std::size_t at; (at = modprobe.find("MODTAG")) != std::string::npos;) modprobe.replace(at, 6, kModuleTreeTag);
+    w.add_file("sbin/modprobe", modprobe, 0755);
     auto r = core::run({busybox.string(), "--list-full"}, std::chrono::seconds(10));
     if (!r || r->exit_code != 0)
         return core::fail(Errc::missing, "busybox --list-full failed", busybox.string(), "apt-get install busybox-static");
     for (auto& line : core::split(r->out, '\n')) {
-        if (line.empty() || line == "bin/busybox") continue;
+        if (line.empty() || line == "bin/busybox" || line == "sbin/modprobe") continue;
         auto depth = std::count(line.begin(), line.end(), '/');
         std::string up;
         for (long i = 0; i < depth; ++i) up += "../";
@@ -117,7 +135,8 @@ core::Result<BaseImage> build_base(const BaseSpec& spec, const fs::path& cache_d
     if (!fs::exists(spec.busybox)) return core::fail(Errc::missing, "busybox not found", spec.busybox.string(), "apt-get install busybox-static");
 
     core::Hasher h;
-    h.add("devemu-base-v4");
+    h.add("devemu-base-v5");
+    h.add(kModprobe);
     h.add(core::which("zstd"));
     h.add(spec.kernel.version);
     h.add(stat_key(spec.kernel.vmlinuz));
@@ -199,28 +218,38 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     std::string conf;
     // The transports the run uses come first: networking (virtio_net), the host root and shares (9p over virtio),
     // the host root's overlay. Then what the run asks for; the closure loads each module once.
-    // The module tree arrives over 9p: its transport is loaded from the base archive first, then devemu-init mounts
-    // the whole tree over /lib/modules/VERSION ("modtree"), and every other module comes from there, whether it is
-    // in the base set or not.
-    std::vector<std::string> transport = {"virtio_pci", "9pnet_virtio", "9p"};
+    // The kernel's whole module tree arrives over 9p (runner.cpp). It is mounted at boot when the run needs it then:
+    // with the host root (kmod's modprobe there reads it) or for a module that is not in the base archive; its 9p
+    // transport is loaded from the base first, the mount follows ("modtree"), then every other module, from the
+    // same paths. Otherwise the guest's /sbin/modprobe mounts it at its first call, and boots pay nothing for it.
     std::vector<std::string> load;
+    const bool nine_p = run.host_root || !run.shares.empty();
     if (run.net || !run.eth1_addr.empty()) load.push_back("virtio_net");
     if (run.host_root) load.push_back("overlay");
     load.insert(load.end(), run.load.begin(), run.load.end());
     DEVEMU_TRY(kmod, core::Kmod::open(kernel.modules_dir()));
-    DEVEMU_TRY(first, kmod.closure(transport));
+    DEVEMU_TRY(wanted, kmod.closure(load));
+    bool tree_now = run.host_root;
+    if (!tree_now && !wanted.empty()) {
+        DEVEMU_TRY(base_mods, kmod.closure(module_set()));
+        std::set<std::string> in_base;
+        for (auto& m : base_mods) in_base.insert(m.path);
+        for (auto& m : wanted) tree_now = tree_now || !in_base.count(m.path);
+    }
     std::set<std::string> listed;
     auto add_modules = [&](const std::vector<core::ModuleInfo>& mods) {
         for (auto& m : mods)
             if (listed.insert(m.path).second)
                 conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string() + "\n";
     };
-    add_modules(first);
-    conf += std::string("modtree ") + kModuleTreeTag + "\n";
-    if (!load.empty()) {
-        DEVEMU_TRY(mods, kmod.closure(load));
-        add_modules(mods);
+    if (tree_now || nine_p || run.net || !run.eth1_addr.empty()) {
+        std::vector<std::string> transport = {"virtio_pci"};
+        if (tree_now || nine_p) transport.insert(transport.end(), {"9pnet_virtio", "9p"});
+        DEVEMU_TRY(first, kmod.closure(transport));
+        add_modules(first);
     }
+    if (tree_now) conf += std::string("modtree ") + kModuleTreeTag + "\n";
+    add_modules(wanted);
     if (run.net) conf += "net 1\n";
     if (!run.eth1_addr.empty()) conf += "eth1 " + run.eth1_addr + "\n";
     if (run.host_root) conf += "hostroot 1\n";

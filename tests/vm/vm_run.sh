@@ -58,6 +58,11 @@ expect_contains "--modules iscsi_tcp loads it" "$out" "iscsi_tcp "
 expect_contains "... with scsi_transport_iscsi" "$out" "scsi_transport_iscsi "
 expect_contains "... and libiscsi" "$out" "libiscsi "
 expect_eq "busybox modprobe finds dm-multipath, the tree is whole" "1 1" "$(printf '%s\n' "$out" | tail -2 | tr '\n' ' ' | sed 's/ $//')"
+# Without --modules and without the host root the tree is mounted by the guest's /sbin/modprobe at its first call
+# (boots that load nothing pay nothing for it); busybox's own applet then sees it too.
+out=$("$devemu" -q vm run -- sh -c '/sbin/modprobe dm-flakey && grep -c "^dm_flakey " /proc/modules; modprobe dm-log-writes && grep -c "^dm_log_writes " /proc/modules'); rc=$?
+expect_eq "lazy tree: /sbin/modprobe dm-flakey, then the applet, exit 0" 0 "$rc"
+expect_eq "lazy tree: both loaded" "1 1" "$(printf '%s\n' "$out" | tr '\n' ' ' | sed 's/ $//')"
 out=$("$devemu" -q vm run --host-root -- sh -c 'modprobe usbmon && modprobe dm-delay && cut -d" " -f1 /proc/modules | sort | tr "\n" " "'); rc=$?
 expect_eq "host-root modprobe usbmon, dm-delay: exit 0" 0 "$rc"
 expect_contains "host-root: usbmon loaded" "$out" "usbmon "

@@ -398,6 +398,10 @@ int main()
         }
     }
 
+    // From now on /sbin/modprobe may mount the whole module tree (the kernel's own requests during boot are served
+    // from the base archive, as before: they would otherwise load crypto modules no one asked for).
+    if (int m = ::open("/devemu/command-started", O_WRONLY | O_CREAT | O_CLOEXEC, 0600); m >= 0) ::close(m);
+    else std::perror("devemu-init: /devemu/command-started");
     char num[16];
     std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", host, cwd, envp, out_fd, err_fd));
     say("DEVEMU-EXIT %s\n", num);
