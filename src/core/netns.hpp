@@ -31,6 +31,8 @@ namespace devemu::core {
 
 // A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it), for a forward to a guest.
 [[nodiscard]] Result<std::uint16_t> free_loopback_port();
+// Is ADDR:PORT (IPv4 or IPv6) taken by a listener, so that a bind there fails with EADDRINUSE?
+[[nodiscard]] bool tcp_port_taken(const std::string& addr, std::uint16_t port);
 // Does something accept a TCP connection on 127.0.0.1:port?
 [[nodiscard]] bool loopback_port_answers(std::uint16_t port);
 

@@ -12,6 +12,7 @@
 
 #include "core/fs.hpp"
 #include "core/journal.hpp"
+#include "core/netns.hpp"
 #include "core/process.hpp"
 #include "core/kmod.hpp"
 #include "core/probe.hpp"
@@ -260,6 +261,11 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     for (auto& s : steps) (s.node.path.starts_with("core/") && s.action != core::Action::remove ? first : rest).push_back(s);
     auto failed = [&](core::Error e) -> core::Result<json> {
         e.what = fmt::format("target '{}': {}", t.name, e.what);
+        // LIO says EINVAL when a portal's port is taken by another program: say what it is.
+        const auto& addr = b.model.portal_address;
+        if (e.where.find("/np/") != std::string::npos && core::tcp_port_taken(addr, t.portal.port))
+            e = {core::Errc::busy, fmt::format("target '{}': portal {}:{} is taken: another program listens there", t.name, addr, t.portal.port),
+                 e.where, fmt::format("stop it (ss -ltnp 'sport = :{}' shows which), or give the target another portal", t.portal.port)};
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
         return std::unexpected(e);
     };

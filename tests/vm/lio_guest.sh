@@ -142,11 +142,13 @@ check "safety: --force exports it" "$devemu" up --force iblock.toml
 check "safety: down" "$devemu" down iblock
 printf '[[backstore]]\nname = "w"\ntype = "zram"\nsize = "16M"\n[[target]]\nname = "wide"\nportal = "0.0.0.0:3260"\n[[target.lun]]\nbackstore = "w"\n' > wide.toml
 refuse "security: 0.0.0.0 portal without CHAP refused" "$devemu" up wide.toml
+check "security: ... in one line, at the portal's line, with the fix" sh -c "grep -c . /tmp/refused.out | grep -qx 1 && grep -q 'wide.toml:7: .*listens on 0.0.0.0 but not every initiator needs CHAP and an ACL' /tmp/refused.out && grep -q -- '--insecure' /tmp/refused.out"
 check "security: with --insecure it comes up" "$devemu" up --insecure wide.toml
 check "security: down" "$devemu" down wide
 busybox nc -l -p 3260 >/dev/null 2>&1 & ncpid=$!
 for _ in $(seq 1 50); do grep -q ':0CBC 00000000:0000 0A' /proc/net/tcp && break; sleep 0.1; done
 refuse "port in use: refused" "$devemu" up izram.toml
+check "port in use: the refusal names the portal and says it is taken (LIO itself says only EINVAL)" sh -c "grep -q 'portal 127.0.0.1:3260 is taken: another program listens there' /tmp/refused.out"
 check "port in use: nothing of ours left behind" ours_gone
 kill $ncpid 2>/dev/null; wait $ncpid 2>/dev/null
 

@@ -255,6 +255,7 @@ check "down msc0" "$devemu" down msc0
 mkdir $G/foreign
 sed 's/^name = "msc0"$/name = "foreign"/' "$repo/gadgets/msc-file.toml" > foreign.toml
 refuse "a gadget devemu did not make is refused" "$devemu" up foreign.toml
+check "... saying so, naming it" sh -c "grep -q \"a gadget named 'foreign' exists that devemu did not create\" /tmp/refused.out && grep -q '$G/foreign' /tmp/refused.out"
 check "... and left alone" test -d $G/foreign
 rmdir $G/foreign
 
