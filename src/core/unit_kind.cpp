@@ -1,5 +1,7 @@
 #include "core/unit_kind.hpp"
 
+#include "core/journal.hpp"
+
 #include <map>
 #include <mutex>
 
@@ -13,6 +15,14 @@ std::map<std::string, UnitKind, std::less<>>& kinds()
     return k;
 }
 }  // namespace
+
+Status down_by_journal(const StateDir& sd, const std::string& unit)
+{
+    auto s = replay_journal(sd.journal(unit));
+    if (!s) return fail(s.error().code, "could not remove everything: " + s.error().message(), unit,
+                        "fix the cause (a program still using what it made?) and run devemu down again");
+    return sd.forget(unit);
+}
 
 void register_kind(UnitKind kind)
 {

@@ -30,6 +30,10 @@ struct UnitKind {
     int down_order = 0;
 };
 
+// What `down` does for a unit of no known kind, or with only a journal (a crash during `up`): replay its journal in
+// reverse and forget it. Every kind's own `down` starts from this.
+[[nodiscard]] Status down_by_journal(const StateDir& sd, const std::string& unit);
+
 // Registering a name twice replaces the first (a test may stand in for a kind).
 void register_kind(UnitKind kind);
 [[nodiscard]] const UnitKind* find_kind(std::string_view name);

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/transaction.hpp"
 #include "core/unit_kind.hpp"
 #include "lio/kind.hpp"
 #include "temp_dir.hpp"
@@ -49,4 +50,22 @@ TEST_CASE("a target's health: its configfs nodes as recorded, and its TCMU handl
     CHECK(dead.status == "drift");
     REQUIRE(dead.detail.size() == 1);
     CHECK(dead.detail[0].find("TCMU handler of backstore u0 is not running") != std::string::npos);
+}
+
+TEST_CASE("a unit with only a journal (a crash during up) is removed by replaying it, then forgotten")
+{
+    TempDir t;
+    auto sd = core::StateDir::open(t.root / "sd", false);
+    REQUIRE(sd);
+    std::filesystem::create_directories(t.root / "sd/units");
+    {
+        core::Transaction tx(sd->journal("crashed"));
+        REQUIRE(tx.mkdir(t.root / "made"));
+        REQUIRE(tx.mkdir(t.root / "made/child"));
+        tx.commit();
+    }
+    REQUIRE(core::down_by_journal(*sd, "crashed"));
+    CHECK_FALSE(std::filesystem::exists(t.root / "made"));
+    CHECK_FALSE(std::filesystem::exists(sd->journal("crashed")));
+    CHECK(sd->units().empty());
 }
