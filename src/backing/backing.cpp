@@ -9,13 +9,16 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "backing/blockdev.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
+#include "core/journal.hpp"
 #include "core/probe.hpp"
 #include "core/text.hpp"
 #include "backing/rbd.hpp"
@@ -74,7 +77,7 @@ core::Result<Backing> zram_backing(const profile::Backstore& b, const Roots& roo
     if (!n && n.error().code == Errc::kernel) return std::unexpected(n.error());
     if (!n) return core::fail(Errc::missing, "cannot add a zram device", (control / "hot_add").string(), "modprobe zram, or use --vm");
     out.zram = static_cast<int>(*n);
-    DEVEMU_CHECK(tx->record({core::UndoOp::zram_remove, (control / "hot_remove").string(), std::to_string(*n)}));
+    DEVEMU_CHECK(tx->record(core::UndoRecord::named_op("zram_remove", (control / "hot_remove").string(), std::to_string(*n))));
     const auto dir = roots.sys / "block" / fmt::format("zram{}", out.zram);
     if (auto s = core::write_attr(dir / "comp_algorithm", b.comp_algorithm); !s)
         return core::fail(Errc::invalid_input, "the kernel's zram does not offer comp_algorithm \"" + b.comp_algorithm + "\"", b.loc.str(),
@@ -133,6 +136,22 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
         return rbd_backing(b, roots, tx, rbd, reuse_rbd);
     }
     return core::fail(Errc::invalid_input, "unknown backstore type", b.loc.str());
+}
+
+void register_undo_ops()
+{
+    core::register_undo("zram_remove", [](const core::UndoRecord& r) -> core::Status {
+        if (::access(r.path.c_str(), F_OK) != 0) return {};
+        auto s = core::write_attr(r.path, r.value);
+        // A zram device's last user may close it asynchronously (a kernel thread's fput is deferred to a workqueue:
+        // f_mass_storage's LUN after unbind, LIO's iblock after rmdir): give it two seconds.
+        for (int i = 0; i < 100 && !s && s.error().sys_errno == EBUSY; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            s = core::write_attr(r.path, r.value);
+        }
+        if (const int e = s ? 0 : s.error().sys_errno; e != 0 && e != ENOENT && e != ENODEV && e != EINVAL) return s;
+        return {};
+    });
 }
 
 }  // namespace devemu::backing

@@ -52,4 +52,8 @@ struct RbdClient {
                                                     std::optional<int> reuse_zram, bool force, const RbdClient* rbd = nullptr,
                                                     std::optional<int> reuse_rbd = std::nullopt);
 
+// The journal step "zram_remove" (path: zram-control's hot_remove, value: the device number). The front-ends register
+// it with their unit kinds (lio::register_target_kind, usb::register_gadget_kind).
+void register_undo_ops();
+
 }  // namespace devemu::backing

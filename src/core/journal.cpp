@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <map>
 #include <optional>
 #include <chrono>
 #include <fstream>
@@ -24,7 +25,14 @@ namespace fs = std::filesystem;
 namespace devemu::core {
 
 namespace {
-constexpr const char* op_names[] = {"rmdir", "unlink", "write", "zram_remove", "umount", "kill", "unbind", "kill_group", "exec"};
+// In UndoOp's order, up to `named` (whose lines carry their registered name).
+constexpr const char* op_names[] = {"rmdir", "unlink", "write", "umount", "kill", "kill_group", "exec"};
+
+std::map<std::string, std::function<Status(const UndoRecord&)>, std::less<>>& undo_registry()
+{
+    static std::map<std::string, std::function<Status(const UndoRecord&)>, std::less<>> steps;
+    return steps;
+}
 
 bool gone(int e) { return e == ENOENT || e == ENOTDIR || e == ESRCH || e == ENODEV || e == EINVAL; }
 }  // namespace
@@ -32,7 +40,7 @@ bool gone(int e) { return e == ENOENT || e == ENOTDIR || e == ESRCH || e == ENOD
 std::string UndoRecord::to_line() const
 {
     nlohmann::json j;
-    j["op"] = op_names[static_cast<int>(op)];
+    j["op"] = op == UndoOp::named ? name : op_names[static_cast<int>(op)];
     j["path"] = path;
     if (!value.empty()) j["value"] = value;
     if (pid) j["pid"] = pid;
@@ -53,7 +61,11 @@ Result<UndoRecord> UndoRecord::from_line(const std::string& line)
             r.op = static_cast<UndoOp>(i);
             found = true;
         }
-    if (!found) return fail(Errc::io, "unknown journal op '" + op + "'");
+    if (!found) {   // a library's step: known or not, the line is kept; replay says which step no library registered
+        if (op.empty()) return fail(Errc::io, "journal line without an op");
+        r.op = UndoOp::named;
+        r.name = op;
+    }
     r.path = j.value("path", "");
     r.value = j.value("value", "");
     r.pid = j.value("pid", std::int64_t{0});
@@ -141,16 +153,9 @@ Status undo(const UndoRecord& r)
     case UndoOp::unlink:
         if (::unlink(r.path.c_str()) != 0 && !gone(errno)) return fail_errno("cannot remove", r.path);
         return {};
-    case UndoOp::write:
-    case UndoOp::zram_remove: {
+    case UndoOp::write: {
         if (::access(r.path.c_str(), F_OK) != 0) return {};
         auto s = write_attr(r.path, r.value);
-        // A zram device's last user may close it asynchronously (a kernel thread's fput is deferred to a
-        // workqueue: f_mass_storage's LUN after unbind, LIO's iblock after rmdir): give it two seconds.
-        for (int i = 0; i < 100 && r.op == UndoOp::zram_remove && !s && s.error().sys_errno == EBUSY; ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            s = write_attr(r.path, r.value);
-        }
         if (!s && !gone(s.error().sys_errno)) return s;
         return {};
     }
@@ -162,28 +167,6 @@ Status undo(const UndoRecord& r)
     case UndoOp::kill_group:
         stop_group(static_cast<pid_t>(r.pid), r.start_time, std::chrono::seconds(5));
         return {};
-    case UndoOp::unbind: {
-        if (::access(r.path.c_str(), F_OK) != 0) return {};
-        auto bound = read_attr(r.path);
-        if (bound && trim(*bound).empty()) return {};
-        // A newline, not an empty write: the gadget's UDC store strips one trailing '\n' (libusbgx #14).
-        auto s = write_attr(r.path, "\n");
-        if (!s && !gone(s.error().sys_errno) && s.error().sys_errno != ENODEV) return s;
-        // `value`: the dummy_hcd whose host side enumerated the gadget; the disconnect there is asynchronous, so
-        // wait (up to 5 s) until its root hubs have no device, so that `down` returns with the UDC really free.
-        if (!r.value.empty())
-            for (int i = 0; i < 250; ++i) {
-                bool any = false;
-                std::error_code ec;
-                for (auto& hub : fs::directory_iterator(r.value, ec)) {
-                    auto n = hub.path().filename().string();
-                    if (n.starts_with("usb") && fs::exists(hub.path() / (n.substr(3) + "-1"), ec)) any = true;
-                }
-                if (!any) break;
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            }
-        return {};
-    }
     case UndoOp::exec: {
         auto argv = split(r.value, '\x1f');
         auto res = run(argv, std::chrono::seconds(120), {}, r.path);
@@ -195,9 +178,24 @@ Status undo(const UndoRecord& r)
         }
         return {};
     }
+    case UndoOp::named: {
+        const auto& steps = undo_registry();
+        auto it = steps.find(r.name);
+        if (it == steps.end())
+            return fail(Errc::invalid_input, fmt::format("the journal has a step '{}' that this devemu does not know", r.name), r.path,
+                        "run down with the devemu that brought the unit up");
+        return it->second(r);
+    }
     }
     return {};
 }
+
+void register_undo(std::string name, std::function<Status(const UndoRecord&)> step)
+{
+    undo_registry()[std::move(name)] = std::move(step);
+}
+
+bool undo_registered(std::string_view name) { return undo_registry().contains(name); }
 
 Status replay_journal(const fs::path& file)
 {

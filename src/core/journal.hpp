@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.hpp"
@@ -17,16 +18,15 @@ enum class UndoOp {
     rmdir,        // remove a directory we created (configfs objects, mount points)
     unlink,       // remove a symlink or file we created
     write,        // write `value` back into an attribute
-    zram_remove,  // write `value` (the device number) into `path` (/sys/class/zram-control/hot_remove)
     umount,       // lazy unmount of `path`
     kill,         // stop process `pid` if its start time is still `start_time` (so a reused pid is safe); with pid 0,
                   // stop every process whose command line contains `value` (journaled before the pid is known)
-    unbind,       // unbind a USB gadget: write "\n" to `path` (its UDC attribute); "not bound" is not an error;
-                  // `value` (optional): the dummy_hcd platform device whose host side must see it go
     kill_group,   // stop the process group `pid` (its leader started at `start_time`): SIGTERM, 5 s, then SIGKILL;
                   // an app and every process it started (a shell's children, a pipeline)
     exec,         // run the command `value` (arguments separated by \x1f), in the network namespace named `path` when not
                   // empty; it must exit 0 within two minutes (removing what a tool made: `rbd rm`)
+    named,        // a subsystem's own step, journaled under `name` by the library that registered it (register_undo):
+                  // usb's "unbind" (a gadget's UDC), backing's "zram_remove"
 };
 
 struct UndoRecord {
@@ -35,7 +35,12 @@ struct UndoRecord {
     std::string value;
     std::int64_t pid = 0;
     std::uint64_t start_time = 0;
+    std::string name;   // UndoOp::named: the registered step's name
 
+    [[nodiscard]] static UndoRecord named_op(std::string name, std::string path, std::string value = {})
+    {
+        return {UndoOp::named, std::move(path), std::move(value), 0, 0, std::move(name)};
+    }
     [[nodiscard]] std::string to_line() const;
     [[nodiscard]] static Result<UndoRecord> from_line(const std::string& line);
     bool operator==(const UndoRecord&) const = default;
@@ -43,6 +48,12 @@ struct UndoRecord {
 
 // Loads a journal; a torn last line (crash during append) is dropped, any other bad line is an error.
 [[nodiscard]] Result<std::vector<UndoRecord>> load_journal(const fs::path& file);
+
+// A library's own undo step, under the name its journal lines carry; registered once at start (before any replay),
+// read from any thread after. Registering a name twice replaces the first. A journal line naming a step no library
+// registered is refused at replay with the name (the journal stays, for a devemu that knows it).
+void register_undo(std::string name, std::function<Status(const UndoRecord&)> step);
+[[nodiscard]] bool undo_registered(std::string_view name);
 
 // Applies one undo record; an object that is already gone is not an error.
 [[nodiscard]] Status undo(const UndoRecord& r);

@@ -1,6 +1,7 @@
 // The "target" unit kind: a LIO target with its backstores (and TCMU handlers), as lio::up made it.
 #include "lio/kind.hpp"
 
+#include "backing/backing.hpp"
 #include "core/journal.hpp"
 #include "core/unit_kind.hpp"
 #include "lio/unit.hpp"
@@ -23,6 +24,7 @@ core::Health target_health(const json& rec, const Roots& roots)
 
 void register_target_kind(AfterDown after_down)
 {
+    backing::register_undo_ops();
     core::register_kind({"target",
                          [after_down](const core::StateDir& sd, const std::string& unit, const json& rec) -> core::Status {
                              DEVEMU_CHECK(down(sd, unit));

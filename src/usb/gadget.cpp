@@ -210,7 +210,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
         return std::unexpected(e);
     };
     if (bound && !core::trim(*bound).empty() && !steps.empty() && !only_media)
-        if (auto s = core::undo({core::UndoOp::unbind, udc_attr.string()}); !s) return fail_rollback(s.error());
+        if (auto s = unbind_udc(udc_attr); !s) return fail_rollback(s.error());
     for (auto& s : steps) spdlog::debug("{}: {}", g.name, core::describe(s));
     if (auto s = core::apply(tx, steps, opt.roots.gadget); !s) {
         auto e = s.error();

@@ -6,10 +6,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <map>
 
 #include "core/fs.hpp"
+#include "core/journal.hpp"
 #include "core/text.hpp"
 
 namespace devemu::usb {
@@ -117,7 +120,7 @@ core::Status bind_udc(core::Transaction& tx, const std::string& name, const fs::
     auto bound = core::read_attr(udc_attr);
     if (bound && core::trim(*bound) == udc) return {};
     const std::string hcd = udc.starts_with("dummy_udc.") ? (r.sys / "devices/platform" / ("dummy_hcd." + udc.substr(10))).string() : "";
-    DEVEMU_CHECK(tx.record({core::UndoOp::unbind, udc_attr.string(), hcd}));
+    DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("unbind", udc_attr.string(), hcd)));
     if (auto s = core::write_attr(udc_attr, udc); !s) {
         const int err = s.error().sys_errno;
         std::string why = err == EBUSY ? "the UDC is taken by another gadget"
@@ -130,6 +133,34 @@ core::Status bind_udc(core::Transaction& tx, const std::string& name, const fs::
     if (!bound || core::trim(*bound) != udc)
         return core::fail(Errc::kernel, fmt::format("bind did not take: UDC reads '{}'", bound.value_or("?")), udc_attr.string(), "see dmesg");
     return {};
+}
+
+core::Status unbind_udc(const fs::path& udc_attr, const std::string& hcd)
+{
+    if (::access(udc_attr.c_str(), F_OK) != 0) return {};
+    auto bound = core::read_attr(udc_attr);
+    if (bound && core::trim(*bound).empty()) return {};
+    // A newline, not an empty write: the gadget's UDC store strips one trailing '\n' (libusbgx #14).
+    auto s = core::write_attr(udc_attr, "\n");
+    if (const int e = s ? 0 : s.error().sys_errno; e != 0 && e != ENOENT && e != ENODEV && e != EINVAL) return s;
+    // The disconnect on dummy_hcd's host side is asynchronous: wait until its root hubs have no device.
+    if (hcd.empty()) return {};
+    for (int i = 0; i < 250; ++i) {
+        bool any = false;
+        std::error_code ec;
+        for (auto& hub : fs::directory_iterator(hcd, ec)) {
+            auto n = hub.path().filename().string();
+            if (n.starts_with("usb") && fs::exists(hub.path() / (n.substr(3) + "-1"), ec)) any = true;
+        }
+        if (!any) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return {};
+}
+
+void register_undo_ops()
+{
+    core::register_undo("unbind", [](const core::UndoRecord& r) { return unbind_udc(r.path, r.value); });
 }
 
 }  // namespace devemu::usb

@@ -33,4 +33,11 @@ private:
 // host side must see the device go); reads the bind back.
 [[nodiscard]] core::Status bind_udc(core::Transaction& tx, const std::string& name, const fs::path& udc_attr, const std::string& udc, const Roots& r);
 
+// Unbinds a gadget: "\n" to its UDC attribute (not bound, or gone: nothing to do); with `hcd` (a dummy_hcd platform
+// device), waits up to 5 s until its host side has seen the device go, so the UDC is really free on return.
+[[nodiscard]] core::Status unbind_udc(const fs::path& udc_attr, const std::string& hcd = {});
+
+// The journal step "unbind" (path: the UDC attribute, value: the dummy_hcd), registered by register_gadget_kind.
+void register_undo_ops();
+
 }  // namespace devemu::usb

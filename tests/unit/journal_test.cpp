@@ -286,3 +286,41 @@ TEST_CASE("a record's scalars: brackets, quotes and escapes inside values do not
     REQUIRE(empty);
     CHECK(*empty == nlohmann::json::object());
 }
+
+TEST_CASE("a library's own journal step: its line carries its name, replay runs what the library registered")
+{
+    TempTree t;
+    const auto journal = t.root / "j";
+    std::vector<std::string> ran;
+    register_undo("test_step", [&](const UndoRecord& r) -> Status {
+        ran.push_back(r.path + "=" + r.value);
+        return {};
+    });
+    {
+        Transaction tx(journal);
+        REQUIRE(tx.record(UndoRecord::named_op("test_step", "a", "1")));
+        REQUIRE(tx.record(UndoRecord::named_op("test_step", "b", "2")));
+        tx.commit();
+    }
+    auto recs = load_journal(journal);
+    REQUIRE(recs);
+    REQUIRE(recs->size() == 2);
+    CHECK((*recs)[0] == UndoRecord::named_op("test_step", "a", "1"));
+    CHECK(read_file(journal)->find("\"op\":\"test_step\"") != std::string::npos);
+    REQUIRE(replay_journal(journal));
+    CHECK(ran == std::vector<std::string>{"b=2", "a=1"});   // in reverse
+    CHECK_FALSE(fs::exists(journal));
+
+    // A step no library registered (a newer devemu's): refused by name, and the journal is kept for one that knows it.
+    {
+        Transaction tx(journal);
+        REQUIRE(tx.record(UndoRecord::named_op("from_the_future", "x")));
+        tx.commit();
+    }
+    auto s = replay_journal(journal);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().what.find("'from_the_future'") != std::string::npos);
+    CHECK(fs::exists(journal));
+    CHECK_FALSE(undo_registered("from_the_future"));
+    CHECK(undo_registered("test_step"));
+}

@@ -47,6 +47,8 @@ TEST_CASE("records and journals written before versions are read: kind, health, 
         auto journal = core::load_journal(sd->journal(unit));
         REQUIRE(journal);
         CHECK(journal->size() >= 5);
+        for (auto& r : *journal)   // "unbind", "zram_remove": the steps usb and backing register under their old names
+            if (r.op == core::UndoOp::named) CHECK(core::undo_registered(r.name));
     }
     CHECK(sd->units().size() == 3);
     // The user backstore's handler was recorded too: ls would say it is not running.
