@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "core/apply_unit.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/netns.hpp"
@@ -252,39 +253,30 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
         spdlog::info("unit {} was brought up from {}; updating it from {}", t.name, rec.value("profile", "?"), p.file);
     core::Transaction tx(sd.journal(t.name));
     DEVEMU_TRY(b, build(p, t, rec, opt, &tx));
-    const auto desired = b.model.nodes();
-    const auto steps = core::diff(core::recorded_nodes(rec), desired, opt.roots.target);
-    for (auto& s : steps) spdlog::debug("{}: {}", t.name, core::describe(s));
+    json handlers = rec.value("handlers", json::object());
+    core::UnitApply a{fmt::format("target '{}'", t.name), t.name, opt.roots.target, core::recorded_nodes(rec), b.model.nodes()};
+    a.verify_unchanged = false;   // with nothing to change, the diff has just read every node and found it as asked
     // Backstores first, then their userspace handlers (a user backstore's commands start with the LUN: tcm_loop
     // scans at once), then the rest.
-    std::vector<core::Step> first, rest;
-    for (auto& s : steps) (s.node.path.starts_with("core/") && s.action != core::Action::remove ? first : rest).push_back(s);
-    auto failed = [&](core::Error e) -> core::Result<json> {
-        e.what = fmt::format("target '{}': {}", t.name, e.what);
+    a.phases = 2;
+    a.phase_of = [](const core::Step& s) { return s.node.path.starts_with("core/") && s.action != core::Action::remove ? 0 : 1; };
+    a.before_phase = [&](int phase, core::Transaction& txn, const std::vector<core::Step>&) -> core::Status {
+        for (auto& bs : b.model.backstores) {
+            if (phase != 1 || bs.plugin != "user") continue;
+            DEVEMU_TRY(h, start_handler(bs, sd, t.name, handlers.value(bs.spec->name, json::object()), txn));
+            handlers[bs.spec->name] = h;
+        }
+        return {};
+    };
+    a.explain = [&](core::Error& e) {
         // LIO says EINVAL when a portal's port is taken by another program: say what it is.
         const auto& addr = b.model.portal_address;
         if (e.where.find("/np/") != std::string::npos && core::tcp_port_taken(addr, t.portal.port))
             e = {core::Errc::busy, fmt::format("target '{}': portal {}:{} is taken: another program listens there", t.name, addr, t.portal.port),
                  e.where, fmt::format("stop it (ss -ltnp 'sport = :{}' shows which), or give the target another portal", t.portal.port)};
-        if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-        return std::unexpected(e);
     };
-    if (auto s = core::apply(tx, first, opt.roots.target); !s) return failed(s.error());
-    json handlers = rec.value("handlers", json::object());
-    for (auto& bs : b.model.backstores) {
-        if (bs.plugin != "user") continue;
-        auto h = start_handler(bs, sd, t.name, handlers.value(bs.spec->name, json::object()), tx);
-        if (!h) return failed(h.error());
-        handlers[bs.spec->name] = *h;
-    }
-    if (auto s = core::apply(tx, rest, opt.roots.target); !s) return failed(s.error());
-    // The read-back. With nothing to change, the plan has just read every node and found it as asked: that was it.
-    if (auto diffs = steps.empty() ? std::vector<std::string>{} : core::verify(desired, opt.roots.target); !diffs.empty()) {
-        if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-        return core::fail(Errc::check_failed, fmt::format("read-back differs after apply ({} differences), rolled back: {}", diffs.size(), diffs.front()),
-                          t.name, "see `devemu plan` and dmesg");
-    }
-    tx.commit();
+    DEVEMU_TRY(steps, core::apply_unit(tx, a));
+    const auto& desired = a.desired;
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
     rec = {{"name", t.name}, {"kind", "target"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired},
            {"generated", b.gen.values}, {"backstores", b.backstores}, {"info", login_info(b.model, devices)},

@@ -14,6 +14,7 @@
 
 #include "backing/backing.hpp"
 #include "backing/blockdev.hpp"
+#include "core/apply_unit.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/kmod.hpp"
@@ -198,39 +199,31 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     }
     core::Transaction tx(sd.journal(g.name));
     DEVEMU_TRY(r, resolve(p, g, rec, opt, &tx));
-    const auto desired = gadget_nodes(g, r.lun_files);
-    auto steps = core::diff(core::recorded_nodes(rec), desired, opt.roots.gadget);
+    core::UnitApply a{fmt::format("gadget '{}'", g.name), g.name, opt.roots.gadget, core::recorded_nodes(rec), gadget_nodes(g, r.lun_files)};
     // A bound gadget refuses most changes: unbind first, change, rebind (a media change on `file` does not need it).
-    const bool only_media = std::all_of(steps.begin(), steps.end(), [](const core::Step& s) { return s.node.path.ends_with("/file"); });
-    auto bound = core::read_attr(udc_attr);
-    KernelLog klog;
-    auto fail_rollback = [&](core::Error e) -> core::Result<json> {
-        if (auto why = klog.reason(); !why.empty() && e.what.find(why) == std::string::npos) e.what += " (kernel: " + why + ")";
-        if (auto s = tx.rollback(); !s) spdlog::error("rollback incomplete: {}", s.error().message());
-        return std::unexpected(e);
+    a.before_phase = [&](int, core::Transaction&, const std::vector<core::Step>& plan) -> core::Status {
+        const bool only_media = std::all_of(plan.begin(), plan.end(), [](const core::Step& s) { return s.node.path.ends_with("/file"); });
+        return plan.empty() || only_media ? core::Status{} : unbind_udc(udc_attr);
     };
-    if (bound && !core::trim(*bound).empty() && !steps.empty() && !only_media)
-        if (auto s = unbind_udc(udc_attr); !s) return fail_rollback(s.error());
-    for (auto& s : steps) spdlog::debug("{}: {}", g.name, core::describe(s));
-    if (auto s = core::apply(tx, steps, opt.roots.gadget); !s) {
-        auto e = s.error();
-        e.what = fmt::format("gadget '{}': {}", g.name, e.what);
-        return fail_rollback(e);
-    }
-    if (auto diffs = core::verify(desired, opt.roots.gadget); !diffs.empty())
-        return fail_rollback({Errc::check_failed, fmt::format("read-back differs after apply ({} differences), rolled back: {}", diffs.size(), diffs.front()),
-                              g.name, "see `devemu plan` and dmesg"});
-    json mounts = json::object();
-    if (auto s = wait_for_apps(tx, g, opt, mounts); !s) return fail_rollback(s.error());
-    if (auto s = bind_udc(tx, g.name, udc_attr, udc, opt.roots); !s) return fail_rollback(s.error());
-    auto host = wait_enumerated(g, udc, opt.roots, opt.timeout, klog);
-    if (!host) return fail_rollback(host.error());
-    tx.commit();
+    KernelLog klog;
+    json mounts = json::object(), host;
+    a.after_verify = [&](core::Transaction& txn) -> core::Status {
+        DEVEMU_CHECK(wait_for_apps(txn, g, opt, mounts));
+        DEVEMU_CHECK(bind_udc(txn, g.name, udc_attr, udc, opt.roots));
+        DEVEMU_TRY(h, wait_enumerated(g, udc, opt.roots, opt.timeout, klog));
+        host = h;
+        return {};
+    };
+    a.explain = [&](core::Error& e) {
+        if (auto why = klog.reason(); !why.empty() && e.what.find(why) == std::string::npos) e.what += " (kernel: " + why + ")";
+    };
+    DEVEMU_TRY(steps, core::apply_unit(tx, a));
+    const auto& desired = a.desired;
     json fns = json::array();
     for (auto& f : g.functions) fns.push_back({{"type", profile::to_string(f.type)}, {"name", f.name}});
     rec = {{"name", g.name}, {"kind", "gadget"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired}, {"udc", udc},
            {"vid_pid", fmt::format("{:04x}:{:04x}", g.vendor_id, g.product_id)}, {"serial", g.serial},
-           {"backstores", r.backstores}, {"host", *host}, {"luns", lun_records(g, r.lun_files, *host)}, {"ffs", mounts},
+           {"backstores", r.backstores}, {"host", host}, {"luns", lun_records(g, r.lun_files, host)}, {"ffs", mounts},
            {"changes", steps.size()}, {"spec_functions", fns}};
     DEVEMU_CHECK(sd.save(g.name, rec));
     return rec;
