@@ -9,14 +9,17 @@ namespace devemu::ceph {
 
 void register_ceph_kind()
 {
-    core::register_kind({kUnit, [](const core::StateDir& sd, const std::string&, const nlohmann::json&) { return down(sd); },
-                         [](const nlohmann::json& rec) {
-                             core::Health h;
-                             for (auto& name : stopped_daemons(rec)) h.detail.push_back(name + " is not running (devemu ceph up restarts it)");
-                             if (!h.detail.empty()) h.status = "drift";
-                             return h;
-                         },
-                         1});
+    core::UnitKind k;
+    k.name = kUnit;
+    k.down = [](const core::StateDir& sd, const std::string&, const nlohmann::json&) { return down(sd); };
+    k.health = [](const nlohmann::json& rec) {
+        core::Health h;
+        for (auto& name : stopped_daemons(rec)) h.detail.push_back(name + " is not running (devemu ceph up restarts it)");
+        if (!h.detail.empty()) h.status = "drift";
+        return h;
+    };
+    k.down_order = 1;   // after every unit whose rbd mappings need it
+    core::register_kind(std::move(k));
 }
 
 }  // namespace devemu::ceph

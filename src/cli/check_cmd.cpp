@@ -1,31 +1,20 @@
 // devemu check NAME: exercise a unit as an initiator would; exit 1 when any check fails.
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <iostream>
 
 #include "cli/cli.hpp"
-#include "cli/gadget.hpp"
 #include "core/statedir.hpp"
 #include "core/text.hpp"
-#include "lio/check.hpp"
+#include "core/unit_kind.hpp"
 #include "usb/checker.hpp"
+#include "usb/kind.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
 
 namespace devemu::cli {
-
-namespace {
-
-// The URL with the CHAP secret and the initiator the ACL expects, reaching the portal at `portal`.
-std::pair<std::string, std::string> iscsi_target_of(const json& access, const std::string& portal)
-{
-    return {with_portal(access["urls"][0], portal), access.value("initiator", std::string("iqn.2026-11.org.devemu:check"))};
-}
-
-}  // namespace
 
 int cmd_check(Context& ctx, const Args& args)
 {
@@ -41,70 +30,34 @@ int cmd_check(Context& ctx, const Args& args)
         "bench-size", po::value<std::string>()->default_value("32M"), "gadgets: bytes read and written back by --bench")("no-write", "gadgets: read-only checks");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
-    auto& vm = p.vm;
-    auto scratch = core::parse_size(vm["scratch"].as<std::string>());
-    if (!scratch) return report({core::Errc::invalid_input, "--scratch is not a size", vm["scratch"].as<std::string>(), "e.g. --scratch 4M"});
-    const auto bench_size = core::parse_size(vm["bench-size"].as<std::string>()).value_or(0);
-    if (bench_size < (1u << 20)) return report({core::Errc::invalid_input, "--bench-size is not a size of at least 1M", vm["bench-size"].as<std::string>(), "e.g. --bench-size 128M"});
+    core::CheckRequest req;
+    auto scratch = core::parse_size(p.vm["scratch"].as<std::string>());
+    if (!scratch) return report({core::Errc::invalid_input, "--scratch is not a size", p.vm["scratch"].as<std::string>(), "e.g. --scratch 4M"});
+    req.scratch = *scratch;
+    const auto bench_size = core::parse_size(p.vm["bench-size"].as<std::string>()).value_or(0);
+    if (bench_size < (1u << 20)) return report({core::Errc::invalid_input, "--bench-size is not a size of at least 1M", p.vm["bench-size"].as<std::string>(), "e.g. --bench-size 128M"});
+    req.as_json = p.has("json");
+    req.write = !p.has("no-write");
+    req.bench_bytes = p.has("bench") ? bench_size : 0;
+    for (auto flag : {"json", "bench", "no-write"})   // for a kind that relays the check (a VM's guest)
+        if (p.has(flag)) req.flags.push_back(std::string("--") + flag);
+    req.flags.push_back("--bench-size=" + p.vm["bench-size"].as<std::string>());
+
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
     const auto name = p.positional[0];
     auto rec = sd->load(name);
-    if (!rec && usb::parse_vid_pid(name)) return check_usb(ctx, nullptr, name, vm.count("json") > 0, p.has("bench") ? bench_size : 0, !p.has("no-write"));
-    if (!rec) return report(rec.error());
-    if (rec->value("kind", "") == "gadget") return check_usb(ctx, &*rec, name, vm.count("json") > 0, p.has("bench") ? bench_size : 0, !p.has("no-write"));
-
-    std::vector<std::pair<std::string, std::vector<lio::CheckResult>>> runs;   // per unit
-    if (rec->value("kind", "") == "target") {
-        auto access = access_info(*rec, "", true);
-        if (access.value("fabric", "") == "iscsi") {
-            auto [url, ini] = iscsi_target_of(access, "");
-            runs.push_back({name, lio::check_iscsi({url, ini, *scratch})});
-        } else {
-            const json devices = access.contains("devices") ? access["devices"] : json::object();
-            for (auto it = devices.begin(); it != devices.end(); ++it)
-                runs.push_back({name + " LUN " + it.key(), lio::check_block(it.value().get<std::string>(), *scratch)});
-        }
-    } else if (rec->value("kind", "") == "vm") {
-        int gadget_rc = -1;
-        for (auto& u : rec->value("units", json::array())) {
-            const std::string unit = u["unit"];
-            if (u.value("kind", "") == "gadget") {
-                // The gadget's host side is the VM's kernel: run the checker there, with the same options.
-                std::vector<std::string> a = guest_devemu({"check", unit});
-                for (auto flag : {"json", "bench", "no-write"})
-                    if (p.has(flag)) a.push_back(std::string("--") + flag);
-                a.push_back("--bench-size=" + vm["bench-size"].as<std::string>());
-                auto r = vm_exec(*rec, a, std::cout, std::cerr);
-                if (!r) return report(r.error());
-                gadget_rc = std::max(gadget_rc, *r);
-                continue;
-            }
-            if (u["access"].value("fabric", "") != "iscsi") {
-                runs.push_back({unit, {{"reach", false, "a loopback LUN lives in the VM's kernel; check it there: devemu vm run"}}});
-                continue;
-            }
-            auto [url, ini] = iscsi_target_of(u["access"], u.value("portal", ""));
-            runs.push_back({unit, lio::check_iscsi({url, ini, *scratch})});
-        }
-        if (runs.empty() && gadget_rc >= 0) return gadget_rc;
-    } else {
-        return report({core::Errc::invalid_input, "nothing to check for this unit kind", name, ""});
-    }
-
-    bool all_ok = true;
-    json out = json::array();
-    for (auto& [unit, results] : runs) {
-        json checks = json::array();
-        for (auto& r : results) {
-            all_ok = all_ok && r.ok;
-            checks.push_back({{"check", r.name}, {"ok", r.ok}, {"detail", r.detail}});
-            if (!vm.count("json")) std::cout << "[" << (r.ok ? " ok " : "FAIL") << "] " << unit << ": " << r.name << " — " << r.detail << "\n";
-        }
-        out.push_back({{"unit", unit}, {"checks", checks}});
-    }
-    if (vm.count("json")) std::cout << json{{"ok", all_ok}, {"units", out}}.dump(2) << "\n";
-    return all_ok ? 0 : 1;
+    core::Result<core::CheckOutcome> r = std::unexpected(core::Error{});
+    if (!rec && usb::parse_vid_pid(name)) r = usb::check_usb(nullptr, nullptr, name, req);   // any USB device, no unit
+    else if (!rec) return report(rec.error());
+    else if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->check) r = kind->check(*sd, name, *rec, req);
+    else return report({core::Errc::invalid_input, "nothing to check for this unit kind", name, ""});
+    if (!r) return report(r.error());
+    std::cout << r->relay_out << std::flush;
+    std::cerr << r->relay_err << std::flush;
+    if (req.as_json && !r->json.is_null()) std::cout << r->json.dump(2) << "\n";
+    else if (!req.as_json) for (auto& l : r->lines) std::cout << l << "\n";
+    return r->rc;
 }
 
 }  // namespace devemu::cli

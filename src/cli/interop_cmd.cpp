@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "lio/access.hpp"
+#include "lio/kind.hpp"
 #include "core/fs.hpp"
 #include "core/statedir.hpp"
 #include "lio/saveconfig.hpp"
@@ -49,8 +51,9 @@ int cmd_import(Context& ctx, const Args& args)
             continue;
         }
         ++ok;
-        out.push_back({{"unit", t.name}, {"ok", true}, {"changes", (*rec)["changes"]}, {"access", access_info(*rec, "", false)}});
-        if (!vm.count("json")) print_unit(*rec, access_info(*rec, "", false), std::cout);
+        const auto access = lio::access_info(*rec, "", false);
+        out.push_back({{"unit", t.name}, {"ok", true}, {"changes", (*rec)["changes"]}, {"access", access}});
+        if (!vm.count("json")) for (auto& l : lio::target_lines(*rec, access)) std::cout << l << "\n";
     }
     if (vm.count("json")) std::cout << json{{"targets", out}, {"notes", im->notes}}.dump(2) << "\n";
     else std::cout << "imported " << ok << " of " << im->profile.targets.size() << " targets; " << im->notes.size() << " notes\n";

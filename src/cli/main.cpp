@@ -9,11 +9,10 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
-#include "cli/gadget.hpp"
-#include "cli/rbd.hpp"
 #include "ceph/kind.hpp"
 #include "lio/kind.hpp"
 #include "usb/kind.hpp"
+#include "vm/unit.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
@@ -57,13 +56,10 @@ namespace devemu::cli {
 
 void register_kinds()
 {
-    // A target whose `up` started the local Ceph cluster stops it at its `down`, unless another unit uses it.
-    lio::register_target_kind([](const core::StateDir& sd, const std::string& unit, const nlohmann::json& rec) {
-        stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), unit);
-    });
+    lio::register_target_kind();
     usb::register_gadget_kind();
     ceph::register_ceph_kind();
-    register_vm_kind();
+    vm::register_vm_kind();
 }
 
 }  // namespace devemu::cli

@@ -1,7 +1,6 @@
 // devemu up / plan / down: bring a profile's targets up as units, show the plan, remove them.
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <iostream>
@@ -9,41 +8,107 @@
 #include <optional>
 
 #include "cli/cli.hpp"
-#include "cli/gadget.hpp"
-#include "cli/rbd.hpp"
+#include "cli/exec.hpp"
 #include "core/text.hpp"
 #include "core/parallel.hpp"
 #include "core/statedir.hpp"
 #include "core/unit_kind.hpp"
-#include "lio/unit.hpp"
-#include "usb/gadget.hpp"
 #include "profile/profile.hpp"
+#include "vm/unit.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
 
 namespace devemu::cli {
 
-void print_unit(const json& rec, const json& info, std::ostream& out)
+namespace {
+
+void add_up_options(po::options_description& opts)
 {
-    out << "target " << rec.value("name", "?") << ": " << rec.value("state", "?");
-    if (rec.contains("changes")) out << " (" << rec["changes"].get<int>() << " changes)";
-    out << "\n";
-    if (info.value("fabric", "") == "iscsi") {
-        out << "  portal     " << info.value("portal", "") << "\n  iqn        " << info.value("wwn", "") << "\n";
-        if (info.contains("initiator")) out << "  initiator  " << info["initiator"].get<std::string>() << " (the ACL expects this IQN)\n";
-        for (auto& u : info["urls"]) out << "  url        " << u.get<std::string>() << "\n";
-        if (info.contains("chap_secret")) out << "  chap       " << info["chap_secret"].get<std::string>() << "\n";
-        else if (!info.value("acls", json::array()).empty() && info["acls"][0].contains("chap_user"))
-            out << "  chap       secret hidden: devemu ls --secrets\n";
-        for (auto& l : info["iscsiadm"]) out << "  iscsiadm   " << l.get<std::string>() << "\n";
-    } else {
-        out << "  wwn        " << info.value("wwn", "") << " (nexus " << info.value("initiator_wwn", "") << ")\n";
-        const json devices = info.contains("devices") ? info["devices"] : json::object();   // a named copy: items() of a temporary dangles
-        for (auto it = devices.begin(); it != devices.end(); ++it)
-            out << "  LUN " << it.key() << "      " << (it.value().is_string() ? it.value().get<std::string>() : "(no disk yet)") << "\n";
-    }
+    opts.add_options()("force", "resize backing files, export devices that hold a filesystem")(
+        "insecure", "allow a non-loopback portal without CHAP and ACLs")("secrets", "show CHAP secrets")(
+        "vm", "run it in a VM of the distribution kernel (for hosts without LIO)")(
+        "in-vm", "internal: devemu inside the VM")(
+        "exec", po::value<std::string>(), "start CMD once everything is up (a FunctionFS app: once its functionfs is mounted);\n"
+                                          "tear everything down when it exits")(
+        "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")(
+        "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
+                                                "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")(
+        "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET=PORT, the host's forward of its portal");
 }
+
+core::Result<core::UpRequest> request_of(const Parsed& p, bool apply)
+{
+    core::UpRequest req;
+    req.apply = apply;
+    req.force = p.has("force");
+    req.insecure = p.has("insecure");
+    req.in_vm = p.has("in-vm");
+    req.secrets = p.has("secrets");
+    req.timeout = std::chrono::seconds(p.vm["timeout"].as<unsigned>());
+    if (p.has("ceph-local")) req.ceph_local = p.vm["ceph-local"].as<std::string>();
+    if (p.has("advertise"))
+        for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
+            auto eq = a.find('=');
+            const auto port = eq == std::string::npos ? std::nullopt : core::parse_number(a.substr(eq + 1));
+            if (!port || *port == 0 || *port > 65535) return core::fail(core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, "");
+            req.advertise[a.substr(0, eq)] = static_cast<std::uint16_t>(*port);
+        }
+    return req;
+}
+
+int up_in_vm(Context& ctx, const Parsed& p)
+{
+    vm::UpVmRequest r;
+    if (p.positional.size() != 1) return report({core::Errc::invalid_input, "up --vm takes one profile", "", "run one VM per profile"});
+    r.profile = p.positional[0];
+    r.secrets = p.has("secrets");
+    if (p.has("exec")) r.exec = p.vm["exec"].as<std::string>();
+    r.timeout = p.vm["timeout"].as<unsigned>();
+    r.force = p.has("force");
+    r.insecure = p.has("insecure");
+    r.kernel = ctx.kernel;
+    r.cache_dir = ctx.cache_dir;
+    auto sd = core::StateDir::open(ctx.state_dir);
+    if (!sd) return report(sd.error());
+    auto res = vm::up_vm(*sd, r);
+    if (!res) return report(res.error());
+    if (p.has("json")) std::cout << res->shown.dump(2) << "\n";
+    else for (auto& l : res->lines) std::cout << l << "\n";
+    return 0;
+}
+
+// One profile through every kind that has units in it, in the kinds' order; appends what `up --json` or `plan --json`
+// prints to `out` and the units that came up to `made`. Returns an exit code (per unit: one failing does not stop the others).
+int up_profile(const profile::Profile& prof, const core::StateDir& sd, const core::UpRequest& req, bool as_json, json& out, std::vector<std::string>& made)
+{
+    int rc = 0;
+    for (const auto* kind : core::all_kinds()) {
+        if (!kind->up) continue;
+        auto outcomes = kind->up(prof, sd, req);
+        if (!outcomes) return report(outcomes.error());
+        for (auto& o : *outcomes) {
+            if (!req.apply) {
+                out.push_back({{"unit", o.unit}, {"steps", o.steps}});
+                if (as_json) continue;
+                std::cout << kind->name << " " << o.unit << ": " << (o.steps.empty() ? "up to date" : std::to_string(o.steps.size()) + " changes") << "\n";
+                for (auto& s : o.steps) std::cout << "  " << s << "\n";
+                continue;
+            }
+            if (!o.record) {
+                rc = report(o.record.error());
+                continue;
+            }
+            made.push_back(o.unit);
+            const auto d = kind->describe ? kind->describe(*o.record, core::DescribeFor::up, req.secrets) : core::Described{{{"unit", o.unit}}, {}};
+            out.push_back(d.json);
+            if (!as_json) for (auto& l : d.lines) std::cout << l << "\n";
+        }
+    }
+    return rc;
+}
+
+}  // namespace
 
 int cmd_up(Context& ctx, const Args& args, bool apply)
 {
@@ -54,152 +119,39 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
                                          "          devemu up gadgets/ffs-app.toml --exec 'build/ffs-loopback /dev/usb-ffs/app'"
                                        : "devemu plan PROFILE… [--json]\n\nWhat `up` would change; changes nothing.\n"
                                          "Example: devemu plan targets/file-iscsi.toml");
-    opts.add_options()("force", "resize backing files, export devices that hold a filesystem")(
-        "insecure", "allow a non-loopback portal without CHAP and ACLs")("secrets", "show CHAP secrets")(
-        "vm", "run it in a VM of the distribution kernel (for hosts without LIO)")(
-        "in-vm", "internal: devemu inside the VM")(
-        "exec", po::value<std::string>(), "start CMD once everything is up (a FunctionFS app: once its functionfs is mounted);\n"
-                                          "tear everything down when it exits")(
-        "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")(
-        "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
-                                                "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")("advertise", po::value<std::vector<std::string>>()->composing(),
-                                                           "internal: TARGET=PORT, the host's forward of its portal");
+    add_up_options(opts);
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
-    if (p.vm.count("vm")) {
-        VmUpOptions vo;
-        vo.json = p.has("json");
-        vo.secrets = p.has("secrets");
-        if (p.has("exec")) vo.exec = p.vm["exec"].as<std::string>();
-        vo.timeout = p.vm["timeout"].as<unsigned>();
-        vo.force = p.has("force");
-        vo.insecure = p.has("insecure");
-        return cmd_up_vm(ctx, p.positional, vo);
-    }
-    lio::UpOptions opt;
-    opt.force = p.vm.count("force") > 0;
-    opt.insecure = p.vm.count("insecure") > 0;
-    opt.in_vm = p.vm.count("in-vm") > 0;
-    if (p.has("advertise"))
-        for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
-            auto eq = a.find('=');
-            const auto port = eq == std::string::npos ? std::nullopt : core::parse_number(a.substr(eq + 1));
-            if (!port || *port == 0 || *port > 65535) return report({core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, ""});
-            opt.advertise[a.substr(0, eq)] = static_cast<std::uint16_t>(*port);
-        }
-
+    if (p.has("vm")) return up_in_vm(ctx, p);
+    auto req = request_of(p, apply);
+    if (!req) return report(req.error());
     std::vector<profile::Profile> profiles;
     for (auto& f : p.positional) {   // everything validated before anything is touched
         auto prof = profile::load(f);
         if (!prof) return report(prof.error());
-        if (auto s = profile::check_exposure(*prof, opt.insecure); !s) return report(s.error());
+        if (auto s = profile::check_exposure(*prof, req->insecure); !s) return report(s.error());
         profiles.push_back(std::move(*prof));
     }
+    ExecRun run{p.has("exec") ? p.vm["exec"].as<std::string>() : "", req->in_vm, {}};
+    if (!run.exec.empty() && !apply) return report({core::Errc::invalid_input, "--exec is for up", "", ""});
+    req->on_ffs_mounted = start_on_ffs(run);
     auto sd = core::StateDir::open(ctx.state_dir, apply);
     if (!sd) return report(sd.error());
     json out = json::array();
-    int rc = 0;
-    core::Child app;
-    GadgetRun run;
-    run.force = opt.force;
-    run.json = p.has("json");
-    run.timeout = std::chrono::seconds(p.vm["timeout"].as<unsigned>());
-    run.app = &app;
-    run.in_vm = opt.in_vm;
-    if (p.has("exec")) run.exec = p.vm["exec"].as<std::string>();
-    if (!run.exec.empty() && !apply) return report({core::Errc::invalid_input, "--exec is for up", "", ""});
     std::vector<std::string> made;
-    for (auto& prof : profiles) {
-        if (apply && !prof.targets.empty())
-            if (auto s = lio::prepare_kernel(prof, opt); !s) return report(s.error());
-        if (!apply) {
-            for (auto& t : prof.targets) {
-                auto pl = lio::plan(prof, t, *sd, opt);
-                if (!pl) return report(pl.error());
-                json steps = json::array();
-                for (auto& s : pl->steps) steps.push_back(core::describe(s));
-                out.push_back({{"unit", t.name}, {"steps", steps}});
-                if (!p.vm.count("json")) {
-                    std::cout << "target " << t.name << ": " << (pl->steps.empty() ? "up to date" : std::to_string(pl->steps.size()) + " changes") << "\n";
-                    for (auto& s : steps) std::cout << "  " << s.get<std::string>() << "\n";
-                }
-            }
-            for (auto& g : prof.gadgets) {
-                auto pl = usb::plan(prof, g, *sd, usb::UpOptions{});
-                if (!pl) return report(pl.error());
-                json steps = json::array();
-                for (auto& s : *pl) steps.push_back(core::describe(s));
-                out.push_back({{"unit", g.name}, {"steps", steps}});
-                if (!p.vm.count("json")) {
-                    std::cout << "gadget " << g.name << ": " << (pl->empty() ? "up to date" : std::to_string(pl->size()) + " changes") << "\n";
-                    for (auto& s : steps) std::cout << "  " << s.get<std::string>() << "\n";
-                }
-            }
-            continue;
-        }
-        // rbd backstores: clusters, pools and images first (journaled in each target's own journal), one target
-        // at a time; the kernel maps them in lio::up.
-        std::vector<std::optional<core::Transaction>> rbd_tx(prof.targets.size());
-        std::vector<std::optional<core::Error>> rbd_err(prof.targets.size());
-        std::vector<ceph::Prepared> rbd_prep(prof.targets.size());
-        RbdUp ru{opt.force, opt.in_vm, p.has("ceph-local") ? p.vm["ceph-local"].as<std::string>() : "", ctx.verbosity};
-        for (std::size_t i = 0; i < prof.targets.size(); ++i) {
-            const auto& t = prof.targets[i];
-            if (!ceph::has_rbd(prof, t.name)) continue;   // no journal touched, no record read for the others
-            rbd_tx[i].emplace(sd->journal(t.name));
-            auto prep = prepare_rbd(prof, {t.name}, *sd, &*rbd_tx[i], sd->load(t.name).value_or(json::object()), ru);
-            auto clients = prep ? rbd_clients(*prep) : std::unexpected(prep.error());
-            if (!clients) {
-                rbd_err[i] = clients.error();
-                continue;
-            }
-            rbd_prep[i] = *prep;
-            opt.rbd.insert(clients->begin(), clients->end());
-        }
-        // Targets are independent units: bring them up side by side, report in profile order.
-        std::vector<core::Result<json>> recs(prof.targets.size(), std::unexpected(core::Error{}));
-        core::parallel_for(prof.targets.size(), 16, [&](std::size_t i) {
-            recs[i] = rbd_err[i] ? std::unexpected(*rbd_err[i]) : lio::up(prof, prof.targets[i], *sd, opt);
-        });
-        bool started_local = false;
-        for (auto& pr : rbd_prep) started_local = started_local || pr.started_local;
-        for (std::size_t i = 0; i < recs.size(); ++i) {
-            auto& rec = recs[i];
-            if (rbd_tx[i]) {
-                if (rec) rbd_tx[i]->commit();
-                else if (auto r = rbd_tx[i]->rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-            }
-            if (rec && rbd_prep[i].uses_local) {
-                // The first target that came up owns a cluster this `up` started: its `down` stops it.
-                (*rec)["uses_ceph_local"] = true;
-                if (started_local) (*rec)["ceph_local_started"] = true, started_local = false;
-                if (auto s = sd->save(prof.targets[i].name, *rec); !s) rc = report(s.error());
-            }
-            if (!rec) {
-                rc = report(rec.error());
-                continue;   // per object: one failing target does not stop the others; the summary exit says so
-            }
-            auto info = access_info(*rec, "", p.vm.count("secrets") > 0);
-            out.push_back({{"unit", prof.targets[i].name}, {"changes", (*rec)["changes"]}, {"access", info}});
-            made.push_back(prof.targets[i].name);
-            if (!p.vm.count("json")) print_unit(*rec, info, std::cout);
-        }
-        stop_local_cluster_if_ours(*sd, started_local, "");   // still set: every target that would have owned it failed
-        if (!prof.gadgets.empty())
-            if (int g = up_gadgets(prof, *sd, run, out, made); g != 0) rc = g;
+    int rc = 0;
+    for (auto& prof : profiles)
+        if (int r = up_profile(prof, *sd, *req, p.has("json"), out, made); r != 0) rc = r;
+    if (p.has("json")) std::cout << out.dump(2) << "\n";
+    if (run.exec.empty()) return rc;
+    if (run.in_vm) return rc == 0 ? run_exec(ctx, run, made, out) : rc;
+    sd = std::unexpected(core::Error{});   // release the lock: the app may call devemu itself (check, eject, ls)
+    if (rc != 0) {   // the failed unit rolled back; --exec owns the lifetime of the rest, so they go too
+        if (run.app.running()) run.app.terminate();
+        if (!made.empty()) cmd_down(ctx, made);
+        return rc;
     }
-    if (p.vm.count("json")) std::cout << out.dump(2) << "\n";
-    if (!run.exec.empty() && opt.in_vm && rc == 0) return run_exec(ctx, run, made, out);
-    if (!run.exec.empty() && !opt.in_vm) {
-        sd = std::unexpected(core::Error{});   // release the lock: the app may call devemu itself (check, eject, ls)
-        if (rc != 0) {   // the failed unit rolled back; --exec owns the lifetime of the rest, so they go too
-            if (app.running()) app.terminate();
-            if (!made.empty()) cmd_down(ctx, made);
-            return rc;
-        }
-        return run_exec(ctx, run, made, out);
-    }
-    return rc;
+    return run_exec(ctx, run, made, out);
 }
 
 int cmd_down(Context& ctx, const Args& args)

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
+#include "vm/unit.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
@@ -135,9 +136,11 @@ int cmd_vm(Context& ctx, const Args& all)
         auto rec = sd->load(rest[1]);
         if (!rec || rec->value("kind", "") != "vm")
             return report({core::Errc::missing, "no `up --vm` unit named " + rest[1], ctx.state_dir.string(), "devemu ls"});
-        auto r = vm_exec(*rec, command, std::cout, std::cerr);
+        auto r = vm::vm_exec(*rec, command);
         if (!r) return report(r.error());
-        return *r;
+        std::cout << r->out << std::flush;
+        std::cerr << r->err << std::flush;
+        return r->rc;
     }
     if (rest.empty() || rest[0] != "run") {
         std::cerr << "devemu vm: expected `vm run [options] -- CMD`, `vm exec NAME -- CMD` or `vm image` (fix: devemu vm --help)\n";

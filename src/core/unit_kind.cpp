@@ -2,6 +2,7 @@
 
 #include "core/journal.hpp"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -35,6 +36,15 @@ const UnitKind* find_kind(std::string_view name)
     std::lock_guard lock(mu);
     auto it = kinds().find(name);
     return it == kinds().end() ? nullptr : &it->second;
+}
+
+std::vector<const UnitKind*> all_kinds()
+{
+    std::lock_guard lock(mu);
+    std::vector<const UnitKind*> out;
+    for (auto& [n, k] : kinds()) out.push_back(&k);
+    std::stable_sort(out.begin(), out.end(), [](const UnitKind* a, const UnitKind* b) { return a->up_order < b->up_order; });
+    return out;
 }
 
 }  // namespace devemu::core

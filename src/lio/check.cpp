@@ -141,4 +141,23 @@ std::vector<CheckResult> check_block(const std::string& device, std::uint64_t sc
     return out;
 }
 
+core::CheckOutcome render_checks(const std::vector<std::pair<std::string, std::vector<CheckResult>>>& runs)
+{
+    core::CheckOutcome out;
+    bool all_ok = true;
+    auto units = nlohmann::json::array();
+    for (auto& [unit, results] : runs) {
+        auto checks = nlohmann::json::array();
+        for (auto& r : results) {
+            all_ok = all_ok && r.ok;
+            checks.push_back({{"check", r.name}, {"ok", r.ok}, {"detail", r.detail}});
+            out.lines.push_back(fmt::format("[{}] {}: {} — {}", r.ok ? " ok " : "FAIL", unit, r.name, r.detail));
+        }
+        units.push_back({{"unit", unit}, {"checks", checks}});
+    }
+    out.json = {{"ok", all_ok}, {"units", units}};
+    out.rc = all_ok ? 0 : 1;
+    return out;
+}
+
 }  // namespace devemu::lio

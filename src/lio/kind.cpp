@@ -1,10 +1,21 @@
 // The "target" unit kind: a LIO target with its backstores (and TCMU handlers), as lio::up made it.
 #include "lio/kind.hpp"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
 #include "backing/backing.hpp"
+#include "ceph/prepare.hpp"
+#include "ceph/rbd_up.hpp"
+#include "core/fs.hpp"
 #include "core/journal.hpp"
-#include "core/unit_kind.hpp"
+#include "core/parallel.hpp"
+#include "lio/access.hpp"
+#include "lio/check.hpp"
 #include "lio/unit.hpp"
+#include "profile/profile.hpp"
 
 namespace devemu::lio {
 
@@ -22,16 +33,183 @@ core::Health target_health(const json& rec, const Roots& roots)
     return h;
 }
 
-void register_target_kind(AfterDown after_down)
+std::vector<std::string> target_lines(const json& rec, const json& info)
+{
+    std::vector<std::string> out;
+    out.push_back(fmt::format("target {}: {}{}", rec.value("name", "?"), rec.value("state", "?"),
+                              rec.contains("changes") ? fmt::format(" ({} changes)", rec["changes"].get<int>()) : ""));
+    if (info.value("fabric", "") == "iscsi") {
+        out.push_back("  portal     " + info.value("portal", ""));
+        out.push_back("  iqn        " + info.value("wwn", ""));
+        if (info.contains("initiator")) out.push_back("  initiator  " + info["initiator"].get<std::string>() + " (the ACL expects this IQN)");
+        for (auto& u : info["urls"]) out.push_back("  url        " + u.get<std::string>());
+        if (info.contains("chap_secret")) out.push_back("  chap       " + info["chap_secret"].get<std::string>());
+        else if (!info.value("acls", json::array()).empty() && info["acls"][0].contains("chap_user"))
+            out.push_back("  chap       secret hidden: devemu ls --secrets");
+        for (auto& l : info["iscsiadm"]) out.push_back("  iscsiadm   " + l.get<std::string>());
+    } else {
+        out.push_back(fmt::format("  wwn        {} (nexus {})", info.value("wwn", ""), info.value("initiator_wwn", "")));
+        const json devices = info.contains("devices") ? info["devices"] : json::object();   // named: items() of a temporary dangles
+        for (auto it = devices.begin(); it != devices.end(); ++it)
+            out.push_back("  LUN " + it.key() + "      " + (it.value().is_string() ? it.value().get<std::string>() : "(no disk yet)"));
+    }
+    return out;
+}
+
+namespace {
+
+UpOptions options_of(const core::UpRequest& req)
+{
+    UpOptions opt;
+    opt.force = req.force;
+    opt.insecure = req.insecure;
+    opt.in_vm = req.in_vm;
+    opt.advertise = req.advertise;
+    return opt;
+}
+
+core::Result<std::vector<core::UnitOutcome>> plan_targets(const profile::Profile& p, const core::StateDir& sd, const UpOptions& opt)
+{
+    std::vector<core::UnitOutcome> out;
+    for (auto& t : p.targets) {
+        DEVEMU_TRY(pl, plan(p, t, sd, opt));
+        core::UnitOutcome o{t.name};
+        for (auto& s : pl.steps) o.steps.push_back(core::describe(s));
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+// The rbd side of one `up`: per target, its clusters, pools and images (journaled in the target's own journal,
+// committed or rolled back with it) and the kernel clients lio::up maps with.
+struct RbdSide {
+    std::vector<std::optional<core::Transaction>> tx;
+    std::vector<std::optional<core::Error>> err;
+    std::vector<ceph::Prepared> prep;
+    bool started_local = false;
+};
+
+RbdSide prepare_rbd_side(const profile::Profile& p, const core::StateDir& sd, const core::UpRequest& req, UpOptions& opt)
+{
+    RbdSide r{std::vector<std::optional<core::Transaction>>(p.targets.size()), std::vector<std::optional<core::Error>>(p.targets.size()),
+              std::vector<ceph::Prepared>(p.targets.size())};
+    const ceph::RbdUp ru{req.force, req.in_vm, req.ceph_local};
+    for (std::size_t i = 0; i < p.targets.size(); ++i) {
+        const auto& t = p.targets[i];
+        if (!ceph::has_rbd(p, t.name)) continue;   // no journal touched, no record read for the others
+        r.tx[i].emplace(sd.journal(t.name));
+        auto prep = ceph::prepare_rbd(p, {t.name}, sd, &*r.tx[i], sd.load(t.name).value_or(json::object()), ru);
+        auto clients = prep ? ceph::rbd_clients(*prep) : std::unexpected(prep.error());
+        if (!clients) {
+            r.err[i] = clients.error();
+            continue;
+        }
+        r.prep[i] = *prep;
+        r.started_local = r.started_local || prep->started_local;
+        opt.rbd.insert(clients->begin(), clients->end());
+    }
+    return r;
+}
+
+core::Result<std::vector<core::UnitOutcome>> up_targets(const profile::Profile& p, const core::StateDir& sd, const core::UpRequest& req)
+{
+    if (p.targets.empty()) return std::vector<core::UnitOutcome>{};
+    auto opt = options_of(req);
+    if (!req.apply) return plan_targets(p, sd, opt);
+    DEVEMU_CHECK(prepare_kernel(p, opt));
+    auto rbd = prepare_rbd_side(p, sd, req, opt);
+    // Targets are independent units: brought up side by side, reported in profile order.
+    std::vector<core::Result<json>> recs(p.targets.size(), std::unexpected(core::Error{}));
+    core::parallel_for(p.targets.size(), 16, [&](std::size_t i) {
+        recs[i] = rbd.err[i] ? std::unexpected(*rbd.err[i]) : up(p, p.targets[i], sd, opt);
+    });
+    std::vector<core::UnitOutcome> out;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+        auto& rec = recs[i];
+        if (rbd.tx[i]) {
+            if (rec) rbd.tx[i]->commit();
+            else if (auto r = rbd.tx[i]->rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+        }
+        if (rec && rbd.prep[i].uses_local) {
+            // The first target that came up owns a cluster this `up` started: its `down` stops it.
+            (*rec)["uses_ceph_local"] = true;
+            if (rbd.started_local) (*rec)["ceph_local_started"] = true, rbd.started_local = false;
+            if (auto s = sd.save(p.targets[i].name, *rec); !s) rec = std::unexpected(s.error());
+        }
+        out.push_back({p.targets[i].name, std::move(rec)});
+    }
+    ceph::stop_local_cluster_if_ours(sd, rbd.started_local, "");   // still set: every target that would have owned it failed
+    return out;
+}
+
+core::Described describe_target(const json& rec, core::DescribeFor what, bool secrets)
+{
+    core::Described d;
+    const auto info = access_info(rec, "", secrets);
+    if (what == core::DescribeFor::up) {
+        d.json = {{"unit", rec.value("name", "")}, {"changes", rec.value("changes", 0)}, {"access", info}};
+        d.lines = target_lines(rec, info);
+        return d;
+    }
+    if (rec.contains("info")) d.json["access"] = info;
+    if (secrets) {
+        const json chap = rec.value("chap", json::object());   // named: items() of a temporary dangles
+        for (auto it = chap.begin(); it != chap.end(); ++it) {
+            if (it.value().contains("secret")) d.json["secrets"]["chap:" + it.key()] = it.value()["secret"];
+            if (it.value().contains("mutual_secret")) d.json["secrets"]["mutual:" + it.key()] = it.value()["mutual_secret"];
+        }
+    }
+    // TCMU handlers: what the handler itself last wrote (pid, commands in flight, counts) and its restarts.
+    const json handlers = rec.value("handlers", json::object());
+    for (auto it = handlers.begin(); it != handlers.end(); ++it) {
+        json h = {{"supervisor", it.value().value("supervisor", 0)}};
+        if (it.value().contains("log")) h["log"] = it.value()["log"];   // its stdout/stderr
+        const std::string stats = it.value().value("stats", "");
+        if (auto st = json::parse(core::read_file(stats).value_or("{}"), nullptr, false); st.is_object()) h.update(st);
+        auto sup = json::parse(core::read_file(std::filesystem::path(stats).replace_extension(".supervisor")).value_or("{}"), nullptr, false);
+        if (sup.is_object()) h["restarts"] = sup.value("restarts", 0);
+        d.json["handlers"][it.key()] = h;
+        d.lines.push_back(fmt::format("handler {}: pid {}, {} in flight (max {}), {} commands, {} restarts{}", it.key(), h.value("pid", 0),
+                                      h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0),
+                                      what == core::DescribeFor::ls_verbose && h.contains("log") ? ", log " + h["log"].get<std::string>() : ""));
+    }
+    return d;
+}
+
+core::Result<core::CheckOutcome> check_target(const json& rec, const core::CheckRequest& req)
+{
+    std::vector<std::pair<std::string, std::vector<CheckResult>>> runs;   // per unit
+    const std::string name = rec.value("name", "");
+    auto access = access_info(rec, "", true);
+    if (access.value("fabric", "") == "iscsi") {
+        runs.push_back({name, check_iscsi({access["urls"][0], access.value("initiator", std::string(kCheckInitiator)), req.scratch})});
+    } else {
+        const json devices = access.contains("devices") ? access["devices"] : json::object();
+        for (auto it = devices.begin(); it != devices.end(); ++it)
+            runs.push_back({name + " LUN " + it.key(), check_block(it.value().get<std::string>(), req.scratch)});
+    }
+    return render_checks(runs);
+}
+
+}  // namespace
+
+void register_target_kind()
 {
     backing::register_undo_ops();
-    core::register_kind({"target",
-                         [after_down](const core::StateDir& sd, const std::string& unit, const json& rec) -> core::Status {
-                             DEVEMU_CHECK(down(sd, unit));
-                             if (after_down) after_down(sd, unit, rec);
-                             return {};
-                         },
-                         [](const json& rec) { return target_health(rec, Roots{}); }});
+    core::UnitKind k;
+    k.name = "target";
+    k.up = up_targets;
+    k.up_order = 0;
+    k.down = [](const core::StateDir& sd, const std::string& unit, const json& rec) -> core::Status {
+        DEVEMU_CHECK(down(sd, unit));
+        // A target whose `up` started the local Ceph cluster stops it, unless another unit uses it.
+        ceph::stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), unit);
+        return {};
+    };
+    k.health = [](const json& rec) { return target_health(rec, Roots{}); };
+    k.describe = describe_target;
+    k.check = [](const core::StateDir&, const std::string&, const json& rec, const core::CheckRequest& req) { return check_target(rec, req); };
+    core::register_kind(std::move(k));
 }
 
 }  // namespace devemu::lio

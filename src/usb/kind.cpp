@@ -1,24 +1,175 @@
 // The "gadget" unit kind: a USB gadget on a UDC, as usb::up made it.
 #include "usb/kind.hpp"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
 #include "backing/backing.hpp"
-#include "core/unit_kind.hpp"
+#include "backing/blockdev.hpp"
+#include "profile/profile.hpp"
+#include "usb/checker.hpp"
 #include "usb/gadget.hpp"
 #include "usb/udc.hpp"
 
 namespace devemu::usb {
 
+using nlohmann::json;
+
+std::vector<std::string> gadget_lines(const json& rec)
+{
+    std::vector<std::string> out;
+    out.push_back(fmt::format("gadget {}: {}{}", rec.value("name", "?"), rec.value("state", "?"),
+                              rec.contains("changes") ? fmt::format(" ({} changes)", rec["changes"].get<int>()) : ""));
+    out.push_back("  udc        " + rec.value("udc", "?"));
+    out.push_back("  id         " + rec.value("vid_pid", "?") + " serial " + rec.value("serial", ""));
+    const json host = rec.value("host", json::object());
+    if (host.contains("bus"))
+        out.push_back(fmt::format("  usb        bus {} device {}, {} Mbit/s ({})", host["bus"].get<int>(), host["device"].get<int>(),
+                                  host.value("speed_mbps", "?"), host.value("sysfs", "")));
+    for (auto& l : rec.value("luns", json::array())) {
+        const std::string file = l.value("file", "");
+        out.push_back(fmt::format("  LUN {}      {}  {}{}{}", l["lun"].get<int>(), l.value("disk", std::string("(no disk)")), file.empty() ? "(no medium)" : file,
+                                  l.value("readonly", false) ? " ro" : "", l.value("removable", false) ? " removable" : ""));
+    }
+    const json ttys = host.value("ttys", json::object());   // named: items() of a temporary dangles
+    for (auto it = ttys.begin(); it != ttys.end(); ++it) out.push_back("  acm " + it.key() + "    " + it.value().get<std::string>());
+    const json ffs = rec.value("ffs", json::object());
+    for (auto it = ffs.begin(); it != ffs.end(); ++it) out.push_back("  ffs " + it.key() + "    " + it.value().get<std::string>());
+    out.push_back("  stop it:   devemu down " + rec.value("name", "?"));
+    return out;
+}
+
+namespace {
+
+core::Result<std::vector<core::UnitOutcome>> up_gadgets(const profile::Profile& p, const core::StateDir& sd, const core::UpRequest& req)
+{
+    std::vector<core::UnitOutcome> out;
+    if (p.gadgets.empty()) return out;
+    UpOptions opt;
+    opt.force = req.force;
+    opt.timeout = req.timeout;
+    if (!req.apply) {
+        for (auto& g : p.gadgets) {
+            DEVEMU_TRY(pl, plan(p, g, sd, opt));
+            core::UnitOutcome o{g.name};
+            for (auto& s : pl) o.steps.push_back(core::describe(s));
+            out.push_back(std::move(o));
+        }
+        return out;
+    }
+    DEVEMU_CHECK(prepare_kernel(p, opt));
+    for (auto& g : p.gadgets) {
+        if (req.on_ffs_mounted)
+            opt.on_ffs_mounted = [&](core::Transaction& tx, const std::vector<std::string>& mounts) { return req.on_ffs_mounted(tx, g.name, mounts); };
+        out.push_back({g.name, up(p, g, sd, opt)});
+    }
+    return out;
+}
+
+core::Described describe_gadget(const json& rec, core::DescribeFor what, bool)
+{
+    core::Described d;
+    if (what == core::DescribeFor::up) {
+        d.json = {{"unit", rec.value("name", "")}, {"kind", "gadget"}};
+        for (auto key : {"changes", "udc", "vid_pid", "serial", "host", "luns", "ffs"}) d.json[key] = rec.contains(key) ? rec[key] : json();
+        d.lines = gadget_lines(rec);
+        return d;
+    }
+    for (auto key : {"udc", "vid_pid", "host", "luns", "ffs"})
+        if (rec.contains(key)) d.json[key] = rec[key];
+    std::string line;
+    if (rec.contains("vid_pid")) line = rec["vid_pid"].get<std::string>() + " on " + rec.value("udc", "?");
+    for (auto& l : rec.value("luns", json::array()))
+        if (l.contains("disk")) line += fmt::format("{}LUN {}={}", line.empty() ? "" : "  ", l["lun"].get<int>(), l["disk"].get<std::string>());
+    if (!line.empty()) d.lines.push_back(line);
+    return d;
+}
+
+// What the checker should find: the record's LUNs, read-only flags and sizes (of the files or devices behind them).
+core::Result<DeviceMatch> expectations(const json& rec, const std::string& what, CheckOptions& opt)
+{
+    auto vp = parse_vid_pid(rec.value("vid_pid", ""));
+    if (!vp) return core::fail(core::Errc::invalid_input, "the unit record has no VID:PID", what, "devemu down and up again");
+    DeviceMatch m = *vp;
+    m.serial = rec.value("serial", "");
+    const json host = rec.value("host", json::object());
+    m.bus = host.value("bus", 0);
+    m.device = host.value("device", 0);
+    const json luns = rec.value("luns", json::array());
+    if (luns.empty()) return m;
+    opt.expect_luns = static_cast<int>(luns.size());
+    for (auto& l : luns) {
+        opt.expect_readonly.push_back(l.value("readonly", false));
+        std::uint64_t size = 0;
+        if (const std::string f = l.value("file", ""); !f.empty()) {
+            std::error_code ec;
+            if (std::filesystem::is_regular_file(f, ec)) size = std::filesystem::file_size(f, ec);
+            else if (std::filesystem::is_block_file(f, ec)) size = backing::block_device_size(f).value_or(0);
+        }
+        opt.expect_sizes.push_back(size);
+    }
+    return m;
+}
+
+}  // namespace
+
+core::Result<core::CheckOutcome> check_usb(const core::StateDir* sd, const json* rec, const std::string& what, const core::CheckRequest& req)
+{
+    CheckOptions opt;
+    opt.bench = req.bench_bytes > 0;
+    if (req.bench_bytes) opt.bench_bytes = req.bench_bytes;
+    opt.write = req.write;
+    DeviceMatch m;
+    if (rec) {
+        DEVEMU_TRY(mm, expectations(*rec, what, opt));
+        m = mm;
+    } else {
+        auto vp = parse_vid_pid(what);
+        if (!vp) return core::fail(core::Errc::invalid_input, "'" + what + "' is neither a unit nor VID:PID", what, "devemu ls; or e.g. devemu check 1d6b:0104");
+        m = *vp;
+    }
+    auto r = check_device(m, opt);
+    if (rec && rec->value("host", json::object()).contains("sysfs")) {
+        // The checker detached usb-storage; it is back now, but the disks take a moment (and may get new names).
+        json updated = *rec;
+        bool all = false;
+        for (int i = 0; i < 200 && !(all = refresh_disks(updated, Roots{})); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (!all) spdlog::warn("{}: not every LUN has a disk again after the check (see dmesg)", what);
+        if (sd)   // under the lock now: `check` itself runs without it, as long as it takes
+            if (auto locked = core::StateDir::open(sd->root()); locked)
+                if (auto s = locked->save(what, updated); !s) spdlog::warn("{}", s.error().message());
+    }
+    if (!r) return std::unexpected(r.error());
+    core::CheckOutcome out{r->to_json(), {}, r->ok() ? 0 : 1};
+    out.lines.push_back(fmt::format("{}: {} device {} on bus {} device {}", what, r->kind, r->device.value("vid_pid", ""), r->device.value("bus", 0),
+                                    r->device.value("device", 0)));
+    for (auto& i : r->items)
+        out.lines.push_back(fmt::format("[{}] {}{}{}", i.result == "pass" ? " ok " : i.result == "fail" ? "FAIL" : "info", i.lun.empty() ? "" : "LUN " + i.lun + ": ",
+                                        i.name, i.detail.empty() ? "" : " — " + i.detail));
+    return out;
+}
+
 void register_gadget_kind()
 {
     register_undo_ops();
     backing::register_undo_ops();
-    core::register_kind({"gadget", [](const core::StateDir& sd, const std::string& unit, const nlohmann::json&) { return down(sd, unit); },
-                         [](const nlohmann::json& rec) {
-                             core::Health h;
-                             h.detail = health(rec, Roots{});
-                             if (!h.detail.empty()) h.status = "drift";
-                             return h;
-                         }});
+    core::UnitKind k;
+    k.name = "gadget";
+    k.up = up_gadgets;
+    k.up_order = 1;   // after targets: a gadget may export what a target's profile made
+    k.down = [](const core::StateDir& sd, const std::string& unit, const json&) { return down(sd, unit); };
+    k.health = [](const json& rec) {
+        core::Health h;
+        h.detail = health(rec, Roots{});
+        if (!h.detail.empty()) h.status = "drift";
+        return h;
+    };
+    k.describe = describe_gadget;
+    k.check = [](const core::StateDir& sd, const std::string& unit, const json& rec, const core::CheckRequest& req) { return check_usb(&sd, &rec, unit, req); };
+    core::register_kind(std::move(k));
 }
 
 }  // namespace devemu::usb

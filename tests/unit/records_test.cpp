@@ -22,7 +22,7 @@ const fs::path fixtures = fs::path(DEVEMU_SOURCE_DIR) / "tests/data/records";
 
 TEST_CASE("records and journals written before versions are read: kind, health, journal")
 {
-    lio::register_target_kind({});
+    lio::register_target_kind();
     usb::register_gadget_kind();
     TempDir t;
     auto sd = core::StateDir::open(t.root / "state", false);

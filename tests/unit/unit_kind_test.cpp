@@ -13,8 +13,12 @@ using namespace devemu;
 TEST_CASE("a kind registered by its library is found by name; an unknown one is not")
 {
     int downs = 0;
-    core::register_kind({"test-kind", [&](const core::StateDir&, const std::string&, const json&) -> core::Status { ++downs; return {}; },
-                         [](const json&) { return core::Health{"drift", {"x"}}; }, 3});
+    core::UnitKind tk;
+    tk.name = "test-kind";
+    tk.down = [&](const core::StateDir&, const std::string&, const json&) -> core::Status { ++downs; return {}; };
+    tk.health = [](const json&) { return core::Health{"drift", {"x"}}; };
+    tk.down_order = 3;
+    core::register_kind(std::move(tk));
     const auto* k = core::find_kind("test-kind");
     REQUIRE(k);
     CHECK(k->down_order == 3);
@@ -25,7 +29,7 @@ TEST_CASE("a kind registered by its library is found by name; an unknown one is 
     CHECK(k->down(*sd, "u", json::object()));
     CHECK(downs == 1);
     CHECK_FALSE(core::find_kind("no-such-kind"));
-    lio::register_target_kind({});
+    lio::register_target_kind();
     REQUIRE(core::find_kind("target"));
 }
 

@@ -1,39 +1,34 @@
-#include "cli/rbd.hpp"
+#include "ceph/rbd_up.hpp"
 
 #include <spdlog/spdlog.h>
-
-#include <iostream>
 
 #include "ceph/image.hpp"
 #include "core/fs.hpp"
 
-namespace devemu::cli {
+namespace devemu::ceph {
 
 using nlohmann::json;
 
-core::Result<ceph::Prepared> prepare_rbd(const profile::Profile& p, const std::set<std::string>& only, const core::StateDir& sd,
+core::Result<Prepared> prepare_rbd(const profile::Profile& p, const std::set<std::string>& only, const core::StateDir& sd,
                                          core::Transaction* tx, const json& unit_record, const RbdUp& o)
 {
-    ceph::PrepareOptions po;
+    PrepareOptions po;
     po.force = o.force;
     po.images = !o.in_vm;
     if (!o.local_file.empty()) {
         DEVEMU_TRY(text, core::read_file(o.local_file));
         auto j = json::parse(text, nullptr, false);
         if (j.is_discarded()) return core::fail(core::Errc::invalid_input, "not a connection file (JSON)", o.local_file, "");
-        po.local = ceph::conn_from_json(j);
+        po.local = conn_from_json(j);
     }
     const json backstores = unit_record.value("backstores", json::object());   // named: items() of a temporary dangles
     for (auto& [name, b] : backstores.items())
         if (b.contains("rbd")) po.mapped_by_us.insert(name);
-    const int verbosity = o.verbosity;
-    po.progress = [verbosity](const std::string& step) {
-        if (verbosity >= 0) std::cerr << "devemu: ceph: " << step << "\n";
-    };
-    return ceph::prepare(p, only, sd, tx, po);
+    po.progress = [](const std::string& step) { spdlog::info("ceph: {}", step); };
+    return prepare(p, only, sd, tx, po);
 }
 
-core::Result<std::map<std::string, backing::RbdClient>> rbd_clients(const ceph::Prepared& prep)
+core::Result<std::map<std::string, backing::RbdClient>> rbd_clients(const Prepared& prep)
 {
     std::map<std::string, backing::RbdClient> out;
     for (auto& [name, c] : prep.conns) {
@@ -46,11 +41,11 @@ core::Result<std::map<std::string, backing::RbdClient>> rbd_clients(const ceph::
 void stop_local_cluster_if_ours(const core::StateDir& sd, bool started_by_unit, const std::string& unit)
 {
     if (!started_by_unit) return;
-    if (ceph::local_in_use(sd, unit)) {
+    if (local_in_use(sd, unit)) {
         spdlog::info("the local Ceph cluster stays up: another unit uses it (devemu ceph down stops it)");
         return;
     }
-    if (auto s = ceph::down(sd); !s) spdlog::error("{}", s.error().message());
+    if (auto s = down(sd); !s) spdlog::error("{}", s.error().message());
 }
 
-}  // namespace devemu::cli
+}  // namespace devemu::ceph

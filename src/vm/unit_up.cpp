@@ -1,0 +1,259 @@
+// devemu up --vm PROFILE: boot a VM of the distribution kernel that runs `devemu up` on the profile, forward its
+// iSCSI portals to 127.0.0.1, and record it as one unit whose `down` removes everything.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <thread>
+
+#include "ceph/image.hpp"
+#include "ceph/prepare.hpp"
+#include "ceph/rbd_up.hpp"
+#include "core/fs.hpp"
+#include "core/journal.hpp"
+#include "core/netns.hpp"
+#include "core/text.hpp"
+#include "core/transaction.hpp"
+#include "lio/access.hpp"
+#include "lio/kind.hpp"
+#include "profile/profile.hpp"
+#include "vm/image.hpp"
+#include "vm/kernel.hpp"
+#include "vm/runner.hpp"
+#include "vm/unit.hpp"
+
+namespace devemu::vm {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The VM's second NIC on the local Ceph cluster's bridge, and how devemu in the guest reaches the cluster from
+// there: the same monitor address, the admin key in a 0600 file of the initramfs (itself 0600 in the run dir).
+struct CephAttach {
+    core::Tap tap;
+    std::string addr, mac;
+    std::string secret, conn;   // for the guest's /devemu/ceph.secret and /devemu/ceph-local.json
+};
+constexpr const char* kGuestCephConn = "/devemu/ceph-local.json";
+constexpr const char* kGuestCephSecret = "/devemu/ceph.secret";
+
+core::Result<CephAttach> attach_local_cluster(const core::StateDir& sd)
+{
+    DEVEMU_TRY(conn, ceph::local_conn(sd));
+    DEVEMU_TRY(tap, core::open_tap(conn.netns, ceph::kBridge));
+    // devemuN: N is the lowest number free in the namespace, so live VMs never share an address.
+    const int n = 10 + static_cast<int>(core::parse_number(tap.ifname.substr(6)).value_or(0) % 240);
+    CephAttach a{std::move(tap), fmt::format("10.99.0.{}/{}", n, ceph::kPrefix), fmt::format("52:54:00:63:00:{:02x}", n), "", ""};
+    DEVEMU_TRY(secret, conn.secret());
+    a.secret = secret + "\n";
+    a.conn = ceph::to_json(ceph::Conn{conn.mon_host, conn.user, "", kGuestCephSecret, "", "", ""}).dump();
+    return a;
+}
+
+// Everything one `up --vm` builds up, so each phase is a function and a failure undoes what was made.
+struct Launch {
+    profile::Profile prof;
+    std::string name;
+    VmConfig cfg;
+    RunSpec run;
+    json forwards = json::object();
+    ceph::Prepared prep;
+    std::optional<CephAttach> attached;
+};
+
+core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& req)
+{
+    DEVEMU_TRY(prof, profile::load(req.profile));
+    DEVEMU_CHECK(profile::check_exposure(prof, req.insecure));
+    if (prof.targets.empty() && prof.gadgets.empty())
+        return core::fail(core::Errc::invalid_input, "the profile has no [[target]] and no [[gadget]]", prof.file, "");
+    Launch l{prof};
+    const std::size_t n_units = prof.targets.size() + prof.gadgets.size();
+    l.name = n_units > 1 ? fs::path(prof.file).stem().string() : !prof.targets.empty() ? prof.targets[0].name : prof.gadgets[0].name;
+    if (sd.load(l.name)) return core::fail(core::Errc::busy, "unit '" + l.name + "' is already up", sd.root().string(), "devemu down " + l.name + " first");
+    // A FunctionFS app (or any --exec command) runs in the VM: give it the host's / so its binary is there.
+    bool host_root = !req.exec.empty();
+    for (auto& g : prof.gadgets)
+        for (auto& f : g.functions) host_root = host_root || f.type == profile::FunctionType::ffs;
+    l.cfg.cache_dir = req.cache_dir;
+    l.cfg.run_dir = sd.unit_dir(l.name);
+    l.cfg.net = l.run.net = true;
+    for (auto& t : prof.targets)
+        if (t.fabric == profile::Fabric::iscsi) {
+            DEVEMU_TRY(port, core::free_loopback_port());
+            l.cfg.forwards.push_back({port, t.portal.port});
+            l.forwards[t.name] = port;
+        }
+    l.cfg.initrd = l.cfg.run_dir / "initrd.cpio";
+    l.run.load = {"configfs"};
+    if (host_root) {
+        l.run.host_root = l.cfg.host_root = true;
+        std::error_code ec;
+        l.run.cwd = fs::current_path(ec).string();
+    } else {
+        l.run.binaries = {core::self_exe()};
+        l.run.files = {fs::absolute(prof.file)};
+    }
+    l.run.argv = guest_devemu({"-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof.file).string(), "--timeout", std::to_string(req.timeout)});
+    if (!req.exec.empty()) l.run.argv.insert(l.run.argv.end(), {"--exec", req.exec});
+    if (req.insecure) l.run.argv.push_back("--insecure");
+    for (auto& [t, port] : l.forwards.items()) l.run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
+    l.run.down_argv = guest_devemu({"-q", "down", "--all"});
+    l.run.stay = true;
+    return l;
+}
+
+// rbd backstores: the host makes clusters, pools and images (journaled in `tx`: `down` removes an ephemeral image
+// this `up` made); the guest's devemu only maps them. For cluster = "local", the VM gets a NIC on its network.
+core::Status prepare_host_rbd(const core::StateDir& sd, const UpVmRequest& req, core::Transaction& tx, Launch& l)
+{
+    if (!ceph::has_rbd(l.prof)) return {};
+    DEVEMU_TRY(prep, ceph::prepare_rbd(l.prof, {}, sd, &tx, json::object(), ceph::RbdUp{req.force, false, ""}));
+    l.prep = prep;
+    if (l.prep.uses_local) {
+        DEVEMU_TRY(a, attach_local_cluster(sd));
+        l.attached = std::move(a);
+        l.cfg.tap_fd = l.attached->tap.fd.get();
+        l.cfg.tap_mac = l.attached->mac;
+        l.run.eth1_addr = l.attached->addr;
+        l.run.secret_files = {{kGuestCephSecret, l.attached->secret}, {kGuestCephConn, l.attached->conn}};
+        l.run.argv.push_back(std::string("--ceph-local=") + kGuestCephConn);
+    }
+    for (auto& b : l.prof.backstores)   // a real cluster's keyring: the guest reads it at the same path
+        if (b.type == profile::BackstoreType::rbd && b.cluster != "local" && !b.keyring.empty() && !l.run.host_root) l.run.files.push_back(b.keyring);
+    return {};
+}
+
+// What a user needs of one guest target, with the forwarded portal in place of the guest's; the CHAP secret only
+// when asked (the guest printed it: it runs with --secrets; the 0600 record keeps it).
+json forwarded_access(json info, const std::string& portal, bool secrets)
+{
+    if (!portal.empty()) {
+        info["portal"] = portal;
+        json urls = json::array();
+        for (auto& url : info.value("urls", json::array())) {
+            std::string s = lio::with_portal(url, portal);
+            if (!secrets && s.find('@') != std::string::npos) s = s.substr(0, s.find('%') + 1) + "SECRET" + s.substr(s.find('@'));
+            if (auto tp = s.find("target_password="); !secrets && tp != std::string::npos) s = s.substr(0, tp + 16) + "SECRET";
+            urls.push_back(s);
+        }
+        info["urls"] = urls;
+        // Discovery lists 127.0.0.1:PORT too (a second portal in the guest on the forwarded port number).
+        info["iscsiadm"] = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal,
+                                        "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " --login"});
+    }
+    if (!secrets) info.erase("chap_secret");
+    return info;
+}
+
+// The guest's `up --json` output -> what the record keeps (`stored`) and what the user is shown.
+void take_guest_units(const json& units, const Launch& l, bool secrets, json& stored, UpVmResult& res)
+{
+    for (auto& u : units) {
+        const std::string unit = u["unit"];
+        if (u.value("kind", "") == "gadget") {
+            // Its host side is the VM's own kernel: /dev/sdX and the bus numbers are the guest's.
+            json g = u;
+            g["name"] = unit;
+            g["state"] = "up in VM " + l.name;
+            stored.push_back({{"unit", unit}, {"kind", "gadget"}, {"gadget", g}});
+            res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"gadget", g}});
+            if (const auto* k = core::find_kind("gadget"); k && k->describe)
+                for (auto& line : k->describe(g, core::DescribeFor::up, secrets).lines) res.lines.push_back(line);
+            continue;
+        }
+        const std::string portal = l.forwards.contains(unit) ? "127.0.0.1:" + std::to_string(l.forwards[unit].get<int>()) : "";
+        const json info = forwarded_access(u["access"], portal, secrets);
+        stored.push_back({{"unit", unit}, {"access", u["access"]}, {"portal", portal}});
+        res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"access", info}});
+        for (auto& line : lio::target_lines({{"name", unit}, {"state", "up in VM " + l.name}, {"changes", u["changes"]}}, info)) res.lines.push_back(line);
+    }
+}
+
+// The guest's `devemu up` has ended (DEVEMU-EXIT): its error as ours, or its units once their forwards answer.
+core::Result<json> guest_units(const DetachedVm& vmh, const Launch& l)
+{
+    DEVEMU_TRY(exit_line, control(vmh.ctl_socket, "", "DEVEMU-EXIT", std::chrono::seconds(300), vmh.pid));
+    const int guest_rc = static_cast<int>(core::parse_number(exit_line.substr(std::min<std::size_t>(exit_line.size(), 12))).value_or(1));
+    const auto err = core::read_file(l.cfg.run_dir / "stderr.log").value_or("");
+    if (guest_rc != 0) {   // its own one-line error, with its exit code's meaning
+        auto line = core::last_line(err);
+        if (line.starts_with("devemu: error: ")) line = line.substr(15);
+        const auto code = guest_rc == 1 ? core::Errc::check_failed : guest_rc == 124 ? core::Errc::timeout : core::Errc::invalid_input;
+        return core::fail(code, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(guest_rc) + ")" : line);
+    }
+    auto units = json::parse(core::read_file(l.cfg.run_dir / "stdout.log").value_or("[]"), nullptr, false);
+    if (units.is_discarded()) return core::fail(core::Errc::kernel, "unreadable output from devemu in the VM", (l.cfg.run_dir / "stdout.log").string(), "");
+    for (auto& [t, port] : l.forwards.items()) {
+        bool ok = false;
+        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port.get<std::uint16_t>())); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!ok) return core::fail(core::Errc::timeout, "the portal of " + t + " does not answer on 127.0.0.1:" + std::to_string(port.get<int>()), l.name, "");
+    }
+    return units;
+}
+
+// Starts qemu and records the unit as "booting": from here on, `down` (or a failure below) removes everything.
+core::Result<json> start_vm(const core::StateDir& sd, core::Transaction& tx, Launch& l, DetachedVm& vmh)
+{
+    // Journal before acting: the pid is not known yet, so name qemu by its unit's control socket, which is in its
+    // command line. A kill -9 of this devemu at any point leaves a journal that `down` can reap qemu from.
+    DEVEMU_CHECK(tx.record({core::UndoOp::kill, "qemu", (l.cfg.run_dir / "ctl.sock").string(), 0, 0}));
+    DEVEMU_TRY(h, start_detached(l.cfg));
+    vmh = h;
+    l.attached.reset();   // qemu holds the tap now: it goes when qemu does
+    DEVEMU_CHECK(tx.record({core::UndoOp::kill, "qemu", "", vmh.pid, vmh.start_time}));
+    json rec = {{"name", l.name}, {"kind", "vm"}, {"state", "booting"}, {"profile", fs::absolute(l.prof.file).string()},
+                {"pid", vmh.pid}, {"start_time", vmh.start_time}, {"ctl", vmh.ctl_socket.string()},
+                {"run_dir", l.cfg.run_dir.string()}, {"forwards", l.forwards}, {"kvm", vmh.accel_kvm}};
+    if (l.prep.uses_local) rec["uses_ceph_local"] = true, rec["ceph_eth1"] = l.run.eth1_addr;
+    if (l.prep.started_local) rec["ceph_local_started"] = true;
+    if (!l.prep.images.empty()) rec["rbd_images"] = l.prep.images;
+    DEVEMU_CHECK(sd.save(l.name, rec));
+    return rec;
+}
+
+}  // namespace
+
+core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
+{
+    DEVEMU_TRY(l, plan_launch(sd, req));
+    DEVEMU_TRY(kernel, find_kernel(req.kernel, req.cache_dir));
+    DEVEMU_TRY(base, build_base({kernel}, req.cache_dir));
+    l.cfg.kernel = kernel;
+    DEVEMU_CHECK(core::make_dirs(l.cfg.run_dir, 0700));
+    core::Transaction tx(sd.journal(l.name));
+    DetachedVm vmh;
+    core::Result<json> rec = std::unexpected(core::Error{});
+    if (auto s = prepare_host_rbd(sd, req, tx, l); !s) rec = std::unexpected(s.error());
+    else if (auto b = build_initrd(base, kernel, l.run, l.cfg.initrd); !b) rec = std::unexpected(b.error());
+    else rec = start_vm(sd, tx, l, vmh);
+    if (!rec) {   // nothing runs yet: undo what the host made (an image, a cluster this call started)
+        if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+        std::error_code ec;
+        fs::remove_all(l.cfg.run_dir, ec);
+        ceph::stop_local_cluster_if_ours(sd, l.prep.started_local, l.name);
+        return std::unexpected(rec.error());
+    }
+    auto units = guest_units(vmh, l);
+    if (!units) {   // the record and journal exist: stop through the one path that removes everything
+        auto e = units.error();
+        if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed)
+            if (auto err = core::last_line(core::read_file(l.cfg.run_dir / "stderr.log").value_or("")); !err.empty()) e.what += "; in the VM: " + err;
+        tx.commit();
+        if (auto s = stop_vm_unit(sd, l.name, *rec); !s) spdlog::error("{}", s.error().message());
+        return std::unexpected(e);
+    }
+    UpVmResult res;
+    json stored = json::array();
+    take_guest_units(*units, l, req.secrets, stored, res);
+    (*rec)["state"] = "up";
+    (*rec)["units"] = stored;
+    tx.commit();
+    DEVEMU_CHECK(sd.save(l.name, *rec));
+    res.lines.push_back(fmt::format("  vm         {} (pid {}, {}); stop it with: devemu down {}", l.name, vmh.pid, vmh.accel_kvm ? "kvm" : "tcg", l.name));
+    return res;
+}
+
+}  // namespace devemu::vm
