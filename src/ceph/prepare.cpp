@@ -55,8 +55,7 @@ core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::st
             LocalSpec spec;
             spec.osd_bytes = std::max<std::uint64_t>(spec.osd_bytes, local_bytes + (std::uint64_t{256} << 20));
             if (opt.progress) opt.progress("starting the local Ceph cluster (cluster = \"local\")");
-            DEVEMU_TRY(rec, up(sd, spec, opt.progress));
-            (void)rec;
+            DEVEMU_CHECK(up(sd, spec, opt.progress));
             out.started_local = true;
             DEVEMU_TRY(c2, local_conn(sd));
             local = c2;

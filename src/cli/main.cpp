@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli/cli.hpp"
 #include "ceph/kind.hpp"
@@ -64,25 +65,37 @@ void register_kinds()
 
 }  // namespace devemu::cli
 
-int main(int argc, char** argv)
-{
+namespace {
+
+struct Argv {
     std::vector<std::string> global_args, cmd_args;
     std::string command;
     bool trace = false;   // -vv: trace output (timings of each step)
+};
+
+Argv split_argv(int argc, char** argv)
+{
+    Argv out;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (command.empty() && a == "-vv") {
-            trace = true;
-        } else if (command.empty() && a.starts_with('-')) {
-            global_args.push_back(a);
-            if (takes_value(a) && i + 1 < argc) global_args.push_back(argv[++i]);
-        } else if (command.empty()) {
-            command = a;
+        if (out.command.empty() && a == "-vv") {
+            out.trace = true;
+        } else if (out.command.empty() && a.starts_with('-')) {
+            out.global_args.push_back(a);
+            if (takes_value(a) && i + 1 < argc) out.global_args.push_back(argv[++i]);
+        } else if (out.command.empty()) {
+            out.command = a;
         } else {
-            cmd_args.push_back(a);
+            out.cmd_args.push_back(a);
         }
     }
+    return out;
+}
 
+// The global options, layered: command line, then DEVEMU_* variables, then the config file (first value stored
+// wins). Returns an exit code when devemu should stop here (--version, --help, a bad option).
+std::optional<int> global_context(const Argv& a, cli::Context& ctx)
+{
     po::options_description global("Global options");
     global.add_options()
         ("help,h", "show this help")
@@ -93,12 +106,9 @@ int main(int argc, char** argv)
         ("cache-dir", po::value<std::string>(), "kernel and image cache (default /var/cache/devemu)")
         ("kernel", po::value<std::string>(), "kernel for --vm: an unpacked tree or a vmlinuz-VERSION file")
         ("config", po::value<std::string>()->default_value("/etc/devemu.conf"), "defaults for these options");
-
-    cli::Context ctx;
     try {
         po::variables_map vm;
-        po::store(po::command_line_parser(global_args).options(global).run(), vm);
-        // Layering: command line, then DEVEMU_* variables, then the config file (first value stored wins).
+        po::store(po::command_line_parser(a.global_args).options(global).run(), vm);
         po::store(po::parse_environment(global, [](const std::string& var) -> std::string {
                       for (auto [env, opt] : {std::pair{"DEVEMU_STATE_DIR", "state-dir"}, {"DEVEMU_CACHE_DIR", "cache-dir"},
                                               {"DEVEMU_KERNEL", "kernel"}})
@@ -113,9 +123,9 @@ int main(int argc, char** argv)
             std::cout << "devemu " << DEVEMU_VERSION << "\n";
             return 0;
         }
-        if (vm.count("help") || command.empty()) {
+        if (vm.count("help") || a.command.empty()) {
             std::cout << kUsage << "\n" << global;
-            return command.empty() && !vm.count("help") ? 2 : 0;
+            return a.command.empty() && !vm.count("help") ? 2 : 0;
         }
         ctx.verbosity = vm.count("quiet") ? -1 : vm.count("verbose") ? 1 : 0;
         ctx.state_dir = vm.count("state-dir") ? vm["state-dir"].as<std::string>() : core::default_state_dir().string();
@@ -125,47 +135,63 @@ int main(int argc, char** argv)
         std::cerr << "devemu: " << e.what() << " (fix: see devemu --help)\n";
         return 2;
     }
+    return std::nullopt;
+}
+
+// Logging and how library progress is shown: progress as one line rewritten on a terminal (not under -q), notes
+// always, on stderr (stdout is for results and --json).
+void setup_output(const Argv& a, cli::Context& ctx)
+{
+    bool trace = a.trace;
     // Command-local -v/-q too, so `devemu vm run -v -- …` reads naturally.
-    for (auto& a : cmd_args) {
-        if (a == "--") break;
-        if (a == "-v" || a == "--verbose") ctx.verbosity = std::max(ctx.verbosity, 1);
-        if (a == "-vv") trace = true;
-        if (a == "-q" || a == "--quiet") ctx.verbosity = -1;
+    for (auto& arg : a.cmd_args) {
+        if (arg == "--") break;
+        if (arg == "-v" || arg == "--verbose") ctx.verbosity = std::max(ctx.verbosity, 1);
+        if (arg == "-vv") trace = true;
+        if (arg == "-q" || arg == "--quiet") ctx.verbosity = -1;
     }
     if (trace) ctx.verbosity = 2;
     core::setup_logging(ctx.verbosity);
-    // Libraries report progress and notes through core/progress.hpp; here is how a person sees them: progress as one
-    // line rewritten on a terminal (not under -q), notes always, on stderr (stdout is for results and --json).
     const bool live = ::isatty(2) && ctx.verbosity >= 0;
     core::set_progress_renderer({
         [live](std::string_view line) { if (live) std::cerr << "\rdevemu: " << line << "\033[K" << std::flush; },
         [live] { if (live) std::cerr << "\r\033[K" << std::flush; },
         [](std::string_view line) { std::cerr << "devemu: " << line << "\n"; },
     });
+}
 
+int dispatch(const std::string& command, cli::Context& ctx, const cli::Args& cmd_args)
+{
+    using Cmd = int (*)(cli::Context&, const cli::Args&);
+    static const std::pair<const char*, Cmd> commands[] = {
+        {"doctor", cli::cmd_doctor}, {"profile", cli::cmd_profile}, {"vm", cli::cmd_vm}, {"ls", cli::cmd_ls},
+        {"up", [](cli::Context& c, const cli::Args& a) { return cli::cmd_up(c, a, true); }},
+        {"plan", [](cli::Context& c, const cli::Args& a) { return cli::cmd_up(c, a, false); }},
+        {"down", cli::cmd_down}, {"check", cli::cmd_check}, {"gadget", cli::cmd_gadget}, {"tcmu-serve", cli::cmd_tcmu_serve},
+        {"ceph", cli::cmd_ceph}, {"bench", cli::cmd_bench}, {"import", cli::cmd_import}, {"export", cli::cmd_export},
+    };
+    for (auto& [name, fn] : commands)
+        if (command == name) return fn(ctx, cmd_args);
+    std::cerr << "devemu: unknown command '" << command << "' (fix: see devemu --help)\n";
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    const auto a = split_argv(argc, argv);
+    cli::Context ctx;
+    if (auto rc = global_context(a, ctx)) return *rc;
+    setup_output(a, ctx);
     cli::register_kinds();
     try {
-        if (command == "doctor") return cli::cmd_doctor(ctx, cmd_args);
-        if (command == "profile") return cli::cmd_profile(ctx, cmd_args);
-        if (command == "vm") return cli::cmd_vm(ctx, cmd_args);
-        if (command == "ls") return cli::cmd_ls(ctx, cmd_args);
-        if (command == "up") return cli::cmd_up(ctx, cmd_args, true);
-        if (command == "plan") return cli::cmd_up(ctx, cmd_args, false);
-        if (command == "down") return cli::cmd_down(ctx, cmd_args);
-        if (command == "check") return cli::cmd_check(ctx, cmd_args);
-        if (command == "gadget") return cli::cmd_gadget(ctx, cmd_args);
-        if (command == "tcmu-serve") return cli::cmd_tcmu_serve(ctx, cmd_args);
-        if (command == "ceph") return cli::cmd_ceph(ctx, cmd_args);
-        if (command == "bench") return cli::cmd_bench(ctx, cmd_args);
-        if (command == "import") return cli::cmd_import(ctx, cmd_args);
-        if (command == "export") return cli::cmd_export(ctx, cmd_args);
-        std::cerr << "devemu: unknown command '" << command << "' (fix: see devemu --help)\n";
-        return 2;
+        return dispatch(a.command, ctx, a.cmd_args);
     } catch (const po::error& e) {
-        std::cerr << "devemu " << command << ": " << e.what() << " (fix: see devemu " << command << " --help)\n";
+        std::cerr << "devemu " << a.command << ": " << e.what() << " (fix: see devemu " << a.command << " --help)\n";
         return 2;
     } catch (const std::exception& e) {
-        std::cerr << "devemu " << command << ": internal error: " << e.what() << "\n";
+        std::cerr << "devemu " << a.command << ": internal error: " << e.what() << "\n";
         return 70;
     }
 }

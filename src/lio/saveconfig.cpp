@@ -35,6 +35,117 @@ std::string unit_name_for(const std::string& wwn, size_t index)
 
 }  // namespace
 
+namespace {
+
+// One storage object -> a backstore; none when its plugin is not one devemu has (a note says so).
+core::Result<std::optional<profile::Backstore>> storage_object(const json& so, const std::string& file, std::vector<std::string>& notes)
+{
+    const std::string name = so.value("name", ""), plugin = so.value("plugin", "");
+    const std::string where = fmt::format("{}: storage object '{}'", file, name);
+    profile::Backstore b;
+    b.name = name;
+    b.loc = {file, 0};
+    b.path = so.value("dev", "");
+    b.wwn = so.value("wwn", "");
+    b.write_cache = so.value("write_back", false);
+    b.readonly = so.value("readonly", false);
+    if (so.contains("size")) b.size = so["size"].get<std::uint64_t>();
+    if (auto attrs = so.value("attributes", json::object()); attrs.contains("block_size")) b.block_size = attrs["block_size"];
+    if (plugin == "fileio") {
+        b.type = profile::BackstoreType::fileio;
+        unknown_keys(so, {"name", "plugin", "dev", "size", "write_back", "wwn", "aio", "attributes", "alua_tpgs"}, where, notes);
+        if (so.value("aio", false)) notes.push_back(where + ": aio = true is not supported; using buffered/direct file I/O");
+    } else if (plugin == "block") {
+        b.type = profile::BackstoreType::block;
+        b.size.reset();
+        unknown_keys(so, {"name", "plugin", "dev", "write_back", "wwn", "readonly", "attributes", "alua_tpgs"}, where, notes);
+    } else if (plugin == "user") {
+        b.type = profile::BackstoreType::user;
+        auto cfg = so.value("config", "");
+        b.handler = cfg.substr(0, cfg.find('/'));
+        b.path = cfg.find('/') == std::string::npos ? "" : cfg.substr(cfg.find('/') + 1);
+        unknown_keys(so, {"name", "plugin", "config", "size", "wwn", "attributes", "alua_tpgs", "hw_max_sectors", "control"}, where, notes);
+    } else {
+        notes.push_back(fmt::format("{}: plugin '{}' is not supported by devemu; skipped", where, plugin));
+        return std::nullopt;
+    }
+    if (auto why = core::check_unit_name(name)) return core::fail(Errc::invalid_input, fmt::format("storage object name \"{}\" {}", name, *why), file);
+    // Attributes devemu does not set stay at the kernel's defaults; say which ones the file set otherwise.
+    for (auto& tg : so.value("alua_tpgs", json::array()))
+        if (tg.value("name", "") != "default_tg_pt_gp") notes.push_back(where + ": ALUA group '" + tg.value("name", "") + "' is not applied");
+    return b;
+}
+
+profile::Acl node_acl(const json& a, const std::string& file, const std::string& where, std::vector<std::string>& notes)
+{
+    profile::Acl acl;
+    acl.initiator = a.value("node_wwn", "");
+    acl.chap_user = a.value("chap_userid", "");
+    acl.chap_secret = a.value("chap_password", "");
+    acl.mutual_user = a.value("chap_mutual_userid", "");
+    acl.mutual_secret = a.value("chap_mutual_password", "");
+    acl.loc = {file, 0};
+    unknown_keys(a, {"node_wwn", "chap_userid", "chap_password", "chap_mutual_userid", "chap_mutual_password", "mapped_luns",
+                     "attributes", "tcq_depth", "tag"}, where + " ACL " + acl.initiator, notes);
+    for (auto& m : a.value("mapped_luns", json::array())) {
+        if (m.value("index", 0) != m.value("tpg_lun", 0))
+            notes.push_back(fmt::format("{} ACL {}: mapped LUN {} -> TPG LUN {} becomes LUN {}", where, acl.initiator,
+                                           m.value("index", 0), m.value("tpg_lun", 0), m.value("tpg_lun", 0)));
+        if (m.value("write_protect", false)) notes.push_back(where + ": write_protect on mapped LUNs is not applied");
+        acl.luns.push_back(m.value("tpg_lun", 0));
+    }
+    std::sort(acl.luns.begin(), acl.luns.end());
+    return acl;
+}
+
+// One target -> a profile target (its first TPG); none when its fabric is not one devemu has, or it has no TPG.
+core::Result<std::optional<profile::Target>> saved_target(const json& t, std::size_t index, const std::string& file,
+                                                          const std::map<std::string, std::string>& so_path_to_name, std::vector<std::string>& notes)
+{
+    profile::Target tg;
+    const std::string fabric = t.value("fabric", ""), wwn = t.value("wwn", "");
+    const std::string where = fmt::format("{}: target {}", file, wwn);
+    unknown_keys(t, {"fabric", "wwn", "tpgs"}, where, notes);
+    if (fabric == "iscsi") tg.fabric = profile::Fabric::iscsi;
+    else if (fabric == "loopback") tg.fabric = profile::Fabric::loopback;
+    else {
+        notes.push_back(fmt::format("{}: fabric '{}' is not supported by devemu; skipped", where, fabric));
+        return std::nullopt;
+    }
+    tg.wwn = wwn;
+    tg.name = unit_name_for(wwn, index);
+    tg.loc = {file, 0};
+    auto tpgs = t.value("tpgs", json::array());
+    if (tpgs.size() != 1) notes.push_back(fmt::format("{}: {} TPGs; devemu applies the first", where, tpgs.size()));
+    if (tpgs.empty()) return std::nullopt;
+    auto& tpg = tpgs[0];
+    unknown_keys(tpg, {"tag", "enable", "luns", "node_acls", "portals", "attributes", "parameters", "nexus"}, where, notes);
+    if (tpg.value("tag", 1) != 1) notes.push_back(where + ": TPG tag " + std::to_string(tpg.value("tag", 1)) + " becomes tpgt_1");
+    if (tpg.contains("nexus")) tg.initiator_wwn = tpg["nexus"];
+    for (auto& l : tpg.value("luns", json::array())) {
+        profile::Lun lun;
+        lun.id = l.value("index", 0);
+        auto so = so_path_to_name.find(l.value("storage_object", ""));
+        if (so == so_path_to_name.end())
+            return core::fail(Errc::invalid_input, fmt::format("LUN {} uses {}, which is not among the storage objects", lun.id, l.value("storage_object", "")), where);
+        lun.backstore = so->second;
+        lun.loc = {file, 0};
+        tg.luns.push_back(lun);
+    }
+    std::sort(tg.luns.begin(), tg.luns.end(), [](auto& a, auto& b) { return a.id < b.id; });
+    auto portals = tpg.value("portals", json::array());
+    if (!portals.empty()) {
+        tg.portal.address = portals[0].value("ip_address", "127.0.0.1");
+        tg.portal.port = portals[0].value("port", 3260);
+        if (portals.size() > 1) notes.push_back(fmt::format("{}: {} portals; devemu applies the first", where, portals.size()));
+        if (portals[0].value("iser", false) || portals[0].value("offload", false)) notes.push_back(where + ": iser/offload portals are not supported");
+    }
+    for (auto& a : tpg.value("node_acls", json::array())) tg.acls.push_back(node_acl(a, file, where, notes));
+    return tg;
+}
+
+}  // namespace
+
 core::Result<Imported> from_saveconfig(const json& doc, const std::string& file)
 {
     Imported im;
@@ -47,104 +158,16 @@ core::Result<Imported> from_saveconfig(const json& doc, const std::string& file)
 
     std::map<std::string, std::string> so_path_to_name;   // "/backstores/fileio/disk0" -> "disk0"
     for (auto& so : doc.value("storage_objects", json::array())) {
-        const std::string name = so.value("name", ""), plugin = so.value("plugin", "");
-        const std::string where = fmt::format("{}: storage object '{}'", file, name);
-        profile::Backstore b;
-        b.name = name;
-        b.loc = {file, 0};
-        b.path = so.value("dev", "");
-        b.wwn = so.value("wwn", "");
-        b.write_cache = so.value("write_back", false);
-        b.readonly = so.value("readonly", false);
-        if (so.contains("size")) b.size = so["size"].get<std::uint64_t>();
-        if (auto attrs = so.value("attributes", json::object()); attrs.contains("block_size")) b.block_size = attrs["block_size"];
-        if (plugin == "fileio") {
-            b.type = profile::BackstoreType::fileio;
-            unknown_keys(so, {"name", "plugin", "dev", "size", "write_back", "wwn", "aio", "attributes", "alua_tpgs"}, where, im.notes);
-            if (so.value("aio", false)) im.notes.push_back(where + ": aio = true is not supported; using buffered/direct file I/O");
-        } else if (plugin == "block") {
-            b.type = profile::BackstoreType::block;
-            b.size.reset();
-            unknown_keys(so, {"name", "plugin", "dev", "write_back", "wwn", "readonly", "attributes", "alua_tpgs"}, where, im.notes);
-        } else if (plugin == "user") {
-            b.type = profile::BackstoreType::user;
-            auto cfg = so.value("config", "");
-            b.handler = cfg.substr(0, cfg.find('/'));
-            b.path = cfg.find('/') == std::string::npos ? "" : cfg.substr(cfg.find('/') + 1);
-            unknown_keys(so, {"name", "plugin", "config", "size", "wwn", "attributes", "alua_tpgs", "hw_max_sectors", "control"}, where, im.notes);
-        } else {
-            im.notes.push_back(fmt::format("{}: plugin '{}' is not supported by devemu; skipped", where, plugin));
-            continue;
-        }
-        if (auto why = core::check_unit_name(name)) return core::fail(Errc::invalid_input, fmt::format("storage object name \"{}\" {}", name, *why), file);
-        // Attributes devemu does not set stay at the kernel's defaults; say which ones the file set otherwise.
-        for (auto& tg : so.value("alua_tpgs", json::array()))
-            if (tg.value("name", "") != "default_tg_pt_gp") im.notes.push_back(where + ": ALUA group '" + tg.value("name", "") + "' is not applied");
-        so_path_to_name[fmt::format("/backstores/{}/{}", plugin, name)] = name;
-        p.backstores.push_back(b);
+        DEVEMU_TRY(b, storage_object(so, file, im.notes));
+        if (!b) continue;
+        so_path_to_name[fmt::format("/backstores/{}/{}", so.value("plugin", ""), b->name)] = b->name;
+        p.backstores.push_back(*b);
     }
-
     size_t index = 0;
     for (auto& t : doc.value("targets", json::array())) {
-        profile::Target tg;
-        const std::string fabric = t.value("fabric", ""), wwn = t.value("wwn", "");
-        const std::string where = fmt::format("{}: target {}", file, wwn);
-        unknown_keys(t, {"fabric", "wwn", "tpgs"}, where, im.notes);
-        if (fabric == "iscsi") tg.fabric = profile::Fabric::iscsi;
-        else if (fabric == "loopback") tg.fabric = profile::Fabric::loopback;
-        else {
-            im.notes.push_back(fmt::format("{}: fabric '{}' is not supported by devemu; skipped", where, fabric));
-            continue;
-        }
-        tg.wwn = wwn;
-        tg.name = unit_name_for(wwn, index++);
-        tg.loc = {file, 0};
-        auto tpgs = t.value("tpgs", json::array());
-        if (tpgs.size() != 1) im.notes.push_back(fmt::format("{}: {} TPGs; devemu applies the first", where, tpgs.size()));
-        if (tpgs.empty()) continue;
-        auto& tpg = tpgs[0];
-        unknown_keys(tpg, {"tag", "enable", "luns", "node_acls", "portals", "attributes", "parameters", "nexus"}, where, im.notes);
-        if (tpg.value("tag", 1) != 1) im.notes.push_back(where + ": TPG tag " + std::to_string(tpg.value("tag", 1)) + " becomes tpgt_1");
-        if (tpg.contains("nexus")) tg.initiator_wwn = tpg["nexus"];
-        for (auto& l : tpg.value("luns", json::array())) {
-            profile::Lun lun;
-            lun.id = l.value("index", 0);
-            auto so = so_path_to_name.find(l.value("storage_object", ""));
-            if (so == so_path_to_name.end())
-                return core::fail(Errc::invalid_input, fmt::format("LUN {} uses {}, which is not among the storage objects", lun.id, l.value("storage_object", "")), where);
-            lun.backstore = so->second;
-            lun.loc = {file, 0};
-            tg.luns.push_back(lun);
-        }
-        std::sort(tg.luns.begin(), tg.luns.end(), [](auto& a, auto& b) { return a.id < b.id; });
-        auto portals = tpg.value("portals", json::array());
-        if (!portals.empty()) {
-            tg.portal.address = portals[0].value("ip_address", "127.0.0.1");
-            tg.portal.port = portals[0].value("port", 3260);
-            if (portals.size() > 1) im.notes.push_back(fmt::format("{}: {} portals; devemu applies the first", where, portals.size()));
-            if (portals[0].value("iser", false) || portals[0].value("offload", false)) im.notes.push_back(where + ": iser/offload portals are not supported");
-        }
-        for (auto& a : tpg.value("node_acls", json::array())) {
-            profile::Acl acl;
-            acl.initiator = a.value("node_wwn", "");
-            acl.chap_user = a.value("chap_userid", "");
-            acl.chap_secret = a.value("chap_password", "");
-            acl.mutual_user = a.value("chap_mutual_userid", "");
-            acl.mutual_secret = a.value("chap_mutual_password", "");
-            acl.loc = {file, 0};
-            unknown_keys(a, {"node_wwn", "chap_userid", "chap_password", "chap_mutual_userid", "chap_mutual_password", "mapped_luns",
-                             "attributes", "tcq_depth", "tag"}, where + " ACL " + acl.initiator, im.notes);
-            for (auto& m : a.value("mapped_luns", json::array())) {
-                if (m.value("index", 0) != m.value("tpg_lun", 0))
-                    im.notes.push_back(fmt::format("{} ACL {}: mapped LUN {} -> TPG LUN {} becomes LUN {}", where, acl.initiator,
-                                                   m.value("index", 0), m.value("tpg_lun", 0), m.value("tpg_lun", 0)));
-                if (m.value("write_protect", false)) im.notes.push_back(where + ": write_protect on mapped LUNs is not applied");
-                acl.luns.push_back(m.value("tpg_lun", 0));
-            }
-            std::sort(acl.luns.begin(), acl.luns.end());
-            tg.acls.push_back(acl);
-        }
-        p.targets.push_back(tg);
+        DEVEMU_TRY(tg, saved_target(t, index, file, so_path_to_name, im.notes));
+        if (t.value("fabric", "") == "iscsi" || t.value("fabric", "") == "loopback") ++index;
+        if (tg) p.targets.push_back(*tg);
     }
     // Storage objects no target uses: devemu's backstores belong to a target's unit.
     std::set<std::string> used;

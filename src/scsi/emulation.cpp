@@ -198,51 +198,33 @@ bool parse_unmap(std::span<const std::uint8_t> p, std::vector<std::pair<std::uin
     return true;
 }
 
-Plan decode(std::span<const std::uint8_t> c, const Device& d)
+namespace {
+
+// WRITE SAME(10)/(16): one block (or none with NDOB) written over the range, or with UNMAP a hole.
+Plan decode_write_same(std::span<const std::uint8_t> c, const Device& d)
 {
-    if (c.empty()) return fail(invalid_opcode);
+    auto need = [&](std::size_t n) { return c.size() >= n; };
+    const bool is16 = c[0] == op::write_same16;
+    if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
+    const std::uint64_t n = is16 ? be32(&c[10]) : be16(&c[7]);
+    if (n == 0) return fail(invalid_field);   // WSNZ
+    if (c[1] & 0x10) return fail(invalid_field);   // ANCHOR: no ANC_SUP
+    const bool unmap = c[1] & 0x08;
+    if (unmap && !d.can_unmap) return fail(invalid_field);
+    auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), n, Op::write_same, d);
+    if (n > 0x400000 && p.status == good) return fail(invalid_field);
+    p.unmap = unmap;
+    p.ndob = is16 && (c[1] & 0x01);   // NDOB: the block is zeros and no data-out comes with it
+    return p;
+}
+
+// The commands that move or check data: READ/WRITE in every size, the verifying and flushing ones, WRITE SAME,
+// UNMAP, COMPARE AND WRITE.
+Plan decode_io(std::span<const std::uint8_t> c, const Device& d)
+{
     auto need = [&](std::size_t n) { return c.size() >= n; };
     const std::uint8_t code = c[0];
     switch (code) {
-    case op::test_unit_ready:
-    case op::start_stop:
-    case op::prevent_allow:
-        return {};
-    case op::request_sense: {   // REQUEST SENSE: nothing pending (errors are reported with their command)
-        if (!need(6)) return fail(invalid_field);
-        auto s = sense_bytes({0, 0, 0});
-        return reply(s, c[4]);
-    }
-    case op::inquiry:
-        if (!need(6)) return fail(invalid_field);
-        return inquiry(c, d);
-    case op::mode_sense6:
-        if (!need(6)) return fail(invalid_field);
-        return mode_sense(c, d, false);
-    case op::mode_sense10:
-        if (!need(10)) return fail(invalid_field);
-        return mode_sense(c, d, true);
-    case op::mode_select6:   // MODE SELECT(6)/(10): nothing is changeable; an empty list is fine
-    case op::mode_select10: {
-        const std::size_t len = code == op::mode_select6 ? c[4] : (need(9) ? be16(&c[7]) : 0);
-        if (len == 0) return {};
-        return fail(invalid_field);
-    }
-    case op::read_capacity10: {
-        std::vector<std::uint8_t> r(8);
-        put32(&r[0], static_cast<std::uint32_t>(std::min<std::uint64_t>(d.blocks - 1, 0xffffffff)));
-        put32(&r[4], d.block_size);
-        return reply(r, 8);
-    }
-    case op::service_action_in16: {   // SERVICE ACTION IN(16)
-        if (!need(16) || (c[1] & 0x1f) != op::read_capacity16_sa) return fail(invalid_opcode);   // READ CAPACITY(16) only
-        std::vector<std::uint8_t> r(32, 0);
-        put64(&r[0], d.blocks - 1);
-        put32(&r[8], d.block_size);
-        r[13] = d.lbppb_exponent & 0x0f;          // logical blocks per physical block exponent
-        if (d.can_unmap) r[14] = 0x80 | 0x40;   // LBPME, LBPRZ
-        return reply(r, be32(&c[10]));
-    }
     case op::read6:
     case op::write6: {
         if (!need(6)) return fail(invalid_field);
@@ -290,20 +272,8 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         return p;
     }
     case op::write_same10:
-    case op::write_same16: {
-        const bool is16 = code == op::write_same16;
-        if (!need(is16 ? 16 : 10) || (c[1] & 0xe0)) return fail(invalid_field);
-        const std::uint64_t n = is16 ? be32(&c[10]) : be16(&c[7]);
-        if (n == 0) return fail(invalid_field);   // WSNZ
-        if (c[1] & 0x10) return fail(invalid_field);   // ANCHOR: no ANC_SUP
-        const bool unmap = c[1] & 0x08;
-        if (unmap && !d.can_unmap) return fail(invalid_field);
-        auto p = rw(is16 ? be64(&c[2]) : be32(&c[2]), n, Op::write_same, d);
-        if (n > 0x400000 && p.status == good) return fail(invalid_field);
-        p.unmap = unmap;
-        p.ndob = is16 && (c[1] & 0x01);   // NDOB: the block is zeros and no data-out comes with it
-        return p;
-    }
+    case op::write_same16:
+        return decode_write_same(c, d);
     case op::unmap: {   // UNMAP: the parameter list arrives as data-out
         if (!need(10)) return fail(invalid_field);
         if (!d.can_unmap) return fail(invalid_opcode);
@@ -321,6 +291,58 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
     }
     default:
         return fail(invalid_opcode);
+    }
+}
+
+}  // namespace
+
+Plan decode(std::span<const std::uint8_t> c, const Device& d)
+{
+    if (c.empty()) return fail(invalid_opcode);
+    auto need = [&](std::size_t n) { return c.size() >= n; };
+    const std::uint8_t code = c[0];
+    switch (code) {
+    case op::test_unit_ready:
+    case op::start_stop:
+    case op::prevent_allow:
+        return {};
+    case op::request_sense: {   // REQUEST SENSE: nothing pending (errors are reported with their command)
+        if (!need(6)) return fail(invalid_field);
+        auto s = sense_bytes({0, 0, 0});
+        return reply(s, c[4]);
+    }
+    case op::inquiry:
+        if (!need(6)) return fail(invalid_field);
+        return inquiry(c, d);
+    case op::mode_sense6:
+        if (!need(6)) return fail(invalid_field);
+        return mode_sense(c, d, false);
+    case op::mode_sense10:
+        if (!need(10)) return fail(invalid_field);
+        return mode_sense(c, d, true);
+    case op::mode_select6:   // MODE SELECT(6)/(10): nothing is changeable; an empty list is fine
+    case op::mode_select10: {
+        const std::size_t len = code == op::mode_select6 ? c[4] : (need(9) ? be16(&c[7]) : 0);
+        if (len == 0) return {};
+        return fail(invalid_field);
+    }
+    case op::read_capacity10: {
+        std::vector<std::uint8_t> r(8);
+        put32(&r[0], static_cast<std::uint32_t>(std::min<std::uint64_t>(d.blocks - 1, 0xffffffff)));
+        put32(&r[4], d.block_size);
+        return reply(r, 8);
+    }
+    case op::service_action_in16: {   // SERVICE ACTION IN(16)
+        if (!need(16) || (c[1] & 0x1f) != op::read_capacity16_sa) return fail(invalid_opcode);   // READ CAPACITY(16) only
+        std::vector<std::uint8_t> r(32, 0);
+        put64(&r[0], d.blocks - 1);
+        put32(&r[8], d.block_size);
+        r[13] = d.lbppb_exponent & 0x0f;          // logical blocks per physical block exponent
+        if (d.can_unmap) r[14] = 0x80 | 0x40;   // LBPME, LBPRZ
+        return reply(r, be32(&c[10]));
+    }
+    default:   // the data path
+        return decode_io(c, d);
     }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Operation codes (SPC-4, SBC-3) that devemu emulates or sends: one list for the target side (emulation.hpp) and
 // the initiator side (cdb.hpp, the USB checker).
+#include <cstddef>
 #include <cstdint>
 
 namespace devemu::scsi::op {
@@ -14,5 +15,18 @@ inline constexpr std::uint8_t test_unit_ready = 0x00, request_sense = 0x03, read
                               service_action_in16 = 0x9e, read12 = 0xa8, write12 = 0xaa;
 // SERVICE ACTION IN(16) service actions.
 inline constexpr std::uint8_t read_capacity16_sa = 0x10, get_lba_status_sa = 0x12;
+
+// A CDB's length from its opcode's group code (SPC-4 4.2.5.1): 6, 10, 12 or 16 bytes; the reserved and vendor
+// groups (3, 6, 7) are read as 16, the longest, so nothing past the CDB is ever taken as part of it.
+inline constexpr std::size_t cdb_length(std::uint8_t opcode)
+{
+    switch (opcode >> 5) {
+    case 0: return 6;
+    case 1:
+    case 2: return 10;
+    case 5: return 12;
+    default: return 16;
+    }
+}
 
 }  // namespace devemu::scsi::op

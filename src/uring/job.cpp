@@ -69,168 +69,215 @@ struct Slot {
     bool write;
 };
 
-}  // namespace
+// One job's run: its buffers, the pattern, the clock (ramp, deadline) and the counts; the synchronous engine
+// (pread/pwrite) and the io_uring one share prepare/complete.
+class Job {
+public:
+    explicit Job(const JobSpec& s) : s_(s), o_(*s.opt), pat_(s) {}
 
-JobResult run_job(const JobSpec& s)
-{
-    const auto& o = *s.opt;
-    JobResult res;
-    Pattern pat(s);
-    if (pat.blocks == 0) {
-        res.error = "the region is smaller than one block";
-        return res;
+    JobResult run()
+    {
+        if (pat_.blocks == 0) return failed("the region is smaller than one block");
+        const bool uring = o_.engine == "uring";
+        depth_ = uring ? o_.iodepth : 1;
+        if (!allocate()) return failed(fmt::format("cannot allocate {} buffers of {} bytes (lower --iodepth or --bs)", depth_, o_.bs));
+        t_start_ = t_measure_ = now_ns();
+        ramp_end_ = t_start_ + static_cast<std::uint64_t>(o_.ramp_time * 1e9);
+        deadline_ = o_.runtime > 0 ? ramp_end_ + static_cast<std::uint64_t>(o_.runtime * 1e9) : UINT64_MAX;
+        measuring_ = o_.ramp_time <= 0;
+        usr0_ = thread_cpu(true), sys0_ = thread_cpu(false);
+        if (uring) run_uring();
+        else run_sync();
+        res_.seconds = measuring_ ? static_cast<double>(now_ns() - t_measure_) / 1e9 : 0;
+        res_.usr = thread_cpu(true) - usr0_;
+        res_.sys = thread_cpu(false) - sys0_;
+        return res_;
     }
-    const bool uring = o.engine == "uring";
-    const unsigned depth = uring ? o.iodepth : 1;
-    std::unique_ptr<char, decltype(&std::free)> mem(static_cast<char*>(std::aligned_alloc(4096, std::size_t{depth} * o.bs)), &std::free);
-    if (!mem) {
-        res.error = "cannot allocate " + std::to_string(depth) + " buffers of " + std::to_string(o.bs) + " bytes (lower --iodepth or --bs)";
-        return res;
+
+private:
+    JobResult failed(std::string why)
+    {
+        res_.error = std::move(why);
+        return res_;
     }
-    std::vector<Slot> slots(depth);
-    std::vector<unsigned> free_slots;
-    for (unsigned i = 0; i < depth; ++i) {
-        slots[i].buf = mem.get() + std::size_t{i} * o.bs;
-        // Random, incompressible contents, like fio's buffers: a constant pattern would let zram (or any
-        // compressing/deduplicating store) skip the work and flatter the numbers.
-        std::uint64_t x = 0x243f6a8885a308d3ULL ^ (std::uint64_t{s.index} << 32) ^ i ^ now_ns();
-        for (std::uint32_t k = 0; k + 8 <= o.bs; k += 8) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            std::memcpy(slots[i].buf + k, &x, 8);
+
+    bool allocate()
+    {
+        void* mem = nullptr;
+        if (::posix_memalign(&mem, 4096, std::size_t{depth_} * o_.bs) != 0) return false;
+        mem_.reset(static_cast<char*>(mem));
+        slots_.resize(depth_);
+        for (unsigned i = 0; i < depth_; ++i) {
+            slots_[i].buf = mem_.get() + std::size_t{i} * o_.bs;
+            // Random, incompressible contents, like fio's buffers: a constant pattern would let zram (or any
+            // compressing/deduplicating store) skip the work and flatter the numbers.
+            std::uint64_t x = 0x243f6a8885a308d3ULL ^ (std::uint64_t{s_.index} << 32) ^ i ^ now_ns();
+            for (std::uint32_t k = 0; k + 8 <= o_.bs; k += 8) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                std::memcpy(slots_[i].buf + k, &x, 8);
+            }
+            free_slots_.push_back(depth_ - 1 - i);
         }
-        free_slots.push_back(depth - 1 - i);
+        return true;
     }
 
-    const std::uint64_t t_start = now_ns();
-    const std::uint64_t ramp_end = t_start + static_cast<std::uint64_t>(o.ramp_time * 1e9);
-    const std::uint64_t deadline = o.runtime > 0 ? ramp_end + static_cast<std::uint64_t>(o.runtime * 1e9) : UINT64_MAX;
-    bool measuring = o.ramp_time <= 0;
-    std::uint64_t t_measure = t_start;
-    double usr0 = thread_cpu(true), sys0 = thread_cpu(false);
-    auto start_measuring = [&](std::uint64_t t) {
-        measuring = true;
-        t_measure = t;
-        res.read_lat = {};
-        res.write_lat = {};
-        res.read_ios = res.write_ios = 0;
-        usr0 = thread_cpu(true);
-        sys0 = thread_cpu(false);
-    };
-    auto complete = [&](Slot& sl, long ret, std::uint64_t t) -> bool {
-        if (ret != static_cast<long>(o.bs)) {
-            res.error = fmt::format("{} at offset {}: {}", sl.write ? "write" : "read", sl.offset,
-                                    ret < 0 ? std::strerror(static_cast<int>(-ret)) : fmt::format("short ({} bytes)", ret));
+    void start_measuring(std::uint64_t t)
+    {
+        measuring_ = true;
+        t_measure_ = t;
+        res_.read_lat = {};
+        res_.write_lat = {};
+        res_.read_ios = res_.write_ios = 0;
+        usr0_ = thread_cpu(true);
+        sys0_ = thread_cpu(false);
+    }
+
+    bool complete(Slot& sl, long ret, std::uint64_t t)
+    {
+        if (ret != static_cast<long>(o_.bs)) {
+            res_.error = fmt::format("{} at offset {}: {}", sl.write ? "write" : "read", sl.offset,
+                                     ret < 0 ? std::strerror(static_cast<int>(-ret)) : fmt::format("short ({} bytes)", ret));
             return false;
         }
-        if (s.phase == Phase::verify_read && !res.verify_error)
-            if (auto bad = verify_check(sl.buf, o.bs, sl.offset, kVerifySeed)) res.verify_error = *bad;
-        if (!measuring && t >= ramp_end) start_measuring(t);
-        if (measuring) {
-            (sl.write ? res.write_lat : res.read_lat).record(t - sl.start);
-            ++(sl.write ? res.write_ios : res.read_ios);
+        if (s_.phase == Phase::verify_read && !res_.verify_error)
+            if (auto bad = verify_check(sl.buf, o_.bs, sl.offset, kVerifySeed)) res_.verify_error = *bad;
+        if (!measuring_ && t >= ramp_end_) start_measuring(t);
+        if (measuring_) {
+            (sl.write ? res_.write_lat : res_.read_lat).record(t - sl.start);
+            ++(sl.write ? res_.write_ios : res_.read_ios);
         }
-        if (s.done_ios) s.done_ios->fetch_add(1, std::memory_order_relaxed);
+        if (s_.done_ios) s_.done_ios->fetch_add(1, std::memory_order_relaxed);
         return true;
-    };
-    auto prepare = [&](Slot& sl) {
-        auto [off, write] = pat.next();
+    }
+
+    void prepare(Slot& sl)
+    {
+        auto [off, write] = pat_.next();
         sl.offset = off;
         sl.write = write;
-        if (write && s.phase == Phase::verify_write) verify_fill(sl.buf, o.bs, off, kVerifySeed);
+        if (write && s_.phase == Phase::verify_write) verify_fill(sl.buf, o_.bs, off, kVerifySeed);
         sl.start = now_ns();
-    };
-    auto should_stop = [&](std::uint64_t t) { return t >= deadline || s.stop->load(std::memory_order_relaxed) || pat.exhausted(); };
+    }
 
-    if (!uring) {
-        for (;;) {
-            const auto t = now_ns();
-            if (should_stop(t)) break;
-            Slot& sl = slots[0];
+    bool should_stop(std::uint64_t t) { return t >= deadline_ || s_.stop->load(std::memory_order_relaxed) || pat_.exhausted(); }
+
+    void run_sync()
+    {
+        while (!should_stop(now_ns())) {
+            Slot& sl = slots_[0];
             prepare(sl);
-            long r = sl.write ? ::pwrite(s.fd, sl.buf, o.bs, static_cast<off_t>(sl.offset)) : ::pread(s.fd, sl.buf, o.bs, static_cast<off_t>(sl.offset));
+            long r = sl.write ? ::pwrite(s_.fd, sl.buf, o_.bs, static_cast<off_t>(sl.offset)) : ::pread(s_.fd, sl.buf, o_.bs, static_cast<off_t>(sl.offset));
             if (r < 0) r = -errno;
             if (!complete(sl, r, now_ns())) break;
         }
-    } else {
-        io_uring ring{};
+    }
+
+    // One thread submits and reaps: let completions run at our next io_uring_enter instead of interrupting us (no
+    // IPIs, no task_work signals). Newer kernels only: probe, newest first, fall back on EINVAL.
+    int init_ring(io_uring& ring)
+    {
         io_uring_params p{};
-        if (o.sqpoll) p.flags |= IORING_SETUP_SQPOLL, p.sq_thread_idle = 2000;
-        if (o.hipri) p.flags |= IORING_SETUP_IOPOLL;
-        // One thread submits and reaps: let completions run at our next io_uring_enter instead of interrupting us
-        // (no IPIs, no task_work signals). Newer kernels only: probe, newest first, fall back on EINVAL.
-        const unsigned base = p.flags;
+        unsigned base = 0;
+        if (o_.sqpoll) base |= IORING_SETUP_SQPOLL;
+        if (o_.hipri) base |= IORING_SETUP_IOPOLL;
         const unsigned tries[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_COOP_TASKRUN, 0};
         int init = -EINVAL;
         for (unsigned extra : tries) {
-            if (o.sqpoll && (extra & IORING_SETUP_DEFER_TASKRUN)) continue;   // DEFER_TASKRUN excludes SQPOLL
+            if (o_.sqpoll && (extra & IORING_SETUP_DEFER_TASKRUN)) continue;   // DEFER_TASKRUN excludes SQPOLL
             p = {};
             p.flags = base | extra;
-            if (o.sqpoll) p.sq_thread_idle = 2000;
-            init = io_uring_queue_init_params(depth, &ring, &p);
+            if (o_.sqpoll) p.sq_thread_idle = 2000;
+            init = io_uring_queue_init_params(depth_, &ring, &p);
             if (init != -EINVAL) {
-                res.ring_flags = p.flags;
+                res_.ring_flags = p.flags;
                 break;
             }
         }
-        if (init < 0) {
-            res.error = fmt::format("io_uring_queue_init: {}", std::strerror(-init));
-            return res;
+        return init;
+    }
+
+    void submit(io_uring_sqe* sqe, unsigned idx, int fd)
+    {
+        Slot& sl = slots_[idx];
+        prepare(sl);
+        if (fixed_bufs_) {
+            if (sl.write) io_uring_prep_write_fixed(sqe, fd, sl.buf, o_.bs, sl.offset, static_cast<int>(idx));
+            else io_uring_prep_read_fixed(sqe, fd, sl.buf, o_.bs, sl.offset, static_cast<int>(idx));
+        } else {
+            if (sl.write) io_uring_prep_write(sqe, fd, sl.buf, o_.bs, sl.offset);
+            else io_uring_prep_read(sqe, fd, sl.buf, o_.bs, sl.offset);
+        }
+        if (fixed_file_) sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, idx);
+    }
+
+    void run_uring()
+    {
+        io_uring ring{};
+        if (int init = init_ring(ring); init < 0) {
+            res_.error = fmt::format("io_uring_queue_init: {}", std::strerror(-init));
+            return;
         }
         struct RingGuard {
             io_uring* r;
             ~RingGuard() { io_uring_queue_exit(r); }
         } guard{&ring};
-        std::vector<iovec> iov(depth);
-        for (unsigned i = 0; i < depth; ++i) iov[i] = {slots[i].buf, o.bs};
-        const bool fixed_bufs = o.fixedbufs && io_uring_register_buffers(&ring, iov.data(), depth) == 0;
-        const bool fixed_file = o.registerfiles && io_uring_register_files(&ring, &s.fd, 1) == 0;
-        const int fd = fixed_file ? 0 : s.fd;
+        std::vector<iovec> iov(depth_);
+        for (unsigned i = 0; i < depth_; ++i) iov[i] = {slots_[i].buf, o_.bs};
+        // Fixed buffers and files are optimisations: a kernel that refuses them runs the plain path.
+        fixed_bufs_ = o_.fixedbufs && io_uring_register_buffers(&ring, iov.data(), depth_) == 0;
+        fixed_file_ = o_.registerfiles && io_uring_register_files(&ring, &s_.fd, 1) == 0;
+        const int fd = fixed_file_ ? 0 : s_.fd;
         unsigned inflight = 0;
-        std::vector<io_uring_cqe*> cqes(depth);
+        std::vector<io_uring_cqe*> cqes(depth_);
         bool failed = false;
         for (;;) {
-            const auto t = now_ns();
-            const bool stopping = failed || should_stop(t);
-            while (!stopping && !free_slots.empty() && !pat.exhausted()) {
+            const bool stopping = failed || should_stop(now_ns());
+            while (!stopping && !free_slots_.empty() && !pat_.exhausted()) {
                 io_uring_sqe* sqe = io_uring_get_sqe(&ring);
                 if (!sqe) break;
-                unsigned idx = free_slots.back();
-                free_slots.pop_back();
-                Slot& sl = slots[idx];
-                prepare(sl);
-                if (fixed_bufs) {
-                    if (sl.write) io_uring_prep_write_fixed(sqe, fd, sl.buf, o.bs, sl.offset, static_cast<int>(idx));
-                    else io_uring_prep_read_fixed(sqe, fd, sl.buf, o.bs, sl.offset, static_cast<int>(idx));
-                } else {
-                    if (sl.write) io_uring_prep_write(sqe, fd, sl.buf, o.bs, sl.offset);
-                    else io_uring_prep_read(sqe, fd, sl.buf, o.bs, sl.offset);
-                }
-                if (fixed_file) sqe->flags |= IOSQE_FIXED_FILE;
-                io_uring_sqe_set_data64(sqe, idx);
+                const unsigned idx = free_slots_.back();
+                free_slots_.pop_back();
+                submit(sqe, idx, fd);
                 ++inflight;
             }
             if (inflight == 0) break;
             int r = io_uring_submit_and_wait(&ring, 1);
             if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-                res.error = fmt::format("io_uring_submit: {}", std::strerror(-r));
+                res_.error = fmt::format("io_uring_submit: {}", std::strerror(-r));
                 break;
             }
-            unsigned n = io_uring_peek_batch_cqe(&ring, cqes.data(), depth);
+            unsigned n = io_uring_peek_batch_cqe(&ring, cqes.data(), depth_);
             const auto tc = now_ns();
             for (unsigned i = 0; i < n; ++i) {
                 auto idx = static_cast<unsigned>(io_uring_cqe_get_data64(cqes[i]));
-                if (!complete(slots[idx], cqes[i]->res, tc)) failed = true;
-                free_slots.push_back(idx);
+                if (!complete(slots_[idx], cqes[i]->res, tc)) failed = true;
+                free_slots_.push_back(idx);
             }
             io_uring_cq_advance(&ring, n);
             inflight -= n;
         }
     }
-    const std::uint64_t t_end = now_ns();
-    res.seconds = measuring ? static_cast<double>(t_end - t_measure) / 1e9 : 0;
-    res.usr = thread_cpu(true) - usr0;
-    res.sys = thread_cpu(false) - sys0;
-    return res;
+
+    const JobSpec& s_;
+    const BenchOptions& o_;
+    Pattern pat_;
+    JobResult res_;
+    unsigned depth_ = 1;
+    std::unique_ptr<char, decltype(&std::free)> mem_{nullptr, &std::free};
+    std::vector<Slot> slots_;
+    std::vector<unsigned> free_slots_;
+    std::uint64_t t_start_ = 0, t_measure_ = 0, ramp_end_ = 0, deadline_ = 0;
+    bool measuring_ = false;
+    double usr0_ = 0, sys0_ = 0;
+    bool fixed_bufs_ = false, fixed_file_ = false;
+};
+
+}  // namespace
+
+JobResult run_job(const JobSpec& s)
+{
+    return Job(s).run();
 }
 
 }  // namespace devemu::uring

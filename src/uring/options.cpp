@@ -70,10 +70,79 @@ const char* to_string(Rw rw)
 bool is_random(Rw rw) { return rw == Rw::randread || rw == Rw::randwrite || rw == Rw::randrw; }
 bool writes(Rw rw) { return rw == Rw::write || rw == Rw::randwrite || rw == Rw::randrw; }
 
+namespace {
+
+std::unexpected<core::Error> bad(const std::string& what, const std::string& fix = {})
+{
+    return core::fail(Errc::invalid_input, what, "devemu bench", fix);
+}
+
+// Sets option `a` (its table entry `spec`) from `value` in `o`.
+core::Status set_option(BenchOptions& o, const std::string& a, const std::string& value, const OptionSpec* spec)
+{
+    auto as_bool = [&](bool& dst) -> core::Status {
+        if (value == "1" || value == "true") dst = true;
+        else if (value == "0" || value == "false") dst = false;
+        else return bad(fmt::format("--{}={} is not 0/1", a, value));
+        return {};
+    };
+    auto as_uint = [&](auto& dst, unsigned long min, unsigned long max) -> core::Status {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(value.c_str(), &end, 10);
+        if (value.empty() || *end || v < min || v > max) return bad(fmt::format("--{}={} is not a whole number in {}..{}", a, value, min, max));
+        dst = static_cast<std::remove_reference_t<decltype(dst)>>(v);
+        return {};
+    };
+    auto as_seconds = [&](double& dst) -> core::Status {
+        std::string v = value;
+        if (v.ends_with("s")) v.pop_back();
+        char* end = nullptr;
+        dst = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end || dst < 0) return bad(fmt::format("--{}={} is not a number of seconds", a, value));
+        return {};
+    };
+    if (a == "rw") {
+        bool ok = false;
+        for (Rw r : {Rw::read, Rw::write, Rw::randread, Rw::randwrite, Rw::randrw})
+            if (value == to_string(r)) o.rw = r, ok = true;
+        if (!ok) return bad("--rw=" + value + " is not one of " + spec->allowed);
+    } else if (a == "engine") {
+        if (value != "uring" && value != "psync") return bad("--engine=" + value + " is not uring or psync");
+        o.engine = value;
+    } else if (a == "bs" || a == "size") {
+        auto n = core::parse_size(value);
+        if (!n || (a == "bs" && (*n < 512 || *n % 512 || *n > (16u << 20)))) return bad(fmt::format("--{}={} is not a valid size", a, value), "e.g. --bs=4k");
+        if (a == "bs") o.bs = static_cast<std::uint32_t>(*n);
+        else o.size = *n;
+    } else if (a == "rwmixread") DEVEMU_CHECK(as_uint(o.rwmixread, 0, 100));
+    else if (a == "iodepth") DEVEMU_CHECK(as_uint(o.iodepth, 1, 4096));
+    else if (a == "numjobs") DEVEMU_CHECK(as_uint(o.numjobs, 1, 256));
+    else if (a == "repeat") DEVEMU_CHECK(as_uint(o.repeat, 1, 50));
+    else if (a == "batch") DEVEMU_CHECK(as_uint(o.batch, 0, 4096));
+    else if (a == "runtime") DEVEMU_CHECK(as_seconds(o.runtime));
+    else if (a == "ramp_time") DEVEMU_CHECK(as_seconds(o.ramp_time));
+    else if (a == "time_based") DEVEMU_CHECK(as_bool(o.time_based));
+    else if (a == "direct") DEVEMU_CHECK(as_bool(o.direct));
+    else if (a == "fixedbufs") DEVEMU_CHECK(as_bool(o.fixedbufs));
+    else if (a == "registerfiles") DEVEMU_CHECK(as_bool(o.registerfiles));
+    else if (a == "sqpoll") DEVEMU_CHECK(as_bool(o.sqpoll));
+    else if (a == "hipri") DEVEMU_CHECK(as_bool(o.hipri));
+    else if (a == "verify") DEVEMU_CHECK(as_bool(o.verify));
+    else if (a == "force") DEVEMU_CHECK(as_bool(o.force));
+    else if (a == "json") DEVEMU_CHECK(as_bool(o.json));
+    else if (a == "compare-fio") DEVEMU_CHECK(as_bool(o.compare_fio));
+    else if (a == "sweep") {
+        if (value.find('=') == std::string::npos) return bad("--sweep " + value + " is not bs=LIST or iodepth=LIST", "e.g. --sweep bs=4k,64k iodepth=1,8,32");
+        o.sweep.push_back(value);
+    } else if (a == "svg") o.svg = value;
+    return {};
+}
+
+}  // namespace
+
 core::Result<BenchOptions> parse_options(const std::vector<std::string>& args)
 {
     BenchOptions o;
-    auto bad = [](const std::string& what, const std::string& fix = {}) { return core::fail(Errc::invalid_input, what, "devemu bench", fix); };
     for (size_t i = 0; i < args.size(); ++i) {
         std::string a = args[i];
         if (!a.starts_with("--")) {
@@ -100,61 +169,7 @@ core::Result<BenchOptions> parse_options(const std::vector<std::string>& args)
             else if (i + 1 < args.size()) value = args[++i];
             else return bad("--" + a + " needs a value");
         }
-        auto as_bool = [&](bool& dst) -> core::Status {
-            if (value == "1" || value == "true") dst = true;
-            else if (value == "0" || value == "false") dst = false;
-            else return bad(fmt::format("--{}={} is not 0/1", a, value));
-            return {};
-        };
-        auto as_uint = [&](auto& dst, unsigned long min, unsigned long max) -> core::Status {
-            char* end = nullptr;
-            unsigned long v = std::strtoul(value.c_str(), &end, 10);
-            if (value.empty() || *end || v < min || v > max) return bad(fmt::format("--{}={} is not a whole number in {}..{}", a, value, min, max));
-            dst = static_cast<std::remove_reference_t<decltype(dst)>>(v);
-            return {};
-        };
-        auto as_seconds = [&](double& dst) -> core::Status {
-            std::string v = value;
-            if (v.ends_with("s")) v.pop_back();
-            char* end = nullptr;
-            dst = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end || dst < 0) return bad(fmt::format("--{}={} is not a number of seconds", a, value));
-            return {};
-        };
-        if (a == "rw") {
-            bool ok = false;
-            for (Rw r : {Rw::read, Rw::write, Rw::randread, Rw::randwrite, Rw::randrw})
-                if (value == to_string(r)) o.rw = r, ok = true;
-            if (!ok) return bad("--rw=" + value + " is not one of " + spec->allowed);
-        } else if (a == "engine") {
-            if (value != "uring" && value != "psync") return bad("--engine=" + value + " is not uring or psync");
-            o.engine = value;
-        } else if (a == "bs" || a == "size") {
-            auto n = core::parse_size(value);
-            if (!n || (a == "bs" && (*n < 512 || *n % 512 || *n > (16u << 20)))) return bad(fmt::format("--{}={} is not a valid size", a, value), "e.g. --bs=4k");
-            if (a == "bs") o.bs = static_cast<std::uint32_t>(*n);
-            else o.size = *n;
-        } else if (a == "rwmixread") DEVEMU_CHECK(as_uint(o.rwmixread, 0, 100));
-        else if (a == "iodepth") DEVEMU_CHECK(as_uint(o.iodepth, 1, 4096));
-        else if (a == "numjobs") DEVEMU_CHECK(as_uint(o.numjobs, 1, 256));
-        else if (a == "repeat") DEVEMU_CHECK(as_uint(o.repeat, 1, 50));
-        else if (a == "batch") DEVEMU_CHECK(as_uint(o.batch, 0, 4096));
-        else if (a == "runtime") DEVEMU_CHECK(as_seconds(o.runtime));
-        else if (a == "ramp_time") DEVEMU_CHECK(as_seconds(o.ramp_time));
-        else if (a == "time_based") DEVEMU_CHECK(as_bool(o.time_based));
-        else if (a == "direct") DEVEMU_CHECK(as_bool(o.direct));
-        else if (a == "fixedbufs") DEVEMU_CHECK(as_bool(o.fixedbufs));
-        else if (a == "registerfiles") DEVEMU_CHECK(as_bool(o.registerfiles));
-        else if (a == "sqpoll") DEVEMU_CHECK(as_bool(o.sqpoll));
-        else if (a == "hipri") DEVEMU_CHECK(as_bool(o.hipri));
-        else if (a == "verify") DEVEMU_CHECK(as_bool(o.verify));
-        else if (a == "force") DEVEMU_CHECK(as_bool(o.force));
-        else if (a == "json") DEVEMU_CHECK(as_bool(o.json));
-        else if (a == "compare-fio") DEVEMU_CHECK(as_bool(o.compare_fio));
-        else if (a == "sweep") {
-            if (value.find('=') == std::string::npos) return bad("--sweep " + value + " is not bs=LIST or iodepth=LIST", "e.g. --sweep bs=4k,64k iodepth=1,8,32");
-            o.sweep.push_back(value);
-        } else if (a == "svg") o.svg = value;
+        DEVEMU_CHECK(set_option(o, a, value, spec));
     }
     if (o.target.empty()) return bad("no target given", "devemu bench zram:1G, a file, or a block device");
     if (o.time_based && o.runtime <= 0) return bad("--time_based needs --runtime", "e.g. --runtime=10");

@@ -63,8 +63,11 @@ int tcmu_supervise(const TcmuConfig& cfg)
             sigprocmask(SIG_UNBLOCK, &set, nullptr);
             ::_exit(tcmu_serve(cfg));
         }
-        if (!cfg.stats.empty()) (void)core::write_file_atomic(fs::path(cfg.stats).replace_extension(".supervisor"),
-                                                             nlohmann::json{{"supervisor", ::getpid()}, {"handler", child}, {"restarts", restarts}}.dump() + "\n");
+        if (!cfg.stats.empty())   // what `ls` shows; a failed write costs only that
+            if (auto s = core::write_file_atomic(fs::path(cfg.stats).replace_extension(".supervisor"),
+                                                 nlohmann::json{{"supervisor", ::getpid()}, {"handler", child}, {"restarts", restarts}}.dump() + "\n");
+                !s)
+                spdlog::warn("{}", s.error().message());
         for (;;) {
             signalfd_siginfo si{};
             if (::read(sfd.get(), &si, sizeof si) != sizeof si) continue;

@@ -17,6 +17,7 @@
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "scsi/emulation.hpp"
+#include "scsi/opcodes.hpp"
 
 namespace devemu::uring {
 
@@ -100,7 +101,7 @@ public:
                 for (std::uint32_t i = 0; i < ent->req.iov_cnt; ++i) pe.iov.push_back({dev_.base + iov[i].iov_base, iov[i].iov_len});
                 const auto* cdb = dev_.base + ent->req.cdb_off;
                 queue_.push_back(std::move(pe));
-                start(queue_.back(), std::span<const std::uint8_t>(cdb, cdb_len(cdb[0])));
+                start(queue_.back(), std::span<const std::uint8_t>(cdb, scsi::op::cdb_length(cdb[0])));
                 ++commands_;
             }
             last_ = (last_ + len) % dev_.cmdr_size;
@@ -177,18 +178,6 @@ public:
     void note_queue() { max_queue_ = std::max<std::uint64_t>(max_queue_, queue_.size()); }
 
 private:
-    static std::size_t cdb_len(std::uint8_t op)
-    {
-        switch (op >> 5) {
-        case 0: return 6;
-        case 1:
-        case 2: return 10;
-        case 4: return 16;
-        case 5: return 12;
-        default: return 16;
-        }
-    }
-
     void fail(Pending& pe, scsi::Sense s, int err = 0, std::uint32_t info = 0)
     {
         if (pe.status != scsi::good) return;
@@ -312,6 +301,80 @@ private:
         return cfg_.write_cache || ::fdatasync(fd_) == 0 || errno == EINVAL;
     }
 
+    // WRITE SAME: exactly one block of data-out, or none with NDOB (then the block is zeros); with UNMAP, a hole.
+    void write_same(Pending& pe, const scsi::Plan& plan)
+    {
+        const std::uint64_t bs = sd_.block_size, off = plan.lba * bs, bytes = plan.blocks * bs;
+        if (data_len(pe) != (plan.ndob ? 0 : bs)) {
+            fail(pe, scsi::invalid_field);
+            return;
+        }
+        if (plan.unmap) {
+            if (!punch(off, bytes)) fail(pe, scsi::medium_error_write, errno);
+            return;
+        }
+        auto block = plan.ndob ? std::vector<std::uint8_t>(bs, 0) : copy_in(pe, bs);
+        if (block.size() < bs) {
+            fail(pe, scsi::invalid_field);
+            return;
+        }
+        std::vector<std::uint8_t> chunk;
+        for (std::uint64_t i = 0; i < std::min<std::uint64_t>(plan.blocks, 256); ++i) chunk.insert(chunk.end(), block.begin(), block.end());
+        for (std::uint64_t done = 0; done < bytes && pe.status == scsi::good;) {
+            auto n = std::min<std::uint64_t>(chunk.size(), bytes - done);
+            if (!pwrite_all(chunk.data(), n, off + done)) fail(pe, scsi::medium_error_write, errno);
+            done += n;
+        }
+        ++writes_, bytes_written_ += bytes;
+    }
+
+    // UNMAP: the parameter list's ranges, all checked before any is punched.
+    void unmap(Pending& pe, const scsi::Plan& plan)
+    {
+        const std::uint64_t bs = sd_.block_size;
+        auto param = copy_in(pe, plan.blocks);
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> ranges;
+        if (!scsi::parse_unmap(param, ranges)) {
+            fail(pe, scsi::invalid_param_list);
+            return;
+        }
+        for (auto& [lba, n] : ranges)
+            if (lba > sd_.blocks || n > sd_.blocks - lba) {
+                fail(pe, scsi::lba_out_of_range);
+                return;
+            }
+        for (auto& [lba, n] : ranges)
+            if (pe.status == scsi::good && n && !punch(lba * bs, std::uint64_t{n} * bs)) fail(pe, scsi::medium_error_write, errno);
+    }
+
+    // VERIFY with BYTCHK (compare the data-out with the medium) and COMPARE AND WRITE (then write the second half).
+    void compare(Pending& pe, const scsi::Plan& plan)
+    {
+        const std::uint64_t bs = sd_.block_size, off = plan.lba * bs, bytes = plan.blocks * bs;
+        const bool caw = plan.op == scsi::Op::compare_and_write;
+        auto out = copy_in(pe, caw ? 2 * bytes : bytes);
+        if (out.size() < bytes || data_len(pe) != (caw ? 2 * bytes : bytes)) {   // the data-out must match the CDB
+            fail(pe, scsi::invalid_field);
+            return;
+        }
+        if (bytes == 0) return;
+        std::vector<std::uint8_t> medium(bytes);
+        if (!pread_all(medium.data(), bytes, off)) {
+            fail(pe, scsi::medium_error_read, errno);
+            return;
+        }
+        auto mis = std::mismatch(medium.begin(), medium.end(), out.begin());
+        if (mis.first != medium.end()) {
+            fail(pe, scsi::miscompare, 0, static_cast<std::uint32_t>(mis.first - medium.begin()));
+            return;
+        }
+        if (caw) {
+            if (out.size() < 2 * bytes) fail(pe, scsi::invalid_field);
+            else if (!pwrite_all(out.data() + bytes, bytes, off)) fail(pe, scsi::medium_error_write, errno);
+            else ++writes_, bytes_written_ += bytes;
+        }
+    }
+
     void start(Pending& pe, std::span<const std::uint8_t> cdb)
     {
         auto plan = scsi::decode(cdb, sd_);
@@ -349,77 +412,10 @@ private:
         }
         // The rest are rare and must be ordered against writes in flight: drain, then do them here.
         drain();
-        switch (plan.op) {
-        case scsi::Op::write_same: {
-            // Exactly one block of data-out, or none with NDOB (then the block is zeros).
-            if (data_len(pe) != (plan.ndob ? 0 : bs)) {
-                fail(pe, scsi::invalid_field);
-                break;
-            }
-            if (plan.unmap) {
-                if (!punch(off, bytes)) fail(pe, scsi::medium_error_write, errno);
-                break;
-            }
-            auto block = plan.ndob ? std::vector<std::uint8_t>(bs, 0) : copy_in(pe, bs);
-            if (block.size() < bs) {
-                fail(pe, scsi::invalid_field);
-                break;
-            }
-            std::vector<std::uint8_t> chunk;
-            for (std::uint64_t i = 0; i < std::min<std::uint64_t>(plan.blocks, 256); ++i) chunk.insert(chunk.end(), block.begin(), block.end());
-            for (std::uint64_t done = 0; done < bytes && pe.status == scsi::good;) {
-                auto n = std::min<std::uint64_t>(chunk.size(), bytes - done);
-                if (!pwrite_all(chunk.data(), n, off + done)) fail(pe, scsi::medium_error_write, errno);
-                done += n;
-            }
-            ++writes_, bytes_written_ += bytes;
-            break;
-        }
-        case scsi::Op::unmap: {
-            auto param = copy_in(pe, plan.blocks);
-            std::vector<std::pair<std::uint64_t, std::uint32_t>> ranges;
-            if (!scsi::parse_unmap(param, ranges)) {
-                fail(pe, scsi::invalid_param_list);
-                break;
-            }
-            for (auto& [lba, n] : ranges)
-                if (lba > sd_.blocks || n > sd_.blocks - lba) {
-                    fail(pe, scsi::lba_out_of_range);
-                    break;
-                }
-            for (auto& [lba, n] : ranges)
-                if (pe.status == scsi::good && n && !punch(lba * bs, std::uint64_t{n} * bs)) fail(pe, scsi::medium_error_write, errno);
-            break;
-        }
-        case scsi::Op::compare_and_write:
-        case scsi::Op::verify: {
-            const bool caw = plan.op == scsi::Op::compare_and_write;
-            auto out = copy_in(pe, caw ? 2 * bytes : bytes);
-            if (out.size() < bytes || data_len(pe) != (caw ? 2 * bytes : bytes)) {   // the data-out must match the CDB
-                fail(pe, scsi::invalid_field);
-                break;
-            }
-            if (bytes == 0) break;
-            std::vector<std::uint8_t> medium(bytes);
-            if (!pread_all(medium.data(), bytes, off)) {
-                fail(pe, scsi::medium_error_read, errno);
-                break;
-            }
-            auto mis = std::mismatch(medium.begin(), medium.end(), out.begin());
-            if (mis.first != medium.end()) {
-                fail(pe, scsi::miscompare, 0, static_cast<std::uint32_t>(mis.first - medium.begin()));
-                break;
-            }
-            if (caw) {
-                if (out.size() < 2 * bytes) fail(pe, scsi::invalid_field);
-                else if (!pwrite_all(out.data() + bytes, bytes, off)) fail(pe, scsi::medium_error_write, errno);
-                else ++writes_, bytes_written_ += bytes;
-            }
-            break;
-        }
-        default:
-            fail(pe, scsi::invalid_opcode);
-        }
+        if (plan.op == scsi::Op::write_same) write_same(pe, plan);
+        else if (plan.op == scsi::Op::unmap) unmap(pe, plan);
+        else if (plan.op == scsi::Op::compare_and_write || plan.op == scsi::Op::verify) compare(pe, plan);
+        else fail(pe, scsi::invalid_opcode);
         pe.done = true;
     }
 
@@ -438,6 +434,12 @@ private:
     unsigned sqes_ = 0;
     std::uint64_t inflight_ = 0, commands_ = 0, reads_ = 0, writes_ = 0, bytes_read_ = 0, bytes_written_ = 0, errors_ = 0, max_queue_ = 0;
 };
+
+// What `ls` shows of the handler (pid, commands in flight, counts); a failed write costs only that.
+void write_stats(const std::string& file, const Handler& h)
+{
+    if (auto s = core::write_file_atomic(file, h.stats().dump() + "\n"); !s) spdlog::warn("{}", s.error().message());
+}
 
 }  // namespace
 
@@ -470,7 +472,7 @@ int serve_ring(const TcmuConfig& cfg, Device& dev, const std::string& uio, int b
             return 1;   // the supervisor starts a new handler, which serves what is left in the ring
         }
         if (!cfg.stats.empty() && std::chrono::steady_clock::now() - last_stats > std::chrono::seconds(1)) {
-            (void)core::write_file_atomic(cfg.stats, h.stats().dump() + "\n");
+            write_stats(cfg.stats, h);
             last_stats = std::chrono::steady_clock::now();
         }
         if (stopping && h.idle()) break;
@@ -490,7 +492,7 @@ int serve_ring(const TcmuConfig& cfg, Device& dev, const std::string& uio, int b
             if (::read(sfd.get(), &si, sizeof si) == sizeof si) stopping = true;   // finish what is in flight, then go
         }
     }
-    if (!cfg.stats.empty()) (void)core::write_file_atomic(cfg.stats, h.stats().dump() + "\n");
+    if (!cfg.stats.empty()) write_stats(cfg.stats, h);
     return 0;
 }
 

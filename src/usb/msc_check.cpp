@@ -119,24 +119,30 @@ Result ready(Bot& bot, std::uint8_t lun, std::optional<scsi::Sense>& sense)
     return r;
 }
 
-void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, CheckReport& out)
+namespace {
+
+// TEST UNIT READY and REQUEST SENSE; false when the LUN cannot go on (no medium is reported, not failed).
+bool check_ready(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun)
 {
-    const std::string lun = std::to_string(l);
     std::optional<scsi::Sense> sense;
     auto tur = ready(bot, l, sense);
     if (!tur.passed()) {
         if (tur.csw && tur.csw->status == 1 && sense && sense->key == scsi::medium_not_present.key && sense->asc == scsi::medium_not_present.asc) {
             rep.info(lun, "TEST UNIT READY", "no medium: " + sense->str());
-            return;
+            return false;
         }
         rep.fail(lun, "TEST UNIT READY", tur.csw ? tur.str() + " " + sense_str(sense) : tur.str());
         if (!tur.csw) bot.reset_recovery();
-        return;
+        return false;
     }
     rep.pass(lun, "TEST UNIT READY");
     auto rs = bot.request_sense(l);
     rep.check(lun, "REQUEST SENSE", rs.has_value() && rs->key == scsi::key::no_sense, rs ? rs->str() : "no parseable sense data");
+    return true;
+}
 
+void check_inquiry(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun)
+{
     std::vector<std::uint8_t> inq(36);
     auto r = bot.in(l, scsi::cdb_inquiry(36), inq);
     auto q = r.passed() ? scsi::parse_inquiry(std::span<const std::uint8_t>(inq.data(), static_cast<std::size_t>(r.transferred))) : std::nullopt;
@@ -148,13 +154,17 @@ void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, C
         if (auto d = optional_command(bot, rep, lun, l, name, scsi::cdb_inquiry(252, page), 252))
             rep.check(lun, name, d->size() >= 4 && (*d)[1] == page, fmt::format("{} bytes", d->size()));
     }
+}
 
+// READ CAPACITY(10) (against the backing's size when known) and (16); none when the LUN has no usable capacity.
+std::optional<scsi::Capacity> check_capacity(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun, const CheckOptions& opt)
+{
     std::vector<std::uint8_t> cap(8);
-    r = bot.in(l, scsi::cdb_read_capacity10(), cap);
+    auto r = bot.in(l, scsi::cdb_read_capacity10(), cap);
     auto c10 = r.passed() ? scsi::parse_read_capacity10(cap) : std::nullopt;
     if (!c10 || c10->block_size == 0) {
         rep.fail(lun, "READ CAPACITY(10)", r.str());
-        return;
+        return std::nullopt;
     }
     const std::uint64_t bytes = c10->blocks() * c10->block_size;
     std::string cap_detail = fmt::format("{} blocks of {} ({} bytes)", c10->blocks(), c10->block_size, bytes);
@@ -169,50 +179,62 @@ void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, C
         rep.check(lun, "READ CAPACITY(16)", c16 && c16->last_lba == c10->last_lba && c16->block_size == c10->block_size,
                   c16 ? fmt::format("{} blocks of {}", c16->blocks(), c16->block_size) : "short reply");
     }
+    return c10;
+}
+
+// MODE SENSE(6) and (10), READ FORMAT CAPACITIES; returns the write-protect bit.
+bool check_mode_pages(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun, const CheckOptions& opt, const scsi::Capacity& c10)
+{
     bool wp = false;
-    {
-        std::vector<std::uint8_t> ms(192);
-        r = bot.in(l, scsi::cdb_mode_sense6(0x3f, 192), ms);
-        auto h = r.passed() ? scsi::parse_mode_sense6(std::span<const std::uint8_t>(ms.data(), static_cast<std::size_t>(r.transferred))) : std::nullopt;
-        // The reply is min(allocation, what the device has); the residue covers the rest.
-        const bool ok = h && static_cast<std::uint32_t>(r.transferred) == std::min<std::uint32_t>(192, h->data_length) &&
-                        r.csw->residue == 192 - static_cast<std::uint32_t>(r.transferred);
-        if (h) wp = h->write_protect;
-        rep.check(lun, "MODE SENSE(6)", ok, h ? fmt::format("{} bytes, WP={}, residue {}", r.transferred, h->write_protect ? 1 : 0, r.csw->residue) : r.str());
-        if (h && l < opt.expect_readonly.size() && opt.expect_readonly[l] != wp)
-            rep.fail(lun, "write-protect bit", fmt::format("MODE SENSE says WP={}, the profile says readonly={}", wp ? 1 : 0, opt.expect_readonly[l] ? 1 : 0));
-    }
+    std::vector<std::uint8_t> ms(192);
+    auto r = bot.in(l, scsi::cdb_mode_sense6(0x3f, 192), ms);
+    auto h = r.passed() ? scsi::parse_mode_sense6(std::span<const std::uint8_t>(ms.data(), static_cast<std::size_t>(r.transferred))) : std::nullopt;
+    // The reply is min(allocation, what the device has); the residue covers the rest.
+    const bool ok = h && static_cast<std::uint32_t>(r.transferred) == std::min<std::uint32_t>(192, h->data_length) &&
+                    r.csw->residue == 192 - static_cast<std::uint32_t>(r.transferred);
+    if (h) wp = h->write_protect;
+    rep.check(lun, "MODE SENSE(6)", ok, h ? fmt::format("{} bytes, WP={}, residue {}", r.transferred, h->write_protect ? 1 : 0, r.csw->residue) : r.str());
+    if (h && l < opt.expect_readonly.size() && opt.expect_readonly[l] != wp)
+        rep.fail(lun, "write-protect bit", fmt::format("MODE SENSE says WP={}, the profile says readonly={}", wp ? 1 : 0, opt.expect_readonly[l] ? 1 : 0));
     if (auto d = optional_command(bot, rep, lun, l, "MODE SENSE(10)", scsi::cdb_mode_sense10(0x3f, 192), 192)) {
-        auto h = scsi::parse_mode_sense10(*d);
-        rep.check(lun, "MODE SENSE(10)", h && h->write_protect == wp, h ? fmt::format("{} bytes, WP={}", d->size(), h->write_protect ? 1 : 0) : "short reply");
+        auto h10 = scsi::parse_mode_sense10(*d);
+        rep.check(lun, "MODE SENSE(10)", h10 && h10->write_protect == wp, h10 ? fmt::format("{} bytes, WP={}", d->size(), h10->write_protect ? 1 : 0) : "short reply");
     }
     if (auto d = optional_command(bot, rep, lun, l, "READ FORMAT CAPACITIES", scsi::cdb_read_format_capacities(252), 252)) {
         auto f = scsi::parse_read_format_capacities(*d);
-        rep.check(lun, "READ FORMAT CAPACITIES", f && f->blocks == c10->blocks() && f->block_size == c10->block_size && f->descriptor_type == 2,
+        rep.check(lun, "READ FORMAT CAPACITIES", f && f->blocks == c10.blocks() && f->block_size == c10.block_size && f->descriptor_type == 2,
                   f ? fmt::format("{} blocks of {}, descriptor type {}", f->blocks, f->block_size, f->descriptor_type) : "unparseable reply");
     }
+    return wp;
+}
 
-    // READ(10): exact length, residue 0; one block past the end: ILLEGAL REQUEST, LBA out of range.
-    const std::uint32_t bs = c10->block_size;
-    {
-        std::vector<std::uint8_t> data(8 * bs);
-        r = bot.in(l, scsi::cdb_read10(0, 8), data);
-        rep.check(lun, "READ(10)", r.passed() && r.transferred == static_cast<int>(data.size()) && r.csw->residue == 0, r.str());
-        std::vector<std::uint8_t> one(bs);
-        r = bot.in(l, scsi::cdb_read10(static_cast<std::uint32_t>(c10->last_lba + 1), 1), one);
-        auto s = r.csw && r.csw->status == 1 ? bot.request_sense(l) : std::nullopt;
-        rep.check(lun, "READ(10) past the end", s && s->key == scsi::lba_out_of_range.key && s->asc == scsi::lba_out_of_range.asc,
-                  r.csw && r.csw->status == 1 ? sense_str(s) : "expected CHECK CONDITION, got " + r.str());
-        if (!r.csw) bot.reset_recovery();
-    }
-    // Write -> read-verify of a scratch range at the end, restored afterwards; a read-only LUN must refuse.
-    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(c10->blocks(), (1u << 20) / bs));
-    const std::uint32_t lba = static_cast<std::uint32_t>(c10->blocks() - n);
+// READ(10): exact length, residue 0; one block past the end: ILLEGAL REQUEST, LBA out of range.
+void check_reads(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun, const scsi::Capacity& c10)
+{
+    const std::uint32_t bs = c10.block_size;
+    std::vector<std::uint8_t> data(8 * bs);
+    auto r = bot.in(l, scsi::cdb_read10(0, 8), data);
+    rep.check(lun, "READ(10)", r.passed() && r.transferred == static_cast<int>(data.size()) && r.csw->residue == 0, r.str());
+    std::vector<std::uint8_t> one(bs);
+    r = bot.in(l, scsi::cdb_read10(static_cast<std::uint32_t>(c10.last_lba + 1), 1), one);
+    auto s = r.csw && r.csw->status == 1 ? bot.request_sense(l) : std::nullopt;
+    rep.check(lun, "READ(10) past the end", s && s->key == scsi::lba_out_of_range.key && s->asc == scsi::lba_out_of_range.asc,
+              r.csw && r.csw->status == 1 ? sense_str(s) : "expected CHECK CONDITION, got " + r.str());
+    if (!r.csw) bot.reset_recovery();
+}
+
+// Write -> read-verify of a scratch range at the end, restored afterwards; a read-only LUN must refuse. False when
+// the range cannot be read (nothing else to do on this LUN).
+bool check_write_verify(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun, const CheckOptions& opt, const scsi::Capacity& c10, bool wp)
+{
+    const std::uint32_t bs = c10.block_size;
+    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(c10.blocks(), (1u << 20) / bs));
+    const std::uint32_t lba = static_cast<std::uint32_t>(c10.blocks() - n);
     std::vector<std::uint8_t> original(static_cast<std::size_t>(n) * bs), pattern(original.size()), back(original.size());
-    r = bot.in(l, scsi::cdb_read10(lba, static_cast<std::uint16_t>(n)), original);
+    auto r = bot.in(l, scsi::cdb_read10(lba, static_cast<std::uint16_t>(n)), original);
     if (!r.passed()) {
         rep.fail(lun, "write/read verify", "cannot read the scratch range: " + r.str());
-        return;
+        return false;
     }
     std::mt19937_64 rng(std::random_device{}());
     for (auto& x : pattern) x = static_cast<std::uint8_t>(rng());
@@ -225,11 +247,11 @@ void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, C
         back.assign(back.size(), 0);
         auto rr = bot.in(l, scsi::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
         rep.check(lun, "read-only data unchanged", rr.passed() && back == original, rr.str());
-        return;
+        return false;
     }
     if (!opt.write) {
         rep.info(lun, "write/read verify", "skipped (--no-write)");
-        return;
+        return false;
     }
     auto w = bot.run(l, scsi::cdb_write10(lba, static_cast<std::uint16_t>(n)), b::Dir::out, static_cast<std::uint32_t>(pattern.size()), pattern.data());
     auto rb = bot.in(l, scsi::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
@@ -240,32 +262,52 @@ void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, C
     auto rb2 = bot.in(l, scsi::cdb_read10(lba, static_cast<std::uint16_t>(n)), back);
     rep.check(lun, "scratch range restored", restore.passed() && rb2.passed() && back == original, restore.str());
 
-    if (l == 0) thirteen_cases(bot, rep, bs, c10->blocks());
-    if (l == 0 && opt.bench) {
-        // Sequential throughput: READ(10) of 1 MiB commands, then WRITE(10) of the same bytes back (data unchanged).
-        const std::uint64_t total = std::min<std::uint64_t>(opt.bench_bytes, bytes) / (1 << 20) * (1 << 20);
-        const std::uint16_t per = static_cast<std::uint16_t>((1u << 20) / bs);
-        std::vector<std::uint8_t> buf(total);
-        auto t0 = std::chrono::steady_clock::now();
-        bool ok = true;
-        for (std::uint64_t off = 0; off < total && ok; off += 1 << 20) {
-            std::vector<std::uint8_t> chunk(1 << 20);
-            auto x = bot.in(l, scsi::cdb_read10(static_cast<std::uint32_t>(off / bs), per), chunk);
-            ok = x.passed();
-            std::copy(chunk.begin(), chunk.end(), buf.begin() + static_cast<std::ptrdiff_t>(off));
-        }
-        auto t1 = std::chrono::steady_clock::now();
-        for (std::uint64_t off = 0; off < total && ok; off += 1 << 20)
-            ok = bot.run(l, scsi::cdb_write10(static_cast<std::uint32_t>(off / bs), per), b::Dir::out, 1 << 20, buf.data() + off).passed();
-        auto t2 = std::chrono::steady_clock::now();
-        auto mbps = [&](auto a, auto z) { return static_cast<double>(total) / 1e6 / std::chrono::duration<double>(z - a).count(); };
-        if (!ok) rep.fail(lun, "throughput", "a transfer failed during the benchmark");
-        else {
-            out.bench = {{"bytes", total}, {"read_MBps", mbps(t0, t1)}, {"write_MBps", mbps(t1, t2)}, {"transfer", 1 << 20}};
-            rep.info(lun, "throughput", fmt::format("sequential read {:.1f} MB/s, write {:.1f} MB/s ({} MiB, 1 MiB commands)", mbps(t0, t1),
-                                                    mbps(t1, t2), total >> 20));
-        }
+    return true;
+}
+
+// Sequential throughput: READ(10) of 1 MiB commands, then WRITE(10) of the same bytes back (data unchanged).
+void bench_lun(Bot& bot, Report& rep, std::uint8_t l, const std::string& lun, const CheckOptions& opt, const scsi::Capacity& c10, CheckReport& out)
+{
+    const std::uint32_t bs = c10.block_size;
+    const std::uint64_t bytes = c10.blocks() * c10.block_size;
+    const std::uint64_t total = std::min<std::uint64_t>(opt.bench_bytes, bytes) / (1 << 20) * (1 << 20);
+    const std::uint16_t per = static_cast<std::uint16_t>((1u << 20) / bs);
+    std::vector<std::uint8_t> buf(total);
+    auto t0 = std::chrono::steady_clock::now();
+    bool ok = true;
+    for (std::uint64_t off = 0; off < total && ok; off += 1 << 20) {
+        std::vector<std::uint8_t> chunk(1 << 20);
+        auto x = bot.in(l, scsi::cdb_read10(static_cast<std::uint32_t>(off / bs), per), chunk);
+        ok = x.passed();
+        std::copy(chunk.begin(), chunk.end(), buf.begin() + static_cast<std::ptrdiff_t>(off));
     }
+    auto t1 = std::chrono::steady_clock::now();
+    for (std::uint64_t off = 0; off < total && ok; off += 1 << 20)
+        ok = bot.run(l, scsi::cdb_write10(static_cast<std::uint32_t>(off / bs), per), b::Dir::out, 1 << 20, buf.data() + off).passed();
+    auto t2 = std::chrono::steady_clock::now();
+    auto mbps = [&](auto a, auto z) { return static_cast<double>(total) / 1e6 / std::chrono::duration<double>(z - a).count(); };
+    if (!ok) rep.fail(lun, "throughput", "a transfer failed during the benchmark");
+    else {
+        out.bench = {{"bytes", total}, {"read_MBps", mbps(t0, t1)}, {"write_MBps", mbps(t1, t2)}, {"transfer", 1 << 20}};
+        rep.info(lun, "throughput", fmt::format("sequential read {:.1f} MB/s, write {:.1f} MB/s ({} MiB, 1 MiB commands)", mbps(t0, t1),
+                                                mbps(t1, t2), total >> 20));
+    }
+}
+
+}  // namespace
+
+void check_lun(Bot& bot, Report& rep, std::uint8_t l, const CheckOptions& opt, CheckReport& out)
+{
+    const std::string lun = std::to_string(l);
+    if (!check_ready(bot, rep, l, lun)) return;
+    check_inquiry(bot, rep, l, lun);
+    auto c10 = check_capacity(bot, rep, l, lun, opt);
+    if (!c10) return;
+    const bool wp = check_mode_pages(bot, rep, l, lun, opt, *c10);
+    check_reads(bot, rep, l, lun, *c10);
+    if (!check_write_verify(bot, rep, l, lun, opt, *c10, wp)) return;
+    if (l == 0) thirteen_cases(bot, rep, c10->block_size, c10->blocks());
+    if (l == 0 && opt.bench) bench_lun(bot, rep, l, lun, opt, *c10, out);
 }
 
 }  // namespace

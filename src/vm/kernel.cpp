@@ -1,5 +1,7 @@
 #include "vm/kernel.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -177,8 +179,10 @@ core::Result<Accel> choose_accel(const std::string& mode, const Kernel& k, const
     else if (r->out.find("Kernel panic") == std::string::npos && r->out.find("Linux version") == std::string::npos)
         a = {false, "/dev/kvm opens, but qemu failed under KVM: " + std::string(core::trim(r->err.substr(0, r->err.find('\n'))))};
     else a = {true, "/dev/kvm works (boot-tested once)"};
-    (void)core::make_dirs(cache_dir);
-    (void)core::write_file_atomic(verdict_file, a.kvm ? "ok" : a.why);
+    // Cached so that the next call does not boot-test again; without the cache it only costs that.
+    auto s = core::make_dirs(cache_dir);
+    if (s) s = core::write_file_atomic(verdict_file, a.kvm ? "ok" : a.why);
+    if (!s) spdlog::debug("cannot cache the KVM verdict: {}", s.error().message());
     return a;
 }
 

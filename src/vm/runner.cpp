@@ -198,155 +198,208 @@ core::Result<std::string> control(const fs::path& ctl_socket, const std::string&
     return *found;
 }
 
+namespace {
+
+// One `vm run`: qemu's four serial sockets (console, the command's stdout and stderr, devemu-init's control lines),
+// qemu's own stderr, SIGINT/SIGTERM, and qemu's exit, polled until the guest reports and qemu is gone.
+class Session {
+public:
+    Session(const VmConfig& c, VmResult& res) : c_(c), res_(res) {}
+
+    core::Status open()
+    {
+        for (int i = 0; i < 4; ++i) {
+            DEVEMU_TRY(l, listen_unix(c_.run_dir / fmt::format("s{}.sock", i)));
+            listeners_[i] = std::move(l);
+        }
+        const auto log = c_.run_dir / "console.log";
+        console_log_.reset(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!console_log_) return core::fail_errno("cannot create", log.string());
+        // SIGINT/SIGTERM end the VM cleanly instead of killing devemu around it.
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        if (::sigprocmask(SIG_BLOCK, &mask, &old_mask_) != 0) return core::fail_errno("sigprocmask", "vm");
+        restore_ = true;
+        sigfd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC));
+        if (!sigfd_) return core::fail_errno("signalfd", "vm");
+        return {};
+    }
+    ~Session()
+    {
+        if (restore_) ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+    }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    core::Status spawn(const VmConfig& cfg, bool kvm)
+    {
+        int err_pipe[2];
+        if (::pipe2(err_pipe, O_CLOEXEC) != 0) return core::fail_errno("pipe", "qemu");
+        qerr_r_.reset(err_pipe[0]);
+        UniqueFd qerr_w(err_pipe[1]);
+        auto argv = qemu_argv(cfg, kvm);
+        spdlog::debug("vm: {}", fmt::join(argv, " "));
+        core::SpawnOptions so;
+        so.stderr_fd = qerr_w.get();
+        so.stdout_fd = qerr_w.get();
+        if (c_.tap_fd >= 0) so.keep_fds.push_back(c_.tap_fd);
+        DEVEMU_TRY(q, core::Child::spawn(argv, so));
+        qemu_ = std::move(q);
+        start_ = std::chrono::steady_clock::now();
+        return {};
+    }
+
+    // Until the guest's command has ended and qemu with it, or the deadline, or a signal.
+    void pump()
+    {
+        const auto deadline = c_.timeout.count() ? start_ + c_.timeout : std::chrono::steady_clock::time_point::max();
+        for (;;) {
+            build_poll_set();
+            if (qemu_gone_ && !qerr_r_ && std::none_of(chan_.begin(), chan_.end(), [](auto& f) { return f.valid(); })) break;
+            if (qemu_gone_ && fds_.empty()) break;
+            int wait_ms = -1;
+            if (deadline != std::chrono::steady_clock::time_point::max()) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+                wait_ms = static_cast<int>(std::max<long>(0, left));
+            }
+            if (qemu_gone_) wait_ms = wait_ms < 0 ? 500 : std::min(wait_ms, 500);   // drain, but do not hang on a stuck socket
+            int r = ::poll(fds_.data(), fds_.size(), wait_ms);
+            if (r < 0 && errno == EINTR) continue;
+            if (r == 0) {
+                timed_out_ = !qemu_gone_;
+                break;
+            }
+            for (size_t k = 0; k < fds_.size(); ++k)
+                if (fds_[k].revents) on_ready(who_[k].first, who_[k].second);
+            if (interrupted_) break;
+        }
+        if (!console_lines_.partial.empty()) on_console(console_lines_.partial);
+    }
+
+    core::Result<VmResult> finish()
+    {
+        const int qemu_status = qemu_.terminate(std::chrono::milliseconds(1000));
+        spdlog::debug("vm: finished in {} ms, qemu status {}",
+                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count(), qemu_status);
+        std::string tail;
+        for (auto& l : res_.console_tail) tail += "\n  | " + l;
+        if (timed_out_) {
+            spdlog::error("vm: timed out after {} s; qemu killed. Last console lines:{}", c_.timeout.count(), tail);
+            res_.exit_code = 124;
+            return res_;
+        }
+        if (interrupted_) {
+            spdlog::error("vm: interrupted; qemu stopped");
+            res_.exit_code = 130;
+            return res_;
+        }
+        if (!guest_error_.empty())
+            return core::fail(Errc::missing, "the guest's init failed: " + guest_error_, "vm", "see " + (c_.run_dir / "console.log").string() + " (keep it with -v)");
+        if (!guest_exit_) {
+            std::string why = qemu_stderr_.empty() ? "" : " qemu said: " + std::string(core::trim(qemu_stderr_));
+            return core::fail(Errc::kernel,
+                              fmt::format("the guest stopped without reporting an exit status (kernel panic or qemu failure, "
+                                          "qemu exit {}).{} Last console lines:{}", qemu_status, why, tail),
+                              "vm", "run with --console to watch the boot");
+        }
+        res_.exit_code = *guest_exit_;
+        return res_;
+    }
+
+private:
+    enum Kind { listener, channel, qerr, sig, pidfd };
+
+    void build_poll_set()
+    {
+        fds_.clear();
+        who_.clear();
+        for (int i = 0; i < 4; ++i) {
+            if (chan_[i]) fds_.push_back({chan_[i].get(), POLLIN, 0}), who_.push_back({channel, i});
+            else if (listeners_[i]) fds_.push_back({listeners_[i].get(), POLLIN, 0}), who_.push_back({listener, i});
+        }
+        if (qerr_r_) fds_.push_back({qerr_r_.get(), POLLIN, 0}), who_.push_back({qerr, 0});
+        if (sigfd_) fds_.push_back({sigfd_.get(), POLLIN, 0}), who_.push_back({sig, 0});
+        if (!qemu_gone_) fds_.push_back({qemu_.pidfd(), POLLIN, 0}), who_.push_back({pidfd, 0});
+    }
+
+    void on_console(const std::string& l)
+    {
+        res_.console_tail.push_back(l);
+        if (res_.console_tail.size() > 20) res_.console_tail.pop_front();
+    }
+
+    void on_ctl(const std::string& l)
+    {
+        if (l.starts_with("DEVEMU-EXIT ")) guest_exit_ = static_cast<int>(core::parse_number(l.substr(12)).value_or(1));
+        else if (l.starts_with("DEVEMU-ERROR ")) guest_error_ = l.substr(13);
+    }
+
+    // Serial line i: 0 the console (to console.log, and the terminal with `console`), 1 and 2 the command's output,
+    // 3 devemu-init's control lines.
+    void on_channel(int i, const char* buf, size_t n)
+    {
+        if (i == 0) {
+            write_all(console_log_.get(), buf, n);
+            if (c_.console) write_all(c_.stderr_fd, buf, n);
+            console_lines_.feed(buf, n, [this](const std::string& l) { on_console(l); });
+        } else if (i == 1) write_all(c_.stdout_fd, buf, n);
+        else if (i == 2) write_all(c_.stderr_fd, buf, n);
+        else ctl_lines_.feed(buf, n, [this](const std::string& l) { on_ctl(l); });
+    }
+
+    void on_ready(Kind kind, int i)
+    {
+        char buf[16384];
+        if (kind == listener) {
+            chan_[i].reset(::accept4(listeners_[i].get(), nullptr, nullptr, SOCK_CLOEXEC));
+            listeners_[i].reset();
+        } else if (kind == channel) {
+            const ssize_t n = ::read(chan_[i].get(), buf, sizeof buf);
+            if (n <= 0) chan_[i].reset();
+            else on_channel(i, buf, static_cast<size_t>(n));
+        } else if (kind == qerr) {
+            const ssize_t n = ::read(qerr_r_.get(), buf, sizeof buf);
+            if (n <= 0) qerr_r_.reset();
+            else qemu_stderr_.append(buf, static_cast<size_t>(n));
+        } else if (kind == sig) {
+            signalfd_siginfo si{};
+            if (::read(sigfd_.get(), &si, sizeof si) == sizeof si) interrupted_ = true;
+        } else {
+            qemu_gone_ = true;
+        }
+    }
+
+    const VmConfig& c_;
+    VmResult& res_;
+    std::array<UniqueFd, 4> listeners_, chan_;
+    UniqueFd console_log_, sigfd_, qerr_r_;
+    sigset_t old_mask_{};
+    bool restore_ = false;
+    core::Child qemu_;
+    std::chrono::steady_clock::time_point start_;
+    std::vector<pollfd> fds_;
+    std::vector<std::pair<Kind, int>> who_;
+    std::string qemu_stderr_, guest_error_;
+    std::optional<int> guest_exit_;
+    Lines console_lines_, ctl_lines_;
+    bool timed_out_ = false, interrupted_ = false, qemu_gone_ = false;
+};
+
+}  // namespace
+
 core::Result<VmResult> run_vm(const VmConfig& c)
 {
     VmResult res;
     DEVEMU_TRY(boot, prepare_boot(c));
     auto& [cfg, accel] = boot;
     res.accel_kvm = accel.kvm;
-
-    std::array<UniqueFd, 4> listeners;
-    for (int i = 0; i < 4; ++i) {
-        DEVEMU_TRY(l, listen_unix(c.run_dir / fmt::format("s{}.sock", i)));
-        listeners[i] = std::move(l);
-    }
-    UniqueFd console_log(::open((c.run_dir / "console.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-
-    // SIGINT/SIGTERM end the VM cleanly instead of killing devemu around it.
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigset_t old;
-    ::sigprocmask(SIG_BLOCK, &mask, &old);
-    struct Restore {
-        sigset_t s;
-        ~Restore() { ::sigprocmask(SIG_SETMASK, &s, nullptr); }
-    } restore{old};
-    UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC));
-
-    int err_pipe[2];
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return core::fail_errno("pipe", "qemu");
-    UniqueFd qerr_r(err_pipe[0]), qerr_w(err_pipe[1]);
-    auto argv = qemu_argv(cfg, accel.kvm);
-    spdlog::debug("vm: {}", fmt::join(argv, " "));
-    core::SpawnOptions so;
-    so.stderr_fd = qerr_w.get();
-    so.stdout_fd = qerr_w.get();
-    if (c.tap_fd >= 0) so.keep_fds.push_back(c.tap_fd);
-    DEVEMU_TRY(qemu, core::Child::spawn(argv, so));
-    qerr_w.reset();
-
-    const auto start = std::chrono::steady_clock::now();
-    const auto deadline = c.timeout.count() ? start + c.timeout : std::chrono::steady_clock::time_point::max();
-    std::array<UniqueFd, 4> chan;
-    std::string qemu_stderr;
-    std::optional<int> guest_exit;
-    std::string guest_error;
-    Lines console_lines, ctl_lines;
-    bool timed_out = false, interrupted = false, qemu_gone = false;
-    auto on_console = [&](const std::string& l) {
-        res.console_tail.push_back(l);
-        if (res.console_tail.size() > 20) res.console_tail.pop_front();
-    };
-    auto on_ctl = [&](const std::string& l) {
-        if (l.starts_with("DEVEMU-EXIT ")) guest_exit = std::atoi(l.c_str() + 12);
-        else if (l.starts_with("DEVEMU-ERROR ")) guest_error = l.substr(13);
-    };
-
-    for (;;) {
-        std::vector<pollfd> fds;
-        enum Kind { listener, channel, qerr, sig, pidfd };
-        std::vector<std::pair<Kind, int>> who;
-        for (int i = 0; i < 4; ++i) {
-            if (chan[i]) fds.push_back({chan[i].get(), POLLIN, 0}), who.push_back({channel, i});
-            else if (listeners[i]) fds.push_back({listeners[i].get(), POLLIN, 0}), who.push_back({listener, i});
-        }
-        if (qerr_r) fds.push_back({qerr_r.get(), POLLIN, 0}), who.push_back({qerr, 0});
-        if (sigfd) fds.push_back({sigfd.get(), POLLIN, 0}), who.push_back({sig, 0});
-        if (!qemu_gone) fds.push_back({qemu.pidfd(), POLLIN, 0}), who.push_back({pidfd, 0});
-        if (qemu_gone && !qerr_r && std::none_of(chan.begin(), chan.end(), [](auto& f) { return f.valid(); })) break;
-        if (qemu_gone && fds.empty()) break;
-
-        int wait_ms = -1;
-        if (deadline != std::chrono::steady_clock::time_point::max()) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-            wait_ms = static_cast<int>(std::max<long>(0, left));
-        }
-        if (qemu_gone) wait_ms = wait_ms < 0 ? 500 : std::min(wait_ms, 500);   // drain, but do not hang on a stuck socket
-        int r = ::poll(fds.data(), fds.size(), wait_ms);
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0) {
-            if (qemu_gone) break;
-            timed_out = true;
-            break;
-        }
-        for (size_t k = 0; k < fds.size(); ++k) {
-            if (!fds[k].revents) continue;
-            auto [kind, i] = who[k];
-            char buf[16384];
-            if (kind == listener) {
-                chan[i].reset(::accept4(listeners[i].get(), nullptr, nullptr, SOCK_CLOEXEC));
-                listeners[i].reset();
-            } else if (kind == channel) {
-                ssize_t n = ::read(chan[i].get(), buf, sizeof buf);
-                if (n <= 0) {
-                    chan[i].reset();
-                    continue;
-                }
-                if (i == 0) {
-                    if (console_log) write_all(console_log.get(), buf, static_cast<size_t>(n));
-                    if (c.console) write_all(2, buf, static_cast<size_t>(n));
-                    console_lines.feed(buf, static_cast<size_t>(n), on_console);
-                } else if (i == 1) write_all(1, buf, static_cast<size_t>(n));
-                else if (i == 2) write_all(2, buf, static_cast<size_t>(n));
-                else ctl_lines.feed(buf, static_cast<size_t>(n), on_ctl);
-            } else if (kind == qerr) {
-                ssize_t n = ::read(qerr_r.get(), buf, sizeof buf);
-                if (n <= 0) qerr_r.reset();
-                else qemu_stderr.append(buf, static_cast<size_t>(n));
-            } else if (kind == sig) {
-                signalfd_siginfo si{};
-                if (::read(sigfd.get(), &si, sizeof si) != sizeof si) continue;
-                interrupted = true;
-            } else if (kind == pidfd) {
-                qemu_gone = true;
-            }
-        }
-        if (interrupted) break;
-    }
-    if (!console_lines.partial.empty()) on_console(console_lines.partial);
-    const int qemu_status = qemu.terminate(std::chrono::milliseconds(1000));
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-    spdlog::debug("vm: finished in {} ms, qemu status {}", elapsed.count(), qemu_status);
-
-    auto tail = [&] {
-        std::string t;
-        for (auto& l : res.console_tail) t += "\n  | " + l;
-        return t;
-    };
-    if (timed_out) {
-        spdlog::error("vm: timed out after {} s; qemu killed. Last console lines:{}", c.timeout.count(), tail());
-        res.exit_code = 124;
-        return res;
-    }
-    if (interrupted) {
-        spdlog::error("vm: interrupted; qemu stopped");
-        res.exit_code = 130;
-        return res;
-    }
-    if (!guest_error.empty())
-        return core::fail(Errc::missing, "the guest's init failed: " + guest_error, "vm",
-                          "see " + (c.run_dir / "console.log").string() + " (keep it with -v)");
-    if (!guest_exit) {
-        std::string why = qemu_stderr.empty() ? "" : " qemu said: " + std::string(core::trim(qemu_stderr));
-        return core::fail(Errc::kernel,
-                          fmt::format("the guest stopped without reporting an exit status (kernel panic or qemu failure, "
-                                      "qemu exit {}).{} Last console lines:{}", qemu_status, why, tail()),
-                          "vm", "run with --console to watch the boot");
-    }
-    res.exit_code = *guest_exit;
-    return res;
+    Session session(c, res);
+    DEVEMU_CHECK(session.open());
+    DEVEMU_CHECK(session.spawn(cfg, accel.kvm));
+    session.pump();
+    return session.finish();
 }
 
 }  // namespace devemu::vm

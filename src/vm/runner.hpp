@@ -42,7 +42,8 @@ struct VmConfig {
     int tap_fd = -1;
     std::string tap_mac;
     std::chrono::seconds timeout{0};       // 0: none
-    bool console = false;                  // stream the kernel console to stderr
+    bool console = false;                  // stream the kernel console to stderr_fd
+    int stdout_fd = 1, stderr_fd = 2;      // where the command's output (and the console) is streamed
     std::string extra_append;
     std::string accel = "auto";          // auto | kvm | tcg
     fs::path cache_dir;                    // where the KVM verdict is cached

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "scsi/emulation.hpp"
+#include "scsi/opcodes.hpp"
 
 using namespace devemu::scsi;
 using Bytes = std::vector<std::uint8_t>;
@@ -173,4 +174,18 @@ TEST_CASE("the backing's geometry shapes READ CAPACITY(16) and the Block Limits 
     CHECK((bl[6] << 8 | bl[7]) == 8);                                       // optimal transfer length granularity
     CHECK((bl[28] << 24 | bl[29] << 16 | bl[30] << 8 | bl[31]) == 8);       // optimal UNMAP granularity
     CHECK((bl[32] & 0x80) == 0);                                            // UGAVALID clear: no alignment claimed
+}
+
+TEST_CASE("a CDB's length follows its opcode's group code")
+{
+    using devemu::scsi::op::cdb_length;
+    CHECK(cdb_length(devemu::scsi::op::test_unit_ready) == 6);
+    CHECK(cdb_length(devemu::scsi::op::inquiry) == 6);
+    CHECK(cdb_length(devemu::scsi::op::read10) == 10);
+    CHECK(cdb_length(devemu::scsi::op::mode_sense10) == 10);   // group 2
+    CHECK(cdb_length(devemu::scsi::op::read16) == 16);
+    CHECK(cdb_length(devemu::scsi::op::service_action_in16) == 16);
+    CHECK(cdb_length(devemu::scsi::op::read12) == 12);
+    CHECK(cdb_length(0x7f) == 16);   // group 3 (variable length): never shorter than what follows
+    CHECK(cdb_length(0xc0) == 16);   // vendor group 6
 }
