@@ -1,5 +1,7 @@
 #include "ceph/cluster.hpp"
 
+#include "ceph/record.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -103,16 +105,9 @@ struct Daemon {
     [[nodiscard]] std::string name() const { return type + "." + id; }
 };
 
-bool alive(const json& rec, const std::string& name)
-{
-    if (!rec.contains("daemons") || !rec["daemons"].contains(name)) return false;
-    const auto& d = rec["daemons"][name];
-    return core::process_start_time(d.value("pid", std::int64_t{0})) == d.value("start", std::uint64_t{0}) && d.value("start", std::uint64_t{0}) != 0;
-}
-
 // Runs ceph-mon / ceph-osd in the foreground of its own session inside the namespace, output to its log dir.
 // Journaled by pid (the cluster's conf path in its command line is journaled once, before the first spawn).
-core::Result<json> spawn(const fs::path& dir, const std::string& netns, const Daemon& d, core::Transaction& tx)
+core::Result<DaemonRecord> spawn(const fs::path& dir, const std::string& netns, const Daemon& d, core::Transaction& tx)
 {
     const auto out = dir / "log" / (d.name() + ".out");
     auto so = core::SpawnOptions::daemon(out);
@@ -125,7 +120,7 @@ core::Result<json> spawn(const fs::path& dir, const std::string& netns, const Da
         return core::fail(Errc::kernel, fmt::format("ceph-{} exited ({}) at start", d.type, *st), out.string(), "read that log");
     const pid_t pid = child.pid();
     child.detach();
-    return json{{"pid", pid}, {"start", start}, {"log", (dir / "log" / (d.name() + ".log")).string()}};
+    return DaemonRecord{pid, start, (dir / "log" / (d.name() + ".log")).string()};
 }
 
 // Polls `ready` every 300 ms until it says yes or `timeout_s` passes; reports progress each few seconds.
@@ -236,12 +231,11 @@ core::Status ensure_pool(const Conn& c, const std::string& pool)
     return {};
 }
 
-std::vector<std::string> stopped_daemons(const json& rec)
+std::vector<std::string> stopped_daemons(const CephRecord& rec)
 {
     std::vector<std::string> out;
-    if (rec.contains("daemons"))
-        for (auto& [name, d] : rec["daemons"].items())
-            if (!alive(rec, name)) out.push_back(name);
+    for (auto& [name, d] : rec.daemons)
+        if (!d.alive()) out.push_back(name);
     return out;
 }
 
@@ -253,80 +247,62 @@ core::Result<Conn> local_conn(const core::StateDir& sd)
     return conn_for(sd.unit_dir(kUnit), rec->value("netns", ""));
 }
 
-core::Result<json> up(const core::StateDir& sd, const LocalSpec& spec, const Progress& progress, int timeout_s)
+namespace {
+
+// Makes a fresh cluster's monitor, keys and OSD, or restarts the daemons of one that is recorded; journaled in `tx`.
+core::Status start_daemons(const core::StateDir& sd, const std::string& netns, const LocalSpec& spec, const Conn& c, bool fresh, CephRecord& rec,
+                           core::Transaction& tx, const Progress& progress)
 {
-    if (spec.store != "memstore" && spec.store != "bluestore")
-        return core::fail(Errc::invalid_input, "unknown OSD store \"" + spec.store + "\"", "--store", "use memstore or bluestore");
-    for (auto bin : {"ceph-mon", "ceph-osd", "ceph", "rbd", "rados", "ceph-authtool", "monmaptool"})
-        if (core::which(bin).empty())
-            return core::fail(Errc::missing, std::string(bin) + " is not installed", "PATH", "apt-get install ceph-mon ceph-osd ceph-common (or run tools/setup)");
     const fs::path dir = sd.unit_dir(kUnit);
-    json rec = sd.load(kUnit).value_or(json::object());
-    // A start that never finished (devemu killed, machine rebooted: /run is gone but a /var state dir is not)
-    // and no daemon left running: clear it out and start afresh.
-    if (!rec.empty() && rec.value("state", "") != "up" && !alive(rec, "mon.a") && !alive(rec, "osd.0")) {
-        if (progress) progress("clearing an unfinished earlier start");
-        DEVEMU_CHECK(down(sd));
-        rec = json::object();
-    }
-    const bool fresh = rec.empty();
-    const std::string netns = fresh ? netns_name(sd) : rec.value("netns", netns_name(sd));
-    if (fresh && core::netns_exists(netns))
-        return core::fail(Errc::busy, "network namespace " + netns + " exists but devemu has no record of it", core::netns_file(netns).string(),
-                          "ip netns delete " + netns + " if nothing uses it");
-    const auto t0 = Clock::now();
-    core::Transaction tx(sd.journal(kUnit));
-    auto failed = [&](core::Error e) -> core::Result<json> {
-        if (fresh) {
-            if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-            (void)sd.forget(kUnit);
-        }
-        return std::unexpected(e);
-    };
-    const Conn c = conn_for(dir, netns);
     if (fresh) {
         if (progress) progress(fmt::format("making a cluster in namespace {} ({} OSD of {})", netns, spec.store, core::format_size(spec.osd_bytes)));
-        rec = {{"name", kUnit}, {"kind", "ceph"}, {"state", "starting"}, {"netns", netns}, {"dir", dir.string()}, {"fsid", uuid()},
-               {"mon_host", mon_addr()}, {"store", spec.store}, {"osd_bytes", spec.osd_bytes}, {"conf", c.conf}, {"keyring", c.keyring},
-               {"bridge", kBridge}, {"daemons", json::object()}};
+        rec = CephRecord{};
+        rec.netns = netns;
+        rec.dir = dir.string();
+        rec.fsid = uuid();
+        rec.mon_host = mon_addr();
+        rec.store = spec.store;
+        rec.osd_bytes = spec.osd_bytes;
+        rec.conf = c.conf;
+        rec.keyring = c.keyring;
+        rec.bridge = kBridge;
         DEVEMU_CHECK(sd.save(kUnit, rec));
-        if (auto s = make_cluster(dir, netns, spec, rec["fsid"], tx); !s) return failed(s.error());
+        DEVEMU_CHECK(make_cluster(dir, netns, spec, rec.fsid, tx));
         // Any daemon or tool still running with this conf: stopped by `down` even if its pid was never recorded.
-        if (auto s = tx.record({core::UndoOp::kill, "ceph", c.conf, 0, 0}); !s) return failed(s.error());
+        DEVEMU_CHECK(tx.record({core::UndoOp::kill, "ceph", c.conf, 0, 0}));
     }
-    if (!alive(rec, "mon.a")) {
+    if (!rec.alive("mon.a")) {
         if (progress && !fresh) progress("restarting mon.a");
-        auto d = spawn(dir, netns, {"mon", "a"}, tx);
-        if (!d) return failed(d.error());
-        rec["daemons"]["mon.a"] = *d;
+        DEVEMU_TRY(d, spawn(dir, netns, {"mon", "a"}, tx));
+        rec.daemons["mon.a"] = d;
     }
-    if (auto s = wait_for("a monitor quorum", 30, progress, [&]() -> core::Result<bool> { return cli(c, "ceph", {"mon", "stat"}, 3).has_value(); }, dir.string());
-        !s)
-        return failed(s.error());
+    DEVEMU_CHECK(wait_for("a monitor quorum", 30, progress, [&]() -> core::Result<bool> { return cli(c, "ceph", {"mon", "stat"}, 3).has_value(); }, dir.string()));
     if (fresh) {
         if (progress) progress("making osd.0");
-        if (auto s = make_osd(dir, c, uuid()); !s) return failed(s.error());
+        DEVEMU_CHECK(make_osd(dir, c, uuid()));
     }
-    if (!alive(rec, "osd.0") && !fresh && rec.value("store", "") == "memstore")
+    if (!rec.alive("osd.0") && !fresh && rec.store == "memstore")
         return core::fail(Errc::kernel, "osd.0 died, and with memstore its data is gone: the cluster cannot serve its images again",
-                          rec["daemons"]["osd.0"].value("log", dir.string()),
+                          rec.daemons.contains("osd.0") ? rec.daemons["osd.0"].log : dir.string(),
                           "devemu ceph down, then up again (--store bluestore keeps data across an OSD crash)");
-    if (!alive(rec, "osd.0")) {
+    if (!rec.alive("osd.0")) {
         if (progress && !fresh) progress("restarting osd.0");
-        auto d = spawn(dir, netns, {"osd", "0"}, tx);
-        if (!d) return failed(d.error());
-        rec["daemons"]["osd.0"] = *d;
+        DEVEMU_TRY(d, spawn(dir, netns, {"osd", "0"}, tx));
+        rec.daemons["osd.0"] = d;
     }
-    tx.commit();
-    rec["state"] = "starting";
-    DEVEMU_CHECK(sd.save(kUnit, rec));
+    return {};
+}
+
+// Until the cluster serves I/O: osd.0 up, the pools made, HEALTH_OK, and a write read back.
+core::Status wait_serving(const fs::path& dir, const LocalSpec& spec, const Conn& c, const Progress& progress, int timeout_s)
+{
     auto osd_up = [&]() -> core::Result<bool> {
         DEVEMU_TRY(st, ceph_json(c, {"osd", "stat"}, 3));
         return st.value("num_up_osds", 0) == 1;
     };
-    if (auto s = wait_for("osd.0 up", timeout_s, progress, osd_up, dir.string()); !s) return failed(s.error());
+    if (auto s = wait_for("osd.0 up", timeout_s, progress, osd_up, dir.string()); !s) return s;
     for (auto& p : spec.pools)
-        if (auto s = ensure_pool(c, p); !s) return failed(s.error());
+        if (auto s = ensure_pool(c, p); !s) return s;
     std::string last;
     auto healthy = [&]() -> core::Result<bool> {
         DEVEMU_TRY(h, health(c));
@@ -336,17 +312,63 @@ core::Result<json> up(const core::StateDir& sd, const LocalSpec& spec, const Pro
     if (auto s = wait_for("HEALTH_OK", timeout_s, progress, healthy, dir.string()); !s) {
         auto e = s.error();
         e.what += " (last: " + last + ")";
-        return failed(e);
+        return std::unexpected(e);
     }
     // HEALTH_OK without a mgr says nothing about placement groups: prove the OSD serves I/O (write, read back).
     if (progress) progress("checking that the OSD serves I/O");
     if (auto s = wait_for("a working write and read", timeout_s, progress, [&]() -> core::Result<bool> { return probe_io(c, spec.pools.front()); }, dir.string()); !s)
-        return failed(s.error());
-    rec["state"] = "up";
-    rec["health"] = "HEALTH_OK";
-    rec["up_seconds"] = std::chrono::duration<double>(Clock::now() - t0).count();
+        return s;
+    return {};
+}
+
+}  // namespace
+
+core::Result<json> up(const core::StateDir& sd, const LocalSpec& spec, const Progress& progress, int timeout_s)
+{
+    if (spec.store != "memstore" && spec.store != "bluestore")
+        return core::fail(Errc::invalid_input, "unknown OSD store \"" + spec.store + "\"", "--store", "use memstore or bluestore");
+    for (auto bin : {"ceph-mon", "ceph-osd", "ceph", "rbd", "rados", "ceph-authtool", "monmaptool"})
+        if (core::which(bin).empty())
+            return core::fail(Errc::missing, std::string(bin) + " is not installed", "PATH", "apt-get install ceph-mon ceph-osd ceph-common (or run tools/setup)");
+    const fs::path dir = sd.unit_dir(kUnit);
+    const auto loaded = sd.load(kUnit);
+    bool fresh = !loaded;
+    CephRecord rec;
+    if (loaded) {
+        DEVEMU_TRY(r, ceph_record(*loaded));
+        rec = r;
+    }
+    // A start that never finished (devemu killed, machine rebooted: /run is gone but a /var state dir is not)
+    // and no daemon left running: clear it out and start afresh.
+    if (!fresh && rec.state != "up" && !rec.alive("mon.a") && !rec.alive("osd.0")) {
+        if (progress) progress("clearing an unfinished earlier start");
+        DEVEMU_CHECK(down(sd));
+        fresh = true;
+    }
+    const std::string netns = fresh || rec.netns.empty() ? netns_name(sd) : rec.netns;
+    if (fresh && core::netns_exists(netns))
+        return core::fail(Errc::busy, "network namespace " + netns + " exists but devemu has no record of it", core::netns_file(netns).string(),
+                          "ip netns delete " + netns + " if nothing uses it");
+    const auto t0 = Clock::now();
+    core::Transaction tx(sd.journal(kUnit));
+    auto failed = [&](core::Error e) -> core::Result<json> {
+        if (fresh) {
+            if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
+            if (auto s = sd.forget(kUnit); !s) spdlog::error("{}", s.error().message());
+        }
+        return std::unexpected(e);
+    };
+    const Conn c = conn_for(dir, netns);
+    if (auto s = start_daemons(sd, netns, spec, c, fresh, rec, tx, progress); !s) return failed(s.error());
+    tx.commit();
+    rec.state = "starting";
     DEVEMU_CHECK(sd.save(kUnit, rec));
-    return rec;
+    if (auto s = wait_serving(dir, spec, c, progress, timeout_s); !s) return failed(s.error());
+    rec.state = "up";
+    rec.health = "HEALTH_OK";
+    rec.up_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    DEVEMU_CHECK(sd.save(kUnit, rec));
+    return json(rec);
 }
 
 core::Status down(const core::StateDir& sd)
@@ -365,8 +387,8 @@ json status(const core::StateDir& sd)
     if (!rec) return {{"name", kUnit}, {"up", false}, {"netns", netns_name(sd)}};
     json out = *rec;
     out["up"] = rec->value("state", "") == "up";
-    if (out.contains("daemons"))
-        for (auto& [name, d] : out["daemons"].items()) d["running"] = alive(*rec, name);
+    if (auto typed = ceph_record(*rec))
+        for (auto& [name, d] : typed->daemons) out["daemons"][name]["running"] = d.alive();
     const Conn c = conn_for(sd.unit_dir(kUnit), rec->value("netns", ""));
     if (auto h = health(c)) out["health"] = *h;
     else {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ceph/conn.hpp"
+#include "ceph/record.hpp"
 #include "core/error.hpp"
 #include "core/statedir.hpp"
 
@@ -37,7 +38,7 @@ using Progress = std::function<void(const std::string& step)>;
 // The record with live facts (health, daemons, pools, images); `up` false when there is no cluster.
 [[nodiscard]] nlohmann::json status(const core::StateDir& sd);
 // The daemons of a cluster record that are not running (a pid and start time that no longer match).
-[[nodiscard]] std::vector<std::string> stopped_daemons(const nlohmann::json& rec);
+[[nodiscard]] std::vector<std::string> stopped_daemons(const CephRecord& rec);
 // How to reach the running local cluster as client.admin (from the host, inside its namespace).
 [[nodiscard]] core::Result<Conn> local_conn(const core::StateDir& sd);
 // The namespace devemu uses for this state dir (two state dirs never share a cluster).

@@ -12,9 +12,11 @@ void register_ceph_kind()
     core::UnitKind k;
     k.name = kUnit;
     k.down = [](const core::StateDir& sd, const std::string&, const nlohmann::json&) { return down(sd); };
-    k.health = [](const nlohmann::json& rec) {
+    k.health = [](const nlohmann::json& j) {
+        auto rec = ceph_record(j);
+        if (!rec) return core::Health{"unreadable", {rec.error().message()}};
         core::Health h;
-        for (auto& name : stopped_daemons(rec)) h.detail.push_back(name + " is not running (devemu ceph up restarts it)");
+        for (auto& name : stopped_daemons(*rec)) h.detail.push_back(name + " is not running (devemu ceph up restarts it)");
         if (!h.detail.empty()) h.status = "drift";
         return h;
     };

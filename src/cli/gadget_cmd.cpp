@@ -7,7 +7,7 @@
 #include "cli/cli.hpp"
 #include "core/statedir.hpp"
 #include "usb/gadget.hpp"
-#include "vm/unit.hpp"
+#include "core/unit_kind.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -30,13 +30,14 @@ int cmd_gadget(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     const auto lun = p.vm["lun"].as<unsigned>();
-    if (auto rec = sd->load(p.positional[1]); rec && rec->value("kind", "") == "vm") {
+    const auto rec = sd->load(p.positional[1]);
+    if (const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr; kind && kind->relay) {
         // A gadget of `up --vm`: the media change happens in the VM (FILE is a path there).
-        std::vector<std::string> a = vm::guest_devemu({"gadget", verb, p.positional[1], "--lun", std::to_string(lun)});
+        std::vector<std::string> a = {"devemu", "gadget", verb, p.positional[1], "--lun", std::to_string(lun)};
         if (verb == "insert") a.push_back(p.positional[2]);
         if (p.has("force")) a.push_back("--force");
         if (p.has("json")) a.push_back("--json");
-        auto r = vm::vm_exec(*rec, a);
+        auto r = kind->relay(*rec, a);
         if (!r) return report(r.error());
         std::cout << r->out << std::flush;
         std::cerr << r->err << std::flush;

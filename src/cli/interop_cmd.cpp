@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "core/unit_kind.hpp"
 #include "lio/access.hpp"
 #include "lio/kind.hpp"
 #include "core/fs.hpp"
@@ -76,7 +77,7 @@ int cmd_export(Context& ctx, const Args& args)
     for (auto& n : names) {
         auto rec = sd->load(n);
         if (!rec) return report(rec.error());
-        if (rec->value("kind", "") == "vm") {
+        if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay) {
             std::cerr << "devemu: note: " << n << " runs in a VM; export it there (its configfs is the guest's)\n";
             continue;
         }

@@ -7,11 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
-#include "vm/unit.hpp"
+#include "core/unit_kind.hpp"
 #include "core/fs.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
 #include "vm/image.hpp"
+#include "vm/oneshot.hpp"
 #include "vm/runner.hpp"
 
 namespace po = boost::program_options;
@@ -47,25 +48,6 @@ Examples:
 
 Options)";
 
-std::vector<std::string> busybox_applets()
-{
-    auto r = core::run({"/bin/busybox", "--list"}, std::chrono::seconds(5));
-    return r && r->exit_code == 0 ? core::split(r->out, '\n') : std::vector<std::string>{};
-}
-
-core::Result<vm::PortForward> parse_fwd(const std::string& s)
-{
-    auto parts = core::split(s, ':');
-    auto port = [](const std::string& p) -> long {
-        char* end = nullptr;
-        long n = std::strtol(p.c_str(), &end, 10);
-        return p.empty() || *end || n < 1 || n > 65535 ? -1 : n;
-    };
-    if (parts.size() != 2 || port(parts[0]) < 0 || port(parts[1]) < 0)
-        return core::fail(core::Errc::invalid_input, "--fwd " + s + " is not HOSTPORT:GUESTPORT", "", "e.g. --fwd 3260:3260");
-    return vm::PortForward{static_cast<std::uint16_t>(port(parts[0])), static_cast<std::uint16_t>(port(parts[1]))};
-}
-
 // devemu vm image [--rebuild] [--json]: build (or find) the cached base image and say what it holds.
 int vm_image(const Context& ctx, bool rebuild, bool json)
 {
@@ -84,17 +66,8 @@ int vm_image(const Context& ctx, bool rebuild, bool json)
     return 0;
 }
 
-}  // namespace
-
-int cmd_vm(Context& ctx, const Args& all)
+void add_vm_options(po::options_description& opts)
 {
-    Args args, command;
-    bool after = false;
-    for (auto& a : all) {
-        if (!after && a == "--") after = true;
-        else (after ? command : args).push_back(a);
-    }
-    po::options_description opts(kHelp);
     opts.add_options()
         ("help,h", "this help")
         ("host-root", "the host's / as the guest's root (read-only, with a writable tmpfs overlay)")
@@ -115,6 +88,62 @@ int cmd_vm(Context& ctx, const Args& all)
         ("accel", po::value<std::string>()->default_value("auto"), "auto (KVM when it really boots, else TCG), kvm or tcg")
         ("verbose,v", "")("quiet,q", "")
         ("args", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+}
+
+// devemu vm exec NAME -- CMD: in the running VM of an `up --vm` unit.
+int vm_exec_cmd(const Context& ctx, const std::string& name, const std::vector<std::string>& command)
+{
+    // No lock held while the command runs: it may take long, and other devemu calls (down aside) go on.
+    auto sd = core::StateDir::open(ctx.state_dir, false);
+    if (!sd) return report(sd.error());
+    auto rec = sd->load(name);
+    const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr;
+    if (!kind || !kind->relay) return report({core::Errc::missing, "no `up --vm` unit named " + name, ctx.state_dir.string(), "devemu ls"});
+    auto r = kind->relay(*rec, command);
+    if (!r) return report(r.error());
+    std::cout << r->out << std::flush;
+    std::cerr << r->err << std::flush;
+    return r->rc;
+}
+
+vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const std::vector<std::string>& command)
+{
+    vm::OneShot o;
+    o.command = command;
+    o.host_root = vmap.count("host-root") > 0;
+    auto list = [&](const char* name) { return vmap.count(name) ? vmap[name].as<std::vector<std::string>>() : std::vector<std::string>{}; };
+    o.shares = list("share");
+    o.forwards = list("fwd");
+    o.binaries = list("bin");
+    o.env = list("env");
+    o.net = vmap.count("net") > 0;
+    o.modules = vmap["modules"].as<std::string>();
+    o.timeout_s = vmap["timeout"].as<unsigned>();
+    o.memory_mb = vmap["memory"].as<unsigned>();
+    o.cpus = vmap["cpus"].as<unsigned>();
+    o.console = vmap.count("console") > 0;
+    o.accel = vmap["accel"].as<std::string>();
+    o.append = vmap["append"].as<std::string>();
+    if (vmap.count("emit")) o.emit = vmap["emit"].as<std::string>();
+    o.kernel = ctx.kernel;
+    o.cache_dir = ctx.cache_dir;
+    o.state_dir = ctx.state_dir;
+    o.keep_console_log = ctx.verbosity > 0;
+    return o;
+}
+
+}  // namespace
+
+int cmd_vm(Context& ctx, const Args& all)
+{
+    Args args, command;
+    bool after = false;
+    for (auto& a : all) {
+        if (!after && a == "--") after = true;
+        else (after ? command : args).push_back(a);
+    }
+    po::options_description opts(kHelp);
+    add_vm_options(opts);
     po::positional_options_description pos;
     pos.add("args", -1);
     po::variables_map vmap;
@@ -130,17 +159,7 @@ int cmd_vm(Context& ctx, const Args& all)
             std::cerr << "devemu vm exec: expected `vm exec NAME -- CMD` (fix: devemu vm --help)\n";
             return 2;
         }
-        // No lock held while the command runs: it may take long, and other devemu calls (down aside) go on.
-        auto sd = core::StateDir::open(ctx.state_dir, false);
-        if (!sd) return report(sd.error());
-        auto rec = sd->load(rest[1]);
-        if (!rec || rec->value("kind", "") != "vm")
-            return report({core::Errc::missing, "no `up --vm` unit named " + rest[1], ctx.state_dir.string(), "devemu ls"});
-        auto r = vm::vm_exec(*rec, command);
-        if (!r) return report(r.error());
-        std::cout << r->out << std::flush;
-        std::cerr << r->err << std::flush;
-        return r->rc;
+        return vm_exec_cmd(ctx, rest[1], command);
     }
     if (rest.empty() || rest[0] != "run") {
         std::cerr << "devemu vm: expected `vm run [options] -- CMD`, `vm exec NAME -- CMD` or `vm image` (fix: devemu vm --help)\n";
@@ -152,114 +171,8 @@ int cmd_vm(Context& ctx, const Args& all)
         return 2;
     }
 
-    auto kernel = vm::find_kernel(ctx.kernel, ctx.cache_dir);
-    if (!kernel) return report(kernel.error());
-
-    vm::RunSpec run;
-    run.argv = command;
-    run.host_root = vmap.count("host-root") > 0;
-    vm::VmConfig cfg;
-    cfg.kernel = *kernel;
-    cfg.host_root = run.host_root;
-    cfg.memory_mb = vmap["memory"].as<unsigned>();
-    cfg.cpus = vmap["cpus"].as<unsigned>();
-    cfg.timeout = std::chrono::seconds(vmap["timeout"].as<unsigned>());
-    cfg.console = vmap.count("console") > 0;
-    cfg.accel = vmap["accel"].as<std::string>();
-    cfg.extra_append = vmap["append"].as<std::string>();
-    cfg.cache_dir = ctx.cache_dir;
-
-    if (vmap.count("fwd")) {
-        for (auto& f : vmap["fwd"].as<std::vector<std::string>>()) {
-            auto pf = parse_fwd(f);
-            if (!pf) return report(pf.error());
-            cfg.forwards.push_back(*pf);
-        }
-    }
-    run.net = cfg.net = vmap.count("net") || !cfg.forwards.empty();
-    // Modules: the transports' are added by build_initrd; then configfs and what the user asked for.
-    run.load.push_back("configfs");
-    const auto mods = vmap["modules"].as<std::string>();
-    if (mods == "all") run.load.insert(run.load.end(), vm::module_set().begin(), vm::module_set().end());
-    else if (!mods.empty())
-        for (auto& m : core::split(mods, ',')) run.load.push_back(m);
-
-    if (vmap.count("share")) {
-        int i = 0;
-        for (auto& s : vmap["share"].as<std::vector<std::string>>()) {
-            auto colon = s.find(':');
-            vm::Share sh{fs::absolute(s.substr(0, colon)), colon == std::string::npos ? fs::absolute(s).string() : s.substr(colon + 1)};
-            if (!fs::is_directory(sh.host)) return report({core::Errc::invalid_input, "not a directory", sh.host.string(), "--share HOSTDIR[:GUESTDIR]"});
-            run.shares.push_back({"share" + std::to_string(i++), sh.guest});
-            cfg.shares.push_back(sh);
-        }
-    }
-    if (vmap.count("env")) run.env = vmap["env"].as<std::vector<std::string>>();
-    if (run.host_root) {
-        std::error_code ec;
-        run.cwd = fs::current_path(ec).string();
-    }
-    if (vmap.count("bin"))
-        for (auto& b : vmap["bin"].as<std::vector<std::string>>()) {
-            auto p = core::which(b);
-            if (p.empty()) return report({core::Errc::missing, "no such binary", b, "give a path or a name on PATH"});
-            run.binaries.push_back(p);
-        }
-    if (!run.host_root) {
-        auto applets = busybox_applets();
-        if (std::find(applets.begin(), applets.end(), command[0]) == applets.end()) {
-            auto p = core::which(command[0]);
-            if (p.empty())
-                return report({core::Errc::missing, "not a busybox applet and not found on the host's PATH", command[0],
-                               "use --host-root, or --bin PATH"});
-            run.binaries.push_back(p);
-            run.argv[0] = p;
-        }
-    }
-
-    auto base = vm::build_base({*kernel}, ctx.cache_dir);
-    if (!base) return report(base.error());
-    spdlog::debug("vm: base image {} ({}, {} bytes, {} ms)", base->path.string(), base->cached ? "cached" : "built",
-                  base->bytes, base->build_time.count());
-
-    cfg.run_dir = ctx.state_dir / "vm" / ("run-" + std::to_string(::getpid()));
-    if (auto s = core::make_dirs(cfg.run_dir, 0700); !s) return report(s.error());
-    struct Cleanup {
-        fs::path dir;
-        bool keep = false;
-        ~Cleanup()
-        {
-            std::error_code ec;
-            if (keep) {
-                for (auto& e : fs::directory_iterator(dir, ec))
-                    if (e.path().filename() != "console.log") fs::remove(e.path(), ec);
-            } else {
-                fs::remove_all(dir, ec);
-            }
-        }
-    } cleanup{cfg.run_dir};
-    cfg.initrd = cfg.run_dir / "initrd.cpio";
-    if (auto s = vm::build_initrd(*base, *kernel, run, cfg.initrd); !s) return report(s.error());
-
-    if (vmap.count("emit")) {
-        const fs::path dir = vmap["emit"].as<std::string>();
-        if (auto s = core::make_dirs(dir); !s) return report(s.error());
-        std::error_code ec;
-        fs::copy_file(cfg.initrd, dir / "initrd.cpio", fs::copy_options::overwrite_existing, ec);
-        cfg.initrd = dir / "initrd.cpio";
-        if (auto elf = vm::uncompressed_kernel(cfg.kernel, ctx.cache_dir)) cfg.boot_image = *elf;
-        std::string lines;
-        for (auto& a : vm::qemu_argv(cfg, false)) lines += a + "\n";
-        if (auto s = core::write_file_atomic(dir / "qemu.args", lines); !s) return report(s.error());
-        return 0;
-    }
-    auto res = vm::run_vm(cfg);
-    if (!res) {
-        cleanup.keep = true;
-        return report(res.error());
-    }
-    cleanup.keep = res->exit_code == 124 || ctx.verbosity > 0;
-    return res->exit_code;
+    auto rc = vm::run_oneshot(oneshot_of(ctx, vmap, command));
+    return rc ? *rc : report(rc.error());
 }
 
 }  // namespace devemu::cli

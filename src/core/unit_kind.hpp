@@ -72,6 +72,12 @@ struct CheckOutcome {
     std::string relay_out, relay_err;   // what a check run elsewhere (a VM's guest) printed, shown first, as it is
 };
 
+// What a command run where a unit's own units live (a VM's guest) printed, and its exit status.
+struct Relayed {
+    int rc = 0;
+    std::string out, err;
+};
+
 struct UnitKind {
     std::string name;   // the record's "kind"
     // Profiles: brings up (or with !apply, plans) the units of this kind a profile declares. Validation errors of
@@ -87,6 +93,9 @@ struct UnitKind {
     std::function<Described(const nlohmann::json& record, DescribeFor what, bool secrets)> describe;
     // `devemu check UNIT`: exercise the unit as its host side would. Empty: this kind has nothing to check.
     std::function<Result<CheckOutcome>(const StateDir& sd, const std::string& unit, const nlohmann::json& record, const CheckRequest& req)> check;
+    // A unit whose own units live elsewhere (an `up --vm` VM's guest): runs `argv` there; argv[0] "devemu" is that
+    // place's devemu, with its state dir. Empty: the unit's kernel objects are here.
+    std::function<Result<Relayed>(const nlohmann::json& record, std::vector<std::string> argv)> relay;
     // Units of a kind with a higher order are removed after all others by `down --all` (a cluster other units use).
     int down_order = 0;
 };

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <optional>
+#include <utility>
 
 #include "backing/backing.hpp"
 #include "ceph/prepare.hpp"
@@ -14,6 +15,7 @@
 #include "core/parallel.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
+#include "lio/record.hpp"
 #include "lio/unit.hpp"
 #include "profile/profile.hpp"
 
@@ -23,12 +25,13 @@ using nlohmann::json;
 
 core::Health target_health(const json& rec, const Roots& roots)
 {
+    auto r = target_record(rec);
+    if (!r) return {"unreadable", {r.error().message()}};
     core::Health h;
-    h.detail = health(rec, roots);
-    const json handlers = rec.value("handlers", json::object());   // named: items() of a temporary dangles
-    for (auto it = handlers.begin(); it != handlers.end(); ++it)
-        if (core::process_start_time(it.value().value("supervisor", 0)) != it.value().value("start", std::uint64_t{0}))
-            h.detail.push_back("the TCMU handler of backstore " + it.key() + " is not running (devemu up again restarts it)");
+    h.detail = core::verify(r->nodes, roots.target);
+    for (auto& [bs, handler] : r->handlers)
+        if (core::process_start_time(handler.supervisor) != handler.start)
+            h.detail.push_back("the TCMU handler of backstore " + bs + " is not running (devemu up again restarts it)");
     if (!h.detail.empty()) h.status = "drift";
     return h;
 }
@@ -132,9 +135,14 @@ core::Result<std::vector<core::UnitOutcome>> up_targets(const profile::Profile& 
         }
         if (rec && rbd.prep[i].uses_local) {
             // The first target that came up owns a cluster this `up` started: its `down` stops it.
-            (*rec)["uses_ceph_local"] = true;
-            if (rbd.started_local) (*rec)["ceph_local_started"] = true, rbd.started_local = false;
-            if (auto s = sd.save(p.targets[i].name, *rec); !s) rec = std::unexpected(s.error());
+            auto r = target_record(*rec);
+            if (r) {
+                r->uses_ceph_local = true;
+                r->ceph_local_started = std::exchange(rbd.started_local, false);
+                *rec = *r;
+            }
+            auto s = r ? sd.save(p.targets[i].name, *rec) : core::Status(std::unexpected(r.error()));
+            if (!s) rec = std::unexpected(s.error());
         }
         out.push_back({p.targets[i].name, std::move(rec)});
     }
@@ -152,24 +160,23 @@ core::Described describe_target(const json& rec, core::DescribeFor what, bool se
         return d;
     }
     if (rec.contains("info")) d.json["access"] = info;
-    if (secrets) {
-        const json chap = rec.value("chap", json::object());   // named: items() of a temporary dangles
+    const auto r = target_record(rec);
+    if (secrets && r) {
+        const json& chap = r->chap;
         for (auto it = chap.begin(); it != chap.end(); ++it) {
             if (it.value().contains("secret")) d.json["secrets"]["chap:" + it.key()] = it.value()["secret"];
             if (it.value().contains("mutual_secret")) d.json["secrets"]["mutual:" + it.key()] = it.value()["mutual_secret"];
         }
     }
     // TCMU handlers: what the handler itself last wrote (pid, commands in flight, counts) and its restarts.
-    const json handlers = rec.value("handlers", json::object());
-    for (auto it = handlers.begin(); it != handlers.end(); ++it) {
-        json h = {{"supervisor", it.value().value("supervisor", 0)}};
-        if (it.value().contains("log")) h["log"] = it.value()["log"];   // its stdout/stderr
-        const std::string stats = it.value().value("stats", "");
-        if (auto st = json::parse(core::read_file(stats).value_or("{}"), nullptr, false); st.is_object()) h.update(st);
-        auto sup = json::parse(core::read_file(std::filesystem::path(stats).replace_extension(".supervisor")).value_or("{}"), nullptr, false);
+    for (const auto& [bs, handler] : r ? r->handlers : std::map<std::string, HandlerRecord>{}) {
+        json h = {{"supervisor", handler.supervisor}};
+        if (!handler.log.empty()) h["log"] = handler.log;   // its stdout/stderr
+        if (auto st = json::parse(core::read_file(handler.stats).value_or("{}"), nullptr, false); st.is_object()) h.update(st);
+        auto sup = json::parse(core::read_file(std::filesystem::path(handler.stats).replace_extension(".supervisor")).value_or("{}"), nullptr, false);
         if (sup.is_object()) h["restarts"] = sup.value("restarts", 0);
-        d.json["handlers"][it.key()] = h;
-        d.lines.push_back(fmt::format("handler {}: pid {}, {} in flight (max {}), {} commands, {} restarts{}", it.key(), h.value("pid", 0),
+        d.json["handlers"][bs] = h;
+        d.lines.push_back(fmt::format("handler {}: pid {}, {} in flight (max {}), {} commands, {} restarts{}", bs, h.value("pid", 0),
                                       h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0),
                                       what == core::DescribeFor::ls_verbose && h.contains("log") ? ", log " + h["log"].get<std::string>() : ""));
     }
@@ -200,10 +207,12 @@ void register_target_kind()
     k.name = "target";
     k.up = up_targets;
     k.up_order = 0;
-    k.down = [](const core::StateDir& sd, const std::string& unit, const json& rec) -> core::Status {
+    k.down = [](const core::StateDir& sd, const std::string& unit, const json& top) -> core::Status {
         DEVEMU_CHECK(down(sd, unit));
-        // A target whose `up` started the local Ceph cluster stops it, unless another unit uses it.
-        ceph::stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), unit);
+        // A target whose `up` started the local Ceph cluster stops it, unless another unit uses it. (An unreadable
+        // record has already been refused by load_scalars; a journal-only unit started nothing that lasts.)
+        const auto r = target_record(top);
+        ceph::stop_local_cluster_if_ours(sd, r && r->ceph_local_started, unit);
         return {};
     };
     k.health = [](const json& rec) { return target_health(rec, Roots{}); };

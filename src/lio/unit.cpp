@@ -1,5 +1,7 @@
 #include "lio/unit.hpp"
 
+#include "lio/record.hpp"
+
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -278,9 +280,18 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     DEVEMU_TRY(steps, core::apply_unit(tx, a));
     const auto& desired = a.desired;
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
-    rec = {{"name", t.name}, {"kind", "target"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired},
-           {"generated", b.gen.values}, {"backstores", b.backstores}, {"info", login_info(b.model, devices)},
-           {"changes", steps.size()}, {"spec", spec_of(t, p)}, {"chap", chap_record(b.model)}, {"handlers", handlers}};
+    TargetRecord r;
+    r.name = t.name;
+    r.profile = p.file;
+    r.nodes = desired;
+    r.generated = b.gen.values;
+    r.backstores = b.backstores;
+    r.info = login_info(b.model, devices);
+    r.changes = steps.size();
+    r.spec = spec_of(t, p);
+    r.chap = chap_record(b.model);
+    r.handlers = handlers.get<std::map<std::string, HandlerRecord>>();
+    rec = r;
     DEVEMU_CHECK(sd.save(t.name, rec));
     return rec;
 }

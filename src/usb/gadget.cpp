@@ -1,5 +1,7 @@
 #include "usb/gadget.hpp"
 
+#include "usb/record.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -156,16 +158,16 @@ core::Result<std::vector<core::Step>> plan(const profile::Profile& p, const prof
 }
 
 namespace {
-json lun_records(const profile::Gadget& g, const std::map<std::string, std::string>& lun_files, const json& host)
+std::vector<LunRecord> lun_records(const profile::Gadget& g, const std::map<std::string, std::string>& lun_files, const json& host)
 {
-    json luns = json::array();
+    std::vector<LunRecord> luns;
     for (auto& f : g.functions)
         for (std::size_t i = 0; i < f.luns.size(); ++i) {
             const auto key = fmt::format("{}/{}", f.name, i);
             const auto file = lun_files.find(key);
-            json l = {{"function", f.name}, {"lun", i}, {"backstore", f.luns[i].backstore}, {"file", file == lun_files.end() ? "" : file->second},
-                      {"removable", f.luns[i].removable}, {"readonly", f.luns[i].readonly}};
-            if (host.contains("disks") && host["disks"].contains(key)) l["disk"] = host["disks"][key];
+            LunRecord l{f.name, static_cast<unsigned>(i), f.luns[i].backstore, file == lun_files.end() ? "" : file->second, f.luns[i].removable,
+                        f.luns[i].readonly, std::nullopt};
+            if (host.contains("disks") && host["disks"].contains(key)) l.disk = host["disks"][key].get<std::string>();
             luns.push_back(l);
         }
     return luns;
@@ -219,12 +221,20 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     };
     DEVEMU_TRY(steps, core::apply_unit(tx, a));
     const auto& desired = a.desired;
-    json fns = json::array();
-    for (auto& f : g.functions) fns.push_back({{"type", profile::to_string(f.type)}, {"name", f.name}});
-    rec = {{"name", g.name}, {"kind", "gadget"}, {"profile", p.file}, {"state", "up"}, {"nodes", desired}, {"udc", udc},
-           {"vid_pid", fmt::format("{:04x}:{:04x}", g.vendor_id, g.product_id)}, {"serial", g.serial},
-           {"backstores", r.backstores}, {"host", host}, {"luns", lun_records(g, r.lun_files, host)}, {"ffs", mounts},
-           {"changes", steps.size()}, {"spec_functions", fns}};
+    GadgetRecord out;
+    out.name = g.name;
+    out.profile = p.file;
+    out.nodes = desired;
+    out.udc = udc;
+    out.vid_pid = fmt::format("{:04x}:{:04x}", g.vendor_id, g.product_id);
+    out.serial = g.serial;
+    out.backstores = r.backstores;
+    out.host = host;
+    out.luns = lun_records(g, r.lun_files, host);
+    out.ffs = mounts.get<std::map<std::string, std::string>>();
+    out.changes = steps.size();
+    for (auto& f : g.functions) out.spec_functions.push_back({profile::to_string(f.type), f.name});
+    rec = out;
     DEVEMU_CHECK(sd.save(g.name, rec));
     return rec;
 }
@@ -233,14 +243,14 @@ core::Status down(const core::StateDir& sd, const std::string& unit)
 {
     // An app we did not start keeps its FunctionFS files after the gadget is gone: it will only see errors. One we
     // started (--exec) is stopped, with every process of its group, before FunctionFS is unmounted.
-    if (auto rec = sd.load(unit)) {
+    auto j = sd.load(unit);
+    if (auto rec = j ? gadget_record(*j) : std::unexpected(j.error())) {
         std::set<pid_t> ours;
         for (auto& r : core::load_journal(sd.journal(unit)).value_or(std::vector<core::UndoRecord>{}))
             if (r.op == core::UndoOp::kill_group) ours.insert(static_cast<pid_t>(r.pid));
-        const json mounts = rec->value("ffs", json::object());
-        for (auto it = mounts.begin(); it != mounts.end(); ++it)
-            if (auto h = holders(it.value().get<std::string>(), ours); !h.empty())
-                spdlog::warn("{}: {} still has {} open; the gadget goes away under it", unit, core::join(h, ", "), it.value().get<std::string>());
+        for (auto& [fn, mount] : rec->ffs)
+            if (auto h = holders(mount, ours); !h.empty())
+                spdlog::warn("{}: {} still has {} open; the gadget goes away under it", unit, core::join(h, ", "), mount);
     }
     auto s = core::replay_journal(sd.journal(unit));
     if (!s) return core::fail(s.error().code, "could not remove everything: " + s.error().message(), unit,
@@ -248,31 +258,30 @@ core::Status down(const core::StateDir& sd, const std::string& unit)
     return sd.forget(unit);
 }
 
-std::vector<std::string> health(const json& rec, const Roots& roots)
+std::vector<std::string> health(const GadgetRecord& rec, const Roots& roots)
 {
-    auto out = core::verify(core::recorded_nodes(rec), roots.gadget);
-    const std::string udc = rec.value("udc", "");
-    auto bound = core::read_attr(roots.gadget / rec.value("name", "") / "UDC");
-    if (!bound || core::trim(*bound) != udc)
-        out.push_back(fmt::format("{}: asked for '{}', the kernel has '{}'", (roots.gadget / rec.value("name", "") / "UDC").string(), udc,
-                                  bound.value_or("absent")));
-    const json mounts = rec.value("ffs", json::object());   // a named copy: items() of a temporary dangles
-    for (auto& [name, mount] : mounts.items())
-        if (!core::mounted_at(mount.get<std::string>(), "functionfs")) out.push_back(mount.get<std::string>() + ": FunctionFS is no longer mounted");
+    auto out = core::verify(rec.nodes, roots.gadget);
+    const auto attr = roots.gadget / rec.name / "UDC";
+    auto bound = core::read_attr(attr);
+    if (!bound || core::trim(*bound) != rec.udc)
+        out.push_back(fmt::format("{}: asked for '{}', the kernel has '{}'", attr.string(), rec.udc, bound.value_or("absent")));
+    for (auto& [name, mount] : rec.ffs)
+        if (!core::mounted_at(mount, "functionfs")) out.push_back(mount + ": FunctionFS is no longer mounted");
     return out;
 }
 
 core::Status change_media(const core::StateDir& sd, const std::string& unit, unsigned lun, const std::string& file, bool force, const Roots& roots)
 {
-    DEVEMU_TRY(rec, sd.load(unit));
-    if (rec.value("kind", "") != "gadget") return core::fail(Errc::invalid_input, "'" + unit + "' is not a gadget unit", sd.record_path(unit).string(), "devemu ls");
-    json* entry = nullptr;
-    for (auto& l : rec["luns"])
-        if (l["lun"].get<unsigned>() == lun && !entry) entry = &l;
+    DEVEMU_TRY(j, sd.load(unit));
+    if (j.value("kind", "") != "gadget") return core::fail(Errc::invalid_input, "'" + unit + "' is not a gadget unit", sd.record_path(unit).string(), "devemu ls");
+    DEVEMU_TRY(rec, gadget_record(j));
+    LunRecord* entry = nullptr;
+    for (auto& l : rec.luns)
+        if (l.lun == lun && !entry) entry = &l;
     if (!entry) return core::fail(Errc::invalid_input, fmt::format("gadget '{}' has no LUN {}", unit, lun), unit, "devemu ls " + unit);
-    const std::string fn = (*entry)["function"];
-    if (!(*entry)["removable"].get<bool>())
-        return core::fail(Errc::invalid_input, fmt::format("LUN {} of gadget '{}' is not removable", lun, unit), rec.value("profile", unit),
+    const std::string fn = entry->function;
+    if (!entry->removable)
+        return core::fail(Errc::invalid_input, fmt::format("LUN {} of gadget '{}' is not removable", lun, unit), rec.profile.empty() ? unit : rec.profile,
                           "set removable = true on that [[gadget.function.lun]] and devemu down/up");
     if (!file.empty()) {
         struct stat st {};
@@ -296,9 +305,9 @@ core::Status change_media(const core::StateDir& sd, const std::string& unit, uns
     auto now = core::read_attr(attr).value_or("");
     if (now != (file.empty() ? "" : value))
         return core::fail(Errc::check_failed, fmt::format("media change did not take: the LUN holds '{}'", now), attr.string(), "see dmesg");
-    for (auto& n : rec["nodes"])
-        if (n["path"] == fs::relative(attr, roots.gadget).string()) n["value"] = now;
-    (*entry)["file"] = now;
+    for (auto& n : rec.nodes)
+        if (n.path == fs::relative(attr, roots.gadget).string()) n.value = now;
+    entry->file = now;
     return sd.save(unit, rec);
 }
 

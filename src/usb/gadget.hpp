@@ -18,6 +18,7 @@
 #include "core/transaction.hpp"
 #include "backing/backing.hpp"
 #include "profile/profile.hpp"
+#include "usb/record.hpp"
 
 namespace devemu::usb {
 
@@ -54,7 +55,7 @@ struct UpOptions {
 [[nodiscard]] core::Result<nlohmann::json> up(const profile::Profile& p, const profile::Gadget& g, const core::StateDir& sd,
                                               const UpOptions& opt);
 [[nodiscard]] core::Status down(const core::StateDir& sd, const std::string& unit);
-[[nodiscard]] std::vector<std::string> health(const nlohmann::json& record, const Roots& roots);
+[[nodiscard]] std::vector<std::string> health(const GadgetRecord& record, const Roots& roots);
 
 // Media change on a removable LUN: `file` empty ejects. Updates the unit record.
 [[nodiscard]] core::Status change_media(const core::StateDir& sd, const std::string& unit, unsigned lun, const std::string& file,
@@ -82,6 +83,6 @@ class KernelLog;
 
 // Re-reads which /dev/sdX the host gave each LUN of a gadget unit (after `check` detached and re-attached
 // usb-storage, the names may change) and updates the record's "luns" and "host.disks". True when every LUN has one.
-[[nodiscard]] bool refresh_disks(nlohmann::json& rec, const Roots& roots);
+[[nodiscard]] bool refresh_disks(GadgetRecord& rec, const Roots& roots);
 
 }  // namespace devemu::usb

@@ -105,23 +105,22 @@ std::optional<Enumerated> find_enumerated(const profile::Gadget& g, const std::s
     return std::nullopt;
 }
 
-bool refresh_disks(json& rec, const Roots& roots)
+bool refresh_disks(GadgetRecord& rec, const Roots& roots)
 {
-    json host = rec.value("host", json::object());
-    if (!host.contains("sysfs")) return true;
-    const fs::path dev = roots.sys / "bus/usb/devices" / fs::path(host["sysfs"].get<std::string>()).filename();
+    if (!rec.host.contains("sysfs")) return true;
+    const fs::path dev = roots.sys / "bus/usb/devices" / fs::path(rec.host["sysfs"].get<std::string>()).filename();
     std::vector<std::string> ms;
-    for (auto& f : rec.value("spec_functions", json::array()))
-        if (f.value("type", "") == "mass_storage") ms.push_back(f["name"]);
+    for (auto& f : rec.spec_functions)
+        if (f.type == "mass_storage") ms.push_back(f.name);
     json disks = json::object(), ttys = json::object();
     map_interfaces(dev, ms, {}, disks, ttys);
     bool all = true;
-    for (auto& l : rec["luns"]) {
-        const auto key = fmt::format("{}/{}", l.value("function", ""), l.value("lun", 0));
-        if (disks.contains(key)) l["disk"] = disks[key];
+    for (auto& l : rec.luns) {
+        const auto key = fmt::format("{}/{}", l.function, l.lun);
+        if (disks.contains(key)) l.disk = disks[key].get<std::string>();
         else all = false;
     }
-    rec["host"]["disks"] = disks;
+    rec.host["disks"] = disks;
     return all;
 }
 

@@ -12,33 +12,33 @@
 #include "profile/profile.hpp"
 #include "usb/checker.hpp"
 #include "usb/gadget.hpp"
+#include "usb/record.hpp"
 #include "usb/udc.hpp"
 
 namespace devemu::usb {
 
 using nlohmann::json;
 
-std::vector<std::string> gadget_lines(const json& rec)
+std::vector<std::string> gadget_lines(const json& j)
 {
     std::vector<std::string> out;
-    out.push_back(fmt::format("gadget {}: {}{}", rec.value("name", "?"), rec.value("state", "?"),
-                              rec.contains("changes") ? fmt::format(" ({} changes)", rec["changes"].get<int>()) : ""));
-    out.push_back("  udc        " + rec.value("udc", "?"));
-    out.push_back("  id         " + rec.value("vid_pid", "?") + " serial " + rec.value("serial", ""));
-    const json host = rec.value("host", json::object());
+    auto r = gadget_record(j);
+    if (!r) return {r.error().message()};
+    const auto& rec = *r;
+    out.push_back(fmt::format("gadget {}: {}{}", rec.name, rec.state, j.contains("changes") ? fmt::format(" ({} changes)", rec.changes) : ""));
+    out.push_back("  udc        " + rec.udc);
+    out.push_back("  id         " + rec.vid_pid + " serial " + rec.serial);
+    const json& host = rec.host;
     if (host.contains("bus"))
         out.push_back(fmt::format("  usb        bus {} device {}, {} Mbit/s ({})", host["bus"].get<int>(), host["device"].get<int>(),
                                   host.value("speed_mbps", "?"), host.value("sysfs", "")));
-    for (auto& l : rec.value("luns", json::array())) {
-        const std::string file = l.value("file", "");
-        out.push_back(fmt::format("  LUN {}      {}  {}{}{}", l["lun"].get<int>(), l.value("disk", std::string("(no disk)")), file.empty() ? "(no medium)" : file,
-                                  l.value("readonly", false) ? " ro" : "", l.value("removable", false) ? " removable" : ""));
-    }
+    for (auto& l : rec.luns)
+        out.push_back(fmt::format("  LUN {}      {}  {}{}{}", l.lun, l.disk.value_or("(no disk)"), l.file.empty() ? "(no medium)" : l.file,
+                                  l.readonly ? " ro" : "", l.removable ? " removable" : ""));
     const json ttys = host.value("ttys", json::object());   // named: items() of a temporary dangles
     for (auto it = ttys.begin(); it != ttys.end(); ++it) out.push_back("  acm " + it.key() + "    " + it.value().get<std::string>());
-    const json ffs = rec.value("ffs", json::object());
-    for (auto it = ffs.begin(); it != ffs.end(); ++it) out.push_back("  ffs " + it.key() + "    " + it.value().get<std::string>());
-    out.push_back("  stop it:   devemu down " + rec.value("name", "?"));
+    for (auto& [fn, mount] : rec.ffs) out.push_back("  ffs " + fn + "    " + mount);
+    out.push_back("  stop it:   devemu down " + rec.name);
     return out;
 }
 
@@ -69,45 +69,45 @@ core::Result<std::vector<core::UnitOutcome>> up_gadgets(const profile::Profile& 
     return out;
 }
 
-core::Described describe_gadget(const json& rec, core::DescribeFor what, bool)
+core::Described describe_gadget(const json& j, core::DescribeFor what, bool)
 {
     core::Described d;
     if (what == core::DescribeFor::up) {
-        d.json = {{"unit", rec.value("name", "")}, {"kind", "gadget"}};
-        for (auto key : {"changes", "udc", "vid_pid", "serial", "host", "luns", "ffs"}) d.json[key] = rec.contains(key) ? rec[key] : json();
-        d.lines = gadget_lines(rec);
+        d.json = {{"unit", j.value("name", "")}, {"kind", "gadget"}};
+        for (auto key : {"changes", "udc", "vid_pid", "serial", "host", "luns", "ffs"}) d.json[key] = j.contains(key) ? j[key] : json();
+        d.lines = gadget_lines(j);
         return d;
     }
     for (auto key : {"udc", "vid_pid", "host", "luns", "ffs"})
-        if (rec.contains(key)) d.json[key] = rec[key];
+        if (j.contains(key)) d.json[key] = j[key];
+    auto rec = gadget_record(j);
+    if (!rec) return d;
     std::string line;
-    if (rec.contains("vid_pid")) line = rec["vid_pid"].get<std::string>() + " on " + rec.value("udc", "?");
-    for (auto& l : rec.value("luns", json::array()))
-        if (l.contains("disk")) line += fmt::format("{}LUN {}={}", line.empty() ? "" : "  ", l["lun"].get<int>(), l["disk"].get<std::string>());
+    if (!rec->vid_pid.empty()) line = rec->vid_pid + " on " + rec->udc;
+    for (auto& l : rec->luns)
+        if (l.disk) line += fmt::format("{}LUN {}={}", line.empty() ? "" : "  ", l.lun, *l.disk);
     if (!line.empty()) d.lines.push_back(line);
     return d;
 }
 
 // What the checker should find: the record's LUNs, read-only flags and sizes (of the files or devices behind them).
-core::Result<DeviceMatch> expectations(const json& rec, const std::string& what, CheckOptions& opt)
+core::Result<DeviceMatch> expectations(const GadgetRecord& rec, const std::string& what, CheckOptions& opt)
 {
-    auto vp = parse_vid_pid(rec.value("vid_pid", ""));
+    auto vp = parse_vid_pid(rec.vid_pid);
     if (!vp) return core::fail(core::Errc::invalid_input, "the unit record has no VID:PID", what, "devemu down and up again");
     DeviceMatch m = *vp;
-    m.serial = rec.value("serial", "");
-    const json host = rec.value("host", json::object());
-    m.bus = host.value("bus", 0);
-    m.device = host.value("device", 0);
-    const json luns = rec.value("luns", json::array());
-    if (luns.empty()) return m;
-    opt.expect_luns = static_cast<int>(luns.size());
-    for (auto& l : luns) {
-        opt.expect_readonly.push_back(l.value("readonly", false));
+    m.serial = rec.serial;
+    m.bus = rec.host.value("bus", 0);
+    m.device = rec.host.value("device", 0);
+    if (rec.luns.empty()) return m;
+    opt.expect_luns = static_cast<int>(rec.luns.size());
+    for (auto& l : rec.luns) {
+        opt.expect_readonly.push_back(l.readonly);
         std::uint64_t size = 0;
-        if (const std::string f = l.value("file", ""); !f.empty()) {
+        if (!l.file.empty()) {
             std::error_code ec;
-            if (std::filesystem::is_regular_file(f, ec)) size = std::filesystem::file_size(f, ec);
-            else if (std::filesystem::is_block_file(f, ec)) size = backing::block_device_size(f).value_or(0);
+            if (std::filesystem::is_regular_file(l.file, ec)) size = std::filesystem::file_size(l.file, ec);
+            else if (std::filesystem::is_block_file(l.file, ec)) size = backing::block_device_size(l.file).value_or(0);
         }
         opt.expect_sizes.push_back(size);
     }
@@ -123,8 +123,11 @@ core::Result<core::CheckOutcome> check_usb(const core::StateDir* sd, const json*
     if (req.bench_bytes) opt.bench_bytes = req.bench_bytes;
     opt.write = req.write;
     DeviceMatch m;
+    std::optional<GadgetRecord> typed;
     if (rec) {
-        DEVEMU_TRY(mm, expectations(*rec, what, opt));
+        DEVEMU_TRY(t, gadget_record(*rec));
+        typed = std::move(t);
+        DEVEMU_TRY(mm, expectations(*typed, what, opt));
         m = mm;
     } else {
         auto vp = parse_vid_pid(what);
@@ -132,9 +135,9 @@ core::Result<core::CheckOutcome> check_usb(const core::StateDir* sd, const json*
         m = *vp;
     }
     auto r = check_device(m, opt);
-    if (rec && rec->value("host", json::object()).contains("sysfs")) {
+    if (typed && typed->host.contains("sysfs")) {
         // The checker detached usb-storage; it is back now, but the disks take a moment (and may get new names).
-        json updated = *rec;
+        GadgetRecord& updated = *typed;
         bool all = false;
         for (int i = 0; i < 200 && !(all = refresh_disks(updated, Roots{})); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
         if (!all) spdlog::warn("{}: not every LUN has a disk again after the check (see dmesg)", what);
@@ -162,8 +165,10 @@ void register_gadget_kind()
     k.up_order = 1;   // after targets: a gadget may export what a target's profile made
     k.down = [](const core::StateDir& sd, const std::string& unit, const json&) { return down(sd, unit); };
     k.health = [](const json& rec) {
+        auto r = gadget_record(rec);
+        if (!r) return core::Health{"unreadable", {r.error().message()}};
         core::Health h;
-        h.detail = health(rec, Roots{});
+        h.detail = health(*r, Roots{});
         if (!h.detail.empty()) h.status = "drift";
         return h;
     };

@@ -20,38 +20,36 @@ namespace devemu::vm {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const json& rec)
+core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const VmRecord& rec)
 {
-    const pid_t pid = rec.value("pid", 0);
-    const std::uint64_t start = rec.value("start_time", std::uint64_t{0});
-    const bool alive = pid > 0 && core::process_start_time(pid) == start;
+    const bool alive = rec.pid > 0 && core::process_start_time(rec.pid) == rec.start_time;
     if (alive) {
         // Clean first: the guest removes its targets (its own journal) and powers off; then the journal's kill.
-        auto r = control(rec.value("ctl", ""), "down\n", "DEVEMU-DOWN", std::chrono::seconds(60), pid);
+        auto r = control(rec.ctl, "down\n", "DEVEMU-DOWN", std::chrono::seconds(60), static_cast<pid_t>(rec.pid));
         if (!r) spdlog::warn("{}: clean shutdown failed ({}); stopping qemu", name, r.error().message());
-        for (int i = 0; i < 100 && core::process_start_time(pid) == start; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        for (int i = 0; i < 100 && core::process_start_time(rec.pid) == rec.start_time; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     DEVEMU_CHECK(core::replay_journal(sd.journal(name)));
     std::error_code ec;
-    if (rec.contains("run_dir")) fs::remove_all(rec["run_dir"].get<std::string>(), ec);
+    if (!rec.run_dir.empty()) fs::remove_all(rec.run_dir, ec);
     DEVEMU_CHECK(sd.forget(name));
-    ceph::stop_local_cluster_if_ours(sd, rec.value("ceph_local_started", false), name);
+    ceph::stop_local_cluster_if_ours(sd, rec.ceph_local_started, name);
     return {};
 }
 
-std::vector<std::string> guest_devemu(const std::vector<std::string>& args)
+std::vector<std::string> guest_devemu(const std::vector<std::string>& args, const std::string& devemu)
 {
-    std::vector<std::string> argv = {core::self_exe().string(), "--state-dir", "/run/devemu"};
+    std::vector<std::string> argv = {devemu.empty() ? core::self_exe().string() : devemu, "--state-dir", "/run/devemu"};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
 }
 
-core::Result<Ran> vm_exec(const json& rec, const std::vector<std::string>& args)
+core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args)
 {
-    const pid_t pid = rec.value("pid", 0);
-    if (pid <= 0 || core::process_start_time(pid) != rec.value("start_time", std::uint64_t{0}))
-        return core::fail(core::Errc::missing, "the VM of this unit is not running", rec.value("name", ""), "devemu down " + rec.value("name", "") + " and up again");
-    const fs::path dir = rec.value("run_dir", "");
+    const auto pid = static_cast<pid_t>(rec.pid);
+    if (pid <= 0 || core::process_start_time(pid) != rec.start_time)
+        return core::fail(core::Errc::missing, "the VM of this unit is not running", rec.name, "devemu down " + rec.name + " and up again");
+    const fs::path dir = rec.run_dir;
     auto size_of = [](const fs::path& p) { std::error_code ec; auto n = fs::file_size(p, ec); return ec ? std::uintmax_t{0} : n; };
     const auto out0 = size_of(dir / "stdout.log"), err0 = size_of(dir / "stderr.log");
     std::string line = "exec ";
@@ -60,7 +58,7 @@ core::Result<Ran> vm_exec(const json& rec, const std::vector<std::string>& args)
             return core::fail(core::Errc::invalid_input, "an argument holds a newline", args[i], "");
         line += (i ? "\x1f" : "") + args[i];
     }
-    DEVEMU_TRY(ran, control(rec.value("ctl", ""), line + "\n", "DEVEMU-RAN", std::chrono::seconds(900), pid));
+    DEVEMU_TRY(ran, control(rec.ctl, line + "\n", "DEVEMU-RAN", std::chrono::seconds(900), pid));
     // The guest drained its serial lines before answering; let qemu's file writes land.
     for (int i = 0, stable = 0; i < 40 && stable < 3; ++i) {
         auto a = size_of(dir / "stdout.log") + size_of(dir / "stderr.log");
@@ -81,14 +79,13 @@ namespace {
 
 // `devemu check` of an `up --vm` unit: its iSCSI targets from here through their forwards; its gadgets' host side
 // is the VM's kernel, so the checker runs there, with the same options, and its output is relayed.
-core::Result<core::CheckOutcome> check_vm(const json& rec, const core::CheckRequest& req)
+core::Result<core::CheckOutcome> check_vm(const VmRecord& rec, const core::CheckRequest& req)
 {
     std::vector<std::pair<std::string, std::vector<lio::CheckResult>>> runs;
     core::CheckOutcome relayed{json(), {}, -1};   // no JSON of its own: the guest printed it
-    for (auto& u : rec.value("units", json::array())) {
-        const std::string unit = u["unit"];
-        if (u.value("kind", "") == "gadget") {
-            std::vector<std::string> a = guest_devemu({"check", unit});
+    for (auto& u : rec.units) {
+        if (u.kind == "gadget") {
+            std::vector<std::string> a = guest_devemu({"check", u.unit}, rec.devemu);
             a.insert(a.end(), req.flags.begin(), req.flags.end());
             DEVEMU_TRY(r, vm_exec(rec, a));
             relayed.relay_out += r.out;
@@ -96,13 +93,12 @@ core::Result<core::CheckOutcome> check_vm(const json& rec, const core::CheckRequ
             relayed.rc = std::max(relayed.rc, r.rc);
             continue;
         }
-        if (u["access"].value("fabric", "") != "iscsi") {
-            runs.push_back({unit, {{"reach", false, "a loopback LUN lives in the VM's kernel; check it there: devemu vm run"}}});
+        if (u.access.value("fabric", "") != "iscsi") {
+            runs.push_back({u.unit, {{"reach", false, "a loopback LUN lives in the VM's kernel; check it there: devemu vm run"}}});
             continue;
         }
-        const auto& access = u["access"];
-        runs.push_back({unit, lio::check_iscsi({lio::with_portal(access["urls"][0], u.value("portal", "")),
-                                                access.value("initiator", std::string(lio::kCheckInitiator)), req.scratch})});
+        runs.push_back({u.unit, lio::check_iscsi({lio::with_portal(u.access["urls"][0], u.portal),
+                                                  u.access.value("initiator", std::string(lio::kCheckInitiator)), req.scratch})});
     }
     if (runs.empty() && relayed.rc >= 0) return relayed;
     auto out = lio::render_checks(runs);
@@ -112,19 +108,20 @@ core::Result<core::CheckOutcome> check_vm(const json& rec, const core::CheckRequ
     return out;
 }
 
-core::Described describe_vm(const json& rec, core::DescribeFor, bool secrets)
+core::Described describe_vm(const json& j, core::DescribeFor, bool secrets)
 {
     core::Described d;
-    if (rec.contains("forwards")) d.json["forwards"] = rec["forwards"];
-    if (rec.contains("pid")) d.json["pid"] = rec["pid"];
+    auto rec = vm_record(j);
+    if (!rec) return d;
+    d.json["forwards"] = rec->forwards;
+    d.json["pid"] = rec->pid;
     std::string line;
-    const json forwards = rec.value("forwards", json::object());   // named: items() of a temporary dangles
-    for (auto it = forwards.begin(); it != forwards.end(); ++it) line += fmt::format("{}{}@127.0.0.1:{}", line.empty() ? "" : "  ", it.key(), it.value().get<int>());
+    for (auto& [target, port] : rec->forwards) line += fmt::format("{}{}@127.0.0.1:{}", line.empty() ? "" : "  ", target, port);
     if (!line.empty()) d.lines.push_back(line);
     if (secrets)   // the guest's units' CHAP secrets, kept in this 0600 record
-        for (auto& u : rec.value("units", json::array()))
-            if (u.contains("access") && u["access"].contains("chap_secret") && u["access"].contains("initiator"))
-                d.json["secrets"]["chap:" + u["access"]["initiator"].get<std::string>()] = u["access"]["chap_secret"];
+        for (auto& u : rec->units)
+            if (u.access.contains("chap_secret") && u.access.contains("initiator"))
+                d.json["secrets"]["chap:" + u.access["initiator"].get<std::string>()] = u.access["chap_secret"];
     return d;
 }
 
@@ -134,15 +131,28 @@ void register_vm_kind()
 {
     core::UnitKind k;
     k.name = "vm";
-    k.down = [](const core::StateDir& sd, const std::string& unit, const json& rec) { return stop_vm_unit(sd, unit, rec); };
-    k.health = [](const json& rec) {
+    k.down = [](const core::StateDir& sd, const std::string& unit, const json& top) -> core::Status {
+        DEVEMU_TRY(rec, vm_record(top));
+        return stop_vm_unit(sd, unit, rec);
+    };
+    k.health = [](const json& j) {
+        auto rec = vm_record(j);
+        if (!rec) return core::Health{"unreadable", {rec.error().message()}};
         core::Health h;
-        if (core::process_start_time(rec.value("pid", 0)) != rec.value("start_time", std::uint64_t{0}))
-            h = {"dead", {"qemu is gone; run devemu down " + rec.value("name", "")}};
+        if (core::process_start_time(rec->pid) != rec->start_time) h = {"dead", {"qemu is gone; run devemu down " + rec->name}};
         return h;
     };
     k.describe = describe_vm;
-    k.check = [](const core::StateDir&, const std::string&, const json& rec, const core::CheckRequest& req) { return check_vm(rec, req); };
+    k.relay = [](const json& j, std::vector<std::string> argv) -> core::Result<core::Relayed> {
+        DEVEMU_TRY(rec, vm_record(j));
+        if (!argv.empty() && argv[0] == "devemu") argv = guest_devemu({argv.begin() + 1, argv.end()}, rec.devemu);
+        DEVEMU_TRY(r, vm_exec(rec, argv));
+        return core::Relayed{r.rc, r.out, r.err};
+    };
+    k.check = [](const core::StateDir&, const std::string&, const json& j, const core::CheckRequest& req) -> core::Result<core::CheckOutcome> {
+        DEVEMU_TRY(rec, vm_record(j));
+        return check_vm(rec, req);
+    };
     core::register_kind(std::move(k));
 }
 

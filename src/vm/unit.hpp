@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/statedir.hpp"
 #include "core/unit_kind.hpp"
+#include "vm/record.hpp"
 
 namespace devemu::vm {
 
@@ -37,10 +38,11 @@ struct UpVmResult {
 [[nodiscard]] core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req);
 
 // Stops an `up --vm` unit: the guest removes its units and powers off (60 s), then the journal reaps qemu.
-[[nodiscard]] core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const nlohmann::json& rec);
+[[nodiscard]] core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const VmRecord& rec);
 
-// devemu inside an `up --vm` guest: this binary (the same path in the guest) with the guest's state dir, then `args`.
-[[nodiscard]] std::vector<std::string> guest_devemu(const std::vector<std::string>& args);
+// devemu inside an `up --vm` guest, with the guest's state dir, then `args`: the binary the VM was started with
+// (`devemu`, recorded; at the same path in the guest), or this one for a record that does not say.
+[[nodiscard]] std::vector<std::string> guest_devemu(const std::vector<std::string>& args, const std::string& devemu = {});
 
 // What a command run in the VM printed, and its exit status.
 struct Ran {
@@ -48,6 +50,6 @@ struct Ran {
     std::string out, err;
 };
 // Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools).
-[[nodiscard]] core::Result<Ran> vm_exec(const nlohmann::json& rec, const std::vector<std::string>& args);
+[[nodiscard]] core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args);
 
 }  // namespace devemu::vm

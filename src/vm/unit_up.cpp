@@ -19,6 +19,7 @@
 #include "profile/profile.hpp"
 #include "vm/image.hpp"
 #include "vm/kernel.hpp"
+#include "vm/record.hpp"
 #include "vm/runner.hpp"
 #include "vm/unit.hpp"
 
@@ -149,7 +150,7 @@ json forwarded_access(json info, const std::string& portal, bool secrets)
 }
 
 // The guest's `up --json` output -> what the record keeps (`stored`) and what the user is shown.
-void take_guest_units(const json& units, const Launch& l, bool secrets, json& stored, UpVmResult& res)
+void take_guest_units(const json& units, const Launch& l, bool secrets, std::vector<GuestUnit>& stored, UpVmResult& res)
 {
     for (auto& u : units) {
         const std::string unit = u["unit"];
@@ -158,7 +159,7 @@ void take_guest_units(const json& units, const Launch& l, bool secrets, json& st
             json g = u;
             g["name"] = unit;
             g["state"] = "up in VM " + l.name;
-            stored.push_back({{"unit", unit}, {"kind", "gadget"}, {"gadget", g}});
+            stored.push_back({unit, "gadget", json::object(), "", g});
             res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"gadget", g}});
             if (const auto* k = core::find_kind("gadget"); k && k->describe)
                 for (auto& line : k->describe(g, core::DescribeFor::up, secrets).lines) res.lines.push_back(line);
@@ -166,7 +167,7 @@ void take_guest_units(const json& units, const Launch& l, bool secrets, json& st
         }
         const std::string portal = l.forwards.contains(unit) ? "127.0.0.1:" + std::to_string(l.forwards[unit].get<int>()) : "";
         const json info = forwarded_access(u["access"], portal, secrets);
-        stored.push_back({{"unit", unit}, {"access", u["access"]}, {"portal", portal}});
+        stored.push_back({unit, "target", u["access"], portal, json::object()});
         res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"access", info}});
         for (auto& line : lio::target_lines({{"name", unit}, {"state", "up in VM " + l.name}, {"changes", u["changes"]}}, info)) res.lines.push_back(line);
     }
@@ -195,7 +196,7 @@ core::Result<json> guest_units(const DetachedVm& vmh, const Launch& l)
 }
 
 // Starts qemu and records the unit as "booting": from here on, `down` (or a failure below) removes everything.
-core::Result<json> start_vm(const core::StateDir& sd, core::Transaction& tx, Launch& l, DetachedVm& vmh)
+core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx, Launch& l, DetachedVm& vmh)
 {
     // Journal before acting: the pid is not known yet, so name qemu by its unit's control socket, which is in its
     // command line. A kill -9 of this devemu at any point leaves a journal that `down` can reap qemu from.
@@ -204,12 +205,20 @@ core::Result<json> start_vm(const core::StateDir& sd, core::Transaction& tx, Lau
     vmh = h;
     l.attached.reset();   // qemu holds the tap now: it goes when qemu does
     DEVEMU_CHECK(tx.record({core::UndoOp::kill, "qemu", "", vmh.pid, vmh.start_time}));
-    json rec = {{"name", l.name}, {"kind", "vm"}, {"state", "booting"}, {"profile", fs::absolute(l.prof.file).string()},
-                {"pid", vmh.pid}, {"start_time", vmh.start_time}, {"ctl", vmh.ctl_socket.string()},
-                {"run_dir", l.cfg.run_dir.string()}, {"forwards", l.forwards}, {"kvm", vmh.accel_kvm}};
-    if (l.prep.uses_local) rec["uses_ceph_local"] = true, rec["ceph_eth1"] = l.run.eth1_addr;
-    if (l.prep.started_local) rec["ceph_local_started"] = true;
-    if (!l.prep.images.empty()) rec["rbd_images"] = l.prep.images;
+    VmRecord rec;
+    rec.name = l.name;
+    rec.profile = fs::absolute(l.prof.file).string();
+    rec.pid = vmh.pid;
+    rec.start_time = vmh.start_time;
+    rec.ctl = vmh.ctl_socket.string();
+    rec.run_dir = l.cfg.run_dir.string();
+    rec.devemu = core::self_exe().string();
+    rec.forwards = l.forwards.get<std::map<std::string, std::uint16_t>>();
+    rec.kvm = vmh.accel_kvm;
+    rec.uses_ceph_local = l.prep.uses_local;
+    rec.ceph_eth1 = l.run.eth1_addr;
+    rec.ceph_local_started = l.prep.started_local;
+    rec.rbd_images = l.prep.images;
     DEVEMU_CHECK(sd.save(l.name, rec));
     return rec;
 }
@@ -225,7 +234,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     DEVEMU_CHECK(core::make_dirs(l.cfg.run_dir, 0700));
     core::Transaction tx(sd.journal(l.name));
     DetachedVm vmh;
-    core::Result<json> rec = std::unexpected(core::Error{});
+    core::Result<VmRecord> rec = std::unexpected(core::Error{});
     if (auto s = prepare_host_rbd(sd, req, tx, l); !s) rec = std::unexpected(s.error());
     else if (auto b = build_initrd(base, kernel, l.run, l.cfg.initrd); !b) rec = std::unexpected(b.error());
     else rec = start_vm(sd, tx, l, vmh);
@@ -246,10 +255,8 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
         return std::unexpected(e);
     }
     UpVmResult res;
-    json stored = json::array();
-    take_guest_units(*units, l, req.secrets, stored, res);
-    (*rec)["state"] = "up";
-    (*rec)["units"] = stored;
+    take_guest_units(*units, l, req.secrets, rec->units, res);
+    rec->state = "up";
     tx.commit();
     DEVEMU_CHECK(sd.save(l.name, *rec));
     res.lines.push_back(fmt::format("  vm         {} (pid {}, {}); stop it with: devemu down {}", l.name, vmh.pid, vmh.accel_kvm ? "kvm" : "tcg", l.name));

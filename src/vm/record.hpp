@@ -1,0 +1,47 @@
+#pragma once
+// The record of a "vm" unit (`up --vm`): the qemu it started (pid and start time, so a reused pid is never taken
+// for it), its control socket and run dir, the portals forwarded to 127.0.0.1, and the guest's units as the guest
+// reported them. Read with defaults for every field, so records written before a field existed still read.
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/statedir.hpp"
+
+namespace devemu::vm {
+
+// One unit in the guest: a target (how to reach it: `access`, through `portal` when forwarded) or a gadget.
+struct GuestUnit {
+    std::string unit, kind = "target";
+    nlohmann::json access;                    // a target's access_info, as the guest printed it (with secrets)
+    std::string portal;                       // 127.0.0.1:PORT, the host's forward of its portal; empty: none
+    nlohmann::json gadget;                    // a gadget's record as the guest printed it
+};
+
+struct VmRecord {
+    int version = core::kRecordVersion;
+    std::string name, kind = "vm", profile, state = "booting";
+    std::int64_t pid = 0;
+    std::uint64_t start_time = 0;
+    std::string ctl, run_dir;
+    std::string devemu;                              // the binary the guest runs (at the same path there)
+    std::map<std::string, std::uint16_t> forwards;   // target -> host port on 127.0.0.1
+    bool kvm = false;
+    bool uses_ceph_local = false, ceph_local_started = false;
+    std::string ceph_eth1;                           // the guest's address on the local Ceph cluster's network
+    nlohmann::json rbd_images = nlohmann::json::object();
+    std::vector<GuestUnit> units;
+};
+
+void to_json(nlohmann::json& j, const GuestUnit& u);
+void from_json(const nlohmann::json& j, GuestUnit& u);
+void to_json(nlohmann::json& j, const VmRecord& r);
+void from_json(const nlohmann::json& j, VmRecord& r);
+
+// A record as a VmRecord; a field of the wrong type is an error naming the unit, not an exception.
+[[nodiscard]] core::Result<VmRecord> vm_record(const nlohmann::json& j);
+
+}  // namespace devemu::vm
