@@ -1,0 +1,216 @@
+#include "fault/fault.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <set>
+
+#include "core/text.hpp"
+
+namespace devemu::fault {
+
+using core::Errc;
+
+namespace {
+
+constexpr const char* kTypes[] = {"delay", "error", "flakey", "stall", "rate"};
+
+// Which keys each type takes, besides type, id, op, lba and seed.
+const std::map<Type, std::set<std::string>>& type_keys()
+{
+    static const std::map<Type, std::set<std::string>> k = {
+        {Type::delay, {"delay"}},
+        {Type::error, {"probability", "mode"}},
+        {Type::flakey, {"up", "down", "drop_writes"}},
+        {Type::stall, {"for"}},
+        {Type::rate, {"iops", "bandwidth"}},
+    };
+    return k;
+}
+
+std::string fmt_ns(Nanos n)
+{
+    const auto v = n.count();
+    if (v % 1000000000 == 0) return fmt::format("{}s", v / 1000000000);
+    if (v % 1000000 == 0) return fmt::format("{}ms", v / 1000000);
+    if (v % 1000 == 0) return fmt::format("{}us", v / 1000);
+    return fmt::format("{}ns", v);
+}
+
+}  // namespace
+
+std::optional<Nanos> parse_duration(const std::string& s)
+{
+    std::size_t i = 0;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (i == 0) return std::nullopt;
+    char* end = nullptr;
+    const std::string num = s.substr(0, i);
+    const double v = std::strtod(num.c_str(), &end);
+    if (*end || !std::isfinite(v) || v < 0) return std::nullopt;
+    const std::string unit = s.substr(i);
+    double scale = 0;
+    if (unit == "ns") scale = 1;
+    else if (unit == "us") scale = 1e3;
+    else if (unit == "ms" || unit.empty()) scale = 1e6;
+    else if (unit == "s") scale = 1e9;
+    else return std::nullopt;
+    if (v * scale > 3.6e12) return std::nullopt;   // an hour is the most a fault waits
+    return Nanos(static_cast<std::int64_t>(std::llround(v * scale)));
+}
+
+const char* to_string(Type t) { return kTypes[static_cast<int>(t)]; }
+const char* to_string(Scope s) { return s == Scope::read ? "read" : s == Scope::write ? "write" : "rw"; }
+
+core::Result<std::map<std::string, std::string>> keys_of(const std::vector<std::string>& words)
+{
+    std::map<std::string, std::string> out;
+    for (auto& w : words) {
+        auto eq = w.find('=');
+        if (eq == std::string::npos || eq == 0)
+            return core::fail(Errc::invalid_input, "'" + w + "' is not KEY=VALUE", w, "e.g. devemu fault t0 add type=error lba=1000..1999 op=read");
+        out[w.substr(0, eq)] = w.substr(eq + 1);
+    }
+    return out;
+}
+
+core::Result<Spec> parse(const std::map<std::string, std::string>& keys, const std::string& where, std::uint64_t end_lba)
+{
+    auto bad = [&](const std::string& what, const std::string& fix) { return core::fail(Errc::invalid_input, what, where, fix); };
+    Spec s;
+    auto type = keys.find("type");
+    if (type == keys.end()) return bad("a fault needs a type", "type = \"delay\", \"error\", \"flakey\", \"stall\" or \"rate\"");
+    bool known = false;
+    for (int i = 0; i < 5; ++i)
+        if (type->second == kTypes[i]) s.type = static_cast<Type>(i), known = true;
+    if (!known) return bad("unknown fault type \"" + type->second + "\"", "type = \"delay\", \"error\", \"flakey\", \"stall\" or \"rate\"");
+    const auto& allowed = type_keys().at(s.type);
+    for (auto& [k, v] : keys)
+        if (k != "type" && k != "id" && k != "op" && k != "lba" && k != "seed" && !allowed.count(k))
+            return bad(fmt::format("a {} fault has no key \"{}\"", type->second, k),
+                       fmt::format("its keys: id, op, lba, seed, {}", core::join(std::vector<std::string>(allowed.begin(), allowed.end()), ", ")));
+    auto get = [&](const char* k) -> std::optional<std::string> {
+        auto it = keys.find(k);
+        return it == keys.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    if (auto id = get("id")) {
+        if (id->empty() || id->find_first_of(" \t/=") != std::string::npos) return bad("fault id \"" + *id + "\" is not a word", "id = \"bad-sectors\"");
+        s.id = *id;
+    }
+    if (auto op = get("op")) {
+        if (*op == "read") s.scope = Scope::read;
+        else if (*op == "write") s.scope = Scope::write;
+        else if (*op == "rw") s.scope = Scope::rw;
+        else return bad("op = \"" + *op + "\" is not read, write or rw", "op = \"read\"");
+    }
+    if (auto lba = get("lba")) {
+        auto dots = lba->find("..");
+        auto a = core::parse_number(lba->substr(0, dots));
+        auto b = dots == std::string::npos ? a : core::parse_number(lba->substr(dots + 2));
+        if (!a || !b || *b < *a) return bad("lba = \"" + *lba + "\" is not FIRST..LAST (inclusive) or one LBA", "lba = \"2048..4095\"");
+        if (*b > end_lba) return bad(fmt::format("lba = \"{}\" ends past the device's last LBA, {}", *lba, end_lba), fmt::format("keep it within 0..{}", end_lba));
+        s.first = *a, s.last = *b;
+    }
+    if (auto seed = get("seed")) {
+        auto n = core::parse_number(*seed);
+        if (!n) return bad("seed = \"" + *seed + "\" is not a whole number", "seed = 7");
+        s.seed = *n;
+    }
+    auto duration = [&](const char* k, Nanos& out, bool required) -> core::Status {
+        auto v = get(k);
+        if (!v) return required ? bad(fmt::format("a {} fault needs {}", type->second, k), fmt::format("{} = \"5ms\"", k)) : core::Status{};
+        auto d = parse_duration(*v);
+        if (!d) return bad(fmt::format("{} = \"{}\" is not a duration", k, *v), fmt::format("{} = \"5ms\" (ns, us, ms, s; at most an hour)", k));
+        out = *d;
+        return {};
+    };
+    switch (s.type) {
+    case Type::delay: {
+        auto v = get("delay");
+        if (!v) return bad("a delay fault needs delay", "delay = \"5ms\" or delay = \"1ms..20ms\"");
+        auto dots = v->find("..");
+        auto lo = parse_duration(v->substr(0, dots));
+        auto hi = dots == std::string::npos ? lo : parse_duration(v->substr(dots + 2));
+        if (!lo || !hi || *hi < *lo) return bad("delay = \"" + *v + "\" is not a duration or MIN..MAX", "delay = \"5ms\" or delay = \"1ms..20ms\"");
+        s.delay_min = *lo, s.delay_max = *hi;
+        break;
+    }
+    case Type::error: {
+        if (auto p = get("probability")) {
+            char* end = nullptr;
+            s.probability = std::strtod(p->c_str(), &end);
+            if (p->empty() || *end || !(s.probability > 0 && s.probability <= 1)) return bad("probability = \"" + *p + "\" is not in (0, 1]", "probability = 0.01");
+        }
+        if (auto m = get("mode")) {
+            if (*m == "always") s.mode = Mode::always;
+            else if (*m == "once") s.mode = Mode::once;
+            else if (*m == "sticky") s.mode = Mode::sticky;
+            else return bad("mode = \"" + *m + "\" is not always, once or sticky", "mode = \"sticky\"");
+        }
+        break;
+    }
+    case Type::flakey: {
+        DEVEMU_CHECK(duration("up", s.up, true));
+        DEVEMU_CHECK(duration("down", s.down, true));
+        if (s.up.count() == 0 || s.down.count() == 0) return bad("a flakey fault needs up and down longer than 0", "up = \"10s\", down = \"2s\"");
+        if (auto d = get("drop_writes")) {
+            if (*d != "true" && *d != "false") return bad("drop_writes = \"" + *d + "\" is not true or false", "drop_writes = true");
+            s.drop_writes = *d == "true";
+        }
+        break;
+    }
+    case Type::stall:
+        DEVEMU_CHECK(duration("for", s.stall_for, false));
+        break;
+    case Type::rate: {
+        if (auto n = get("iops")) {
+            auto v = core::parse_number(*n);
+            if (!v || *v == 0) return bad("iops = \"" + *n + "\" is not a whole number above 0", "iops = 500");
+            s.iops = *v;
+        }
+        if (auto b = get("bandwidth")) {
+            auto v = core::parse_size(*b);
+            if (!v || *v == 0) return bad("bandwidth = \"" + *b + "\" is not a size per second", "bandwidth = \"20M\"");
+            s.bytes_per_s = *v;
+        }
+        if (!s.iops && !s.bytes_per_s) return bad("a rate fault needs iops or bandwidth", "iops = 500, or bandwidth = \"20M\"");
+        break;
+    }
+    }
+    return s;
+}
+
+nlohmann::json to_json(const Spec& s)
+{
+    nlohmann::json j = {{"type", to_string(s.type)}, {"op", to_string(s.scope)}, {"seed", std::to_string(s.seed)}};
+    if (!s.id.empty()) j["id"] = s.id;
+    if (s.first != 0 || s.last != UINT64_MAX) j["lba"] = fmt::format("{}..{}", s.first, s.last);
+    switch (s.type) {
+    case Type::delay: j["delay"] = s.delay_min == s.delay_max ? fmt_ns(s.delay_min) : fmt_ns(s.delay_min) + ".." + fmt_ns(s.delay_max); break;
+    case Type::error:
+        j["probability"] = fmt::format("{}", s.probability);
+        j["mode"] = s.mode == Mode::once ? "once" : s.mode == Mode::sticky ? "sticky" : "always";
+        break;
+    case Type::flakey:
+        j["up"] = fmt_ns(s.up), j["down"] = fmt_ns(s.down), j["drop_writes"] = s.drop_writes ? "true" : "false";
+        break;
+    case Type::stall:
+        if (s.stall_for.count()) j["for"] = fmt_ns(s.stall_for);
+        break;
+    case Type::rate:
+        if (s.iops) j["iops"] = std::to_string(s.iops);
+        if (s.bytes_per_s) j["bandwidth"] = std::to_string(s.bytes_per_s);
+        break;
+    }
+    return j;
+}
+
+std::map<std::string, std::string> keys_of(const nlohmann::json& j)
+{
+    std::map<std::string, std::string> out;
+    for (auto it = j.begin(); it != j.end(); ++it)
+        out[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+    return out;
+}
+
+}  // namespace devemu::fault

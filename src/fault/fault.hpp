@@ -1,0 +1,56 @@
+#pragma once
+// Faults on demand in a userspace data path (the TCMU handler; any front-end that serves SCSI from userspace): what
+// a fault is (delay, error, flakey, stall, rate), scoped to reads, writes or both and to an LBA range, and how one
+// is written: `key = value` pairs, the same in a profile's [[backstore.fault]] table and on `devemu fault add`.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace devemu::fault {
+
+using Nanos = std::chrono::nanoseconds;
+
+enum class Type { delay, error, flakey, stall, rate };
+enum class Scope { read, write, rw };
+enum class Mode { always, once, sticky };   // error: every time (with `probability`), the first time only, or an LBA that failed stays failed
+
+struct Spec {
+    std::string id;                     // unique in a chain; default: the type and a number ("error1")
+    Type type = Type::delay;
+    Scope scope = Scope::rw;
+    std::uint64_t first = 0, last = UINT64_MAX;   // LBA range, inclusive
+    Nanos delay_min{0}, delay_max{0};   // delay: fixed (min == max) or uniform in [min, max]
+    double probability = 1.0;           // error: per command in scope
+    Mode mode = Mode::always;
+    Nanos up{0}, down{0};               // flakey: up this long, then down this long, from when the fault is armed
+    bool drop_writes = false;           // flakey: while down, writes succeed without reaching the medium (reads are served)
+    Nanos stall_for{0};                 // stall: commands in scope are held this long after the fault is armed; 0: until cleared
+    std::uint64_t iops = 0;             // rate: commands per second (0: no limit)
+    std::uint64_t bytes_per_s = 0;      // rate: bytes per second (0: no limit)
+    std::uint64_t seed = 1;             // random choices repeat exactly for a seed
+};
+
+// Parses one fault from its keys. `where` names it in errors (file:line, or the argument); an unknown key, a bad
+// value or a missing one is an error that says which and how to write it. `end_lba`: the device's last LBA (a
+// range past it is refused); UINT64_MAX when not known yet.
+[[nodiscard]] core::Result<Spec> parse(const std::map<std::string, std::string>& keys, const std::string& where,
+                                       std::uint64_t end_lba = UINT64_MAX);
+// "key=value" words (devemu fault add) -> keys; a word without '=' is an error naming it.
+[[nodiscard]] core::Result<std::map<std::string, std::string>> keys_of(const std::vector<std::string>& words);
+
+// A duration: "250us", "5ms", "2s", "1.5s", "100ns"; a bare number is milliseconds.
+[[nodiscard]] std::optional<Nanos> parse_duration(const std::string& s);
+
+[[nodiscard]] const char* to_string(Type t);
+[[nodiscard]] const char* to_string(Scope s);
+[[nodiscard]] nlohmann::json to_json(const Spec& s);   // the keys again, as `parse` reads them
+[[nodiscard]] std::map<std::string, std::string> keys_of(const nlohmann::json& j);
+
+}  // namespace devemu::fault
