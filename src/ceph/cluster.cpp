@@ -407,4 +407,26 @@ json status(const core::StateDir& sd)
     return out;
 }
 
+std::vector<std::string> status_lines(const json& st)
+{
+    if (!st.value("up", false) && st.value("state", "") == "") return {"ceph: no local cluster (devemu ceph up)"};
+    std::vector<std::string> out;
+    out.push_back(fmt::format("ceph: {}, {}", st.value("state", "?"), st.value("health", "?")));
+    out.push_back(fmt::format("  mon        {} in network namespace {}", st.value("mon_host", ""), st.value("netns", "")));
+    out.push_back(fmt::format("  osd        {}, {}{}", st.value("store", ""), core::format_size(st.value("osd_bytes", std::uint64_t{0})),
+                              st.contains("osds_up") ? fmt::format(", {}/1 up", st["osds_up"].get<int>()) : ""));
+    const json daemons = st.value("daemons", json::object()), pools = st.value("pools", json::object());   // named: items() of a temporary dangles
+    for (auto& [name, d] : daemons.items())
+        out.push_back(fmt::format("  {}{}pid {}{}, log {}", name, std::string(name.size() < 10 ? 11 - name.size() : 1, ' '), d.value("pid", 0),
+                                  d.value("running", true) ? "" : " (not running)", d.value("log", "")));
+    for (auto& [pool, images] : pools.items()) {
+        std::string line = "  pool       " + pool + ":";
+        for (auto& i : images) line += " " + i.get<std::string>();
+        out.push_back(line + (images.empty() ? " (no images)" : ""));
+    }
+    out.push_back("  conf       " + st.value("conf", ""));
+    out.push_back("  keyring    " + st.value("keyring", "") + " (client.admin, 0600)");
+    return out;
+}
+
 }  // namespace devemu::ceph

@@ -37,6 +37,8 @@ using Progress = std::function<void(const std::string& step)>;
 [[nodiscard]] core::Status down(const core::StateDir& sd);
 // The record with live facts (health, daemons, pools, images); `up` false when there is no cluster.
 [[nodiscard]] nlohmann::json status(const core::StateDir& sd);
+// What `devemu ceph status` prints of it.
+[[nodiscard]] std::vector<std::string> status_lines(const nlohmann::json& st);
 // The daemons of a cluster record that are not running (a pid and start time that no longer match).
 [[nodiscard]] std::vector<std::string> stopped_daemons(const CephRecord& rec);
 // How to reach the running local cluster as client.admin (from the host, inside its namespace).

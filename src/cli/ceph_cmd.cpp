@@ -31,29 +31,6 @@ Examples:
 
 Options)";
 
-void print_status(const json& st, std::ostream& out)
-{
-    if (!st.value("up", false) && st.value("state", "") == "") {
-        out << "ceph: no local cluster (devemu ceph up)\n";
-        return;
-    }
-    out << "ceph: " << st.value("state", "?") << ", " << st.value("health", "?") << "\n";
-    out << "  mon        " << st.value("mon_host", "") << " in network namespace " << st.value("netns", "") << "\n";
-    out << "  osd        " << st.value("store", "") << ", " << core::format_size(st.value("osd_bytes", std::uint64_t{0}));
-    if (st.contains("osds_up")) out << ", " << st["osds_up"].get<int>() << "/1 up";
-    out << "\n";
-    const json daemons = st.value("daemons", json::object()), pools = st.value("pools", json::object());   // named: items() of a temporary dangles
-    for (auto& [name, d] : daemons.items())
-        out << "  " << name << std::string(name.size() < 10 ? 11 - name.size() : 1, ' ') << "pid " << d.value("pid", 0) << (d.value("running", true) ? "" : " (not running)")
-            << ", log " << d.value("log", "") << "\n";
-    for (auto& [pool, images] : pools.items()) {
-        out << "  pool       " << pool << ":";
-        for (auto& i : images) out << " " << i.get<std::string>();
-        out << (images.empty() ? " (no images)\n" : "\n");
-    }
-    out << "  conf       " << st.value("conf", "") << "\n  keyring    " << st.value("keyring", "") << " (client.admin, 0600)\n";
-}
-
 }  // namespace
 
 int cmd_ceph(Context& ctx, const Args& args)
@@ -90,7 +67,7 @@ int cmd_ceph(Context& ctx, const Args& args)
         if (!rec) return report(rec.error());
         auto st = ceph::status(*sd);
         if (p.has("json")) std::cout << st.dump(2) << "\n";
-        else print_status(st, std::cout);
+        else for (auto& l : ceph::status_lines(st)) std::cout << l << "\n";
         return 0;
     }
     if (verb == "down") {
@@ -102,7 +79,7 @@ int cmd_ceph(Context& ctx, const Args& args)
     if (verb == "status") {
         auto st = ceph::status(*sd);
         if (p.has("json")) std::cout << st.dump(2) << "\n";
-        else print_status(st, std::cout);
+        else for (auto& l : ceph::status_lines(st)) std::cout << l << "\n";
         return st.value("up", false) && st.value("health", "") == "HEALTH_OK" ? 0 : 1;
     }
     return report({core::Errc::invalid_input, "unknown ceph command '" + verb + "'", "", "use up, down or status"});

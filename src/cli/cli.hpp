@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "core/statedir.hpp"
+#include "core/unit_kind.hpp"
 
 namespace devemu::cli {
 
@@ -36,6 +37,7 @@ int cmd_export(Context& ctx, const Args& args);
 int cmd_tcmu_serve(Context& ctx, const Args& args);
 int cmd_ceph(Context& ctx, const Args& args);
 int cmd_gadget(Context& ctx, const Args& args);
+int cmd_fault(Context& ctx, const Args& args);
 // Every unit kind, registered once at start: the libraries' (target, gadget, ceph, vm).
 void register_kinds();
 
@@ -51,5 +53,7 @@ std::optional<int> parse_command(const Args& args, boost::program_options::optio
 
 // Prints one error line (red on a TTY) and returns its exit code.
 int report(const core::Error& e);
+// What a command run elsewhere (an `up --vm` guest) printed, as it printed it; its exit code (or the error's).
+int relayed(const core::Result<core::Relayed>& r);
 
 }  // namespace devemu::cli

@@ -5,6 +5,7 @@
 
 #include "cli/cli.hpp"
 #include "core/error.hpp"
+#include "core/unit_kind.hpp"
 
 namespace devemu::cli {
 
@@ -14,6 +15,14 @@ int report(const core::Error& e)
     const bool tty = ::isatty(2) && !std::getenv("NO_COLOR") && !(term && std::string(term) == "dumb");
     std::cerr << (tty ? "\033[31mdevemu: error:\033[0m " : "devemu: error: ") << e.message() << "\n";
     return e.exit_code();
+}
+
+int relayed(const core::Result<core::Relayed>& r)
+{
+    if (!r) return report(r.error());
+    std::cout << r->out << std::flush;
+    std::cerr << r->err << std::flush;
+    return r->rc;
 }
 
 std::optional<int> parse_command(const Args& args, boost::program_options::options_description& opts, Parsed& out,

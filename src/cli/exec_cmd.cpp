@@ -1,10 +1,6 @@
 // up --exec: start the app, wait for it or a signal, tear down.
 #include "cli/exec.hpp"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -20,32 +16,6 @@ using nlohmann::json;
 namespace devemu::cli {
 
 namespace {
-
-// Waits for the --exec command to end, or for SIGINT/SIGTERM/SIGHUP (then stops it). Returns its exit status.
-int wait_app(core::Child& app)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
-    sigprocmask(SIG_BLOCK, &set, nullptr);
-    core::UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
-    pollfd fds[2] = {{app.pidfd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
-    for (;;) {
-        if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
-        if (fds[0].revents) break;
-        if (fds[1].revents) {
-            signalfd_siginfo si{};
-            if (::read(sfd.get(), &si, sizeof si) != sizeof si) continue;
-            spdlog::info("signal {}: stopping the app and tearing down", si.ssi_signo);
-            int rc = app.terminate();
-            sigprocmask(SIG_UNBLOCK, &set, nullptr);
-            return rc;
-        }
-    }
-    int rc = app.wait();
-    sigprocmask(SIG_UNBLOCK, &set, nullptr);
-    return rc;
-}
 
 // The --exec command, in a process group of its own so that `down` (journaled as kill_group) and a signal to
 // `up --exec` stop everything it started: a shell's children, a pipeline. In the VM it outlives this devemu (the
@@ -104,7 +74,7 @@ int run_exec(Context& ctx, ExecRun& run, const std::vector<std::string>& units, 
         return 0;
     }
     std::cout << std::flush;
-    const int app_rc = wait_app(run.app);
+    const int app_rc = core::wait_or_stop_on_signal(run.app);
     spdlog::info("the app exited ({}); tearing down {}", app_rc, core::join(units, " "));
     std::vector<std::string> args(units.begin(), units.end());
     int rc = cmd_down(ctx, args);

@@ -37,11 +37,7 @@ int cmd_gadget(Context& ctx, const Args& args)
         if (verb == "insert") a.push_back(p.positional[2]);
         if (p.has("force")) a.push_back("--force");
         if (p.has("json")) a.push_back("--json");
-        auto r = kind->relay(*rec, a);
-        if (!r) return report(r.error());
-        std::cout << r->out << std::flush;
-        std::cerr << r->err << std::flush;
-        return r->rc;
+        return relayed(kind->relay(*rec, a));
     }
     auto s = usb::change_media(*sd, p.positional[1], lun, verb == "insert" ? p.positional[2] : "", p.has("force"), usb::Roots{});
     if (!s) return report(s.error());

@@ -18,6 +18,8 @@ int cmd_tcmu_serve(Context&, const Args& args)
         "block-size", po::value<unsigned>()->default_value(512), "logical block size")("serial", po::value<std::string>()->default_value(""), "unit serial")(
         "readonly", "refuse writes")("write-cache", "report a volatile write cache (writes are not O_DSYNC)")(
         "depth", po::value<unsigned>()->default_value(128), "io_uring entries")("stats", po::value<std::string>()->default_value(""), "stats JSON path")(
+        "faults", po::value<std::string>()->default_value(""), "the fault chain (JSON array of keys): read at start, kept up to date")(
+        "control", po::value<std::string>()->default_value(""), "unix socket for `devemu fault`")(
         "supervise", "restart the handler whenever it dies");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 0)) return *rc;
@@ -33,6 +35,8 @@ int cmd_tcmu_serve(Context&, const Args& args)
     c.write_cache = p.has("write-cache");
     c.depth = p.vm["depth"].as<unsigned>();
     c.stats = p.vm["stats"].as<std::string>();
+    c.faults = p.vm["faults"].as<std::string>();
+    c.control = p.vm["control"].as<std::string>();
     return p.has("supervise") ? uring::tcmu_supervise(c) : uring::tcmu_serve(c);
 }
 

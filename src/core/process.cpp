@@ -5,9 +5,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -309,6 +312,32 @@ std::string which(const std::string& name)
         start = end + 1;
     }
     return {};
+}
+
+int wait_or_stop_on_signal(Child& child)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+    sigset_t old;
+    sigprocmask(SIG_BLOCK, &set, &old);
+    UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
+    pollfd fds[2] = {{child.pidfd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    int rc = -1;
+    for (;;) {
+        if (::poll(fds, sfd ? 2 : 1, -1) < 0 && errno != EINTR) break;
+        if (fds[0].revents) break;
+        if (fds[1].revents) {
+            signalfd_siginfo si{};
+            if (::read(sfd.get(), &si, sizeof si) != sizeof si) continue;
+            spdlog::info("signal {}: stopping pid {} (and its group)", si.ssi_signo, child.pid());
+            rc = child.terminate();
+            break;
+        }
+    }
+    if (rc < 0) rc = child.wait();
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    return rc;
 }
 
 }  // namespace devemu::core

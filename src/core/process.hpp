@@ -92,4 +92,8 @@ struct RunResult {
 
 int decode_wait_status(int status);
 
+// Waits for `child` to end, or for SIGINT/SIGTERM/SIGHUP to this process (then stops the child: Child::terminate).
+// Returns its exit status. The signals are blocked meanwhile and unblocked after.
+[[nodiscard]] int wait_or_stop_on_signal(Child& child);
+
 }  // namespace devemu::core

@@ -96,6 +96,10 @@ struct UnitKind {
     // A unit whose own units live elsewhere (an `up --vm` VM's guest): runs `argv` there; argv[0] "devemu" is that
     // place's devemu, with its state dir. Empty: the unit's kernel objects are here.
     std::function<Result<Relayed>(const nlohmann::json& record, std::vector<std::string> argv)> relay;
+    // `devemu fault UNIT[:BACKSTORE] …`: sends `request` ({"op": "add", "keys": {…}} | {"op": "clear"[, "id"]} |
+    // {"op": "ls"}) to the fault chains of the unit's data paths (all, or the one named); answers
+    // {BACKSTORE: [fault…]}. Empty: this kind's units have no fault chain.
+    std::function<Result<nlohmann::json>(const nlohmann::json& record, const std::string& backstore, const nlohmann::json& request)> fault;
     // Units of a kind with a higher order are removed after all others by `down --all` (a cluster other units use).
     int down_order = 0;
 };

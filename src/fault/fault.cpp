@@ -180,6 +180,21 @@ core::Result<Spec> parse(const std::map<std::string, std::string>& keys, const s
     return s;
 }
 
+core::Result<nlohmann::json> request(const std::vector<std::string>& words)
+{
+    using nlohmann::json;
+    const std::string verb = words.empty() ? "" : words[0];
+    if (verb == "ls" && words.size() == 1) return json{{"op", "ls"}};
+    if (verb == "clear" && words.size() <= 2) return words.size() == 2 ? json{{"op", "clear"}, {"id", words[1]}} : json{{"op", "clear"}};
+    if (verb == "add" && words.size() >= 2) {
+        DEVEMU_TRY(keys, keys_of(std::vector<std::string>(words.begin() + 1, words.end())));
+        DEVEMU_CHECK(parse(keys, "devemu fault add"));
+        return json{{"op", "add"}, {"keys", keys}, {"where", "devemu fault add"}};
+    }
+    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID] or ls", core::join(words, " "),
+                      "e.g. devemu fault t0 add type=error op=read lba=2048..4095");
+}
+
 nlohmann::json to_json(const Spec& s)
 {
     nlohmann::json j = {{"type", to_string(s.type)}, {"op", to_string(s.scope)}, {"seed", std::to_string(s.seed)}};

@@ -48,6 +48,10 @@ struct Spec {
 // A duration: "250us", "5ms", "2s", "1.5s", "100ns"; a bare number is milliseconds.
 [[nodiscard]] std::optional<Nanos> parse_duration(const std::string& s);
 
+// `devemu fault NAME` words -> the request a data path's control socket takes: "add KEY=VALUE…" ({"op": "add",
+// "keys": …}, the keys checked here so that a typo needs no round trip), "clear [ID]", "ls".
+[[nodiscard]] core::Result<nlohmann::json> request(const std::vector<std::string>& words);
+
 [[nodiscard]] const char* to_string(Type t);
 [[nodiscard]] const char* to_string(Scope s);
 [[nodiscard]] nlohmann::json to_json(const Spec& s);   // the keys again, as `parse` reads them

@@ -13,6 +13,7 @@
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/parallel.hpp"
+#include "core/unix_socket.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
 #include "lio/record.hpp"
@@ -176,8 +177,11 @@ core::Described describe_target(const json& rec, core::DescribeFor what, bool se
         auto sup = json::parse(core::read_file(std::filesystem::path(handler.stats).replace_extension(".supervisor")).value_or("{}"), nullptr, false);
         if (sup.is_object()) h["restarts"] = sup.value("restarts", 0);
         d.json["handlers"][bs] = h;
-        d.lines.push_back(fmt::format("handler {}: pid {}, {} in flight (max {}), {} commands, {} restarts{}", bs, h.value("pid", 0),
-                                      h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0),
+        std::string faults;
+        for (auto& f : h.value("faults", json::array()))
+            faults += fmt::format("{}{} ({} events)", faults.empty() ? ", faults: " : ", ", f.value("id", "?"), f.value("events", 0));
+        d.lines.push_back(fmt::format("handler {}: pid {}, {} in flight (max {}), {} commands, {} restarts{}{}", bs, h.value("pid", 0),
+                                      h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0), faults,
                                       what == core::DescribeFor::ls_verbose && h.contains("log") ? ", log " + h["log"].get<std::string>() : ""));
     }
     return d;
@@ -196,6 +200,34 @@ core::Result<core::CheckOutcome> check_target(const json& rec, const core::Check
             runs.push_back({name + " LUN " + it.key(), check_block(it.value().get<std::string>(), req.scratch)});
     }
     return render_checks(runs);
+}
+
+// `devemu fault`: the request to each user backstore's handler (or the one named), through its control socket.
+core::Result<json> fault_target(const json& rec, const std::string& backstore, const json& request)
+{
+    DEVEMU_TRY(r, target_record(rec));
+    json out = json::object();
+    for (auto& [bs, handler] : r.handlers) {
+        if (!backstore.empty() && bs != backstore) continue;
+        if (handler.control.empty())
+            return core::fail(core::Errc::invalid_input, "backstore " + bs + "'s handler was started by a devemu without faults", r.name,
+                              "devemu down " + r.name + " and up again");
+        DEVEMU_TRY(answer, core::request_line(handler.control, request.dump(), std::chrono::seconds(5),
+                                              "is its handler running? devemu ls " + r.name));
+        auto a = json::parse(answer, nullptr, false);
+        if (!a.is_object()) return core::fail(core::Errc::io, "an unreadable answer from the handler", handler.control, "");
+        if (!a.value("ok", false)) {
+            const json e = a.value("error", json::object());
+            return core::fail(core::Errc::invalid_input, e.value("what", "refused"), e.value("where", handler.control), e.value("fix", ""));
+        }
+        out[bs] = a["faults"];
+    }
+    if (out.empty())
+        return core::fail(core::Errc::invalid_input,
+                          backstore.empty() ? "target " + r.name + " has no backstore with a fault chain"
+                                            : "target " + r.name + " has no user backstore " + backstore,
+                          r.name, "faults go on a `user` backstore (type = \"user\"): its data path is devemu's");
+    return out;
 }
 
 }  // namespace
@@ -217,6 +249,7 @@ void register_target_kind()
     };
     k.health = [](const json& rec) { return target_health(rec, Roots{}); };
     k.describe = describe_target;
+    k.fault = fault_target;
     k.check = [](const core::StateDir&, const std::string&, const json& rec, const core::CheckRequest& req) { return check_target(rec, req); };
     core::register_kind(std::move(k));
 }

@@ -4,7 +4,7 @@ namespace devemu::lio {
 
 using nlohmann::json;
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HandlerRecord, supervisor, start, stats, log, uio_prefix, backing)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HandlerRecord, supervisor, start, stats, log, uio_prefix, backing, faults, control)
 
 void to_json(json& j, const TargetRecord& r)
 {

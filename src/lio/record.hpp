@@ -19,6 +19,7 @@ struct HandlerRecord {
     std::int64_t supervisor = 0;
     std::uint64_t start = 0;
     std::string stats, log, uio_prefix, backing;
+    std::string faults, control;   // its fault chain's file and control socket (`devemu fault`); empty before faults existed
 };
 
 struct TargetRecord {

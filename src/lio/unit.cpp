@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "core/apply_unit.hpp"
+#include "core/unix_socket.hpp"
+#include "fault/fault.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/netns.hpp"
@@ -181,15 +183,31 @@ json login_info(const TargetModel& m, const json& devices)
 core::Result<json> start_handler(const Backstore& bs, const core::StateDir& sd, const std::string& unit, const json& had, core::Transaction& tx)
 {
     const std::string prefix = fmt::format("tcm-user/{}/{}/", bs.hba.substr(bs.hba.find('_') + 1), bs.spec->name);
-    if (had.contains("supervisor") && core::process_start_time(had["supervisor"].get<std::int64_t>()) == had.value("start", std::uint64_t{0}))
+    auto specs = json::array();
+    for (auto& f : bs.spec->faults) specs.push_back(fault::to_json(f));
+    if (had.contains("supervisor") && core::process_start_time(had["supervisor"].get<std::int64_t>()) == had.value("start", std::uint64_t{0})) {
+        // Running: `up` again sets the profile's fault chain (what `devemu fault` added goes; the profile is the state asked for).
+        if (const std::string ctl = had.value("control", ""); !ctl.empty()) {
+            DEVEMU_TRY(answer, core::request_line(ctl, json{{"op", "set"}, {"faults", specs}, {"where", bs.spec->loc.str()}}.dump(),
+                                                  std::chrono::seconds(5), "is its handler running? devemu ls"));
+            auto a = json::parse(answer, nullptr, false);
+            if (!a.is_object() || !a.value("ok", false))
+                return core::fail(Errc::invalid_input, a.is_object() ? a["error"].value("what", answer) : answer, bs.spec->loc.str(), "");
+        }
         return had;
+    }
     DEVEMU_CHECK(core::make_dirs(sd.unit_dir(unit), 0700));
     const auto stats = sd.unit_dir(unit) / ("tcmu-" + bs.spec->name + ".json");
     std::error_code ec;
     fs::remove(stats, ec);
+    // The profile's faults, as the handler reads them at every start (a restart keeps what `devemu fault` changed).
+    const auto faults = sd.unit_dir(unit) / ("tcmu-" + bs.spec->name + ".faults");
+    const auto control = sd.unit_dir(unit) / ("tcmu-" + bs.spec->name + ".ctl");
+    DEVEMU_CHECK(core::write_file_atomic(faults, specs.dump() + "\n", 0600));
     std::vector<std::string> argv = {core::self_exe().string(), "tcmu-serve", "--supervise", "--uio-prefix", prefix, "--backing", bs.backing.path,
                                      "--size", std::to_string(bs.backing.size), "--block-size", std::to_string(bs.spec->block_size),
-                                     "--stats", stats.string(), "--serial", bs.spec->wwn.empty() ? bs.spec->name : bs.spec->wwn};
+                                     "--stats", stats.string(), "--serial", bs.spec->wwn.empty() ? bs.spec->name : bs.spec->wwn,
+                                     "--faults", faults.string(), "--control", control.string()};
     if (bs.spec->readonly) argv.push_back("--readonly");
     if (bs.spec->write_cache) argv.push_back("--write-cache");
     DEVEMU_CHECK(tx.record({core::UndoOp::kill, "tcmu-serve", prefix, 0, 0}));
@@ -208,7 +226,8 @@ core::Result<json> start_handler(const Backstore& bs, const core::StateDir& sd, 
     if (!fs::exists(stats, ec))
         return core::fail(Errc::timeout, "the TCMU handler for '" + bs.spec->name + "' did not start serving in 5 s", prefix, "see dmesg");
     child.detach();
-    return json{{"supervisor", pid}, {"start", start}, {"stats", stats.string()}, {"log", log.string()}, {"uio_prefix", prefix}, {"backing", bs.backing.path}};
+    return json{{"supervisor", pid}, {"start", start}, {"stats", stats.string()}, {"log", log.string()}, {"uio_prefix", prefix}, {"backing", bs.backing.path},
+                {"faults", faults.string()}, {"control", control.string()}};
 }
 
 }  // namespace

@@ -63,6 +63,30 @@ Result<std::string> name_of(const Table& t)
     return n;
 }
 
+// [[backstore.fault]] tables: each one's keys, as fault::parse reads them (the same as `devemu fault add`).
+Result<std::vector<fault::Spec>> parse_faults(const Table& t, const Backstore& b)
+{
+    std::vector<fault::Spec> out;
+    DEVEMU_TRY(tables, t.tables("fault", "[[backstore.fault]]"));
+    const std::uint64_t end_lba = b.size ? *b.size / b.block_size - 1 : UINT64_MAX;
+    for (auto& ft : tables) {
+        std::map<std::string, std::string> keys;
+        for (auto& [k, v] : ft.get_table()) {
+            if (v.is_string()) keys[k] = v.as_string().str;
+            else if (v.is_integer()) keys[k] = std::to_string(v.as_integer());
+            else if (v.is_floating()) keys[k] = fmt::format("{}", v.as_floating());
+            else if (v.is_boolean()) keys[k] = v.as_boolean() ? "true" : "false";
+            else return ft.error(k, "a fault's values are strings, numbers or true/false");
+        }
+        const auto loc = ft.loc();
+        DEVEMU_TRY(spec, fault::parse(keys, fmt::format("{}:{}", loc.file, loc.line), end_lba));
+        for (auto& o : out)
+            if (!spec.id.empty() && o.id == spec.id) return ft.error("id", "two faults with id \"" + spec.id + "\" on backstore " + b.name);
+        out.push_back(spec);
+    }
+    return out;
+}
+
 Result<Backstore> parse_backstore(const Table& t)
 {
     static const std::pair<const char*, BackstoreType> types[] = {{"fileio", BackstoreType::fileio},
@@ -76,6 +100,10 @@ Result<Backstore> parse_backstore(const Table& t)
     b.name = name;
     DEVEMU_TRY(type, choice<BackstoreType>(t, "type", types, std::nullopt));
     b.type = type;
+    if (b.type != BackstoreType::user && t.has("fault"))
+        return t.error("fault", "faults are injected by devemu's own data path, a `user` backstore; under a kernel backstore (dm-delay, "
+                                "dm-flakey) they are not built yet",
+                       "use type = \"user\" with the same path");
     switch (b.type) {
     case BackstoreType::fileio:
         DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "path"}));
@@ -92,7 +120,7 @@ Result<Backstore> parse_backstore(const Table& t)
         break;
     case BackstoreType::user:
         DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "handler", "path", "backing",
-                                  "comp_algorithm"}));
+                                  "comp_algorithm", "fault"}));
         break;
     }
     DEVEMU_TRY(size, t.size("size"));
@@ -133,6 +161,8 @@ Result<Backstore> parse_backstore(const Table& t)
     }
     DEVEMU_TRY(eph, t.boolean("ephemeral"));
     b.ephemeral = eph.value_or(false);
+    DEVEMU_TRY(faults, parse_faults(t, b));
+    b.faults = std::move(faults);
     return b;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "fault/fault.hpp"
 
 namespace devemu::profile {
 
@@ -37,6 +38,8 @@ struct Backstore {
     std::string wwn;             // unit serial; generated when empty
     bool write_cache = false;
     bool readonly = false;
+    // [[backstore.fault]]: faults the backstore's data path starts with (a `user` backstore's handler)
+    std::vector<fault::Spec> faults;
     Loc loc;
 };
 

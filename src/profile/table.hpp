@@ -37,6 +37,7 @@ public:
     // An array of tables (or absent: empty).
     [[nodiscard]] core::Result<std::vector<Table>> tables(const std::string& key, const std::string& what) const;
     [[nodiscard]] const toml::value* get(const std::string& key) const;
+    [[nodiscard]] const toml::table& get_table() const { return v_.as_table(); }
 
     [[nodiscard]] std::unexpected<core::Error> error(const std::string& key, std::string msg, std::string fix = {}) const;
     [[nodiscard]] std::unexpected<core::Error> error_at(const toml::value& v, std::string msg, std::string fix = {}) const;

@@ -3,6 +3,7 @@
 // ring (UIO device: mailbox + command ring + data area); we serve them with io_uring straight between the
 // backing fd and the ring's data-area iovecs (no bounce copy), many in flight, and complete them in ring order,
 // so a handler killed at any point leaves every unfinished command in the ring for its successor.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -20,7 +21,9 @@ struct TcmuConfig {
     bool readonly = false;
     bool write_cache = false;
     unsigned depth = 128;          // io_uring entries
-    std::filesystem::path stats;   // JSON written about once a second (pid, in flight, counts)
+    std::filesystem::path stats;   // JSON written about once a second (pid, in flight, counts, faults)
+    std::filesystem::path faults;  // the fault chain's keys (JSON array): read at start, rewritten when it changes
+    std::filesystem::path control; // a unix socket `devemu fault` talks to (one JSON request a line); empty: none
     std::chrono::seconds wait_for_device{10};
 };
 

@@ -22,6 +22,7 @@
 #include "core/progress.hpp"
 #include "core/journal.hpp"
 #include "core/process.hpp"
+#include "core/unix_socket.hpp"
 #include "core/text.hpp"
 
 namespace devemu::vm {
@@ -76,20 +77,6 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
 
 namespace {
 
-core::Result<UniqueFd> listen_unix(const fs::path& p)
-{
-    ::unlink(p.c_str());
-    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) return core::fail_errno("socket", p.string());
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (p.string().size() >= sizeof addr.sun_path)
-        return core::fail(Errc::invalid_input, "socket path too long", p.string(), "use a shorter --state-dir");
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", p.c_str());
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(s.get(), 1) != 0)
-        return core::fail_errno("cannot listen", p.string());
-    return s;
-}
 
 void write_all(int fd, const char* p, size_t n)
 {
@@ -166,12 +153,9 @@ core::Result<DetachedVm> start_detached(const VmConfig& c)
 core::Result<std::string> control(const fs::path& ctl_socket, const std::string& send, const std::string& prefix,
                                   std::chrono::seconds timeout, pid_t qemu_pid)
 {
-    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", ctl_socket.c_str());
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        return core::fail_errno("cannot reach the VM's control socket", ctl_socket.string(), "is the VM still running? see devemu ls");
+    auto conn = core::connect_unix(ctl_socket, "is the VM still running? see devemu ls");
+    if (!conn) return core::fail(conn.error().code, "cannot reach the VM's control socket: " + conn.error().what, ctl_socket.string(), conn.error().fix);
+    UniqueFd s = std::move(*conn);
     if (!send.empty()) write_all(s.get(), send.data(), send.size());
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     Lines lines;
@@ -209,7 +193,7 @@ public:
     core::Status open()
     {
         for (int i = 0; i < 4; ++i) {
-            DEVEMU_TRY(l, listen_unix(c_.run_dir / fmt::format("s{}.sock", i)));
+            DEVEMU_TRY(l, core::listen_unix(c_.run_dir / fmt::format("s{}.sock", i)));
             listeners_[i] = std::move(l);
         }
         const auto log = c_.run_dir / "console.log";

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Faults in the userspace data path, in one VM boot: the guest half (fault_guest.sh) puts a `user` backstore behind
+# tcm_loop with faults from a profile and from `devemu fault` at run time, and judges them with the kernel's own
+# sd driver (EIO exactly where the bad range is), sg3-utils (the sense and its INFORMATION field) and fio (latency
+# and IOPS).
+. "$(dirname "$0")/lib.sh"
+here=$(dirname "$(readlink -f "$0")")
+out=$("$devemu" -q vm run --host-root --memory 1536 --timeout 900 -- "$here/fault_guest.sh" "$(readlink -f "$devemu")" 2>&1); rc=$?
+echo "$out"
+summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)
+[ -n "$summary" ] && ok "guest suite ran: $summary" || bad "guest suite did not finish (exit $rc)"
+expect_eq "guest suite exit" 0 "$rc"
+finish

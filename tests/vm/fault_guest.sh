@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Runs inside the VM (devemu vm run --host-root): faults in the TCMU handler's data path, judged by the kernel's sd
+# driver, sg3-utils and fio.
+devemu=$1
+. "$(dirname "$(readlink -f "$0")")/guest_lib.sh"
+cd /tmp
+modprobe target_core_user 2>/dev/null
+unit_json() { "$devemu" ls --json | python3 -c "import json,sys; u=[x for x in json.load(sys.stdin) if x['name']=='$1'][0]; print($2)"; }
+# p50 completion latency (ms) and IOPS of a fio run's reads
+fio_p50() { python3 -c "import json; j=json.load(open('$1'))['jobs'][0]['read']; print(j['clat_ns']['percentile']['50.000000']/1e6)"; }
+fio_iops() { python3 -c "import json; print(json.load(open('$1'))['jobs'][0]['read']['iops'])"; }
+within() { python3 -c "import sys; v,lo,hi=map(float,sys.argv[1:]); sys.exit(0 if lo<=v<=hi else 1)" "$@"; }
+rd() { dd if="$disk" of=/dev/null bs=512 skip="$1" count="$2" iflag=direct status=none; }
+# The read fails as a medium error does (not because there is no disk): the kernel's sd driver turns MEDIUM ERROR
+# into BLK_STS_MEDIUM, which reaches the reader as ENODATA ("No data available"), not EIO.
+eio() { ! rd "$1" "$2" 2>/tmp/eio.out && grep -q "No data available" /tmp/eio.out; }
+
+# --- a bad range from the profile: reads there fail, and nowhere else -----------------------------------
+cat > floop.toml <<'P'
+[[backstore]]
+name = "f0"
+type = "user"
+handler = "uring"
+path = "/tmp/f0.img"
+size = "64M"
+[[backstore.fault]]
+id = "bad"
+type = "error"
+op = "read"
+lba = "4096..4159"
+[[target]]
+name = "floop"
+fabric = "loopback"
+[[target.lun]]
+backstore = "f0"
+P
+check "up with a [[backstore.fault]]" "$devemu" up floop.toml
+disk=$(unit_json floop "u['access']['devices']['0']")
+check "a disk ($disk)" test -b "$disk"
+check "reads before the bad range succeed (LBA 0..4095)" rd 0 4096
+check "reads after it succeed (LBA 4160..8191)" rd 4160 4032
+check "a read of LBA 4096 fails with a medium error (ENODATA)" eio 4096 1
+check "... and the kernel logs a critical medium error at sector 4096" sh -c "dmesg | grep -q 'critical medium error, dev ${disk#/dev/}, sector 4096'"
+check "a read of LBA 4159 fails with a medium error" eio 4159 1
+check "a read across its start (4000..4103) fails with a medium error" eio 4000 104
+check "writes to the bad range succeed (op = read)" dd if=/dev/zero of="$disk" bs=512 seek=4096 count=64 oflag=direct status=none
+sg_raw -r 512 "$disk" 28 00 00 00 10 04 00 00 01 00 > /tmp/sg.out 2>&1
+check "sg_raw READ(10) of LBA 4100: MEDIUM ERROR, unrecovered read error (03/11/00)" grep -qi "unrecovered read error" /tmp/sg.out
+check "... with the bad LBA in INFORMATION (0x1004)" grep -qi "info fld=0x1004" /tmp/sg.out
+sleep 2   # the handler writes its stats about once a second
+check "ls counts the fault's events" sh -c "\"$devemu\" ls | grep -E 'handler f0: .*faults: bad \\([1-9][0-9]* events\\)'"
+check "fault ls shows it with its keys" sh -c "\"$devemu\" fault floop ls | grep -q 'floop:f0: bad  error.*lba=4096..4159'"
+
+# --- at run time: clear, add, refused changes leave the chain as it was ----------------------------------
+check "fault clear bad" "$devemu" fault floop clear bad
+check "the range reads again" rd 4096 64
+"$devemu" fault floop add type=error lba=999999999..1000000000 > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "an LBA range past the end: exit 2" || bad "range past the end: exit $rc"
+check "... saying so" grep -q "past the device's last LBA, 131071" /tmp/bad.out
+"$devemu" fault floop add type=slow > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "an unknown fault type: exit 2" || bad "unknown type: exit $rc"
+check "... naming it" grep -q 'unknown fault type "slow"' /tmp/bad.out
+check "... and the chain is unchanged (empty)" sh -c "\"$devemu\" fault floop ls | grep -q 'floop:f0: no faults'"
+check "add: sticky errors on LBA 8192..8199" "$devemu" fault floop add id=st type=error mode=sticky lba=8192..8199
+check "read 8192 fails with a medium error" eio 8192 1
+check "and again (sticky)" eio 8192 1
+
+# --- the chain survives a handler crash: the supervisor's new handler starts with it -------------------
+sup=$(unit_json floop "u['handlers']['f0']['supervisor']")
+kill -9 "$(pgrep -P "$sup" -f 'tcmu-serve' | head -1)" && ok "killed the handler" || bad "no handler to kill"
+sleep 2
+check "after the restart, LBA 8192 still fails with a medium error" eio 8192 1
+check "fault clear (all)" "$devemu" fault floop clear
+check "LBA 8192 reads" rd 8192 8
+
+# --- delay: fio's p50 moves by the delay (within 20 %) -----------------------------------------------------
+fio --name=b --filename="$disk" --rw=randread --bs=4k --size=32M --ioengine=libaio --iodepth=1 --direct=1 --runtime=3 --time_based \
+    --output-format=json --output=/tmp/base.json >/dev/null 2>&1
+base=$(fio_p50 /tmp/base.json)
+check "add: delay 20ms on reads" "$devemu" fault floop add type=delay delay=20ms op=read
+fio --name=d --filename="$disk" --rw=randread --bs=4k --size=32M --ioengine=libaio --iodepth=1 --direct=1 --runtime=3 --time_based \
+    --output-format=json --output=/tmp/delay.json >/dev/null 2>&1
+slow=$(fio_p50 /tmp/delay.json)
+added=$(python3 -c "print($slow - $base)")
+within "$added" 16 24 && ok "fio p50 moved by ${added} ms (base ${base} ms, with the delay ${slow} ms)" || bad "delay 20ms moved p50 by ${added} ms (base ${base}, now ${slow})"
+check "fault clear" "$devemu" fault floop clear
+
+# --- rate: fio's IOPS capped within 10 % ------------------------------------------------------------------
+check "add: rate 200 IOPS" "$devemu" fault floop add type=rate iops=200
+fio --name=r --filename="$disk" --rw=randread --bs=4k --size=32M --ioengine=libaio --iodepth=8 --direct=1 --runtime=4 --time_based \
+    --output-format=json --output=/tmp/rate.json >/dev/null 2>&1
+iops=$(fio_iops /tmp/rate.json)
+within "$iops" 180 220 && ok "fio IOPS under rate 200: $iops" || bad "rate 200: fio did $iops IOPS"
+check "fault clear" "$devemu" fault floop clear
+
+# --- flakey with drop_writes: the writes made while down are not on the medium; after it, they are ----------
+head -c 4096 /dev/urandom > /tmp/pat
+dd if=/dev/zero of="$disk" bs=4096 seek=100 count=1 oflag=direct status=none
+check "add: flakey, down after 1 ms for 10 min, dropping writes" "$devemu" fault floop add type=flakey up=1ms down=600s drop_writes=true
+sleep 0.1
+check "a write while down succeeds" dd if=/tmp/pat of="$disk" bs=4096 seek=100 count=1 oflag=direct status=none
+check "... and is not on the medium (the backing still has zeros)" sh -c "dd if=/tmp/f0.img bs=4096 skip=100 count=1 status=none | cmp -s - /dev/zero -n 4096"
+check "reads are served while writes are dropped" rd 0 8
+check "fault clear" "$devemu" fault floop clear
+check "the same write now reaches the medium" sh -c "dd if=/tmp/pat of=$disk bs=4096 seek=100 count=1 oflag=direct status=none && dd if=/tmp/f0.img bs=4096 skip=100 count=1 status=none | cmp -s - /tmp/pat"
+
+# --- stall: held for its time; held until cleared --------------------------------------------------------
+check "add: stall for 3s on LBA 0..7" "$devemu" fault floop add type=stall for=3s lba=0..7
+t0=$(date +%s%N); rd 0 8; t1=$(date +%s%N)
+within "$(( (t1 - t0) / 1000000 ))" 2500 10000 && ok "a read in the stalled range waited $(( (t1 - t0) / 1000000 )) ms" || bad "stall 3s: the read took $(( (t1 - t0) / 1000000 )) ms"
+check "fault clear" "$devemu" fault floop clear
+check "add: stall until cleared on LBA 16..23" "$devemu" fault floop add id=hold type=stall lba=16..23
+rd 16 8 & ddpid=$!
+sleep 2
+check "the read is still held after 2 s" kill -0 $ddpid
+check "fault clear hold" "$devemu" fault floop clear hold
+wait $ddpid && ok "the held read completes once the stall is cleared" || bad "held read failed after clear"
+
+# --- up again: the profile's chain replaces what was added at run time -------------------------------------
+"$devemu" fault floop add type=delay delay=1ms > /dev/null
+check "up again" "$devemu" up floop.toml
+check "... and the chain is the profile's (bad, not the delay)" sh -c "\"$devemu\" fault floop ls | grep -q 'floop:f0: bad' && ! \"$devemu\" fault floop ls | grep -q delay"
+check "down" "$devemu" down floop
+check "nothing left (no handler)" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' | wc -l) = 0 ]"
+
+# --- bad profiles: exit 2 with file:line, nothing made ---------------------------------------------------------
+sed 's/type = "user"/type = "fileio"/' floop.toml > kern.toml
+"$devemu" up kern.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "a fault under a kernel backstore: exit 2" || bad "fileio fault: exit $rc"
+check "... naming the file:line and saying to use a user backstore" sh -c "grep -q 'kern.toml:' /tmp/bad.out && grep -q 'type = \"user\"' /tmp/bad.out"
+sed 's/lba = "4096..4159"/lba = "4096..999999"/' floop.toml > past.toml
+"$devemu" up past.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "a fault range past the end in a profile: exit 2" || bad "past end: exit $rc"
+check "... naming past.toml:LINE and the device's end" sh -c "grep -qE 'past.toml:[0-9]+' /tmp/bad.out && grep -q \"past the device's last LBA, 131071\" /tmp/bad.out"
+check "... and nothing made (no target in configfs)" sh -c "[ -z \"\$(ls /sys/kernel/config/target/loopback 2>/dev/null | grep naa)\" ]"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
