@@ -31,10 +31,9 @@ struct CephRecord {
     [[nodiscard]] bool alive(const std::string& daemon) const;
 };
 
-void to_json(nlohmann::json& j, const DaemonRecord& r);
-void from_json(const nlohmann::json& j, DaemonRecord& r);
-void to_json(nlohmann::json& j, const CephRecord& r);
-void from_json(const nlohmann::json& j, CephRecord& r);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DaemonRecord, pid, start, log)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CephRecord, version, name, kind, state, netns, dir, fsid, mon_host, store, osd_bytes, conf, keyring,
+                                                bridge, daemons, health, up_seconds)
 
 // A record as a CephRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<CephRecord> ceph_record(const nlohmann::json& j);

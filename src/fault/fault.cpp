@@ -185,13 +185,14 @@ core::Result<nlohmann::json> request(const std::vector<std::string>& words)
     using nlohmann::json;
     const std::string verb = words.empty() ? "" : words[0];
     if (verb == "ls" && words.size() == 1) return json{{"op", "ls"}};
+    if (verb == "path" && words.size() == 2 && (words[1] == "down" || words[1] == "up")) return json{{"op", "path"}, {"state", words[1]}};
     if (verb == "clear" && words.size() <= 2) return words.size() == 2 ? json{{"op", "clear"}, {"id", words[1]}} : json{{"op", "clear"}};
     if (verb == "add" && words.size() >= 2) {
         DEVEMU_TRY(keys, keys_of(std::vector<std::string>(words.begin() + 1, words.end())));
         DEVEMU_CHECK(parse(keys, "devemu fault add"));
         return json{{"op", "add"}, {"keys", keys}, {"where", "devemu fault add"}};
     }
-    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID] or ls", core::join(words, " "),
+    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, or path down|up", core::join(words, " "),
                       "e.g. devemu fault t0 add type=error op=read lba=2048..4095");
 }
 

@@ -49,7 +49,8 @@ struct Spec {
 [[nodiscard]] std::optional<Nanos> parse_duration(const std::string& s);
 
 // `devemu fault NAME` words -> the request a data path's control socket takes: "add KEY=VALUE…" ({"op": "add",
-// "keys": …}, the keys checked here so that a typo needs no round trip), "clear [ID]", "ls".
+// "keys": …}, the keys checked here so that a typo needs no round trip), "clear [ID]", "ls"; and "path down|up"
+// ({"op": "path", "state": …}), which the unit's kind carries out on its transport.
 [[nodiscard]] core::Result<nlohmann::json> request(const std::vector<std::string>& words);
 
 [[nodiscard]] const char* to_string(Type t);

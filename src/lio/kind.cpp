@@ -13,6 +13,7 @@
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/parallel.hpp"
+#include "core/text.hpp"
 #include "core/unix_socket.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
@@ -24,6 +25,10 @@ namespace devemu::lio {
 
 using nlohmann::json;
 
+namespace {
+bool path_is_down(const TargetRecord& r, const Roots& roots);
+}
+
 core::Health target_health(const json& rec, const Roots& roots)
 {
     auto r = target_record(rec);
@@ -33,6 +38,7 @@ core::Health target_health(const json& rec, const Roots& roots)
     for (auto& [bs, handler] : r->handlers)
         if (core::process_start_time(handler.supervisor) != handler.start)
             h.detail.push_back("the TCMU handler of backstore " + bs + " is not running (devemu up again restarts it)");
+    if (path_is_down(*r, roots)) h.detail.push_back("its path is down (devemu fault " + r->name + " path up)");
     if (!h.detail.empty()) h.status = "drift";
     return h;
 }
@@ -202,10 +208,49 @@ core::Result<core::CheckOutcome> check_target(const json& rec, const core::Check
     return render_checks(runs);
 }
 
-// `devemu fault`: the request to each user backstore's handler (or the one named), through its control socket.
+// The attribute that takes the target's path down or up, and its two values: tcm_loop's transport_status (commands
+// then fail with DID_TRANSPORT_DISRUPTED), or the iSCSI TPG's enable (sessions drop and logins are refused; an
+// initiator's queued I/O completes once it is up again and it logs back in).
+struct PathAttr {
+    fs::path attr;
+    const char* down;
+    const char* up;
+};
+std::optional<PathAttr> path_attr(const TargetRecord& r, const Roots& roots)
+{
+    const std::string fabric = r.info.value("fabric", ""), wwn = r.info.value("wwn", "");
+    if (wwn.empty()) return std::nullopt;
+    if (fabric == "loopback") return PathAttr{roots.target / "loopback" / wwn / "tpgt_1/transport_status", "offline", "online"};
+    if (fabric == "iscsi") return PathAttr{roots.target / "iscsi" / wwn / "tpgt_1/enable", "0", "1"};
+    return std::nullopt;
+}
+
+bool path_is_down(const TargetRecord& r, const Roots& roots)
+{
+    auto p = path_attr(r, roots);
+    if (!p) return false;
+    auto now = core::read_attr(p->attr);
+    return now && core::trim(*now) == p->down;
+}
+
+core::Result<json> set_path(const TargetRecord& r, bool down, const Roots& roots)
+{
+    auto p = path_attr(r, roots);
+    if (!p) return core::fail(core::Errc::invalid_input, "target " + r.name + " has no path devemu can take down", r.name, "");
+    DEVEMU_CHECK(core::write_attr(p->attr, down ? p->down : p->up));
+    auto now = core::read_attr(p->attr);
+    if (!now || core::trim(*now) != (down ? p->down : p->up))
+        return core::fail(core::Errc::check_failed, fmt::format("the path did not go {}: the kernel has '{}'", down ? "down" : "up", now ? *now : "?"),
+                          p->attr.string(), "see dmesg");
+    return json{{"path", down ? "down" : "up"}};
+}
+
+// `devemu fault`: a path change on the target's transport, or the request to each user backstore's handler (or the
+// one named), through its control socket.
 core::Result<json> fault_target(const json& rec, const std::string& backstore, const json& request)
 {
     DEVEMU_TRY(r, target_record(rec));
+    if (request.value("op", "") == "path") return set_path(r, request.value("state", "") == "down", Roots{});
     json out = json::object();
     for (auto& [bs, handler] : r.handlers) {
         if (!backstore.empty() && bs != backstore) continue;

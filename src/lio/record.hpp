@@ -37,10 +37,9 @@ struct TargetRecord {
     bool ceph_local_started = false;                  // this unit's `up` started that cluster: its `down` stops it
 };
 
-void to_json(nlohmann::json& j, const HandlerRecord& r);
-void from_json(const nlohmann::json& j, HandlerRecord& r);
-void to_json(nlohmann::json& j, const TargetRecord& r);
-void from_json(const nlohmann::json& j, TargetRecord& r);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HandlerRecord, supervisor, start, stats, log, uio_prefix, backing, faults, control)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, version, name, kind, profile, state, changes, nodes, generated, backstores, info,
+                                                spec, chap, handlers, uses_ceph_local, ceph_local_started)
 
 // A record as a TargetRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<TargetRecord> target_record(const nlohmann::json& j);

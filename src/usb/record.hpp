@@ -41,10 +41,10 @@ struct GadgetRecord {
 
 void to_json(nlohmann::json& j, const LunRecord& r);
 void from_json(const nlohmann::json& j, LunRecord& r);
-void to_json(nlohmann::json& j, const FunctionRecord& r);
-void from_json(const nlohmann::json& j, FunctionRecord& r);
-void to_json(nlohmann::json& j, const GadgetRecord& r);
-void from_json(const nlohmann::json& j, GadgetRecord& r);
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FunctionRecord, type, name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GadgetRecord, version, name, kind, profile, state, changes, nodes, udc, vid_pid, serial,
+                                                backstores, host, luns, ffs, spec_functions)
 
 // A record as a GadgetRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<GadgetRecord> gadget_record(const nlohmann::json& j);

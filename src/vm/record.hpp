@@ -16,9 +16,9 @@ namespace devemu::vm {
 // One unit in the guest: a target (how to reach it: `access`, through `portal` when forwarded) or a gadget.
 struct GuestUnit {
     std::string unit, kind = "target";
-    nlohmann::json access;                    // a target's access_info, as the guest printed it (with secrets)
+    nlohmann::json access = nlohmann::json::object();   // a target's access_info, as the guest printed it (with secrets)
     std::string portal;                       // 127.0.0.1:PORT, the host's forward of its portal; empty: none
-    nlohmann::json gadget;                    // a gadget's record as the guest printed it
+    nlohmann::json gadget = nlohmann::json::object();   // a gadget's record as the guest printed it
 };
 
 struct VmRecord {
@@ -36,10 +36,9 @@ struct VmRecord {
     std::vector<GuestUnit> units;
 };
 
-void to_json(nlohmann::json& j, const GuestUnit& u);
-void from_json(const nlohmann::json& j, GuestUnit& u);
-void to_json(nlohmann::json& j, const VmRecord& r);
-void from_json(const nlohmann::json& j, VmRecord& r);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GuestUnit, unit, kind, access, portal, gadget)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VmRecord, version, name, kind, profile, state, pid, start_time, ctl, run_dir, devemu, forwards, kvm,
+                                                uses_ceph_local, ceph_local_started, ceph_eth1, rbd_images, units)
 
 // A record as a VmRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<VmRecord> vm_record(const nlohmann::json& j);

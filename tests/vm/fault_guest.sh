@@ -116,12 +116,51 @@ check "the read is still held after 2 s" kill -0 $ddpid
 check "fault clear hold" "$devemu" fault floop clear hold
 wait $ddpid && ok "the held read completes once the stall is cleared" || bad "held read failed after clear"
 
+# --- path faults: tcm_loop's transport goes away and comes back ------------------------------------------------
+check "fault floop path down" "$devemu" fault floop path down
+dd if="$disk" of=/dev/null bs=4096 count=1 skip=300 iflag=direct 2>/tmp/path.out
+check "a read while the path is down fails (I/O error)" grep -q "Input/output error" /tmp/path.out
+check "... the kernel saw the transport disrupted" sh -c "dmesg | grep -q 'hostbyte=DID_TRANSPORT_DISRUPTED'"
+check "ls says the path is down, and how to bring it up" sh -c "\"$devemu\" ls | grep -q 'path is down (devemu fault floop path up)'"
+check "fault floop path up" "$devemu" fault floop path up
+check "the read works again" dd if="$disk" of=/dev/null bs=4096 count=1 skip=300 iflag=direct status=none
+check "ls says healthy again" sh -c "\"$devemu\" ls | grep -q 'floop  target  up  healthy'"
+
 # --- up again: the profile's chain replaces what was added at run time -------------------------------------
 "$devemu" fault floop add type=delay delay=1ms > /dev/null
 check "up again" "$devemu" up floop.toml
 check "... and the chain is the profile's (bad, not the delay)" sh -c "\"$devemu\" fault floop ls | grep -q 'floop:f0: bad' && ! \"$devemu\" fault floop ls | grep -q delay"
 check "down" "$devemu" down floop
+"$devemu" fault floop path down > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && ok "fault on a unit that is gone: exit 2" || bad "fault on a gone unit: exit $rc"
 check "nothing left (no handler)" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' | wc -l) = 0 ]"
+
+# --- an iSCSI path down under open-iscsi: logins refused, I/O queued; up: it logs back in and the I/O completes ------
+printf '[[backstore]]\nname = "oi"\ntype = "fileio"\npath = "/tmp/oi.img"\nsize = "64M"\n[[target]]\nname = "oi"\niqn = "iqn.2026-11.org.devemu:oi"\n[[target.lun]]\nbackstore = "oi"\n' > oi.toml
+check "iscsi: up" "$devemu" up oi.toml
+echo "InitiatorName=$(iscsi-iname)" > /etc/iscsi/initiatorname.iscsi
+modprobe sd_mod; mkdir -p /run/lock/iscsi
+setsid iscsid -f >/tmp/iscsid.log 2>&1 &   # own session: on SIGTERM iscsid signals its whole process group
+iscsid_pid=$!
+check "iscsi: discovery" iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260
+check "iscsi: login" iscsiadm -m node -T iqn.2026-11.org.devemu:oi -p 127.0.0.1:3260 --login
+idisk=""
+for _ in $(seq 1 50); do idisk=$(iscsiadm -m session -P 3 2>/dev/null | awk '/Attached scsi disk/{print $4}' | head -1); [ -n "$idisk" ] && [ -b "/dev/$idisk" ] && break; sleep 0.1; done
+check "iscsi: a disk (/dev/$idisk)" test -b "/dev/$idisk"
+check "fault oi path down" "$devemu" fault oi path down
+sleep 1
+check "the session failed (iscsiadm: FAILED)" sh -c "iscsiadm -m session -P 1 | grep -q 'iSCSI Session State: FAILED'"
+( dd if="/dev/$idisk" of=/dev/null bs=4096 count=1 skip=7 iflag=direct status=none; echo $? > /tmp/held.rc ) &
+sleep 3
+check "a read meanwhile is held (queued by the initiator)" test ! -e /tmp/held.rc
+check "... and new logins are refused (the kernel says so)" sh -c "dmesg | grep -q 'Unable to locate Target Portal Group on iqn.2026-11.org.devemu:oi'"
+check "fault oi path up" "$devemu" fault oi path up
+for _ in $(seq 1 150); do [ -e /tmp/held.rc ] && break; sleep 0.1; done
+check "the held read completes, without error, once the initiator has logged back in" sh -c "[ \"\$(cat /tmp/held.rc)\" = 0 ]"
+check "the session is logged in again" sh -c "iscsiadm -m session -P 1 | grep -q 'iSCSI Session State: LOGGED_IN'"
+check "iscsi: logout" iscsiadm -m node -T iqn.2026-11.org.devemu:oi -p 127.0.0.1:3260 --logout
+kill "$iscsid_pid" 2>/dev/null; wait "$iscsid_pid" 2>/dev/null
+check "iscsi: down" "$devemu" down oi
 
 # --- bad profiles: exit 2 with file:line, nothing made ---------------------------------------------------------
 sed 's/type = "user"/type = "fileio"/' floop.toml > kern.toml
