@@ -51,19 +51,7 @@ int cmd_fault(Context& ctx, const Args& args)
         std::cout << out->dump(2) << "\n";
         return 0;
     }
-    if (out->contains("path")) {
-        std::cout << name << ": path " << (*out)["path"].get<std::string>() << "\n";
-        return 0;
-    }
-    for (auto& [bs, faults] : out->items()) {
-        if (faults.empty()) std::cout << name << ":" << bs << ": no faults\n";
-        for (auto& f : faults) {
-            std::string keys;
-            for (auto& [k, v] : f.items())
-                if (k != "id" && k != "type" && k != "events" && k != "seed") keys += " " + k + "=" + v.get<std::string>();
-            std::cout << name << ":" << bs << ": " << f.value("id", "?") << "  " << f.value("type", "?") << keys << "  (" << f.value("events", 0) << " events)\n";
-        }
-    }
+    for (auto& l : fault::lines(name, *out)) std::cout << l << "\n";
     return 0;
 }
 

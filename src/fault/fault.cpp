@@ -74,51 +74,22 @@ core::Result<std::map<std::string, std::string>> keys_of(const std::vector<std::
     return out;
 }
 
-core::Result<Spec> parse(const std::map<std::string, std::string>& keys, const std::string& where, std::uint64_t end_lba)
+namespace {
+
+using Keys = std::map<std::string, std::string>;
+
+// The keys of `s.type` (delay, probability and mode, up/down, for, iops/bandwidth) into `s`.
+core::Status parse_type_keys(Spec& s, const Keys& keys, const std::string& where)
 {
     auto bad = [&](const std::string& what, const std::string& fix) { return core::fail(Errc::invalid_input, what, where, fix); };
-    Spec s;
-    auto type = keys.find("type");
-    if (type == keys.end()) return bad("a fault needs a type", "type = \"delay\", \"error\", \"flakey\", \"stall\" or \"rate\"");
-    bool known = false;
-    for (int i = 0; i < 5; ++i)
-        if (type->second == kTypes[i]) s.type = static_cast<Type>(i), known = true;
-    if (!known) return bad("unknown fault type \"" + type->second + "\"", "type = \"delay\", \"error\", \"flakey\", \"stall\" or \"rate\"");
-    const auto& allowed = type_keys().at(s.type);
-    for (auto& [k, v] : keys)
-        if (k != "type" && k != "id" && k != "op" && k != "lba" && k != "seed" && !allowed.count(k))
-            return bad(fmt::format("a {} fault has no key \"{}\"", type->second, k),
-                       fmt::format("its keys: id, op, lba, seed, {}", core::join(std::vector<std::string>(allowed.begin(), allowed.end()), ", ")));
     auto get = [&](const char* k) -> std::optional<std::string> {
         auto it = keys.find(k);
         return it == keys.end() ? std::nullopt : std::optional<std::string>(it->second);
     };
-    if (auto id = get("id")) {
-        if (id->empty() || id->find_first_of(" \t/=") != std::string::npos) return bad("fault id \"" + *id + "\" is not a word", "id = \"bad-sectors\"");
-        s.id = *id;
-    }
-    if (auto op = get("op")) {
-        if (*op == "read") s.scope = Scope::read;
-        else if (*op == "write") s.scope = Scope::write;
-        else if (*op == "rw") s.scope = Scope::rw;
-        else return bad("op = \"" + *op + "\" is not read, write or rw", "op = \"read\"");
-    }
-    if (auto lba = get("lba")) {
-        auto dots = lba->find("..");
-        auto a = core::parse_number(lba->substr(0, dots));
-        auto b = dots == std::string::npos ? a : core::parse_number(lba->substr(dots + 2));
-        if (!a || !b || *b < *a) return bad("lba = \"" + *lba + "\" is not FIRST..LAST (inclusive) or one LBA", "lba = \"2048..4095\"");
-        if (*b > end_lba) return bad(fmt::format("lba = \"{}\" ends past the device's last LBA, {}", *lba, end_lba), fmt::format("keep it within 0..{}", end_lba));
-        s.first = *a, s.last = *b;
-    }
-    if (auto seed = get("seed")) {
-        auto n = core::parse_number(*seed);
-        if (!n) return bad("seed = \"" + *seed + "\" is not a whole number", "seed = 7");
-        s.seed = *n;
-    }
+    const std::string type = to_string(s.type);
     auto duration = [&](const char* k, Nanos& out, bool required) -> core::Status {
         auto v = get(k);
-        if (!v) return required ? bad(fmt::format("a {} fault needs {}", type->second, k), fmt::format("{} = \"5ms\"", k)) : core::Status{};
+        if (!v) return required ? bad(fmt::format("a {} fault needs {}", type, k), fmt::format("{} = \"5ms\"", k)) : core::Status{};
         auto d = parse_duration(*v);
         if (!d) return bad(fmt::format("{} = \"{}\" is not a duration", k, *v), fmt::format("{} = \"5ms\" (ns, us, ms, s; at most an hour)", k));
         out = *d;
@@ -177,6 +148,54 @@ core::Result<Spec> parse(const std::map<std::string, std::string>& keys, const s
         break;
     }
     }
+    return {};
+}
+
+}  // namespace
+
+core::Result<Spec> parse(const std::map<std::string, std::string>& keys, const std::string& where, std::uint64_t end_lba)
+{
+    auto bad = [&](const std::string& what, const std::string& fix) { return core::fail(Errc::invalid_input, what, where, fix); };
+    Spec s;
+    auto type = keys.find("type");
+    if (type == keys.end()) return bad("a fault needs a type", "type = \"delay\", \"error\", \"flakey\", \"stall\" or \"rate\"");
+    bool known = false;
+    for (int i = 0; i < 5; ++i)
+        if (type->second == kTypes[i]) s.type = static_cast<Type>(i), known = true;
+    if (!known) return bad("unknown fault type \"" + type->second + "\"", "type = \"delay\", \"error\", \"flakey\", \"stall\" or \"rate\"");
+    const auto& allowed = type_keys().at(s.type);
+    for (auto& [k, v] : keys)
+        if (k != "type" && k != "id" && k != "op" && k != "lba" && k != "seed" && !allowed.count(k))
+            return bad(fmt::format("a {} fault has no key \"{}\"", type->second, k),
+                       fmt::format("its keys: id, op, lba, seed, {}", core::join(std::vector<std::string>(allowed.begin(), allowed.end()), ", ")));
+    auto get = [&](const char* k) -> std::optional<std::string> {
+        auto it = keys.find(k);
+        return it == keys.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    if (auto id = get("id")) {
+        if (id->empty() || id->find_first_of(" \t/=") != std::string::npos) return bad("fault id \"" + *id + "\" is not a word", "id = \"bad-sectors\"");
+        s.id = *id;
+    }
+    if (auto op = get("op")) {
+        if (*op == "read") s.scope = Scope::read;
+        else if (*op == "write") s.scope = Scope::write;
+        else if (*op == "rw") s.scope = Scope::rw;
+        else return bad("op = \"" + *op + "\" is not read, write or rw", "op = \"read\"");
+    }
+    if (auto lba = get("lba")) {
+        auto dots = lba->find("..");
+        auto a = core::parse_number(lba->substr(0, dots));
+        auto b = dots == std::string::npos ? a : core::parse_number(lba->substr(dots + 2));
+        if (!a || !b || *b < *a) return bad("lba = \"" + *lba + "\" is not FIRST..LAST (inclusive) or one LBA", "lba = \"2048..4095\"");
+        if (*b > end_lba) return bad(fmt::format("lba = \"{}\" ends past the device's last LBA, {}", *lba, end_lba), fmt::format("keep it within 0..{}", end_lba));
+        s.first = *a, s.last = *b;
+    }
+    if (auto seed = get("seed")) {
+        auto n = core::parse_number(*seed);
+        if (!n) return bad("seed = \"" + *seed + "\" is not a whole number", "seed = 7");
+        s.seed = *n;
+    }
+    DEVEMU_CHECK(parse_type_keys(s, keys, where));
     return s;
 }
 
@@ -194,6 +213,22 @@ core::Result<nlohmann::json> request(const std::vector<std::string>& words)
     }
     return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, or path down|up", core::join(words, " "),
                       "e.g. devemu fault t0 add type=error op=read lba=2048..4095");
+}
+
+std::vector<std::string> lines(const std::string& unit, const nlohmann::json& answer)
+{
+    if (answer.contains("path")) return {unit + ": path " + answer["path"].get<std::string>()};
+    std::vector<std::string> out;
+    for (auto& [bs, faults] : answer.items()) {
+        if (faults.empty()) out.push_back(unit + ":" + bs + ": no faults");
+        for (auto& f : faults) {
+            std::string keys;
+            for (auto& [k, v] : f.items())
+                if (k != "id" && k != "type" && k != "events" && k != "seed") keys += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+            out.push_back(fmt::format("{}:{}: {}  {}{}  ({} events)", unit, bs, f.value("id", "?"), f.value("type", "?"), keys, f.value("events", 0)));
+        }
+    }
+    return out;
 }
 
 nlohmann::json to_json(const Spec& s)

@@ -53,6 +53,9 @@ struct Spec {
 // ({"op": "path", "state": …}), which the unit's kind carries out on its transport.
 [[nodiscard]] core::Result<nlohmann::json> request(const std::vector<std::string>& words);
 
+// What `devemu fault NAME …` prints of an answer ({BACKSTORE: [fault…]} or {"path": STATE}).
+[[nodiscard]] std::vector<std::string> lines(const std::string& unit, const nlohmann::json& answer);
+
 [[nodiscard]] const char* to_string(Type t);
 [[nodiscard]] const char* to_string(Scope s);
 [[nodiscard]] nlohmann::json to_json(const Spec& s);   // the keys again, as `parse` reads them

@@ -197,3 +197,26 @@ TEST_CASE("rate: commands are spaced by 1/iops and by their bytes over the bandw
     CHECK(b.decide({false, 0, 2048, 1u << 20}, t0).not_before <= t0);   // 1 MiB: now, and it takes the next second
     CHECK(b.decide({false, 0, 8, 4096}, t0).not_before == t0 + 1s);
 }
+
+TEST_CASE("devemu fault's words become the control request; its answer becomes lines")
+{
+    auto add = request({"add", "type=error", "lba=1..2", "id=x"});
+    REQUIRE(add);
+    CHECK((*add)["op"] == "add");
+    CHECK((*add)["keys"]["lba"] == "1..2");
+    CHECK((*request({"clear", "x"}))["id"] == "x");
+    CHECK_FALSE(request({"clear"})->contains("id"));
+    CHECK((*request({"path", "down"}))["state"] == "down");
+    CHECK((*request({"ls"}))["op"] == "ls");
+    for (auto words : std::vector<std::vector<std::string>>{{}, {"add"}, {"add", "type=slow"}, {"path", "sideways"}, {"ls", "x"}, {"drop"}}) {
+        auto r = request(words);
+        CHECK_FALSE(r);
+    }
+    Chain c;
+    REQUIRE(c.add(spec({{"type", "error"}, {"id", "bad"}, {"lba", "4096..4159"}, {"op", "read"}}), t0));
+    auto out = lines("floop", {{"f0", c.to_json()}, {"f1", nlohmann::json::array()}});
+    REQUIRE(out.size() == 2);
+    CHECK(out[0] == "floop:f0: bad  error lba=4096..4159 mode=always op=read probability=1  (0 events)");
+    CHECK(out[1] == "floop:f1: no faults");
+    CHECK(lines("oi", {{"path", "down"}}) == std::vector<std::string>{"oi: path down"});
+}

@@ -116,6 +116,20 @@ check "the read is still held after 2 s" kill -0 $ddpid
 check "fault clear hold" "$devemu" fault floop clear hold
 wait $ddpid && ok "the held read completes once the stall is cleared" || bad "held read failed after clear"
 
+# --- the chain changed again and again during a verified fio run: no command lost, none served twice ---------------
+fio --name=v --filename="$disk" --rw=randwrite --bs=4k --size=16M --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c \
+    --verify_fatal=1 --output=/tmp/fio-churn.out --eta=never &
+fiopid=$!
+changes=0
+while kill -0 $fiopid 2>/dev/null; do
+    "$devemu" -q fault floop add id=churn type=delay delay=0ms..2ms >/dev/null 2>&1 && changes=$((changes + 1))
+    "$devemu" -q fault floop add id=churn2 type=rate iops=5000 >/dev/null 2>&1 && changes=$((changes + 1))
+    "$devemu" -q fault floop clear >/dev/null 2>&1 && changes=$((changes + 1))
+done
+wait $fiopid; rc=$?
+[ $rc = 0 ] && [ $changes -ge 6 ] && ok "fio write+crc32c verify with the chain changed $changes times meanwhile: 0 errors" || bad "fio under churn: exit $rc after $changes changes $(tail -3 /tmp/fio-churn.out)"
+check "... fio reports err=0" grep -q "err= 0" /tmp/fio-churn.out
+
 # --- path faults: tcm_loop's transport goes away and comes back ------------------------------------------------
 check "fault floop path down" "$devemu" fault floop path down
 dd if="$disk" of=/dev/null bs=4096 count=1 skip=300 iflag=direct 2>/tmp/path.out
