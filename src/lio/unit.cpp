@@ -323,9 +323,4 @@ core::Status down(const core::StateDir& sd, const std::string& unit)
     return sd.forget(unit);
 }
 
-std::vector<std::string> health(const json& record, const Roots& roots)
-{
-    return core::verify(core::recorded_nodes(record), roots.target);
-}
-
 }  // namespace devemu::lio

@@ -42,7 +42,4 @@ struct UnitPlan {
                                               const UpOptions& opt);
 [[nodiscard]] core::Status down(const core::StateDir& sd, const std::string& unit);
 
-// Does configfs still hold what the unit recorded? Lines describe each difference.
-[[nodiscard]] std::vector<std::string> health(const nlohmann::json& record, const Roots& roots);
-
 }  // namespace devemu::lio

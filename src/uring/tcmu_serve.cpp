@@ -187,7 +187,7 @@ int serve_ring(const TcmuConfig& cfg, Device& dev, const std::string& uio, int b
         drain_wakeups(fds, dev, h, sfd.get(), stopping);
         if (control && (fds[3].revents & POLLIN)) {
             serve_control(h, control.get());
-            write_stats(cfg.stats, h);   // `ls` sees the change at once
+            if (!cfg.stats.empty()) write_stats(cfg.stats, h);   // `ls` sees the change at once
         }
     }
     if (!cfg.stats.empty()) write_stats(cfg.stats, h);
