@@ -5,9 +5,5 @@
 # and IOPS).
 . "$(dirname "$0")/lib.sh"
 here=$(dirname "$(readlink -f "$0")")
-out=$("$devemu" -q vm run --host-root --memory 1536 --timeout 900 -- "$here/fault_guest.sh" "$(readlink -f "$devemu")" 2>&1); rc=$?
-echo "$out"
-summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)
-[ -n "$summary" ] && ok "guest suite ran: $summary" || bad "guest suite did not finish (exit $rc)"
-expect_eq "guest suite exit" 0 "$rc"
+run_guest_suite --memory 1536 --timeout 900 -- "$here/fault_guest.sh" "$(readlink -f "$devemu")"
 finish

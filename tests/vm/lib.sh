@@ -13,6 +13,18 @@ expect_contains() { # name haystack needle
     case "$2" in *"$3"*) ok "$1" ;; *) bad "$1: [$3] not in [$2]" ;; esac
 }
 qemu_left() { pgrep -f "qemu-system-x86_64.*$state" || true; }
+# Boots one VM (`vm run --host-root` plus the options given before --) to run a guest half (the script after --,
+# with its arguments); prints its output and judges it by its closing "N passed, M failed" line and exit status.
+run_guest_suite() {
+    local opts=() out rc summary
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    out=$("$devemu" -q vm run --host-root "${opts[@]}" -- "$@" 2>&1); rc=$?
+    echo "$out"
+    summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)
+    [ -n "$summary" ] && ok "guest suite ran: $summary" || bad "guest suite did not finish (exit $rc)"
+    expect_eq "guest suite exit" 0 "$rc"
+}
 finish() {
     [ -z "$(qemu_left)" ] && ok "no qemu left behind" || bad "qemu still running: $(qemu_left)"
     rm -rf "$state"
