@@ -13,7 +13,7 @@ core::Status Chain::add(Spec s, Clock::time_point now)
         while (std::any_of(faults_.begin(), faults_.end(), [&](const Armed& a) { return a.spec.id == s.id; }));
     if (std::any_of(faults_.begin(), faults_.end(), [&](const Armed& a) { return a.spec.id == s.id; }))
         return core::fail(core::Errc::invalid_input, "a fault with id \"" + s.id + "\" is already there", s.id, "clear it first, or give another id");
-    Armed a{s, now, std::mt19937_64(s.seed), 0, false, {}, now};
+    Armed a{s, now, std::mt19937_64(s.seed), 0, false, {}, now, {}, false};
     faults_.push_back(std::move(a));
     return {};
 }
@@ -73,8 +73,14 @@ Verdict Chain::decide(const Io& io, Clock::time_point now)
                 medium(from);
                 return v;
             }
-            if (io.write) v.drop = true;
-            else --a.events;   // reads are served while writes are dropped
+            if (!io.write) {
+                --a.events;   // reads are served while writes are dropped
+                break;
+            }
+            v.drop = true;
+            if (!a.dropped.empty() && a.dropped.back().first + a.dropped.back().second == io.lba) a.dropped.back().second += io.blocks;
+            else if (a.dropped.size() < max_dropped_ranges) a.dropped.emplace_back(io.lba, io.blocks);
+            else a.dropped_more = true;
             break;
         }
         case Type::stall:
@@ -111,6 +117,11 @@ Verdict Chain::decide(const Io& io, Clock::time_point now)
     return v;
 }
 
+void Chain::strip_counts(nlohmann::json& fault)
+{
+    for (const char* k : {"events", "dropped", "dropped_more"}) fault.erase(k);
+}
+
 bool Chain::stalled(const Io& io) const
 {
     return std::any_of(faults_.begin(), faults_.end(),
@@ -123,6 +134,8 @@ nlohmann::json Chain::to_json() const
     for (auto& a : faults_) {
         auto j = fault::to_json(a.spec);
         j["events"] = a.events;
+        if (!a.dropped.empty()) j["dropped"] = a.dropped;
+        if (a.dropped_more) j["dropped_more"] = true;
         out.push_back(j);
     }
     return out;

@@ -48,8 +48,11 @@ public:
     // Is a command that was held still held (a stall without end that is still in the chain and in scope)?
     [[nodiscard]] bool stalled(const Io& io) const;
 
-    // [{the fault's keys..., "events": how many commands it acted on}], in chain order.
+    // [{the fault's keys..., "events": how many commands it acted on, "dropped": [[lba, blocks]...] of the writes a
+    // flakey fault dropped (with "dropped_more": true when there were more ranges than it keeps)}], in chain order.
+    // Only the keys are a fault's definition: strip_counts leaves just them.
     [[nodiscard]] nlohmann::json to_json() const;
+    static void strip_counts(nlohmann::json& fault);
 
 private:
     struct Armed {
@@ -60,7 +63,12 @@ private:
         bool fired = false;                 // error, once: it has
         std::set<std::uint64_t> failed;     // error, sticky: LBAs that failed and stay failed
         Clock::time_point next_free{};      // rate: when the next command may start
+        // flakey with drop_writes: the LBA ranges of the writes it dropped ({lba, blocks}, adjacent ones merged),
+        // so that a test can tell exactly what is missing; the first max_dropped_ranges of them.
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> dropped;
+        bool dropped_more = false;
     };
+    static constexpr std::size_t max_dropped_ranges = 4096;
     [[nodiscard]] static bool in_scope(const Spec& s, const Io& io);
     std::vector<Armed> faults_;
     unsigned next_id_ = 1;

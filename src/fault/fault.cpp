@@ -224,8 +224,12 @@ std::vector<std::string> lines(const std::string& unit, const nlohmann::json& an
         for (auto& f : faults) {
             std::string keys;
             for (auto& [k, v] : f.items())
-                if (k != "id" && k != "type" && k != "events" && k != "seed") keys += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-            out.push_back(fmt::format("{}:{}: {}  {}{}  ({} events)", unit, bs, f.value("id", "?"), f.value("type", "?"), keys, f.value("events", 0)));
+                if (k != "id" && k != "type" && k != "events" && k != "seed" && k != "dropped" && k != "dropped_more")
+                    keys += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+            std::uint64_t dropped = 0;
+            for (auto& r : f.value("dropped", nlohmann::json::array())) dropped += r.at(1).get<std::uint64_t>();
+            out.push_back(fmt::format("{}:{}: {}  {}{}  ({} events{})", unit, bs, f.value("id", "?"), f.value("type", "?"), keys, f.value("events", 0),
+                                      dropped ? fmt::format(", {} blocks of writes dropped{} (--json lists them)", dropped, f.value("dropped_more", false) ? " and more" : "") : ""));
         }
     }
     return out;

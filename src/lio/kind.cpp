@@ -186,6 +186,8 @@ core::Described describe_target(const json& rec, core::DescribeFor what, bool se
         std::string faults;
         for (auto& f : h.value("faults", json::array()))
             faults += fmt::format("{}{} ({} events)", faults.empty() ? ", faults: " : ", ", f.value("id", "?"), f.value("events", 0));
+        if (h.value("dropped_writes", 0) > 0) faults += fmt::format(", {} writes dropped", h.value("dropped_writes", 0));
+        if (h.value("aborted", 0) > 0) faults += fmt::format(", {} commands aborted by the initiator", h.value("aborted", 0));
         d.lines.push_back(fmt::format("handler {}: pid {}, {} in flight (max {}), {} commands, {} restarts{}{}", bs, h.value("pid", 0),
                                       h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0), faults,
                                       what == core::DescribeFor::ls_verbose && h.contains("log") ? ", log " + h["log"].get<std::string>() : ""));

@@ -64,6 +64,9 @@ void Backstore::nodes(std::vector<Node>& out) const
         out.push_back({NodeKind::attr, d + "/attrib/block_size", std::to_string(spec->block_size)});
     if (plugin != "user")
         out.push_back({NodeKind::attr, d + "/attrib/emulate_write_cache", spec->write_cache ? "1" : "0"});
+    // The handler hears of ABORT TASK and LUN RESET (TCMU_OP_TMR), so that a command a fault stalls past the
+    // initiator's timeout is given up when the initiator aborts it, rather than leaving the abort waiting for it.
+    if (plugin == "user") out.push_back({NodeKind::attr, d + "/attrib/tmr_notification", "1"});
 }
 
 std::vector<Node> TargetModel::nodes() const

@@ -30,7 +30,7 @@ inline constexpr Sense invalid_opcode{key::illegal_request, 0x20, 0x00}, invalid
     miscompare{key::miscompare, 0x1d, 0x00}, medium_error_read{key::medium_error, 0x11, 0x00},
     medium_error_write{key::medium_error, 0x0c, 0x00};
 
-inline constexpr std::uint8_t good = 0x00, check_condition = 0x02;
+inline constexpr std::uint8_t good = 0x00, check_condition = 0x02, task_aborted = 0x40;
 
 // Fixed-format sense data (18 bytes) for a CHECK CONDITION; `information` (the failing LBA, or the offset of a
 // miscompare) goes in INFORMATION with VALID set when not 0.

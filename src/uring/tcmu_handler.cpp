@@ -64,6 +64,7 @@ void Handler::consume()
         Pending pe;
         pe.slot = last_;
         if (tcmu_hdr_get_op(ent->hdr.len_op) != TCMU_OP_CMD) {
+            if (tcmu_hdr_get_op(ent->hdr.len_op) == TCMU_OP_TMR) task_management(*reinterpret_cast<const tcmu_tmr_entry*>(ent));
             pe.skip = pe.done = true;
             queue_.push_back(std::move(pe));
         } else {
@@ -141,7 +142,8 @@ nlohmann::json Handler::stats() const
     return {{"pid", ::getpid()},   {"in_flight", queue_.size()},       {"max_in_flight", max_queue_}, {"commands", commands_},
             {"reads", reads_},     {"writes", writes_},                {"bytes_read", bytes_read_},   {"bytes_written", bytes_written_},
             {"errors", errors_},   {"depth", cfg_.depth},              {"registered_file", files_registered_},
-            {"faults", chain_.to_json()}, {"deferred", deferred_.size()}, {"dropped_writes", dropped_writes_}};
+            {"faults", chain_.to_json()}, {"deferred", deferred_.size()}, {"dropped_writes", dropped_writes_},
+            {"tmrs", tmrs_}, {"aborted", aborted_}};
 }
 
 void Handler::fail(Pending& pe, scsi::Sense s, int err, std::uint32_t info)
@@ -337,13 +339,31 @@ std::optional<fault::Clock::time_point> Handler::release_due()
     return next;
 }
 
+void Handler::task_management(const tcmu_tmr_entry& tmr)
+{
+    // The kernel lists the commands the TMR aborts (ABORT TASK: one; LUN RESET: all on the LUN) and waits for each
+    // to complete before it answers the initiator. One a fault holds (a stall, a delay) is given up here: completed
+    // with TASK ABORTED and never executed, so a write the initiator aborted cannot reach the medium later.
+    ++tmrs_;
+    std::vector<std::uint16_t> ids(tmr.cmd_cnt);
+    std::memcpy(ids.data(), reinterpret_cast<const std::uint8_t*>(&tmr) + tcmu_tmr_cmd_ids_offset, ids.size() * sizeof(std::uint16_t));
+    std::erase_if(deferred_, [&](Pending* pe) {
+        if (std::find(ids.begin(), ids.end(), pe->cmd_id) == ids.end()) return false;
+        pe->status = scsi::task_aborted;
+        pe->done = true;
+        ++aborted_;
+        return true;
+    });
+    spdlog::info("tcmu: task management {} for {} command(s); {} given up so far", tmr.tmr_type, ids.size(), aborted_);
+}
+
 void Handler::faults_changed()
 {
     if (cfg_.faults.empty()) return;
     // A handler the supervisor restarts starts with the chain as it was (its counts start again).
     auto specs = nlohmann::json::array();
     for (auto& f : chain_.to_json()) {
-        f.erase("events");
+        fault::Chain::strip_counts(f);
         specs.push_back(f);
     }
     if (auto s = core::write_file_atomic(cfg_.faults, specs.dump() + "\n", 0600); !s) spdlog::warn("{}", s.error().message());

@@ -120,6 +120,8 @@ private:
     // Through the fault chain: false when the command was failed, dropped or deferred (nothing more to do now).
     bool pass_faults(Pending& pe, const scsi::Plan& plan);
     void execute(Pending& pe, const scsi::Plan& plan);
+    // TCMU_OP_TMR (with tmr_notification on): the commands an ABORT TASK or LUN RESET names.
+    void task_management(const tcmu_tmr_entry& tmr);
 
     const TcmuConfig& cfg_;
     Device& dev_;
@@ -137,7 +139,7 @@ private:
     std::uint64_t inflight_ = 0, commands_ = 0, reads_ = 0, writes_ = 0, bytes_read_ = 0, bytes_written_ = 0, errors_ = 0, max_queue_ = 0;
     fault::Chain chain_;
     std::vector<Pending*> deferred_;   // into queue_ (a deque: stable)
-    std::uint64_t dropped_writes_ = 0;
+    std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0;
 };
 
 // Serves `dev` from `backing` until SIGTERM/SIGINT (then finishes what is in flight). Returns an exit code.

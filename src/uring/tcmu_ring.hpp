@@ -16,7 +16,7 @@ namespace devemu::uring {
 
 // The TCMU ring ABI, as include/uapi/linux/target_core_user.h (Linux 6.1) defines it. Mirrored here because that
 // header pulls in <linux/uio.h>, whose struct iovec clashes with <sys/uio.h> (liburing); the asserts pin the layout.
-constexpr std::uint32_t TCMU_OP_PAD = 0, TCMU_OP_CMD = 1, TCMU_OP_MASK = 0x7;
+constexpr std::uint32_t TCMU_OP_PAD = 0, TCMU_OP_CMD = 1, TCMU_OP_TMR = 2, TCMU_OP_MASK = 0x7;
 constexpr std::size_t TCMU_SENSE_BUFFERSIZE = 96;
 struct __attribute__((packed)) tcmu_mailbox {
     std::uint16_t version;
@@ -56,6 +56,18 @@ struct __attribute__((packed)) tcmu_cmd_entry {
         } rsp;
     };
 };
+// A task management notification (the device's tmr_notification attribute on): the ids of the commands it aborts.
+struct __attribute__((packed)) tcmu_tmr_entry {
+    tcmu_cmd_entry_hdr hdr;
+    std::uint8_t tmr_type;   // 1 ABORT TASK, 2 ABORT TASK SET, 4 CLEAR TASK SET, 5 LUN RESET, 6/7 target resets
+    std::uint8_t pad1;
+    std::uint16_t pad2;
+    std::uint32_t cmd_cnt;
+    std::uint64_t pad3, pad4;
+    // followed by cmd_cnt std::uint16_t command ids
+};
+constexpr std::size_t tcmu_tmr_cmd_ids_offset = 32;
+static_assert(sizeof(tcmu_tmr_entry) == tcmu_tmr_cmd_ids_offset);
 static_assert(offsetof(tcmu_mailbox, cmd_tail) == 64);
 static_assert(sizeof(tcmu_cmd_entry_hdr) == 8);
 static_assert(offsetof(tcmu_cmd_entry, req.cdb_off) == 24);   // checked against the real header's offsetof

@@ -156,6 +156,17 @@ TEST_CASE("flakey: up, then down (errors, or writes dropped while reads are serv
     CHECK_FALSE(r.error);
     CHECK_FALSE(d.decide({true, 0, 1, 512}, t0 + 2500ms).drop);
     CHECK(d.to_json()[0]["events"] == 1);
+    // The dropped writes are listed, adjacent ones merged, so that a test can tell exactly what is missing.
+    CHECK(d.decide({true, 8, 8, 4096}, t0 + 3100ms).drop);
+    CHECK(d.decide({true, 16, 8, 4096}, t0 + 3200ms).drop);
+    CHECK(d.decide({true, 40, 8, 4096}, t0 + 3300ms).drop);
+    const auto j = d.to_json()[0];
+    CHECK(j["dropped"] == nlohmann::json::parse("[[0,1],[8,16],[40,8]]"));
+    auto stripped = j;
+    Chain::strip_counts(stripped);
+    CHECK_FALSE(stripped.contains("dropped"));
+    CHECK_FALSE(stripped.contains("events"));
+    CHECK(stripped["type"] == "flakey");
 }
 
 TEST_CASE("delay adds its time; a range of delays draws within it; stalls hold until their end or until cleared")

@@ -116,6 +116,54 @@ check "the read is still held after 2 s" kill -0 $ddpid
 check "fault clear hold" "$devemu" fault floop clear hold
 wait $ddpid && ok "the held read completes once the stall is cleared" || bad "held read failed after clear"
 
+# --- stall past the initiator's timeout: sd times the read out and tcm_loop aborts it; the handler hears the abort
+# (TCMU_OP_TMR) and gives the stalled command up, sd retries, and once the stall is over the retry is served --------
+sdname=${disk#/dev/}
+echo 3 > "/sys/block/$sdname/device/timeout"
+tmo0=$(( $(cat "/sys/block/$sdname/device/iotmo_cnt") ))
+check "add: stall for 8s on LBA 32..39 (sd's timeout set to 3 s)" "$devemu" fault floop add id=long type=stall for=8s lba=32..39
+t0=$(date +%s%N); rd 32 8; rc=$?; t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+[ $rc = 0 ] && within "$ms" 7000 30000 && ok "the read outlived two timeouts and was served after the stall ($ms ms)" || bad "stall past the timeout: rc $rc after $ms ms"
+tmo=$(( $(cat "/sys/block/$sdname/device/iotmo_cnt") - tmo0 ))
+[ "$tmo" -ge 2 ] && ok "sd timed the command out $tmo times (iotmo_cnt)" || bad "sd saw $tmo timeouts"
+aborted=$(unit_json floop "u['handlers']['f0'].get('aborted', 0)")
+tmrs=$(unit_json floop "u['handlers']['f0'].get('tmrs', 0)")
+eh=$(dmesg | grep -iE 'abort|reset|timing out|timed out' | tail -4 | tr '\n' '|')
+[ "$aborted" -ge 1 ] && ok "the handler heard $tmrs task management notifications and gave up $aborted stalled commands; kernel: $eh" || bad "handler aborted: $aborted (tmrs $tmrs); kernel: $eh"
+check "ls says so" sh -c "\"$devemu\" ls | grep -q 'commands aborted by the initiator'"
+check "fault clear long" "$devemu" fault floop clear long
+echo 30 > "/sys/block/$sdname/device/timeout"
+check "after the stall, a crc32c-verified fio run passes" fio --name=after --filename="$disk" --rw=randwrite --bs=4k --size=8M --ioengine=libaio \
+    --iodepth=8 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio-after.out
+
+# --- flakey dropping writes under fio: a verify pass finds exactly the writes the handler says it dropped ----------
+dd if=/dev/zero of="$disk" bs=1M count=4 oflag=direct status=none
+check "add: flakey up 400ms / down 300ms, dropping writes, on LBA 0..8191" "$devemu" fault floop add id=fl type=flakey up=400ms down=300ms drop_writes=true lba=0..8191
+fio --name=fl --filename="$disk" --rw=write --bs=4k --size=4M --ioengine=libaio --iodepth=1 --direct=1 --rate_iops=600 \
+    --verify=crc32c --do_verify=0 --verify_state_save=0 --output=/tmp/fl-write.out
+"$devemu" fault floop ls --json > /tmp/fl.json
+check "fault clear fl" "$devemu" fault floop clear fl
+fio --name=fl --filename="$disk" --rw=write --bs=4k --size=4M --ioengine=libaio --iodepth=1 --direct=1 --verify=crc32c --verify_only \
+    --verify_fatal=0 --continue_on_error=verify --verify_state_save=0 --output=/tmp/fl-verify.out >/dev/null 2>&1
+cmp=$(python3 - <<'PY'
+import json, re
+fault = [f for f in json.load(open('/tmp/fl.json'))['f0'] if f['id'] == 'fl'][0]
+dropped = set()
+for lba, blocks in fault.get('dropped', []):
+    dropped.update(range(lba * 512, (lba + blocks) * 512, 4096))
+out = open('/tmp/fl-verify.out').read()
+# fio's own count of verify failures, and the offsets it named (its log can lose the last few lines at exit)
+total = int((re.search(r'errors\s*:\s*total=(\d+)', out) or re.search('()', '0')).group(1) or 0)
+named = {int(m) for m in re.findall(r'at file \S+ offset (\d+)', out)}
+good = total == len(dropped) and named <= dropped and len(named) > total // 2 and 0 < len(dropped) < 1024 and not fault.get('dropped_more')
+print(f"{total} {len(dropped)} {int(good)} {len(named - dropped)}")
+PY
+)
+set -- $cmp
+[ "${3:-0}" = 1 ] && ok "fio verify counted $1 bad blocks: exactly the $2 writes the handler dropped (of 1024), every one it named among them" \
+    || bad "flakey: fio counted ${1:-?} bad blocks, the handler dropped ${2:-?}, ${4:-?} named outside them $(grep -m2 'offset' /tmp/fl-verify.out)"
+
 # --- the chain changed again and again during a verified fio run: no command lost, none served twice ---------------
 fio --name=v --filename="$disk" --rw=randwrite --bs=4k --size=16M --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c \
     --verify_fatal=1 --output=/tmp/fio-churn.out --eta=never &

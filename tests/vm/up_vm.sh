@@ -28,6 +28,16 @@ for prof in "$src"/targets/*.toml; do
         if iscsi-test-cu -f -s -d -i "$initiator" -t SCSI.Read10.Simple,SCSI.Write10.Simple,SCSI.ReadCapacity16.Simple "$url" >"$state/cu" 2>&1; then
             ok "$name: host iscsi-test-cu Read10/Write10/ReadCapacity16"
         else bad "$name: iscsi-test-cu: $(tail -5 "$state/cu" | tr '\n' ' ')"; fi
+        if grep -q '^\[\[backstore.fault\]\]' "$prof" && grep -q '^type = "error"' "$prof"; then
+            # libiscsi through the forward reads on from LBA 0 until the profile's bad sectors: MEDIUM ERROR,
+            # unrecovered read error (sense key 3, ASC/ASCQ 11/00), as the guest's sd saw it in vm.fault.
+            iscsi-perf -i "$initiator" -b 256 -m 4 -t 120 "$url" >"$state/perf" 2>&1; rc=$?
+            if [ "$rc" = 10 ] && grep -q "failed with sense key:3 ascq:1100" "$state/perf"; then
+                ok "$name: host iscsi-perf reading on hits the bad sectors: MEDIUM ERROR 03/11/00"
+            else bad "$name: iscsi-perf exit $rc: $(tr '\r' '\n' <"$state/perf" | tail -3 | tr '\n' ' ')"; fi
+            "$devemu" fault "$unit" ls 2>&1 | grep -qE '\(([1-9][0-9]*) events\)' && ok "$name: devemu fault ls counts the errors it injected" \
+                || bad "$name: fault ls: $("$devemu" fault "$unit" ls 2>&1)"
+        fi
     else
         dev=$(field "list(d[0]['access']['devices'].values())[0]" <<<"$out")
         case "$dev" in /dev/sd*) ok "$name: loopback LUN is $dev in the VM" ;; *) bad "$name: device [$dev]" ;; esac
