@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "backing/blockdev.hpp"
+#include "backing/dm.hpp"
 #include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
@@ -103,14 +104,16 @@ std::optional<int> recorded(const nlohmann::json& record, const std::string& nam
 std::optional<int> recorded_zram(const nlohmann::json& record, const std::string& name) { return recorded(record, name, "zram"); }
 std::optional<int> recorded_rbd(const nlohmann::json& record, const std::string& name) { return recorded(record, name, "rbd"); }
 
-core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx,
-                                      std::optional<int> reuse_zram, bool force, const RbdClient* rbd, std::optional<int> reuse_rbd)
+namespace {
+core::Result<Backing> resolve_base(const profile::Backstore& b, const Roots& roots, core::Transaction* tx, std::optional<int> reuse_zram,
+                                   bool force, const RbdClient* rbd, std::optional<int> reuse_rbd)
 {
     switch (b.type) {
     case profile::BackstoreType::fileio:
         return file_backing(b, tx, force);
     case profile::BackstoreType::block: {
-        DEVEMU_CHECK(check_block_device_free(b.path, force));
+        // Faults from an earlier `up` hold the device with devemu's own dm devices; those do not make it busy.
+        DEVEMU_CHECK(check_block_device_free(b.path, force, b.faults.empty() ? "" : "devemu-"));
         DEVEMU_TRY(size, block_device_size(b.path));
         return Backing{Kind::block, b.path, size, -1};
     }
@@ -137,9 +140,18 @@ core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& 
     }
     return core::fail(Errc::invalid_input, "unknown backstore type", b.loc.str());
 }
+}  // namespace
+
+core::Result<Backing> resolve_backing(const profile::Backstore& b, const Roots& roots, core::Transaction* tx,
+                                      std::optional<int> reuse_zram, bool force, const RbdClient* rbd, std::optional<int> reuse_rbd)
+{
+    DEVEMU_TRY(base, resolve_base(b, roots, tx, reuse_zram, force, rbd, reuse_rbd));
+    return stack_faults(b, base, tx);
+}
 
 void register_undo_ops()
 {
+    register_dm_undo();
     core::register_undo("zram_remove", [](const core::UndoRecord& r) -> core::Status {
         if (::access(r.path.c_str(), F_OK) != 0) return {};
         auto s = core::write_attr(r.path, r.value);

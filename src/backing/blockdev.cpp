@@ -12,6 +12,9 @@
 
 #include <fstream>
 
+#include "core/fs.hpp"
+#include "core/text.hpp"
+
 #include "core/fd.hpp"
 
 namespace devemu::backing {
@@ -29,7 +32,7 @@ Result<std::uint64_t> block_device_size(const fs::path& dev)
     return size;
 }
 
-Status check_block_device_free(const fs::path& dev, bool force)
+Status check_block_device_free(const fs::path& dev, bool force, const std::string& own_holders)
 {
     struct stat st {};
     if (::stat(dev.c_str(), &st) != 0) return fail_errno("block device not found", dev.string());
@@ -43,9 +46,14 @@ Status check_block_device_free(const fs::path& dev, bool force)
             return fail(Errc::busy, "is mounted", dev.string(), "unmount it first; devemu never exports a mounted device");
     const auto holders = fs::path("/sys/dev/block") / fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev)) / "holders";
     std::error_code ec;
-    if (fs::exists(holders, ec) && !fs::is_empty(holders, ec))
-        return fail(Errc::busy, "is in use (it has holders: LVM, md or dm)", dev.string(), "release it first");
-    if (force) return {};
+    bool ours = false;   // held only by dm devices devemu made for it (an earlier `up` of the same backstore)
+    for (auto& h : fs::directory_iterator(holders, ec)) {
+        auto name = core::read_attr(h.path() / "dm/name");
+        if (own_holders.empty() || !name || !core::trim(*name).starts_with(own_holders))
+            return fail(Errc::busy, "is in use (it has holders: LVM, md or dm)", dev.string(), "release it first");
+        ours = true;
+    }
+    if (force || ours) return {};
     blkid_probe pr = blkid_new_probe_from_filename(dev.c_str());
     if (!pr) return fail_errno("cannot probe", dev.string());
     blkid_probe_enable_superblocks(pr, 1);

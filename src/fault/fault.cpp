@@ -205,34 +205,77 @@ core::Result<nlohmann::json> request(const std::vector<std::string>& words)
     const std::string verb = words.empty() ? "" : words[0];
     if (verb == "ls" && words.size() == 1) return json{{"op", "ls"}};
     if (verb == "path" && words.size() == 2 && (words[1] == "down" || words[1] == "up")) return json{{"op", "path"}, {"state", words[1]}};
+    // The state's spelling is checked by the kind that owns the groups (LIO's), which knows them.
+    if (verb == "alua" && words.size() == 3) return json{{"op", "alua"}, {"group", words[1]}, {"state", words[2]}};
     if (verb == "clear" && words.size() <= 2) return words.size() == 2 ? json{{"op", "clear"}, {"id", words[1]}} : json{{"op", "clear"}};
     if (verb == "add" && words.size() >= 2) {
         DEVEMU_TRY(keys, keys_of(std::vector<std::string>(words.begin() + 1, words.end())));
         DEVEMU_CHECK(parse(keys, "devemu fault add"));
         return json{{"op", "add"}, {"keys", keys}, {"where", "devemu fault add"}};
     }
-    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, or path down|up", core::join(words, " "),
+    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, path down|up, or alua GROUP STATE", core::join(words, " "),
                       "e.g. devemu fault t0 add type=error op=read lba=2048..4095");
 }
 
 std::vector<std::string> lines(const std::string& unit, const nlohmann::json& answer)
 {
     if (answer.contains("path")) return {unit + ": path " + answer["path"].get<std::string>()};
+    if (answer.contains("alua"))
+        return {unit + ": ALUA group " + answer["alua"].value("group", "?") + " is " + answer["alua"].value("state", "?")};
     std::vector<std::string> out;
     for (auto& [bs, faults] : answer.items()) {
         if (faults.empty()) out.push_back(unit + ":" + bs + ": no faults");
         for (auto& f : faults) {
             std::string keys;
             for (auto& [k, v] : f.items())
-                if (k != "id" && k != "type" && k != "events" && k != "seed" && k != "dropped" && k != "dropped_more")
+                if (k != "id" && k != "type" && k != "events" && k != "seed" && k != "dropped" && k != "dropped_more" && k != "dm")
                     keys += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
             std::uint64_t dropped = 0;
             for (auto& r : f.value("dropped", nlohmann::json::array())) dropped += r.at(1).get<std::uint64_t>();
+            if (f.contains("dm")) {   // under a kernel backstore: a dm device, which counts nothing
+                out.push_back(fmt::format("{}:{}: {}  {}{}  ({}, from the profile)", unit, bs, f.value("id", "?"), f.value("type", "?"), keys,
+                                          f["dm"].get<std::string>()));
+                continue;
+            }
             out.push_back(fmt::format("{}:{}: {}  {}{}  ({} events{})", unit, bs, f.value("id", "?"), f.value("type", "?"), keys, f.value("events", 0),
                                       dropped ? fmt::format(", {} blocks of writes dropped{} (--json lists them)", dropped, f.value("dropped_more", false) ? " and more" : "") : ""));
         }
     }
     return out;
+}
+
+std::optional<DmRefusal> dm_refusal(const Spec& s)
+{
+    using namespace std::chrono;
+    switch (s.type) {
+    case Type::error:
+    case Type::stall:
+    case Type::rate:
+        return DmRefusal{"type", fmt::format("{} faults need devemu's own data path (no dm target in Debian's kernel does them)", to_string(s.type))};
+    case Type::delay:
+        if (s.delay_min != s.delay_max) return DmRefusal{"delay", "a range of delays needs devemu's own data path (dm-delay's is fixed)"};
+        if (s.delay_min % milliseconds(1) != Nanos(0)) return DmRefusal{"delay", "dm-delay counts whole milliseconds"};
+        return std::nullopt;
+    case Type::flakey:
+        if (s.scope != Scope::rw) return DmRefusal{"op", "dm-flakey fails reads and writes alike (with drop_writes: drops writes only)"};
+        if (s.up % seconds(1) != Nanos(0)) return DmRefusal{"up", "dm-flakey counts whole seconds"};
+        if (s.down % seconds(1) != Nanos(0)) return DmRefusal{"down", "dm-flakey counts whole seconds"};
+        return std::nullopt;
+    }
+    return DmRefusal{"type", "unknown"};
+}
+
+std::string dm_target(const Spec& s, const std::string& dev, std::uint64_t offset)
+{
+    using namespace std::chrono;
+    if (s.type == Type::delay) {
+        const auto ms = duration_cast<milliseconds>(s.delay_min).count();
+        if (s.scope == Scope::rw) return fmt::format("delay {} {} {}", dev, offset, ms);
+        // reads, then writes: a delay on one of them only
+        return fmt::format("delay {} {} {} {} {} {}", dev, offset, s.scope == Scope::read ? ms : 0, dev, offset, s.scope == Scope::write ? ms : 0);
+    }
+    return fmt::format("flakey {} {} {} {}{}", dev, offset, duration_cast<seconds>(s.up).count(), duration_cast<seconds>(s.down).count(),
+                       s.drop_writes ? " 1 drop_writes" : "");
 }
 
 nlohmann::json to_json(const Spec& s)

@@ -50,11 +50,23 @@ struct Spec {
 
 // `devemu fault NAME` words -> the request a data path's control socket takes: "add KEY=VALUE…" ({"op": "add",
 // "keys": …}, the keys checked here so that a typo needs no round trip), "clear [ID]", "ls"; and "path down|up"
-// ({"op": "path", "state": …}), which the unit's kind carries out on its transport.
+// ({"op": "path", "state": …}) and "alua GROUP STATE" ({"op": "alua", "group": …, "state": …}), which the unit's
+// kind carries out on its transport and its target port groups.
 [[nodiscard]] core::Result<nlohmann::json> request(const std::vector<std::string>& words);
 
 // What `devemu fault NAME …` prints of an answer ({BACKSTORE: [fault…]} or {"path": STATE}).
 [[nodiscard]] std::vector<std::string> lines(const std::string& unit, const nlohmann::json& answer);
+
+// Under a kernel backstore a fault is a device-mapper target (dm-delay, dm-flakey) stacked on the backing. What one
+// cannot do — an error with sense, a stall, a rate, a random delay, a flakey scoped to reads or writes, times finer
+// than dm's (delay: ms, flakey: s) — is {the key, why}; nothing when it can.
+struct DmRefusal {
+    std::string key, why;
+};
+[[nodiscard]] std::optional<DmRefusal> dm_refusal(const Spec& s);
+// The dm target line of a fault dm_refusal accepts, for `sectors` 512-byte sectors of `dev` (a path or MAJ:MIN)
+// from `offset`: "delay DEV OFF MS [DEV OFF MS]" or "flakey DEV OFF UP DOWN [1 drop_writes]".
+[[nodiscard]] std::string dm_target(const Spec& s, const std::string& dev, std::uint64_t offset);
 
 [[nodiscard]] const char* to_string(Type t);
 [[nodiscard]] const char* to_string(Scope s);

@@ -27,6 +27,34 @@ using nlohmann::json;
 
 namespace {
 bool path_is_down(const TargetRecord& r, const Roots& roots);
+
+// ALUA: the access-state attribute of each target port group the record made ({group, backstore} -> attribute,
+// and the state the profile asked for).
+struct AluaAttr {
+    std::string group, backstore;
+    fs::path attr;
+    std::string asked;
+};
+std::vector<AluaAttr> alua_attrs(const TargetRecord& r, const Roots& roots)
+{
+    std::vector<AluaAttr> out;
+    for (auto& n : r.nodes) {
+        if (n.kind != core::NodeKind::attr || !n.path.ends_with("/alua_access_state")) continue;
+        const fs::path p(n.path);   // core/HBA/BACKSTORE/alua/GROUP/alua_access_state
+        out.push_back({p.parent_path().filename().string(), p.parent_path().parent_path().parent_path().filename().string(),
+                       roots.target / n.path, n.value});
+    }
+    return out;
+}
+
+std::string alua_name(const std::string& number)
+{
+    for (auto st : {profile::AluaState::active_optimized, profile::AluaState::active_non_optimized, profile::AluaState::standby,
+                    profile::AluaState::unavailable, profile::AluaState::transitioning})
+        if (std::to_string(static_cast<int>(st)) == core::trim(number)) return profile::to_string(st);
+    return "state " + std::string(core::trim(number));
+}
+
 }
 
 core::Health target_health(const json& rec, const Roots& roots)
@@ -34,7 +62,18 @@ core::Health target_health(const json& rec, const Roots& roots)
     auto r = target_record(rec);
     if (!r) return {"unreadable", {r.error().message()}};
     core::Health h;
-    h.detail = core::verify(r->nodes, roots.target);
+    // A group's state that `devemu fault … alua` changed is said as such, not as drift of an attribute.
+    const auto alua = alua_attrs(*r, roots);
+    for (auto& line : core::verify(r->nodes, roots.target))
+        if (std::none_of(alua.begin(), alua.end(), [&](const AluaAttr& a) { return line.starts_with(a.attr.string() + ":"); })) h.detail.push_back(line);
+    for (auto& n : r->nodes)   // a LUN's port reads back as "TG Port Alias: GROUP\nTG Port Group ID: …"
+        if (n.path.ends_with("/alua_tg_pt_gp"))
+            if (auto now = core::read_attr(roots.target / n.path); now && now->find("TG Port Alias: " + n.value + "\n") == std::string::npos)
+                h.detail.push_back(fmt::format("{}: the LUN's port is not in ALUA group {} (the kernel has: {})", n.path, n.value,
+                                               core::trim(now->substr(0, now->find('\n')))));
+    for (auto& a : alua)
+        if (auto now = core::read_attr(a.attr); now && core::trim(*now) != a.asked)
+            h.detail.push_back(fmt::format("ALUA group {} is {} (devemu fault {} alua {} {})", a.group, alua_name(*now), r->name, a.group, alua_name(a.asked)));
     for (auto& [bs, handler] : r->handlers)
         if (core::process_start_time(handler.supervisor) != handler.start)
             h.detail.push_back("the TCMU handler of backstore " + bs + " is not running (devemu up again restarts it)");
@@ -192,6 +231,12 @@ core::Described describe_target(const json& rec, core::DescribeFor what, bool se
                                       h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0), faults,
                                       what == core::DescribeFor::ls_verbose && h.contains("log") ? ", log " + h["log"].get<std::string>() : ""));
     }
+    // ALUA target port groups, as the kernel has them now.
+    for (auto& a : r ? alua_attrs(*r, Roots{}) : std::vector<AluaAttr>{}) {
+        const std::string now = alua_name(core::read_attr(a.attr).value_or("?"));
+        d.json["alua"][a.group] = {{"backstore", a.backstore}, {"state", now}};
+        d.lines.push_back(fmt::format("ALUA group {} ({}): {}", a.group, a.backstore, now));
+    }
     return d;
 }
 
@@ -247,12 +292,38 @@ core::Result<json> set_path(const TargetRecord& r, bool down, const Roots& roots
     return json{{"path", down ? "down" : "up"}};
 }
 
+core::Result<json> set_alua(const TargetRecord& r, const std::string& backstore, const json& request, const Roots& roots)
+{
+    const std::string group = request.value("group", ""), state = request.value("state", "");
+    auto st = profile::alua_state(state);
+    if (!st) return core::fail(core::Errc::invalid_input, "unknown ALUA state \"" + state + "\"", state,
+                               "use active/optimized, active/non-optimized, standby, unavailable or transitioning");
+    std::vector<AluaAttr> hits;
+    for (auto& a : alua_attrs(r, roots))
+        if (a.group == group && (backstore.empty() || a.backstore == backstore)) hits.push_back(a);
+    if (hits.empty()) {
+        std::string have;
+        for (auto& a : alua_attrs(r, roots)) have += (have.empty() ? "" : ", ") + a.group;
+        return core::fail(core::Errc::invalid_input, "target " + r.name + " has no ALUA group " + group, group,
+                          have.empty() ? "give a kernel backstore [[backstore.alua]] groups in the profile" : "its groups: " + have);
+    }
+    if (hits.size() > 1) return core::fail(core::Errc::invalid_input, "ALUA group " + group + " is on several backstores", group, "name one: devemu fault " + r.name + ":BACKSTORE alua …");
+    const auto want = std::to_string(static_cast<int>(*st));
+    DEVEMU_CHECK(core::write_attr(hits[0].attr, want));
+    auto now = core::read_attr(hits[0].attr);
+    if (!now || core::trim(*now) != want)
+        return core::fail(core::Errc::check_failed, "the group did not change: the kernel has '" + std::string(core::trim(now.value_or("?"))) + "'",
+                          hits[0].attr.string(), "see dmesg");
+    return json{{"alua", {{"group", group}, {"backstore", hits[0].backstore}, {"state", profile::to_string(*st)}}}};
+}
+
 // `devemu fault`: a path change on the target's transport, or the request to each user backstore's handler (or the
 // one named), through its control socket.
 core::Result<json> fault_target(const json& rec, const std::string& backstore, const json& request)
 {
     DEVEMU_TRY(r, target_record(rec));
     if (request.value("op", "") == "path") return set_path(r, request.value("state", "") == "down", Roots{});
+    if (request.value("op", "") == "alua") return set_alua(r, backstore, request, Roots{});
     json out = json::object();
     for (auto& [bs, handler] : r.handlers) {
         if (!backstore.empty() && bs != backstore) continue;
@@ -268,6 +339,14 @@ core::Result<json> fault_target(const json& rec, const std::string& backstore, c
             return core::fail(core::Errc::invalid_input, e.value("what", "refused"), e.value("where", handler.control), e.value("fix", ""));
         }
         out[bs] = a["faults"];
+    }
+    // Kernel backstores: their faults are the dm devices the profile built; `ls` shows them, a change is refused.
+    for (auto& [bs, info] : r.backstores.items()) {
+        if ((!backstore.empty() && bs != backstore) || !info.contains("dm_faults") || out.contains(bs)) continue;
+        if (request.value("op", "") != "ls")
+            return core::fail(core::Errc::invalid_input, "backstore " + bs + " is a kernel backstore: its faults are dm devices its profile built",
+                              r.name, "change its [[backstore.fault]] tables, devemu down " + r.name + " and up again; or use a `user` backstore for faults at run time");
+        out[bs] = info["dm_faults"];
     }
     if (out.empty())
         return core::fail(core::Errc::invalid_input,

@@ -67,6 +67,16 @@ void Backstore::nodes(std::vector<Node>& out) const
     // The handler hears of ABORT TASK and LUN RESET (TCMU_OP_TMR), so that a command a fault stalls past the
     // initiator's timeout is given up when the initiator aborts it, rather than leaving the abort waiting for it.
     if (plugin == "user") out.push_back({NodeKind::attr, d + "/attrib/tmr_notification", "1"});
+    // ALUA target port groups (after enable: LIO takes a state only on a configured device). Implicit ALUA only, so
+    // that the states are devemu's to set (`devemu fault NAME alua GROUP STATE`), not an initiator's (SET TARGET
+    // PORT GROUPS). alua_access_type reads back as words ("Implicit"), so it is not compared.
+    for (auto& g : spec->alua) {
+        const auto gd = d + "/alua/" + g.name;
+        out.push_back({NodeKind::dir, gd, ""});
+        out.push_back({NodeKind::attr, gd + "/tg_pt_gp_id", std::to_string(g.id)});
+        out.push_back({NodeKind::attr, gd + "/alua_access_type", "1", false});
+        out.push_back({NodeKind::attr, gd + "/alua_access_state", std::to_string(static_cast<int>(g.state))});
+    }
 }
 
 std::vector<Node> TargetModel::nodes() const
@@ -83,6 +93,8 @@ std::vector<Node> TargetModel::nodes() const
         const auto lun = fmt::format("{}/lun/lun_{}", tpg, spec->luns[i].id);
         out.push_back({NodeKind::dir, lun, backstores[i].dir()});
         out.push_back({NodeKind::link, lun + "/" + backstores[i].spec->name, backstores[i].dir()});
+        // The LUN's port joins its ALUA group (reads back as a description, so it is checked by `ls`, not compared).
+        if (!spec->luns[i].alua_group.empty()) out.push_back({NodeKind::attr, lun + "/alua_tg_pt_gp", spec->luns[i].alua_group, false});
     }
     if (spec->fabric == profile::Fabric::iscsi) {
         const bool v6 = portal_address.find(':') != std::string::npos;

@@ -119,6 +119,14 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
         json j = {{"hba", bs.hba}, {"plugin", plugin}, {"path", backing->path}, {"size", backing->size}};
         if (backing->zram >= 0) j["zram"] = backing->zram;
         if (backing->rbd >= 0) j["rbd"] = backing->rbd, j["image"] = spec->pool + "/" + spec->image;
+        if (spec->type != profile::BackstoreType::user && !spec->faults.empty()) {   // dm devices under it (backing/dm)
+            j["dm_faults"] = json::array();
+            for (auto& f : spec->faults) {
+                auto fj = fault::to_json(f);
+                fj["dm"] = f.type == fault::Type::delay ? "dm-delay" : "dm-flakey";
+                j["dm_faults"].push_back(fj);
+            }
+        }
         b.backstores[spec->name] = j;
         m.backstores.push_back(bs);
     }

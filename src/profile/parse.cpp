@@ -32,6 +32,28 @@ const char* to_string(FunctionType f)
 }
 const char* to_string(Speed s) { return s == Speed::full ? "full" : s == Speed::high ? "high" : "super"; }
 
+namespace {
+constexpr std::pair<const char*, AluaState> alua_states[] = {{"active/optimized", AluaState::active_optimized},
+                                                             {"active/non-optimized", AluaState::active_non_optimized},
+                                                             {"standby", AluaState::standby},
+                                                             {"unavailable", AluaState::unavailable},
+                                                             {"transitioning", AluaState::transitioning}};
+}
+
+const char* to_string(AluaState s)
+{
+    for (auto& [n, v] : alua_states)
+        if (v == s) return n;
+    return "?";
+}
+
+std::optional<AluaState> alua_state(const std::string& s)
+{
+    for (auto& [n, v] : alua_states)
+        if (s == n) return v;
+    return std::nullopt;
+}
+
 const Backstore* Profile::backstore(const std::string& name) const
 {
     for (auto& b : backstores)
@@ -80,9 +102,50 @@ Result<std::vector<fault::Spec>> parse_faults(const Table& t, const Backstore& b
         }
         const auto loc = ft.loc();
         DEVEMU_TRY(spec, fault::parse(keys, fmt::format("{}:{}", loc.file, loc.line), end_lba));
+        if (b.type != BackstoreType::user)   // a dm target under the kernel backstore: only what dm-delay/dm-flakey do
+            if (auto no = fault::dm_refusal(spec))
+                return ft.error(keys.count(no->key) ? no->key : "type",
+                                fmt::format("under a {} backstore a fault is dm-delay or dm-flakey: {}", to_string(b.type), no->why),
+                                "use type = \"user\" (devemu's data path) with the same path for this fault");
+        if (spec.id.empty() && b.type != BackstoreType::user)   // a dm device's fault is named here (a handler names its own)
+            spec.id = fmt::format("{}{}", fault::to_string(spec.type), out.size() + 1);
         for (auto& o : out)
             if (!spec.id.empty() && o.id == spec.id) return ft.error("id", "two faults with id \"" + spec.id + "\" on backstore " + b.name);
         out.push_back(spec);
+    }
+    return out;
+}
+
+// [[backstore.alua]] tables: target port groups on a kernel backstore.
+Result<std::vector<AluaGroup>> parse_alua(const Table& t, const Backstore& b)
+{
+    std::vector<AluaGroup> out;
+    DEVEMU_TRY(tables, t.tables("alua", "[[backstore.alua]]"));
+    if (!tables.empty() && b.type == BackstoreType::user)
+        return t.error("alua", "ALUA groups are LIO's to answer, for kernel backstores; a TCMU handler is not told which port a command came through",
+                       "use a fileio, block or zram backstore for a LUN with ALUA groups");
+    for (auto& at : tables) {
+        DEVEMU_CHECK(at.only_keys({"name", "id", "state"}));
+        AluaGroup g;
+        g.loc = at.loc();
+        DEVEMU_TRY(name, at.required_str("name"));
+        if (auto why = core::check_unit_name(name)) return at.error("name", fmt::format("name \"{}\" {}", name, *why));
+        if (name == "default_tg_pt_gp") return at.error("name", "default_tg_pt_gp is LIO's own group", "give the group another name");
+        g.name = name;
+        DEVEMU_TRY(id, at.integer("id", 1, 65535));
+        g.id = static_cast<std::uint16_t>(id.value_or(static_cast<std::int64_t>(out.size() + 1)));
+        DEVEMU_TRY(state, at.str("state"));
+        if (state) {
+            auto st = alua_state(*state);
+            if (!st) return at.error("state", fmt::format("unknown ALUA state \"{}\"", *state),
+                                     "use active/optimized, active/non-optimized, standby, unavailable or transitioning");
+            g.state = *st;
+        }
+        for (auto& o : out) {
+            if (o.name == g.name) return at.error("name", "two ALUA groups named \"" + g.name + "\" on backstore " + b.name);
+            if (o.id == g.id) return at.error("id", fmt::format("two ALUA groups with id {} on backstore {}", g.id, b.name), "give each group its own id");
+        }
+        out.push_back(g);
     }
     return out;
 }
@@ -100,27 +163,25 @@ Result<Backstore> parse_backstore(const Table& t)
     b.name = name;
     DEVEMU_TRY(type, choice<BackstoreType>(t, "type", types, std::nullopt));
     b.type = type;
-    if (b.type != BackstoreType::user && t.has("fault"))
-        return t.error("fault", "faults are injected by devemu's own data path, a `user` backstore; under a kernel backstore (dm-delay, "
-                                "dm-flakey) they are not built yet",
-                       "use type = \"user\" with the same path");
+    if (b.type == BackstoreType::rbd && t.has("fault"))
+        return t.error("fault", "faults under an rbd backstore are not built", "use type = \"user\" with backing = \"rbd:POOL/IMAGE\", or a zram backstore");
     switch (b.type) {
     case BackstoreType::fileio:
-        DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "path"}));
+        DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "path", "alua", "fault"}));
         break;
     case BackstoreType::block:
-        DEVEMU_CHECK(t.only_keys({"name", "type", "block_size", "wwn", "write_cache", "readonly", "path"}));
+        DEVEMU_CHECK(t.only_keys({"name", "type", "block_size", "wwn", "write_cache", "readonly", "path", "alua", "fault"}));
         break;
     case BackstoreType::zram:
-        DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "comp_algorithm"}));
+        DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "comp_algorithm", "alua", "fault"}));
         break;
     case BackstoreType::rbd:
         DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "pool", "image",
-                                  "cluster", "mon_host", "user", "keyring", "ephemeral"}));
+                                  "cluster", "mon_host", "user", "keyring", "ephemeral", "alua"}));
         break;
     case BackstoreType::user:
         DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "handler", "path", "backing",
-                                  "comp_algorithm", "fault"}));
+                                  "comp_algorithm", "fault", "alua"}));
         break;
     }
     DEVEMU_TRY(size, t.size("size"));
@@ -163,6 +224,8 @@ Result<Backstore> parse_backstore(const Table& t)
     b.ephemeral = eph.value_or(false);
     DEVEMU_TRY(faults, parse_faults(t, b));
     b.faults = std::move(faults);
+    DEVEMU_TRY(alua, parse_alua(t, b));
+    b.alua = std::move(alua);
     return b;
 }
 
@@ -250,7 +313,7 @@ Result<Target> parse_target(const Table& t)
     DEVEMU_TRY(luns, t.tables("lun", "[[target.lun]]"));
     std::uint32_t next = 0;
     for (auto& lt : luns) {
-        DEVEMU_CHECK(lt.only_keys({"id", "backstore"}));
+        DEVEMU_CHECK(lt.only_keys({"id", "backstore", "alua"}));
         Lun l;
         l.loc = lt.loc();
         DEVEMU_TRY(id, lt.integer("id", 0, 255));
@@ -258,6 +321,8 @@ Result<Target> parse_target(const Table& t)
         next = l.id + 1;
         DEVEMU_TRY(bs, lt.required_str("backstore"));
         l.backstore = bs;
+        DEVEMU_TRY(group, lt.str("alua"));
+        l.alua_group = group.value_or("");
         tg.luns.push_back(l);
     }
     DEVEMU_TRY(acls, t.tables("acl", "[[target.acl]]"));

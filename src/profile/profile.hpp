@@ -23,6 +23,16 @@ enum class Fabric { iscsi, loopback };
 enum class FunctionType { mass_storage, ffs, acm };
 enum class Speed { full, high, super };
 
+// A target port group on a kernel backstore's device (LIO emulates ALUA for those: the INQUIRY TPGS bits, the VPD
+// 0x83 port designators, REPORT TARGET PORT GROUPS, and the access-state checks).
+enum class AluaState { active_optimized = 0, active_non_optimized = 1, standby = 2, unavailable = 3, transitioning = 15 };
+struct AluaGroup {
+    std::string name;
+    std::uint16_t id = 1;                 // tg_pt_gp_id, 1..65535, unique on the backstore
+    AluaState state = AluaState::active_optimized;
+    Loc loc;
+};
+
 struct Backstore {
     std::string name;
     BackstoreType type = BackstoreType::fileio;
@@ -40,12 +50,15 @@ struct Backstore {
     bool readonly = false;
     // [[backstore.fault]]: faults the backstore's data path starts with (a `user` backstore's handler)
     std::vector<fault::Spec> faults;
+    // [[backstore.alua]]: its target port groups (kernel backstores); a LUN names the one its port joins
+    std::vector<AluaGroup> alua;
     Loc loc;
 };
 
 struct Lun {
     std::uint32_t id = 0;
     std::string backstore;
+    std::string alua_group;     // empty: LIO's default_tg_pt_gp
     Loc loc;
 };
 
@@ -125,5 +138,8 @@ struct Profile {
 [[nodiscard]] const char* to_string(Fabric f);
 [[nodiscard]] const char* to_string(FunctionType f);
 [[nodiscard]] const char* to_string(Speed s);
+// "active/optimized", "active/non-optimized", "standby", "unavailable", "transitioning"
+[[nodiscard]] const char* to_string(AluaState s);
+[[nodiscard]] std::optional<AluaState> alua_state(const std::string& s);
 
 }  // namespace devemu::profile

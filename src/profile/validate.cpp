@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -121,6 +122,12 @@ Status validate(const Profile& p)
         for (auto& l : t.luns) {
             if (!ids.insert(l.id).second) return bad(l.loc, fmt::format("target '{}' has LUN {} twice", t.name, l.id));
             DEVEMU_CHECK(claim(l.backstore, l.loc, "target '" + t.name + "'"));
+            if (l.alua_group.empty()) continue;
+            const auto* b = p.backstore(l.backstore);
+            if (!std::any_of(b->alua.begin(), b->alua.end(), [&](const AluaGroup& g) { return g.name == l.alua_group; }))
+                return bad(l.loc, fmt::format("LUN {} of target '{}' joins ALUA group '{}', which backstore '{}' does not have", l.id, t.name,
+                                              l.alua_group, l.backstore),
+                           "add a [[backstore.alua]] with name = \"" + l.alua_group + "\" to backstore " + l.backstore);
         }
         std::set<std::string> initiators;
         for (auto& a : t.acls) {

@@ -3,6 +3,7 @@
 // cycles, stalls, delays and rate limits on a fake clock, and the same random choices for the same seed.
 #include <catch2/catch.hpp>
 
+#include "backing/dm.hpp"
 #include "fault/chain.hpp"
 #include "fault/fault.hpp"
 #include "scsi/sense.hpp"
@@ -230,4 +231,27 @@ TEST_CASE("devemu fault's words become the control request; its answer becomes l
     CHECK(out[0] == "floop:f0: bad  error lba=4096..4159 mode=always op=read probability=1  (0 events)");
     CHECK(out[1] == "floop:f1: no faults");
     CHECK(lines("oi", {{"path", "down"}}) == std::vector<std::string>{"oi: path down"});
+}
+
+TEST_CASE("under a kernel backstore a fault is a dm table: the fault's range, linear around it; what dm cannot do is refused")
+{
+    // dm-delay on reads only, LBA 100..199 of a 4096-sector device with 512-byte blocks
+    auto d = spec({{"type", "delay"}, {"delay", "150ms"}, {"op", "read"}, {"lba", "100..199"}});
+    CHECK_FALSE(dm_refusal(d));
+    CHECK(devemu::backing::dm_table(d, "7:0", 4096, 512) ==
+          "0 100 linear 7:0 0\n100 100 delay 7:0 100 150 7:0 100 0\n200 3896 linear 7:0 200\n");
+    // 4 KiB blocks: LBAs are 8 sectors; a whole-device flakey dropping writes, and one that fails I/O
+    auto f = spec({{"type", "flakey"}, {"up", "2s"}, {"down", "1s"}, {"drop_writes", "true"}});
+    CHECK(devemu::backing::dm_table(f, "252:1", 65536, 4096) == "0 65536 flakey 252:1 0 2 1 1 drop_writes\n");
+    auto fe = spec({{"type", "flakey"}, {"up", "1s"}, {"down", "1s"}, {"lba", "10..19"}});
+    CHECK(devemu::backing::dm_table(fe, "252:1", 65536, 4096) == "0 80 linear 252:1 0\n80 80 flakey 252:1 80 1 1 0\n160 65376 linear 252:1 160\n");
+    CHECK(devemu::backing::dm_table(spec({{"type", "delay"}, {"delay", "5ms"}}), "8:16", 100, 512) == "0 100 delay 8:16 0 5\n");
+    // refused, naming the key
+    CHECK(dm_refusal(spec({{"type", "error"}}))->key == "type");
+    CHECK(dm_refusal(spec({{"type", "stall"}}))->key == "type");
+    CHECK(dm_refusal(spec({{"type", "rate"}, {"iops", "10"}}))->key == "type");
+    CHECK(dm_refusal(spec({{"type", "delay"}, {"delay", "1ms..5ms"}}))->key == "delay");
+    CHECK(dm_refusal(spec({{"type", "delay"}, {"delay", "250us"}}))->key == "delay");
+    CHECK(dm_refusal(spec({{"type", "flakey"}, {"up", "500ms"}, {"down", "1s"}}))->key == "up");
+    CHECK(dm_refusal(spec({{"type", "flakey"}, {"up", "1s"}, {"down", "1s"}, {"op", "read"}}))->key == "op");
 }

@@ -224,11 +224,134 @@ check "iscsi: logout" iscsiadm -m node -T iqn.2026-11.org.devemu:oi -p 127.0.0.1
 kill "$iscsid_pid" 2>/dev/null; wait "$iscsid_pid" 2>/dev/null
 check "iscsi: down" "$devemu" down oi
 
+# --- ALUA: a LUN whose port is in a target port group; devemu fault … alua changes the group's state, and the kernel's
+# initiator (scsi_dh_alua, REPORT TARGET PORT GROUPS) and sg3-utils see each state ------------------------------------
+cat > alua.toml <<'P'
+[[backstore]]
+name = "a0"
+type = "fileio"
+path = "/tmp/a0.img"
+size = "32M"
+[[backstore.alua]]
+name = "left"
+id = 10
+[[backstore.alua]]
+name = "spare"
+id = 20
+state = "standby"
+[[target]]
+name = "al"
+fabric = "loopback"
+[[target.lun]]
+backstore = "a0"
+alua = "left"
+P
+check "alua: up (a fileio LUN in group left, id 10)" "$devemu" up alua.toml
+adisk=$(unit_json al "list(u['access']['devices'].values())[0]")
+check "alua: a disk ($adisk)" test -b "$adisk"
+check "INQUIRY says the LUN has implicit ALUA (TPGS=1)" sh -c "sg_inq $adisk | grep -q 'TPGS=1'"
+# (REPORT TARGET PORT GROUPS lists the groups that have a port in them: group 20 has none)
+check "sg_rtpg: group 10 is active/optimized" sh -c "sg_rtpg -d $adisk > /tmp/rtpg.out && grep -A1 'target port group id : 0xa' /tmp/rtpg.out | grep -qi 'active/optimized'"
+check "ls lists the groups as the kernel has them" sh -c "\"$devemu\" ls | grep -q 'ALUA group left (a0): active/optimized'"
+check "fault al alua left standby" "$devemu" fault al alua left standby
+dd if="$adisk" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/tmp/alua.err
+check "a read through the standby port fails" grep -q "Input/output error" /tmp/alua.err
+sg_raw -r 512 "$adisk" 28 00 00 00 00 00 00 00 01 00 > /tmp/sg.out 2>&1
+check "sg_raw READ(10): NOT READY, target port in standby state (02/04/0B)" grep -qi "standby state" /tmp/sg.out
+check "sg_rtpg: group 10 is standby" sh -c "sg_rtpg -d $adisk | grep -A1 'target port group id : 0xa' | grep -qi standby"
+check "ls says so, and how to undo it" sh -c "\"$devemu\" ls | grep -q 'ALUA group left is standby (devemu fault al alua left active/optimized)'"
+check "fault al alua left unavailable" "$devemu" fault al alua left unavailable
+sg_raw -r 512 "$adisk" 28 00 00 00 00 00 00 00 01 00 > /tmp/sg.out 2>&1
+check "the next command hears of it: UNIT ATTENTION, asymmetric access state changed (06/2A/06)" grep -qi "asymmetric access state changed" /tmp/sg.out
+sg_raw -r 512 "$adisk" 28 00 00 00 00 00 00 00 01 00 > /tmp/sg.out 2>&1
+check "sg_raw READ(10): NOT READY, target port in unavailable state (02/04/0C)" grep -qi "unavailable state" /tmp/sg.out
+check "fault al alua left active/non-optimized" "$devemu" fault al alua left active/non-optimized
+check "a read through the non-optimized port works" dd if="$adisk" of=/dev/null bs=4096 count=1 iflag=direct status=none
+check "fault al alua left active/optimized" "$devemu" fault al alua left active/optimized
+check "ls says healthy again" sh -c "\"$devemu\" ls | grep -q 'al  target  up  healthy'"
+"$devemu" fault al alua nosuch standby > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "has no ALUA group nosuch" /tmp/bad.out && grep -q "left, spare" /tmp/bad.out && ok "an unknown group: exit 2, naming the groups there are" || bad "unknown group: exit $rc $(cat /tmp/bad.out)"
+"$devemu" fault al alua left sideways > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q 'unknown ALUA state "sideways"' /tmp/bad.out && ok "an unknown state: exit 2" || bad "unknown state: exit $rc $(cat /tmp/bad.out)"
+check "alua: down" "$devemu" down al
+check "... nothing left (no fileio backstore in configfs)" sh -c "! ls -d /sys/kernel/config/target/core/fileio_*/a0 2>/dev/null | grep -q ."
+sed -e 's/type = "fileio"/type = "user"/' alua.toml > ualua.toml
+"$devemu" up ualua.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -qE 'ualua.toml:[0-9]+' /tmp/bad.out && grep -q "kernel backstore" /tmp/bad.out && ok "ALUA groups on a user backstore: exit 2 with file:line" || bad "user alua: exit $rc $(cat /tmp/bad.out)"
+
+# --- faults under kernel backstores: the same keys build dm-delay / dm-flakey under fileio and zram -----------------
+cat > kern-delay.toml <<'P'
+[[backstore]]
+name = "k0"
+type = "fileio"
+path = "/tmp/k0.img"
+size = "32M"
+[[backstore.fault]]
+id = "slow-start"
+type = "delay"
+delay = "300ms"
+op = "read"
+lba = "0..2047"
+[[target]]
+name = "kd"
+fabric = "loopback"
+[[target.lun]]
+backstore = "k0"
+P
+check "fileio + delay: up" "$devemu" up kern-delay.toml
+kdisk=$(unit_json kd "list(u['access']['devices'].values())[0]")
+check "... a dm-delay device under the fileio backstore (dmsetup table)" sh -c "dmsetup table | grep -E '^devemu-f[0-9a-f]+-0: 2048 [0-9]+ linear|^devemu-f[0-9a-f]+-0: 0 2048 delay' | grep -q delay"
+kt() { t0=$(date +%s%N); dd if="$kdisk" of=/dev/null bs=4096 count=1 skip="$1" iflag=direct status=none; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
+# (LIO fileio reads a block device through the page cache: read where the scan's readahead has not been)
+in_ms=$(kt 200); out_ms=$(kt 4000)
+[ "$in_ms" -ge 300 ] && [ "$out_ms" -lt 250 ] && ok "a read in LBA 0..2047 took $in_ms ms, one outside $out_ms ms (delay 300ms, reads only)" || bad "dm-delay: in range $in_ms ms, outside $out_ms ms"
+t0=$(date +%s%N); dd if=/dev/zero of="$kdisk" bs=4096 count=1 seek=300 oflag=direct status=none; w_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$w_ms" -lt 250 ] && ok "a write in the range is not delayed ($w_ms ms: op = read)" || bad "write took $w_ms ms"
+check "fault kd ls shows the dm fault from the profile" sh -c "\"$devemu\" fault kd ls | grep -q 'kd:k0: slow-start  delay delay=300ms lba=0..2047 op=read  (dm-delay, from the profile)'"
+"$devemu" fault kd add type=delay delay=5ms > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "k0 is a kernel backstore: its faults are dm devices its profile built" /tmp/bad.out && ok "fault add on a kernel backstore: exit 2, saying how" || bad "fault add on kernel: exit $rc $(cat /tmp/bad.out)"
+check "up again with the same faults keeps the stack" "$devemu" up kern-delay.toml
+sed 's/300ms/20ms/' kern-delay.toml > kern-delay2.toml
+"$devemu" up kern-delay2.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "differ from the dm devices an earlier up made" /tmp/bad.out && ok "up with other faults under the live LUN: exit 2, saying to down first" || bad "changed dm faults: exit $rc $(cat /tmp/bad.out)"
+check "down" "$devemu" down kd
+check "... no dm device left" sh -c "! dmsetup ls | grep -q devemu-"
+check "... no loop device left on the file" sh -c "! losetup -a | grep -q k0.img"
+
+cat > kern-flakey.toml <<'P'
+[[backstore]]
+name = "z0"
+type = "zram"
+size = "32M"
+[[backstore.fault]]
+type = "flakey"
+up = "1s"
+down = "1s"
+[[target]]
+name = "kf"
+fabric = "loopback"
+[[target.lun]]
+backstore = "z0"
+P
+check "zram + flakey (1 s up, 1 s down): up" "$devemu" up kern-flakey.toml
+fdisk=$(unit_json kf "list(u['access']['devices'].values())[0]")
+check "... dm-flakey over the zram device" sh -c "dmsetup table | grep -E '^devemu-zram[0-9]+-0: 0 65536 flakey' >/dev/null"
+zdev=$(dmsetup ls | grep -o 'devemu-zram[0-9]*' | head -1); zdev=${zdev#devemu-}
+good=0; failed_reads=0
+for _ in $(seq 1 30); do
+    if dd if="$fdisk" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/null; then good=$((good + 1)); else failed_reads=$((failed_reads + 1)); fi
+    sleep 0.1
+done
+[ $good -gt 0 ] && [ $failed_reads -gt 0 ] && ok "over 3 s, $good reads worked and $failed_reads failed (dm-flakey's up and down)" || bad "flakey: $good good, $failed_reads failed"
+check "down" "$devemu" down kf
+check "... no dm device left, and $zdev is gone" sh -c "! dmsetup ls | grep -q devemu- && [ -n '$zdev' ] && [ ! -e /sys/block/$zdev ]"
+
 # --- bad profiles: exit 2 with file:line, nothing made ---------------------------------------------------------
-sed 's/type = "user"/type = "fileio"/' floop.toml > kern.toml
+sed -e 's/type = "user"/type = "fileio"/' -e '/^handler/d' floop.toml > kern.toml
 "$devemu" up kern.toml > /tmp/bad.out 2>&1; rc=$?
 [ $rc = 2 ] && ok "a fault under a kernel backstore: exit 2" || bad "fileio fault: exit $rc"
 check "... naming the file:line and saying to use a user backstore" sh -c "grep -q 'kern.toml:' /tmp/bad.out && grep -q 'type = \"user\"' /tmp/bad.out"
+check "... and that a dm target cannot give a medium error" grep -q "error faults need devemu's own data path" /tmp/bad.out
 sed 's/lba = "4096..4159"/lba = "4096..999999"/' floop.toml > past.toml
 "$devemu" up past.toml > /tmp/bad.out 2>&1; rc=$?
 [ $rc = 2 ] && ok "a fault range past the end in a profile: exit 2" || bad "past end: exit $rc"
