@@ -40,14 +40,6 @@ std::string dm_table(const fault::Spec& s, const std::string& dev, std::uint64_t
     return t;
 }
 
-namespace {
-
-struct DmDev {
-    std::string majmin;   // "253:0"
-    std::string node;     // /dev/dm-0
-};
-
-// The dm device of that name, from sysfs (no udev needed).
 std::optional<DmDev> find_dm(const std::string& name)
 {
     std::error_code ec;
@@ -62,6 +54,8 @@ std::optional<DmDev> find_dm(const std::string& name)
     }
     return std::nullopt;
 }
+
+namespace {
 
 std::string majmin_of(const std::string& path)
 {

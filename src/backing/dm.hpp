@@ -5,6 +5,7 @@
 // that holds it). The dm devices are named devemu-ID-N, ID from the backing (the device's name, or a hash of the
 // file's path), so that `up` again finds its own stack and keeps it when the faults are the same.
 // Devices are made and removed with dmsetup (libdevmapper's own tool), without udev (the VM has none).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ namespace devemu::backing {
 // whose faults are its handler's). Without `tx` nothing is touched (`plan`). A stack an earlier `up` made with other
 // faults is refused with the fix (down first), never changed under a live LUN.
 [[nodiscard]] core::Result<Backing> stack_faults(const profile::Backstore& b, Backing base, core::Transaction* tx);
+
+// A dm device by name, from sysfs (no udev needed): its MAJ:MIN and /dev/dm-N node.
+struct DmDev {
+    std::string majmin;
+    std::string node;
+};
+[[nodiscard]] std::optional<DmDev> find_dm(const std::string& name);
 
 // The journal step "dm_remove" (value: the dm device's name).
 void register_dm_undo();

@@ -205,6 +205,11 @@ core::Result<nlohmann::json> request(const std::vector<std::string>& words)
     const std::string verb = words.empty() ? "" : words[0];
     if (verb == "ls" && words.size() == 1) return json{{"op", "ls"}};
     if (verb == "path" && words.size() == 2 && (words[1] == "down" || words[1] == "up")) return json{{"op", "path"}, {"state", words[1]}};
+    if (verb == "path" && words.size() == 3 && (words[2] == "down" || words[2] == "up")) {   // path K down|up: one of several
+        char* end = nullptr;
+        const unsigned long k = std::strtoul(words[1].c_str(), &end, 10);
+        if (*end == '\0' && k >= 1 && k <= 64) return json{{"op", "path"}, {"path", k}, {"state", words[2]}};
+    }
     // The state's spelling is checked by the kind that owns the groups (LIO's), which knows them.
     if (verb == "alua" && words.size() == 3) return json{{"op", "alua"}, {"group", words[1]}, {"state", words[2]}};
     if (verb == "clear" && words.size() <= 2) return words.size() == 2 ? json{{"op", "clear"}, {"id", words[1]}} : json{{"op", "clear"}};
@@ -213,13 +218,14 @@ core::Result<nlohmann::json> request(const std::vector<std::string>& words)
         DEVEMU_CHECK(parse(keys, "devemu fault add"));
         return json{{"op", "add"}, {"keys", keys}, {"where", "devemu fault add"}};
     }
-    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, path down|up, or alua GROUP STATE", core::join(words, " "),
+    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, path [K] down|up, or alua GROUP STATE", core::join(words, " "),
                       "e.g. devemu fault t0 add type=error op=read lba=2048..4095");
 }
 
 std::vector<std::string> lines(const std::string& unit, const nlohmann::json& answer)
 {
-    if (answer.contains("path")) return {unit + ": path " + answer["path"].get<std::string>()};
+    if (answer.contains("path"))
+        return {unit + ": path " + (answer.contains("path_index") ? std::to_string(answer["path_index"].get<int>()) + " " : "") + answer["path"].get<std::string>()};
     if (answer.contains("alua"))
         return {unit + ": ALUA group " + answer["alua"].value("group", "?") + " is " + answer["alua"].value("state", "?")};
     std::vector<std::string> out;

@@ -17,6 +17,7 @@
 #include "core/unix_socket.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
+#include "lio/mpath.hpp"
 #include "lio/record.hpp"
 #include "lio/unit.hpp"
 #include "profile/profile.hpp"
@@ -26,7 +27,8 @@ namespace devemu::lio {
 using nlohmann::json;
 
 namespace {
-bool path_is_down(const TargetRecord& r, const Roots& roots);
+std::size_t path_count(const TargetRecord& r);
+std::vector<std::size_t> paths_down(const TargetRecord& r, const Roots& roots);
 
 // ALUA: the access-state attribute of each target port group the record made ({group, backstore} -> attribute,
 // and the state the profile asked for).
@@ -77,9 +79,35 @@ core::Health target_health(const json& rec, const Roots& roots)
     for (auto& [bs, handler] : r->handlers)
         if (core::process_start_time(handler.supervisor) != handler.start)
             h.detail.push_back("the TCMU handler of backstore " + bs + " is not running (devemu up again restarts it)");
-    if (path_is_down(*r, roots)) h.detail.push_back("its path is down (devemu fault " + r->name + " path up)");
+    for (auto k : paths_down(*r, roots))
+        h.detail.push_back(path_count(*r) == 1 ? "its path is down (devemu fault " + r->name + " path up)"
+                                                : fmt::format("its path {} is down (devemu fault {} path {} up)", k, r->name, k));
+    const json maps = r->info.contains("multipath") ? r->info["multipath"].value("maps", json::object()) : json::object();
+    for (auto it = maps.begin(); it != maps.end(); ++it) {
+        const std::string alias = it.value().value("alias", "");
+        auto p = mpath::paths_of(alias);
+        if (!p) h.detail.push_back("multipath map " + alias + " is gone (devemu up again)");
+        else
+            for (auto& st : *p)
+                if (!st.active) h.detail.push_back(fmt::format("multipath map {}: path {} is failed", alias, st.device));
+    }
     if (!h.detail.empty()) h.status = "drift";
     return h;
+}
+
+// dm-multipath over the paths: each LUN's map, and each path's state as the kernel has it now.
+std::vector<std::string> multipath_lines(const json& info)
+{
+    std::vector<std::string> out;
+    const json maps = info.contains("multipath") ? info["multipath"].value("maps", json::object()) : json::object();
+    for (auto it = maps.begin(); it != maps.end(); ++it) {
+        std::string states;
+        if (auto p = mpath::paths_of(it.value().value("alias", "")))
+            for (auto& st : *p) states += fmt::format("{}{} {}", states.empty() ? "" : ", ", st.device, st.active ? "active" : "failed");
+        else states = "no map";
+        out.push_back(fmt::format("multipath  LUN {}: {} ({})", it.key(), it.value().value("device", ""), states));
+    }
+    return out;
 }
 
 std::vector<std::string> target_lines(const json& rec, const json& info)
@@ -101,7 +129,15 @@ std::vector<std::string> target_lines(const json& rec, const json& info)
         const json devices = info.contains("devices") ? info["devices"] : json::object();   // named: items() of a temporary dangles
         for (auto it = devices.begin(); it != devices.end(); ++it)
             out.push_back("  LUN " + it.key() + "      " + (it.value().is_string() ? it.value().get<std::string>() : "(no disk yet)"));
+        const json paths = info.value("paths", json::array());
+        for (std::size_t k = 1; k < paths.size(); ++k) {
+            std::string disks;
+            const json devs = paths[k].value("devices", json::object());   // named, as above
+            for (auto it = devs.begin(); it != devs.end(); ++it) disks += fmt::format(" LUN {} {}", it.key(), it.value().is_string() ? it.value().get<std::string>() : "(no disk yet)");
+            out.push_back(fmt::format("  path {}     {} (nexus {}):{}", k + 1, paths[k].value("wwn", ""), paths[k].value("initiator_wwn", ""), disks));
+        }
     }
+    for (auto& l : multipath_lines(info)) out.push_back("  " + l);
     return out;
 }
 
@@ -231,6 +267,7 @@ core::Described describe_target(const json& rec, core::DescribeFor what, bool se
                                       h.value("in_flight", 0), h.value("max_in_flight", 0), h.value("commands", 0), h.value("restarts", 0), faults,
                                       what == core::DescribeFor::ls_verbose && h.contains("log") ? ", log " + h["log"].get<std::string>() : ""));
     }
+    if (r) for (auto& l : multipath_lines(r->info)) d.lines.push_back(l);
     // ALUA target port groups, as the kernel has them now.
     for (auto& a : r ? alua_attrs(*r, Roots{}) : std::vector<AluaAttr>{}) {
         const std::string now = alua_name(core::read_attr(a.attr).value_or("?"));
@@ -263,33 +300,53 @@ struct PathAttr {
     const char* down;
     const char* up;
 };
-std::optional<PathAttr> path_attr(const TargetRecord& r, const Roots& roots)
+// Path K (1-based) of the target: path 1 is its first tcm_loop target or tpgt_1; the others are in info.paths.
+std::optional<PathAttr> path_attr(const TargetRecord& r, const Roots& roots, std::size_t k)
 {
     const std::string fabric = r.info.value("fabric", ""), wwn = r.info.value("wwn", "");
-    if (wwn.empty()) return std::nullopt;
-    if (fabric == "loopback") return PathAttr{roots.target / "loopback" / wwn / "tpgt_1/transport_status", "offline", "online"};
-    if (fabric == "iscsi") return PathAttr{roots.target / "iscsi" / wwn / "tpgt_1/enable", "0", "1"};
+    if (wwn.empty() || k < 1 || k > path_count(r)) return std::nullopt;
+    if (fabric == "loopback") {
+        const std::string w = k == 1 ? wwn : r.info["paths"][k - 1].value("wwn", "");
+        return PathAttr{roots.target / "loopback" / w / "tpgt_1/transport_status", "offline", "online"};
+    }
+    if (fabric == "iscsi") return PathAttr{roots.target / "iscsi" / wwn / fmt::format("tpgt_{}/enable", k), "0", "1"};
     return std::nullopt;
 }
 
-bool path_is_down(const TargetRecord& r, const Roots& roots)
+std::size_t path_count(const TargetRecord& r)
 {
-    auto p = path_attr(r, roots);
-    if (!p) return false;
-    auto now = core::read_attr(p->attr);
-    return now && core::trim(*now) == p->down;
+    return r.info.contains("paths") && r.info["paths"].is_array() ? std::max<std::size_t>(1, r.info["paths"].size()) : 1;
 }
 
-core::Result<json> set_path(const TargetRecord& r, bool down, const Roots& roots)
+std::vector<std::size_t> paths_down(const TargetRecord& r, const Roots& roots)
 {
-    auto p = path_attr(r, roots);
+    std::vector<std::size_t> out;
+    for (std::size_t k = 1; k <= path_count(r); ++k) {
+        auto p = path_attr(r, roots, k);
+        if (!p) continue;
+        auto now = core::read_attr(p->attr);
+        if (now && core::trim(*now) == p->down) out.push_back(k);
+    }
+    return out;
+}
+
+core::Result<json> set_path(const TargetRecord& r, std::size_t k, bool down, const Roots& roots)
+{
+    const auto n = path_count(r);
+    if (k == 0 && n > 1)
+        return core::fail(core::Errc::invalid_input, fmt::format("target {} has {} paths: say which", r.name, n), r.name,
+                          fmt::format("devemu fault {} path 1 {}", r.name, down ? "down" : "up"));
+    if (k > n) return core::fail(core::Errc::invalid_input, fmt::format("target {} has {} path{}, not {}", r.name, n, n == 1 ? "" : "s", k), r.name, "");
+    auto p = path_attr(r, roots, k == 0 ? 1 : k);
     if (!p) return core::fail(core::Errc::invalid_input, "target " + r.name + " has no path devemu can take down", r.name, "");
     DEVEMU_CHECK(core::write_attr(p->attr, down ? p->down : p->up));
     auto now = core::read_attr(p->attr);
     if (!now || core::trim(*now) != (down ? p->down : p->up))
         return core::fail(core::Errc::check_failed, fmt::format("the path did not go {}: the kernel has '{}'", down ? "down" : "up", now ? *now : "?"),
                           p->attr.string(), "see dmesg");
-    return json{{"path", down ? "down" : "up"}};
+    json out{{"path", down ? "down" : "up"}};
+    if (k) out["path_index"] = k;
+    return out;
 }
 
 core::Result<json> set_alua(const TargetRecord& r, const std::string& backstore, const json& request, const Roots& roots)
@@ -322,7 +379,8 @@ core::Result<json> set_alua(const TargetRecord& r, const std::string& backstore,
 core::Result<json> fault_target(const json& rec, const std::string& backstore, const json& request)
 {
     DEVEMU_TRY(r, target_record(rec));
-    if (request.value("op", "") == "path") return set_path(r, request.value("state", "") == "down", Roots{});
+    if (request.value("op", "") == "path")
+        return set_path(r, request.value("path", std::size_t{0}), request.value("state", "") == "down", Roots{});
     if (request.value("op", "") == "alua") return set_alua(r, backstore, request, Roots{});
     json out = json::object();
     for (auto& [bs, handler] : r.handlers) {
@@ -361,6 +419,7 @@ core::Result<json> fault_target(const json& rec, const std::string& backstore, c
 void register_target_kind()
 {
     backing::register_undo_ops();
+    mpath::register_undo_ops();
     core::UnitKind k;
     k.name = "target";
     k.up = up_targets;

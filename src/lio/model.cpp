@@ -58,7 +58,7 @@ void Backstore::nodes(std::vector<Node>& out) const
     out.push_back({NodeKind::dir, d, control()});
     out.push_back({NodeKind::attr, d + "/control", control(), false});
     if (plugin == "iblock") out.push_back({NodeKind::attr, d + "/udev_path", backing.path});
-    if (!spec->wwn.empty()) out.push_back({NodeKind::attr, d + "/wwn/vpd_unit_serial", spec->wwn, false});
+    if (!serial.empty()) out.push_back({NodeKind::attr, d + "/wwn/vpd_unit_serial", serial, false});
     out.push_back({NodeKind::attr, d + "/enable", "1"});
     if ((spec->block_size != 512 || plugin != "iblock") && plugin != "user")   // user: hw_block_size in control
         out.push_back({NodeKind::attr, d + "/attrib/block_size", std::to_string(spec->block_size)});
@@ -83,52 +83,59 @@ std::vector<Node> TargetModel::nodes() const
 {
     std::vector<Node> out;
     for (auto& b : backstores) b.nodes(out);
-    const auto tpg = tpg_dir();
     out.push_back({NodeKind::ensure, fabric_dir(), ""});
-    out.push_back({NodeKind::dir, fabric_dir() + "/" + wwn, ""});
+    for (std::size_t k = 0; k < paths.size(); ++k) path_nodes(k, out);
+    return out;
+}
+
+void TargetModel::path_nodes(std::size_t k, std::vector<Node>& out) const
+{
+    const auto& path = paths[k];
+    const auto tpg = tpg_dir(k);
+    const bool iscsi = spec->fabric == profile::Fabric::iscsi;
+    if (!iscsi || k == 0) out.push_back({NodeKind::dir, fabric_dir() + "/" + path.wwn, ""});
     out.push_back({NodeKind::dir, tpg, ""});
     // tcm_loop wants its I_T nexus before any LUN, else no /dev/sdX appears.
-    if (spec->fabric == profile::Fabric::loopback) out.push_back({NodeKind::attr, tpg + "/nexus", initiator_wwn});
+    if (!iscsi) out.push_back({NodeKind::attr, tpg + "/nexus", path.initiator_wwn});
     for (size_t i = 0; i < spec->luns.size(); ++i) {
         const auto lun = fmt::format("{}/lun/lun_{}", tpg, spec->luns[i].id);
         out.push_back({NodeKind::dir, lun, backstores[i].dir()});
         out.push_back({NodeKind::link, lun + "/" + backstores[i].spec->name, backstores[i].dir()});
         // The LUN's port joins its ALUA group (reads back as a description, so it is checked by `ls`, not compared).
-        if (!spec->luns[i].alua_group.empty()) out.push_back({NodeKind::attr, lun + "/alua_tg_pt_gp", spec->luns[i].alua_group, false});
+        const std::string group = path.alua.empty() ? spec->luns[i].alua_group : path.alua;
+        if (!group.empty()) out.push_back({NodeKind::attr, lun + "/alua_tg_pt_gp", group, false});
     }
-    if (spec->fabric == profile::Fabric::iscsi) {
-        const bool v6 = portal_address.find(':') != std::string::npos;
-        out.push_back({NodeKind::dir, fmt::format("{}/np/{}{}{}:{}", tpg, v6 ? "[" : "", portal_address, v6 ? "]" : "", spec->portal.port), ""});
-        if (advertised_port && advertised_port != spec->portal.port)
-            out.push_back({NodeKind::dir, fmt::format("{}/np/127.0.0.1:{}", tpg, advertised_port), ""});
-        const bool demo = spec->acls.empty();
-        out.push_back({NodeKind::attr, tpg + "/attrib/generate_node_acls", demo ? "1" : "0"});
-        out.push_back({NodeKind::attr, tpg + "/attrib/cache_dynamic_acls", demo ? "1" : "0"});
-        out.push_back({NodeKind::attr, tpg + "/attrib/demo_mode_write_protect", "0"});
-        out.push_back({NodeKind::attr, tpg + "/attrib/authentication", chap.empty() ? "0" : "1"});
-        for (auto& acl : spec->acls) {
-            const auto a = tpg + "/acls/" + acl.initiator;
-            out.push_back({NodeKind::dir, a, ""});
-            if (auto c = chap.find(acl.initiator); c != chap.end()) {
-                out.push_back({NodeKind::attr, a + "/auth/userid", c->second.first});
-                out.push_back({NodeKind::attr, a + "/auth/password", c->second.second});
-            }
-            if (auto m = mutual_chap.find(acl.initiator); m != mutual_chap.end()) {
-                out.push_back({NodeKind::attr, a + "/auth/userid_mutual", m->second.first});
-                out.push_back({NodeKind::attr, a + "/auth/password_mutual", m->second.second});
-            }
-            for (auto& l : spec->luns) {
-                if (!acl.luns.empty() && std::find(acl.luns.begin(), acl.luns.end(), l.id) == acl.luns.end()) continue;
-                const auto mapped = fmt::format("{}/lun_{}", a, l.id);
-                out.push_back({NodeKind::dir, mapped, ""});
-                out.push_back({NodeKind::link, fmt::format("{}/lun_{}", mapped, l.id), fmt::format("{}/lun/lun_{}", tpg, l.id)});
-            }
+    if (!iscsi) return;
+    const bool v6 = path.portal_address.find(':') != std::string::npos;
+    out.push_back({NodeKind::dir, fmt::format("{}/np/{}{}{}:{}", tpg, v6 ? "[" : "", path.portal_address, v6 ? "]" : "", path.port), ""});
+    if (k == 0 && advertised_port && advertised_port != path.port)
+        out.push_back({NodeKind::dir, fmt::format("{}/np/127.0.0.1:{}", tpg, advertised_port), ""});
+    const bool demo = spec->acls.empty();
+    out.push_back({NodeKind::attr, tpg + "/attrib/generate_node_acls", demo ? "1" : "0"});
+    out.push_back({NodeKind::attr, tpg + "/attrib/cache_dynamic_acls", demo ? "1" : "0"});
+    out.push_back({NodeKind::attr, tpg + "/attrib/demo_mode_write_protect", "0"});
+    out.push_back({NodeKind::attr, tpg + "/attrib/authentication", chap.empty() ? "0" : "1"});
+    for (auto& acl : spec->acls) {
+        const auto a = tpg + "/acls/" + acl.initiator;
+        out.push_back({NodeKind::dir, a, ""});
+        if (auto c = chap.find(acl.initiator); c != chap.end()) {
+            out.push_back({NodeKind::attr, a + "/auth/userid", c->second.first});
+            out.push_back({NodeKind::attr, a + "/auth/password", c->second.second});
         }
-        Node enable{NodeKind::attr, tpg + "/enable", "1"};
-        enable.undo = "0";   // disable before anything below it is removed
-        out.push_back(enable);
+        if (auto m = mutual_chap.find(acl.initiator); m != mutual_chap.end()) {
+            out.push_back({NodeKind::attr, a + "/auth/userid_mutual", m->second.first});
+            out.push_back({NodeKind::attr, a + "/auth/password_mutual", m->second.second});
+        }
+        for (auto& l : spec->luns) {
+            if (!acl.luns.empty() && std::find(acl.luns.begin(), acl.luns.end(), l.id) == acl.luns.end()) continue;
+            const auto mapped = fmt::format("{}/lun_{}", a, l.id);
+            out.push_back({NodeKind::dir, mapped, ""});
+            out.push_back({NodeKind::link, fmt::format("{}/lun_{}", mapped, l.id), fmt::format("{}/lun/lun_{}", tpg, l.id)});
+        }
     }
-    return out;
+    Node enable{NodeKind::attr, tpg + "/enable", "1"};
+    enable.undo = "0";   // disable before anything below it is removed
+    out.push_back(enable);
 }
 
 }  // namespace devemu::lio

@@ -29,6 +29,9 @@ struct Backstore {
     std::string hba;     // "fileio_3": one HBA per backstore, as rtslib does, so removing ours never touches others
     backing::Backing backing;
     std::string plugin;  // fileio | iblock | user
+    // VPD unit serial (kernel backstores): the profile's wwn, else generated once and kept. Without one LIO's VPD
+    // page 0x00 lists no page and 0x83 has no NAA designator: no /dev/disk/by-id, no ALUA handler, no multipath WWID.
+    std::string serial;
 
     [[nodiscard]] std::string dir() const { return "core/" + hba + "/" + spec->name; }
     [[nodiscard]] std::string control() const;   // the one string LIO's `control` attribute takes for this plugin
@@ -41,6 +44,15 @@ struct Generated {
     std::string get(const std::string& key, const std::string& fresh);
 };
 
+// One path to the target's LUNs: a tcm_loop target of its own (WWN, nexus) or an iSCSI TPG (tag, portal).
+struct PathModel {
+    std::string wwn, initiator_wwn;   // loopback; iscsi: the target's IQN
+    std::uint16_t tpgt = 1;
+    std::string portal_address;       // iscsi: where it listens
+    std::uint16_t port = 0;
+    std::string alua;                 // the ALUA group its LUN ports join ("": each LUN's own)
+};
+
 struct TargetModel {
     const profile::Target* spec;
     std::vector<Backstore> backstores;   // in the order of spec->luns
@@ -50,9 +62,17 @@ struct TargetModel {
     std::map<std::string, std::pair<std::string, std::string>> chap;          // initiator -> user, secret
     std::map<std::string, std::pair<std::string, std::string>> mutual_chap;   // initiator -> user, secret
 
+    std::vector<PathModel> paths;        // at least one; paths[0] is wwn/initiator_wwn/tpgt_1 at the target's portal
+
     [[nodiscard]] std::string fabric_dir() const { return spec->fabric == profile::Fabric::iscsi ? "iscsi" : "loopback"; }
-    [[nodiscard]] std::string tpg_dir() const { return fabric_dir() + "/" + wwn + "/tpgt_1"; }
+    [[nodiscard]] std::string tpg_dir(std::size_t path = 0) const
+    {
+        return fabric_dir() + "/" + paths.at(path).wwn + "/tpgt_" + std::to_string(paths.at(path).tpgt);
+    }
     [[nodiscard]] std::vector<core::Node> nodes() const;
+
+private:
+    void path_nodes(std::size_t k, std::vector<core::Node>& out) const;
 };
 
 [[nodiscard]] core::Result<std::string> random_hex(std::size_t digits);

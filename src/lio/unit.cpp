@@ -15,6 +15,7 @@
 #include "core/apply_unit.hpp"
 #include "core/unix_socket.hpp"
 #include "fault/fault.hpp"
+#include "lio/mpath.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/netns.hpp"
@@ -97,6 +98,29 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
         DEVEMU_TRY(iwwn, generated("initiator_wwn", t.initiator_wwn, true));
         m.wwn = wwn, m.initiator_wwn = iwwn;
     }
+    // Paths: path 1 is the target itself; a loopback path K is a tcm_loop target (a SCSI host) of its own, an
+    // iSCSI path K the TPG tpgt_K on its own portal (the target's port + K - 1 unless the profile gives one).
+    // (A target not read from a profile, such as an imported saveconfig.json's, has no path list: one path.)
+    for (std::size_t k = 0; k < std::max<std::size_t>(1, t.paths.size()); ++k) {
+        const profile::Path path = k < t.paths.size() ? t.paths[k] : profile::Path{};
+        PathModel pm;
+        pm.alua = path.alua;
+        if (t.fabric == profile::Fabric::iscsi) {
+            profile::Portal portal = path.portal.value_or(t.portal);
+            if (!path.portal) portal.port = static_cast<std::uint16_t>(t.portal.port + k);
+            pm.wwn = m.wwn;
+            pm.tpgt = static_cast<std::uint16_t>(k + 1);
+            pm.portal_address = opt.in_vm && portal.loopback() ? "0.0.0.0" : portal.address;
+            pm.port = portal.port;
+        } else if (k == 0) {
+            pm.wwn = m.wwn, pm.initiator_wwn = m.initiator_wwn;
+        } else {
+            DEVEMU_TRY(wwn, generated(fmt::format("wwn{}", k + 1), "", true));
+            DEVEMU_TRY(iwwn, generated(fmt::format("initiator_wwn{}", k + 1), "", true));
+            pm.wwn = wwn, pm.initiator_wwn = iwwn;
+        }
+        m.paths.push_back(pm);
+    }
     for (auto& a : t.acls) {
         if (!a.chap_user.empty()) {
             DEVEMU_TRY(secret, generated("chap:" + a.initiator, a.chap_secret, false));
@@ -115,7 +139,18 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
                                                 client == opt.rbd.end() ? nullptr : &client->second, backing::recorded_rbd(rec, spec->name));
         if (!backing) return std::unexpected(backing.error());
         const auto plugin = plugin_for(*spec, *backing);
-        Backstore bs{spec, pick_hba(plugin, rec, spec->name, opt.roots, taken), *backing, plugin};
+        Backstore bs{spec, pick_hba(plugin, rec, spec->name, opt.roots, taken), *backing, plugin, spec->wwn};
+        if (bs.serial.empty() && plugin != "user") {
+            // A backstore an earlier devemu made without a serial keeps none: LIO refuses a serial on an exported device.
+            const auto recorded = core::recorded_nodes(rec);
+            const bool old = std::any_of(recorded.begin(), recorded.end(), [&](const core::Node& n) { return n.path == bs.dir(); }) &&
+                             !std::any_of(recorded.begin(), recorded.end(), [&](const core::Node& n) { return n.path == bs.dir() + "/wwn/vpd_unit_serial"; });
+            if (!old) {
+                DEVEMU_TRY(hex, random_hex(32));
+                bs.serial = b.gen.get("serial:" + spec->name, fmt::format("{}-{}-{}-{}-{}", hex.substr(0, 8), hex.substr(8, 4), hex.substr(12, 4),
+                                                                         hex.substr(16, 4), hex.substr(20, 12)));
+            }
+        }
         json j = {{"hba", bs.hba}, {"plugin", plugin}, {"path", backing->path}, {"size", backing->size}};
         if (backing->zram >= 0) j["zram"] = backing->zram;
         if (backing->rbd >= 0) j["rbd"] = backing->rbd, j["image"] = spec->pool + "/" + spec->image;
@@ -135,10 +170,10 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
 
 // tcm_loop: the TPG's `address` attribute is "HOST:0:TARGET"; each LUN is the SCSI disk HOST:0:TARGET:LUN.
 // Waits (up to 5 s) for the kernel's scan to create the disks.
-json loopback_devices(const TargetModel& m, const Roots& roots)
+json loopback_devices(const TargetModel& m, const Roots& roots, std::size_t path = 0)
 {
     json out = json::object();
-    auto addr = core::read_attr(roots.target / m.tpg_dir() / "address");
+    auto addr = core::read_attr(roots.target / m.tpg_dir(path) / "address");
     if (!addr) return out;
     for (int i = 0; i < 100 && out.size() < m.spec->luns.size(); ++i) {
         for (auto& l : m.spec->luns) {
@@ -160,7 +195,7 @@ json chap_record(const TargetModel& m)
     return out;
 }
 
-json login_info(const TargetModel& m, const json& devices)
+json login_info(const TargetModel& m, const json& devices, const Roots& roots)
 {
     json info;
     const auto& t = *m.spec;
@@ -171,6 +206,10 @@ json login_info(const TargetModel& m, const json& devices)
     info["luns"] = luns;
     if (t.fabric == profile::Fabric::iscsi) {
         info["portal"] = fmt::format("{}:{}", m.portal_address, t.portal.port);
+        if (m.paths.size() > 1) {
+            info["paths"] = json::array();
+            for (auto& pm : m.paths) info["paths"].push_back({{"tpgt", pm.tpgt}, {"portal", fmt::format("{}:{}", pm.portal_address, pm.port)}});
+        }
         json acls = json::array();
         for (auto& a : t.acls) {
             json j = {{"initiator", a.initiator}};
@@ -181,6 +220,12 @@ json login_info(const TargetModel& m, const json& devices)
     } else {
         info["initiator_wwn"] = m.initiator_wwn;
         info["devices"] = devices;
+        if (m.paths.size() > 1) {   // each path's own disks (path 1's are `devices`)
+            info["paths"] = json::array();
+            for (std::size_t k = 0; k < m.paths.size(); ++k)
+                info["paths"].push_back({{"wwn", m.paths[k].wwn}, {"initiator_wwn", m.paths[k].initiator_wwn},
+                                         {"devices", k == 0 ? devices : loopback_devices(m, roots, k)}});
+        }
     }
     return info;
 }
@@ -304,6 +349,24 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
             e = {core::Errc::busy, fmt::format("target '{}': portal {}:{} is taken: another program listens there", t.name, addr, t.portal.port),
                  e.where, fmt::format("stop it (ss -ltnp 'sport = :{}' shows which), or give the target another portal", t.portal.port)};
     };
+    // multipath = true: dm-multipath over the paths, on this kernel, before the transaction commits.
+    json mp_info;
+    if (t.multipath)
+        a.after_verify = [&](core::Transaction& txn) -> core::Status {
+            mpath::Want w{t.name, t.no_path_retry, {}};
+            for (auto& l : t.luns) w.luns.push_back({l.id, {}});
+            for (std::size_t k = 0; k < b.model.paths.size(); ++k) {
+                const json devs = loopback_devices(b.model, opt.roots, k);
+                for (auto& l : w.luns) {
+                    const std::string d = devs.value(std::to_string(l.id), "");
+                    if (d.empty()) return core::fail(Errc::timeout, fmt::format("path {} of LUN {} has no disk after 5 s", k + 1, l.id), t.name, "see dmesg");
+                    l.devices.push_back(d);
+                }
+            }
+            DEVEMU_TRY(m, mpath::up(w, txn));
+            mp_info = m;
+            return {};
+        };
     DEVEMU_TRY(steps, core::apply_unit(tx, a));
     const auto& desired = a.desired;
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
@@ -313,7 +376,8 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     r.nodes = desired;
     r.generated = b.gen.values;
     r.backstores = b.backstores;
-    r.info = login_info(b.model, devices);
+    r.info = login_info(b.model, devices, opt.roots);
+    if (!mp_info.is_null()) r.info["multipath"] = mp_info;
     r.changes = steps.size();
     r.spec = spec_of(t, p);
     r.chap = chap_record(b.model);

@@ -254,6 +254,43 @@ Result<Portal> parse_portal(const Table& t)
     return p;
 }
 
+// `paths = N` and/or [[target.path]] tables; `multipath` and `no_path_retry` (loopback).
+core::Status parse_paths(const Table& t, Target& tg)
+{
+    DEVEMU_TRY(n, t.integer("paths", 1, 8));
+    DEVEMU_TRY(tables, t.tables("path", "[[target.path]]"));
+    if (n && !tables.empty() && static_cast<std::size_t>(*n) != tables.size())
+        return t.error("paths", fmt::format("paths = {} but there are {} [[target.path]] tables", *n, tables.size()), "give one of them");
+    for (auto& pt : tables) {
+        if (tg.fabric == Fabric::iscsi) DEVEMU_CHECK(pt.only_keys({"alua", "portal"}));
+        else DEVEMU_CHECK(pt.only_keys({"alua"}));
+        Path path;
+        path.loc = pt.loc();
+        DEVEMU_TRY(alua, pt.str("alua"));
+        path.alua = alua.value_or("");
+        if (pt.has("portal")) {
+            DEVEMU_TRY(portal, parse_portal(pt));
+            path.portal = portal;
+        }
+        tg.paths.push_back(path);
+    }
+    if (tg.paths.empty()) tg.paths.resize(static_cast<std::size_t>(n.value_or(1)), Path{"", std::nullopt, t.loc("paths")});
+    DEVEMU_TRY(mp, t.boolean("multipath"));
+    tg.multipath = mp.value_or(false);
+    if (tg.multipath && tg.paths.size() < 2) return t.error("multipath", "multipath needs two paths or more", "add paths = 2");
+    if (tg.multipath && tg.fabric == Fabric::iscsi)
+        return t.error("multipath", "multipath = true over iSCSI paths (open-iscsi logins on every portal) is not built yet",
+                       "use fabric = \"loopback\" for dm-multipath on this kernel, or log in to each portal yourself");
+    if (t.has("no_path_retry")) {
+        const auto* v = t.get("no_path_retry");
+        if (v->is_integer() && v->as_integer() >= 0) tg.no_path_retry = std::to_string(v->as_integer());
+        else if (v->is_string() && (v->as_string().str == "queue" || v->as_string().str == "fail")) tg.no_path_retry = v->as_string().str;
+        else return t.error("no_path_retry", "no_path_retry is \"queue\", \"fail\" or a number of seconds", "e.g. no_path_retry = 10");
+        if (!tg.multipath) return t.error("no_path_retry", "no_path_retry is for multipath = true");
+    }
+    return {};
+}
+
 Result<Acl> parse_acl(const Table& t)
 {
     DEVEMU_CHECK(t.only_keys({"initiator", "chap_user", "chap_secret", "mutual_user", "mutual_secret", "luns"}));
@@ -295,14 +332,14 @@ Result<Target> parse_target(const Table& t)
     DEVEMU_TRY(fabric, choice<Fabric>(t, "fabric", fabrics, Fabric::iscsi));
     tg.fabric = fabric;
     if (tg.fabric == Fabric::iscsi) {
-        DEVEMU_CHECK(t.only_keys({"name", "fabric", "iqn", "portal", "lun", "acl"}));
+        DEVEMU_CHECK(t.only_keys({"name", "fabric", "iqn", "portal", "lun", "acl", "paths", "path", "multipath", "no_path_retry"}));
         DEVEMU_TRY(iqn, t.str("iqn"));
         tg.wwn = iqn.value_or("iqn.2026-11.org.devemu:" + tg.name);
         if (auto why = core::check_iscsi_name(tg.wwn)) return t.error("iqn", fmt::format("iqn \"{}\": {}", tg.wwn, *why));
         DEVEMU_TRY(portal, parse_portal(t));
         tg.portal = portal;
     } else {
-        DEVEMU_CHECK(t.only_keys({"name", "fabric", "wwn", "initiator_wwn", "lun"}));
+        DEVEMU_CHECK(t.only_keys({"name", "fabric", "wwn", "initiator_wwn", "lun", "paths", "path", "multipath", "no_path_retry"}));
         for (auto [key, dst] : {std::pair{"wwn", &tg.wwn}, {"initiator_wwn", &tg.initiator_wwn}}) {
             DEVEMU_TRY(w, t.str(key));
             *dst = w.value_or("");
@@ -330,6 +367,7 @@ Result<Target> parse_target(const Table& t)
         DEVEMU_TRY(a, parse_acl(at));
         tg.acls.push_back(a);
     }
+    DEVEMU_CHECK(parse_paths(t, tg));
     return tg;
 }
 

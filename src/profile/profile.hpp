@@ -77,6 +77,14 @@ struct Portal {
     [[nodiscard]] bool loopback() const { return address.starts_with("127.") || address == "::1"; }
 };
 
+// One way to the target's LUNs (`paths = N`, or a [[target.path]] table each): a tcm_loop nexus of its own (a SCSI
+// host), or an iSCSI TPG with its own portal. Path K's LUN ports may join an ALUA group.
+struct Path {
+    std::string alua;           // the group its LUN ports join ("": each LUN's own `alua`)
+    std::optional<Portal> portal;   // iscsi: its portal (default: the target's, port + K - 1)
+    Loc loc;
+};
+
 struct Target {
     std::string name;
     Fabric fabric = Fabric::iscsi;
@@ -85,6 +93,10 @@ struct Target {
     Portal portal;
     std::vector<Lun> luns;
     std::vector<Acl> acls;
+    std::vector<Path> paths;    // at least one
+    // The initiator side on the same kernel: dm-multipath over the paths (loopback), with multipath.conf settings
+    bool multipath = false;
+    std::string no_path_retry = "10";   // "queue", "fail" or a number of checker intervals (1 s each)
     Loc loc;
 };
 

@@ -129,6 +129,22 @@ Status validate(const Profile& p)
                                               l.alua_group, l.backstore),
                            "add a [[backstore.alua]] with name = \"" + l.alua_group + "\" to backstore " + l.backstore);
         }
+        std::set<std::string> portals;
+        for (std::size_t k = 0; k < t.paths.size(); ++k) {
+            const auto& path = t.paths[k];
+            for (auto& l : t.luns) {
+                const auto* b = p.backstore(l.backstore);
+                if (path.alua.empty() || !b) continue;
+                if (!std::any_of(b->alua.begin(), b->alua.end(), [&](const AluaGroup& g) { return g.name == path.alua; }))
+                    return bad(path.loc, fmt::format("path {} of target '{}' joins ALUA group '{}', which backstore '{}' does not have", k + 1, t.name,
+                                                     path.alua, l.backstore),
+                               "add a [[backstore.alua]] with name = \"" + path.alua + "\" to backstore " + l.backstore);
+            }
+            if (t.fabric == Fabric::iscsi && path.portal) {
+                const auto key = path.portal->address + ":" + std::to_string(path.portal->port);
+                if (!portals.insert(key).second) return bad(path.loc, fmt::format("two paths of target '{}' on portal {}", t.name, key), "give each path its own port");
+            }
+        }
         std::set<std::string> initiators;
         for (auto& a : t.acls) {
             if (!initiators.insert(a.initiator).second)

@@ -1,0 +1,100 @@
+// Several paths to one target's LUNs (the LIO model) and the multipath side: the config devemu writes for LIO and
+// the parser of the kernel's multipath status.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "lio/model.hpp"
+#include "lio/mpath.hpp"
+
+using namespace devemu;
+
+namespace {
+bool has(const std::vector<core::Node>& nodes, const std::string& path, const std::string& value = "")
+{
+    return std::any_of(nodes.begin(), nodes.end(), [&](const core::Node& n) { return n.path == path && (value.empty() || n.value == value); });
+}
+
+struct Fixture {
+    profile::Backstore bs;
+    profile::Target t;
+    lio::TargetModel m;
+    Fixture(profile::Fabric fabric)
+    {
+        bs.name = "m0";
+        bs.type = profile::BackstoreType::fileio;
+        bs.alua = {{"left", 1, profile::AluaState::active_optimized, {}}, {"right", 2, profile::AluaState::standby, {}}};
+        t.name = "mp";
+        t.fabric = fabric;
+        t.luns = {{0, "m0", "", {}}};
+        t.paths = {{"left", std::nullopt, {}}, {"right", std::nullopt, {}}};
+        m.spec = &t;
+        m.backstores = {{&bs, "fileio_1", backing::Backing{backing::Kind::file, "/tmp/m0.img", 1 << 26, -1, -1}, "fileio", "serial-1"}};
+        m.wwn = fabric == profile::Fabric::iscsi ? "iqn.2026-11.org.devemu:mp" : "naa.5001405000000001";
+        m.initiator_wwn = "naa.5001405000000002";
+        if (fabric == profile::Fabric::iscsi) {
+            m.paths = {{m.wwn, "", 1, "127.0.0.1", 3260, "left"}, {m.wwn, "", 2, "127.0.0.1", 3261, "right"}};
+        } else {
+            m.paths = {{m.wwn, m.initiator_wwn, 1, "", 0, "left"}, {"naa.5001405000000003", "naa.5001405000000004", 1, "", 0, "right"}};
+        }
+    }
+};
+}  // namespace
+
+TEST_CASE("two loopback paths: two tcm_loop targets, each with its nexus and the same backstore, in their ALUA groups")
+{
+    Fixture f(profile::Fabric::loopback);
+    const auto nodes = f.m.nodes();
+    CHECK(has(nodes, "core/fileio_1/m0/wwn/vpd_unit_serial", "serial-1"));
+    CHECK(has(nodes, "core/fileio_1/m0/alua/right/alua_access_state", "2"));
+    for (auto [w, i] : {std::pair{"naa.5001405000000001", "naa.5001405000000002"}, {"naa.5001405000000003", "naa.5001405000000004"}}) {
+        const std::string tpg = std::string("loopback/") + w + "/tpgt_1";
+        CHECK(has(nodes, tpg + "/nexus", i));
+        CHECK(has(nodes, tpg + "/lun/lun_0/m0", "core/fileio_1/m0"));
+    }
+    CHECK(has(nodes, "loopback/naa.5001405000000001/tpgt_1/lun/lun_0/alua_tg_pt_gp", "left"));
+    CHECK(has(nodes, "loopback/naa.5001405000000003/tpgt_1/lun/lun_0/alua_tg_pt_gp", "right"));
+    // the nexus comes before the LUN on each path (tcm_loop makes no disk otherwise)
+    auto at = [&](const std::string& p) { return std::find_if(nodes.begin(), nodes.end(), [&](const core::Node& n) { return n.path == p; }) - nodes.begin(); };
+    CHECK(at("loopback/naa.5001405000000003/tpgt_1/nexus") < at("loopback/naa.5001405000000003/tpgt_1/lun/lun_0"));
+}
+
+TEST_CASE("two iSCSI paths: one IQN, tpgt_1 and tpgt_2 on their own portals, each enabled")
+{
+    Fixture f(profile::Fabric::iscsi);
+    const auto nodes = f.m.nodes();
+    CHECK(std::count_if(nodes.begin(), nodes.end(), [](const core::Node& n) { return n.path == "iscsi/iqn.2026-11.org.devemu:mp"; }) == 1);
+    CHECK(has(nodes, "iscsi/iqn.2026-11.org.devemu:mp/tpgt_1/np/127.0.0.1:3260"));
+    CHECK(has(nodes, "iscsi/iqn.2026-11.org.devemu:mp/tpgt_2/np/127.0.0.1:3261"));
+    CHECK(has(nodes, "iscsi/iqn.2026-11.org.devemu:mp/tpgt_2/enable", "1"));
+    CHECK(has(nodes, "iscsi/iqn.2026-11.org.devemu:mp/tpgt_2/lun/lun_0/alua_tg_pt_gp", "right"));
+}
+
+TEST_CASE("the multipath.conf snippet: LIO-ORG with the directio checker, one alias and no_path_retry per LUN")
+{
+    lio::mpath::Want w{"mp", "5", {{0, {"/dev/sda", "/dev/sdb"}}, {3, {"/dev/sdc", "/dev/sdd"}}}};
+    const auto text = lio::mpath::conf_text(w, {"36001405aaa", "36001405bbb"});
+    CHECK(text.find("vendor \"LIO-ORG\"") != std::string::npos);
+    CHECK(text.find("path_checker directio") != std::string::npos);
+    CHECK(text.find("detect_checker no") != std::string::npos);   // else multipath autodetects tur for ALUA devices
+    CHECK(text.find("wwid 36001405aaa\n        alias devemu-mp-0\n        no_path_retry 5") != std::string::npos);
+    CHECK(text.find("wwid 36001405bbb\n        alias devemu-mp-3\n") != std::string::npos);
+}
+
+TEST_CASE("dmsetup status of a multipath map: each path's device and state")
+{
+    // two paths in one group (service-time: 2 selector args per path), the second failed
+    auto p = lio::mpath::parse_status("0 131072 multipath 2 0 1 0 1 1 A 0 2 2 8:0 A 0 0 1 8:16 F 1 0 1\n");
+    REQUIRE(p);
+    REQUIRE(p->size() == 2);
+    CHECK((*p)[0].device == "8:0");
+    CHECK((*p)[0].active);
+    CHECK((*p)[1].device == "8:16");
+    CHECK_FALSE((*p)[1].active);
+    // two groups (group_by_prio), one path each
+    auto g = lio::mpath::parse_status("0 2048 multipath 2 0 0 0 2 1 A 0 1 2 8:32 A 0 0 1 E 0 1 2 8:48 A 0 0 1");
+    REQUIRE(g);
+    REQUIRE(g->size() == 2);
+    CHECK((*g)[1].device == "8:48");
+    CHECK_FALSE(lio::mpath::parse_status("0 2048 linear 8:0 0"));
+}

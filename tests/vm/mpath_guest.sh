@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs inside the VM (devemu vm run --host-root): dm-multipath over two tcm_loop paths to one fileio backstore.
+devemu=$1
+. "$(dirname "$(readlink -f "$0")")/guest_lib.sh"
+cd /tmp
+map=devemu-mp-0
+mdev=/dev/mapper/$map
+# multipathd's own view of the paths: "sdX <dm state> <checker state>"
+mstates() { multipathd show paths format '%d %t %T' 2>/dev/null | tail -n +2; }
+nstate() { mstates | grep -c "$1"; }
+cat > mp.toml <<'P'
+[[backstore]]
+name = "m0"
+type = "fileio"
+path = "/tmp/m0.img"
+size = "64M"
+[[target]]
+name = "mp"
+fabric = "loopback"
+paths = 2
+multipath = true
+no_path_retry = 2
+[[target.lun]]
+backstore = "m0"
+P
+"$devemu" up mp.toml > /tmp/up.out 2>&1; rc=$?
+[ $rc = 0 ] && ok "up: a loopback target with two paths and dm-multipath over them" || bad "up: exit $rc $(cat /tmp/up.out)"
+check "up prints the map and both paths active" grep -qE "multipath  LUN 0: /dev/mapper/$map \(sd[a-z] active, sd[a-z] active\)" /tmp/up.out
+check "the map's device exists ($mdev, or its dm node)" sh -c "dmsetup info $map >/dev/null"
+[ -e "$mdev" ] || mdev=$(python3 -c "import json,subprocess; d=json.loads(subprocess.check_output(['$devemu','ls','--json'])); print([u for u in d if u['name']=='mp'][0]['access']['multipath']['maps']['0']['dm'])")
+check "multipath -ll: two paths, both active ready" sh -c "[ \$(multipath -ll $map | grep -c 'active ready running') = 2 ]"
+n=$(multipathd show paths format '%d %c' 2>/dev/null | grep -c ' directio')
+[ "$n" = 2 ] && ok "multipathd checks both paths with directio (the generated config; 0.9.4's default for LIO is tur)" \
+    || bad "checker: $(multipathd show paths format '%d %c' 2>&1 | tr '\n' '|') $(multipathd show wildcards 2>&1 | grep -i check | tr '\n' '|')"
+check "... and the map has the profile's no_path_retry" sh -c "multipathd show config local | grep -A4 'alias \"$map\"' | grep -q 'no_path_retry 2' || grep -A4 'alias $map' /etc/multipath/conf.d/devemu-mp.conf | grep -q 'no_path_retry 2'"
+check "ls: healthy" sh -c "\"$devemu\" ls | grep -q '^mp  target  up  healthy'"
+
+# --- a path cut and restored: multipath fails it, I/O goes on over the other, multipathd reinstates it --------
+check "fault mp path 2 down" "$devemu" fault mp path 2 down
+check "I/O through the map goes on" dd if="$mdev" of=/dev/null bs=4096 count=64 iflag=direct status=none
+for _ in $(seq 1 50); do [ "$(nstate 'failed faulty')" = 1 ] && break; sleep 0.2; done
+[ "$(nstate 'failed faulty')" = 1 ] && [ "$(nstate 'active ready')" = 1 ] && ok "multipathd: one path failed faulty, one active ready" || bad "after the cut: $(mstates | tr '\n' '|')"
+check "ls says path 2 is down and the map's path failed" sh -c "\"$devemu\" ls | grep -q 'its path 2 is down (devemu fault mp path 2 up)' && \"$devemu\" ls | grep -q 'multipath map $map: path sd[a-z] is failed'"
+check "fault mp path 2 up" "$devemu" fault mp path 2 up
+for _ in $(seq 1 150); do [ "$(nstate 'active ready')" = 2 ] && break; sleep 0.2; done
+[ "$(nstate 'active ready')" = 2 ] && ok "multipathd reinstates it (both active ready again)" || bad "after restore: $(mstates | tr '\n' '|')"
+"$devemu" fault mp path 3 down > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "has 2 paths, not 3" /tmp/bad.out && ok "fault path 3: exit 2, the target has 2" || bad "path 3: exit $rc $(cat /tmp/bad.out)"
+"$devemu" fault mp path down > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "has 2 paths: say which" /tmp/bad.out && ok "fault path down without a number: exit 2, say which" || bad "path without K: exit $rc $(cat /tmp/bad.out)"
+
+# --- paths flapping under fio's crc32c verify: no application error, no mismatch ------------------------------
+fio --name=mp --filename="$mdev" --rw=randwrite --bs=4k --size=32M --ioengine=libaio --iodepth=8 --direct=1 --verify=crc32c \
+    --verify_backlog=128 --verify_fatal=1 --time_based --runtime=45 --output=/tmp/fio-mp.out --eta=never &
+fiopid=$!
+flaps=0
+while kill -0 $fiopid 2>/dev/null && [ $flaps -lt 20 ]; do
+    k=$(( flaps % 2 + 1 ))
+    "$devemu" -q fault mp path $k down >/dev/null && sleep 0.5 && "$devemu" -q fault mp path $k up >/dev/null && flaps=$((flaps + 1))
+    # the next cut only once multipathd has reinstated this path (never both down: no_path_retry is for that below)
+    for _ in $(seq 1 100); do [ "$(nstate 'active ready')" = 2 ] && break; sleep 0.1; done
+done
+wait $fiopid; rc=$?
+[ $rc = 0 ] && [ $flaps -ge 5 ] && grep -q "err= 0" /tmp/fio-mp.out && ok "fio randwrite + crc32c verify with $flaps path cuts meanwhile: no error, no mismatch" \
+    || bad "fio under flaps: exit $rc after $flaps flaps $(grep -E 'err=|verify' /tmp/fio-mp.out | head -3)"
+
+# --- every path down past no_path_retry: the application gets EIO; what it wrote before reads back intact ---------
+head -c 1048576 /dev/urandom > /tmp/pat
+check "a pattern written (acknowledged) through the map" dd if=/tmp/pat of="$mdev" bs=1M count=1 seek=8 oflag=direct status=none
+check "both paths down" sh -c "\"$devemu\" -q fault mp path 1 down && \"$devemu\" -q fault mp path 2 down"
+t0=$(date +%s)
+dd if="$mdev" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/tmp/eio.out; rc=$?
+t1=$(date +%s)
+[ $rc != 0 ] && grep -q "Input/output error" /tmp/eio.out && ok "a read with no path fails with EIO after $((t1 - t0)) s (no_path_retry = 2)" || bad "no path: dd exit $rc after $((t1 - t0)) s $(cat /tmp/eio.out)"
+check "both paths up" sh -c "\"$devemu\" -q fault mp path 1 up && \"$devemu\" -q fault mp path 2 up"
+for _ in $(seq 1 150); do [ "$(nstate 'active ready')" = 2 ] && break; sleep 0.2; done
+check "the pattern reads back intact" sh -c "dd if=$mdev bs=1M count=1 skip=8 iflag=direct status=none | cmp -s - /tmp/pat"
+
+# --- down: the map, the config, multipathd and udevd (started for it) go, then the paths -------------------------
+check "down" "$devemu" down mp
+check "... no map left" sh -c "! dmsetup ls | grep -q devemu-mp"
+check "... no config snippet left" test ! -e /etc/multipath/conf.d/devemu-mp.conf
+check "... multipathd stopped (devemu started it)" sh -c "! multipathd show daemon 2>/dev/null | grep -q '^pid '"
+check "... no loopback target left" sh -c "[ -z \"\$(ls /sys/kernel/config/target/loopback 2>/dev/null | grep naa)\" ]"
+
+# --- bad profiles --------------------------------------------------------------------------------------------
+sed 's/paths = 2/paths = 1/' mp.toml > one.toml
+"$devemu" up one.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -qE 'one.toml:[0-9]+' /tmp/bad.out && grep -q "multipath needs two paths or more" /tmp/bad.out && ok "multipath with one path: exit 2 with file:line" || bad "one path: exit $rc $(cat /tmp/bad.out)"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
