@@ -38,6 +38,7 @@ int cmd_tcmu_serve(Context& ctx, const Args& args);
 int cmd_ceph(Context& ctx, const Args& args);
 int cmd_gadget(Context& ctx, const Args& args);
 int cmd_fault(Context& ctx, const Args& args);
+int cmd_failover(Context& ctx, const Args& args);
 // Every unit kind, registered once at start: the libraries' (target, gadget, ceph, vm).
 void register_kinds();
 

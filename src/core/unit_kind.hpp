@@ -100,6 +100,9 @@ struct UnitKind {
     // {"op": "ls"}) to the fault chains of the unit's data paths (all, or the one named); answers
     // {BACKSTORE: [fault…]}. Empty: this kind's units have no fault chain.
     std::function<Result<nlohmann::json>(const nlohmann::json& record, const std::string& backstore, const nlohmann::json& request)> fault;
+    // `devemu failover UNIT [options]`: cuts and restores the unit's paths under verified I/O and reports each event
+    // (options and the answer as JSON: the kind's own). Empty: this kind's units have no paths to cut.
+    std::function<Result<Described>(const nlohmann::json& record, const nlohmann::json& options)> failover;
     // Units of a kind with a higher order are removed after all others by `down --all` (a cluster other units use).
     int down_order = 0;
 };

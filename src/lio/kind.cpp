@@ -13,11 +13,14 @@
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/parallel.hpp"
+#include "core/progress.hpp"
 #include "core/text.hpp"
 #include "core/unix_socket.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
+#include "lio/failover.hpp"
 #include "lio/mpath.hpp"
+#include "lio/paths.hpp"
 #include "lio/record.hpp"
 #include "lio/unit.hpp"
 #include "profile/profile.hpp"
@@ -27,8 +30,6 @@ namespace devemu::lio {
 using nlohmann::json;
 
 namespace {
-std::size_t path_count(const TargetRecord& r);
-std::vector<std::size_t> paths_down(const TargetRecord& r, const Roots& roots);
 
 // ALUA: the access-state attribute of each target port group the record made ({group, backstore} -> attribute,
 // and the state the profile asked for).
@@ -292,63 +293,6 @@ core::Result<core::CheckOutcome> check_target(const json& rec, const core::Check
     return render_checks(runs);
 }
 
-// The attribute that takes the target's path down or up, and its two values: tcm_loop's transport_status (commands
-// then fail with DID_TRANSPORT_DISRUPTED), or the iSCSI TPG's enable (sessions drop and logins are refused; an
-// initiator's queued I/O completes once it is up again and it logs back in).
-struct PathAttr {
-    fs::path attr;
-    const char* down;
-    const char* up;
-};
-// Path K (1-based) of the target: path 1 is its first tcm_loop target or tpgt_1; the others are in info.paths.
-std::optional<PathAttr> path_attr(const TargetRecord& r, const Roots& roots, std::size_t k)
-{
-    const std::string fabric = r.info.value("fabric", ""), wwn = r.info.value("wwn", "");
-    if (wwn.empty() || k < 1 || k > path_count(r)) return std::nullopt;
-    if (fabric == "loopback") {
-        const std::string w = k == 1 ? wwn : r.info["paths"][k - 1].value("wwn", "");
-        return PathAttr{roots.target / "loopback" / w / "tpgt_1/transport_status", "offline", "online"};
-    }
-    if (fabric == "iscsi") return PathAttr{roots.target / "iscsi" / wwn / fmt::format("tpgt_{}/enable", k), "0", "1"};
-    return std::nullopt;
-}
-
-std::size_t path_count(const TargetRecord& r)
-{
-    return r.info.contains("paths") && r.info["paths"].is_array() ? std::max<std::size_t>(1, r.info["paths"].size()) : 1;
-}
-
-std::vector<std::size_t> paths_down(const TargetRecord& r, const Roots& roots)
-{
-    std::vector<std::size_t> out;
-    for (std::size_t k = 1; k <= path_count(r); ++k) {
-        auto p = path_attr(r, roots, k);
-        if (!p) continue;
-        auto now = core::read_attr(p->attr);
-        if (now && core::trim(*now) == p->down) out.push_back(k);
-    }
-    return out;
-}
-
-core::Result<json> set_path(const TargetRecord& r, std::size_t k, bool down, const Roots& roots)
-{
-    const auto n = path_count(r);
-    if (k == 0 && n > 1)
-        return core::fail(core::Errc::invalid_input, fmt::format("target {} has {} paths: say which", r.name, n), r.name,
-                          fmt::format("devemu fault {} path 1 {}", r.name, down ? "down" : "up"));
-    if (k > n) return core::fail(core::Errc::invalid_input, fmt::format("target {} has {} path{}, not {}", r.name, n, n == 1 ? "" : "s", k), r.name, "");
-    auto p = path_attr(r, roots, k == 0 ? 1 : k);
-    if (!p) return core::fail(core::Errc::invalid_input, "target " + r.name + " has no path devemu can take down", r.name, "");
-    DEVEMU_CHECK(core::write_attr(p->attr, down ? p->down : p->up));
-    auto now = core::read_attr(p->attr);
-    if (!now || core::trim(*now) != (down ? p->down : p->up))
-        return core::fail(core::Errc::check_failed, fmt::format("the path did not go {}: the kernel has '{}'", down ? "down" : "up", now ? *now : "?"),
-                          p->attr.string(), "see dmesg");
-    json out{{"path", down ? "down" : "up"}};
-    if (k) out["path_index"] = k;
-    return out;
-}
-
 core::Result<json> set_alua(const TargetRecord& r, const std::string& backstore, const json& request, const Roots& roots)
 {
     const std::string group = request.value("group", ""), state = request.value("state", "");
@@ -435,6 +379,20 @@ void register_target_kind()
     k.health = [](const json& rec) { return target_health(rec, Roots{}); };
     k.describe = describe_target;
     k.fault = fault_target;
+    k.failover = [](const json& rec, const json& options) -> core::Result<core::Described> {
+        DEVEMU_TRY(r, target_record(rec));
+        DEVEMU_TRY(o, FailoverOptions::from_json(options));
+        o.scratch = options.value("scratch", std::string("/tmp/devemu-failover"));
+        o.progress = [](const std::string& line) { core::progress(line); };
+        DEVEMU_TRY(rep, run_failover(r, o));
+        core::progress_clear();
+        core::Described d;
+        d.json = rep.to_json();
+        d.json["svg"] = rep.svg();
+        d.json["ok"] = rep.ok();   // any error the application saw (expected with every path down past no_path_retry) fails it
+        d.lines = rep.lines();
+        return d;
+    };
     k.check = [](const core::StateDir&, const std::string&, const json& rec, const core::CheckRequest& req) { return check_target(rec, req); };
     core::register_kind(std::move(k));
 }

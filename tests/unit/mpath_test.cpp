@@ -98,3 +98,23 @@ TEST_CASE("dmsetup status of a multipath map: each path's device and state")
     CHECK((*g)[1].device == "8:48");
     CHECK_FALSE(lio::mpath::parse_status("0 2048 linear 8:0 0"));
 }
+
+#include "lio/failover.hpp"
+
+TEST_CASE("failover: fio's completion log, and each event's gap, stall and slowest I/O from it")
+{
+    const auto done = lio::parse_lat_log("1000, 500000, 1, 4096, 0\n1010, 1500000, 1, 4096, 4096\n900, 100000, 1, 4096, 8192\nnot a line\n"
+                                         "1500, 400000000, 1, 4096, 0\n1520, 200000, 0, 4096, 0\n");
+    REQUIRE(done.size() == 5);
+    CHECK(done.front().first == 900);          // sorted by completion time
+    CHECK(done[1].second == Approx(0.5));      // ns -> ms
+    lio::FailoverEvent e;
+    lio::measure_event(e, done, 1005, 1600);   // cut at 1005 ms, back at 1600 ms
+    CHECK(e.next_completion_ms == Approx(5));  // 1010
+    CHECK(e.longest_stall_ms == Approx(490));  // 1010 -> 1500
+    CHECK(e.max_latency_ms == Approx(400));    // the I/O that completed at 1500 took 400 ms
+    lio::FailoverEvent late;
+    lio::measure_event(late, done, 2000, 2500);   // nothing completed after the cut
+    CHECK(late.next_completion_ms == -1);
+    CHECK(late.longest_stall_ms == Approx(500));
+}

@@ -1,0 +1,83 @@
+// devemu failover NAME [--flaps N] [--down-for MS] [--between MS] [--all-down MS] [--rw …] [--bs …] [--iodepth N]
+// [--svg FILE] [--json]: paths cut and restored under fio's crc32c verify, each event measured.
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "core/fs.hpp"
+#include "core/statedir.hpp"
+#include "core/unit_kind.hpp"
+
+namespace po = boost::program_options;
+using nlohmann::json;
+
+namespace devemu::cli {
+
+int cmd_failover(Context& ctx, const Args& args)
+{
+    po::options_description opts("devemu failover NAME [--flaps 10] [--down-for 1000] [--between 500] [--all-down MS] [--svg FILE] [--json]\n\n"
+                                  "Runs fio (crc32c verify) on the target's multipath device while it cuts its paths one at a time (round\n"
+                                  "robin) for --down-for ms each, waits until multipathd has the path back, and, with --all-down, takes every\n"
+                                  "path down for that long at the end. For each event: the time from the cut to the next completion, the\n"
+                                  "longest stretch without one, the slowest I/O, and when the path was back; the errors the application saw\n"
+                                  "and fio's verify mismatches. Exit 1 when there were any (expected with --all-down past no_path_retry).\n"
+                                  "Needs a target with paths = 2+ and multipath = true. Example: devemu failover mp --flaps 20 --svg mp.svg");
+    opts.add_options()("flaps", po::value<std::size_t>()->default_value(10), "path cuts")(
+        "down-for", po::value<std::uint64_t>()->default_value(1000), "ms each cut lasts")(
+        "between", po::value<std::uint64_t>()->default_value(500), "ms after a path is back before the next cut")(
+        "all-down", po::value<std::uint64_t>()->default_value(0), "ms with every path down, at the end (0: not done)")(
+        "rw", po::value<std::string>()->default_value("randwrite"), "fio's rw (a writing one)")(
+        "bs", po::value<std::string>()->default_value("4k"), "fio's bs")("iodepth", po::value<unsigned>()->default_value(8), "fio's iodepth")(
+        "svg", po::value<std::string>(), "write the timeline there");
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 1)) return *rc;
+    const json options = {{"flaps", p.vm["flaps"].as<std::size_t>()}, {"down_for_ms", p.vm["down-for"].as<std::uint64_t>()},
+                          {"between_ms", p.vm["between"].as<std::uint64_t>()}, {"all_down_ms", p.vm["all-down"].as<std::uint64_t>()},
+                          {"rw", p.vm["rw"].as<std::string>()}, {"bs", p.vm["bs"].as<std::string>()}, {"iodepth", p.vm["iodepth"].as<unsigned>()}};
+    auto sd = core::StateDir::open(ctx.state_dir, false);
+    if (!sd) return report(sd.error());
+    const auto name = p.positional[0];
+    auto rec = sd->load(name);
+    if (!rec) return report(rec.error());
+    const auto* kind = core::find_kind(rec->value("kind", ""));
+    if (kind && kind->relay) {   // an `up --vm` unit: its paths are in the VM; the report comes back as JSON
+        std::vector<std::string> a = {"devemu", "failover", name, "--json"};
+        for (auto opt : {"flaps", "down-for", "between", "all-down", "iodepth"})
+            a.push_back(fmt::format("--{}={}", opt, opt == std::string("flaps") ? std::to_string(p.vm[opt].as<std::size_t>())
+                                                   : opt == std::string("iodepth") ? std::to_string(p.vm[opt].as<unsigned>())
+                                                                                   : std::to_string(p.vm[opt].as<std::uint64_t>())));
+        a.push_back("--rw=" + p.vm["rw"].as<std::string>());
+        a.push_back("--bs=" + p.vm["bs"].as<std::string>());
+        auto r = kind->relay(*rec, a);
+        if (!r) return report(r.error());
+        auto j = json::parse(r->out, nullptr, false);
+        if (!j.is_object()) return relayed(r);
+        if (p.has("svg") && j.contains("svg")) {
+            if (auto s = core::write_file_atomic(p.vm["svg"].as<std::string>(), j["svg"].get<std::string>(), 0644); !s) return report(s.error());
+        }
+        if (p.has("json")) std::cout << j.dump(2) << "\n";
+        else for (auto& l : j.value("lines", json::array())) std::cout << l.get<std::string>() << "\n";
+        return r->rc;
+    }
+    if (!kind || !kind->failover) return report({core::Errc::invalid_input, "a " + rec->value("kind", "?") + " unit has no paths to cut", name, "devemu failover takes a target with multipath = true"});
+    json o = options;
+    o["scratch"] = (sd->unit_dir(name) / "failover").string();
+    auto r = kind->failover(*rec, o);
+    if (!r) return report(r.error());
+    if (p.has("svg") && r->json.contains("svg"))
+        if (auto s = core::write_file_atomic(p.vm["svg"].as<std::string>(), r->json["svg"].get<std::string>(), 0644); !s) return report(s.error());
+    if (p.has("json")) {
+        json j = r->json;
+        j["lines"] = r->lines;
+        std::cout << j.dump(2) << "\n";
+    } else {
+        for (auto& l : r->lines) std::cout << l << "\n";
+    }
+    return r->json.value("ok", false) ? 0 : 1;
+}
+
+}  // namespace devemu::cli
