@@ -105,7 +105,11 @@ std::vector<std::string> multipath_lines(const json& info)
         std::string states;
         if (auto p = mpath::paths_of(it.value().value("alias", "")))
             for (auto& st : *p) states += fmt::format("{}{} {}", states.empty() ? "" : ", ", st.device, st.active ? "active" : "failed");
-        else states = "no map";
+        else if (it.value().contains("paths")) {   // the map is in another kernel (an `up --vm` guest's): as `up` read it back
+            for (auto& st : it.value()["paths"])
+                states += fmt::format("{}{} {}", states.empty() ? "" : ", ", fs::path(st.value("device", "?")).filename().string(), st.value("state", "?"));
+            states += " at up";
+        } else states = "no map";
         out.push_back(fmt::format("multipath  LUN {}: {} ({})", it.key(), it.value().value("device", ""), states));
     }
     return out;

@@ -78,6 +78,10 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     bool host_root = !req.exec.empty();
     for (auto& g : prof.gadgets)
         for (auto& f : g.functions) host_root = host_root || f.type == profile::FunctionType::ffs;
+    // So do the host tools a profile's kernel side runs: multipath-tools and udevd (multipath = true), dmsetup (faults
+    // under a kernel backstore).
+    for (auto& t : prof.targets) host_root = host_root || t.multipath;
+    for (auto& b : prof.backstores) host_root = host_root || (b.type != profile::BackstoreType::user && !b.faults.empty());
     l.cfg.cache_dir = req.cache_dir;
     l.cfg.run_dir = sd.unit_dir(l.name);
     l.cfg.net = l.run.net = true;
