@@ -84,6 +84,8 @@ std::string device_name(const std::string& majmin)
 std::string conf_text(const Want& w, const std::vector<std::string>& wwids)
 {
     std::string out = fmt::format("# Written by devemu for unit {}; `devemu down {}` removes it.\n", w.unit, w.unit);
+    if (w.polling_interval)   // a defaults setting: the profile asked for it (it applies to the whole multipathd)
+        out += fmt::format("defaults {{\n    polling_interval {}\n}}\n", w.polling_interval);
     out += "devices {\n"
            "    device {\n"
            "        vendor \"LIO-ORG\"\n"
@@ -153,8 +155,9 @@ core::Result<json> up(const Want& w, core::Transaction& tx)
         if (::access(udevd, X_OK) != 0) return core::fail(Errc::missing, "udev is not running and systemd-udevd is not installed", udevd, "apt-get install udev");
         DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("udevd_stop", udevd)));
         DEVEMU_TRY(r, tool({udevd, "--daemon"}));
-        if (r.exit_code != 0 || !wait_for(udevd_running, std::chrono::seconds(5)))
-            return core::fail(Errc::kernel, "systemd-udevd did not start: " + std::string(core::trim(r.err)), udevd, "");
+        // (under TCG, with the host's root over 9p, loading its rules takes seconds)
+        if (r.exit_code != 0 || !wait_for(udevd_running, std::chrono::seconds(30)))
+            return core::fail(Errc::kernel, fmt::format("systemd-udevd did not answer within 30 s (exit {}): {}", r.exit_code, core::trim(r.err)), udevd, "");
         out["started"]["udevd"] = true;
         DEVEMU_CHECK(tool({"udevadm", "trigger", "--action=add", "--subsystem-match=block"}));
     }
@@ -179,7 +182,7 @@ core::Result<json> up(const Want& w, core::Transaction& tx)
     if (!multipathd_running()) {
         DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("multipathd_stop", "multipathd")));
         DEVEMU_TRY(r, tool({"multipathd"}));   // it daemonizes: a session of its own, none of our descriptors
-        if (r.exit_code != 0 || !wait_for(multipathd_running, std::chrono::seconds(10)))
+        if (r.exit_code != 0 || !wait_for(multipathd_running, std::chrono::seconds(30)))
             return core::fail(Errc::kernel, "multipathd did not start: " + std::string(core::trim(r.err + r.out)), "multipathd", "");
         out["started"]["multipathd"] = true;
     } else {

@@ -27,6 +27,7 @@ struct Want {
     std::string unit;
     std::string no_path_retry = "10";   // "queue", "fail" or checker intervals
     std::vector<Lun> luns;
+    unsigned polling_interval = 0;      // seconds between path checks (0: multipathd's default)
 };
 
 // Brings the maps up (or finds them up) and reads their state back. Returns

@@ -353,7 +353,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     json mp_info;
     if (t.multipath)
         a.after_verify = [&](core::Transaction& txn) -> core::Status {
-            mpath::Want w{t.name, t.no_path_retry, {}};
+            mpath::Want w{t.name, t.no_path_retry, {}, t.polling_interval};
             for (auto& l : t.luns) w.luns.push_back({l.id, {}});
             for (std::size_t k = 0; k < b.model.paths.size(); ++k) {
                 const json devs = loopback_devices(b.model, opt.roots, k);

@@ -96,7 +96,8 @@ struct Target {
     std::vector<Path> paths;    // at least one
     // The initiator side on the same kernel: dm-multipath over the paths (loopback), with multipath.conf settings
     bool multipath = false;
-    std::string no_path_retry = "10";   // "queue", "fail" or a number of checker intervals (1 s each)
+    std::string no_path_retry = "10";   // "queue", "fail" or a number of checker intervals
+    unsigned polling_interval = 0;      // multipathd's path checks, seconds (0: its default, 5)
     Loc loc;
 };
 

@@ -79,6 +79,9 @@ TEST_CASE("the multipath.conf snippet: LIO-ORG with the directio checker, one al
     CHECK(text.find("detect_checker no") != std::string::npos);   // else multipath autodetects tur for ALUA devices
     CHECK(text.find("wwid 36001405aaa\n        alias devemu-mp-0\n        no_path_retry 5") != std::string::npos);
     CHECK(text.find("wwid 36001405bbb\n        alias devemu-mp-3\n") != std::string::npos);
+    CHECK(text.find("polling_interval") == std::string::npos);   // multipathd's default unless asked
+    w.polling_interval = 1;
+    CHECK(lio::mpath::conf_text(w, {"36001405aaa", "36001405bbb"}).find("defaults {\n    polling_interval 1\n}") != std::string::npos);
 }
 
 TEST_CASE("dmsetup status of a multipath map: each path's device and state")
