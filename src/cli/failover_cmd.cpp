@@ -44,40 +44,37 @@ int cmd_failover(Context& ctx, const Args& args)
     auto rec = sd->load(name);
     if (!rec) return report(rec.error());
     const auto* kind = core::find_kind(rec->value("kind", ""));
-    if (kind && kind->relay) {   // an `up --vm` unit: its paths are in the VM; the report comes back as JSON
+    // The report as JSON (with its lines), from this kernel or from an `up --vm` unit's guest, and its exit code.
+    json j;
+    int rc = 0;
+    if (kind && kind->relay) {   // the paths are in the VM: the guest's devemu runs it with the same options
         std::vector<std::string> a = {"devemu", "failover", name, "--json"};
-        for (auto opt : {"flaps", "down-for", "between", "all-down", "iodepth"})
-            a.push_back(fmt::format("--{}={}", opt, opt == std::string("flaps") ? std::to_string(p.vm[opt].as<std::size_t>())
-                                                   : opt == std::string("iodepth") ? std::to_string(p.vm[opt].as<unsigned>())
-                                                                                   : std::to_string(p.vm[opt].as<std::uint64_t>())));
-        a.push_back("--rw=" + p.vm["rw"].as<std::string>());
-        a.push_back("--bs=" + p.vm["bs"].as<std::string>());
+        for (auto [flag, key] : {std::pair{"flaps", "flaps"}, {"down-for", "down_for_ms"}, {"between", "between_ms"}, {"all-down", "all_down_ms"},
+                                 {"iodepth", "iodepth"}, {"rw", "rw"}, {"bs", "bs"}})
+            a.push_back(fmt::format("--{}={}", flag, options[key].is_string() ? options[key].get<std::string>() : options[key].dump()));
         auto r = kind->relay(*rec, a);
         if (!r) return report(r.error());
-        auto j = json::parse(r->out, nullptr, false);
+        j = json::parse(r->out, nullptr, false);
         if (!j.is_object()) return relayed(r);
-        if (p.has("svg") && j.contains("svg")) {
-            if (auto s = core::write_file_atomic(p.vm["svg"].as<std::string>(), j["svg"].get<std::string>(), 0644); !s) return report(s.error());
-        }
-        if (p.has("json")) std::cout << j.dump(2) << "\n";
-        else for (auto& l : j.value("lines", json::array())) std::cout << l.get<std::string>() << "\n";
-        return r->rc;
-    }
-    if (!kind || !kind->failover) return report({core::Errc::invalid_input, "a " + rec->value("kind", "?") + " unit has no paths to cut", name, "devemu failover takes a target with multipath = true"});
-    json o = options;
-    o["scratch"] = (sd->unit_dir(name) / "failover").string();
-    auto r = kind->failover(*rec, o);
-    if (!r) return report(r.error());
-    if (p.has("svg") && r->json.contains("svg"))
-        if (auto s = core::write_file_atomic(p.vm["svg"].as<std::string>(), r->json["svg"].get<std::string>(), 0644); !s) return report(s.error());
-    if (p.has("json")) {
-        json j = r->json;
-        j["lines"] = r->lines;
-        std::cout << j.dump(2) << "\n";
+        rc = r->rc;
     } else {
-        for (auto& l : r->lines) std::cout << l << "\n";
+        if (!kind || !kind->failover)
+            return report({core::Errc::invalid_input, "a " + rec->value("kind", "?") + " unit has no paths to cut", name,
+                           "devemu failover takes a target with multipath = true"});
+        json o = options;
+        o["scratch"] = (sd->unit_dir(name) / "failover").string();
+        auto r = kind->failover(*rec, o);
+        if (!r) return report(r.error());
+        j = r->json;
+        j["lines"] = r->lines;
+        rc = j.value("ok", false) ? 0 : 1;
     }
-    return r->json.value("ok", false) ? 0 : 1;
+    if (p.has("svg") && j.contains("svg"))
+        if (auto s = core::write_file_atomic(p.vm["svg"].as<std::string>(), j["svg"].get<std::string>(), 0644); !s) return report(s.error());
+    if (p.has("json")) std::cout << j.dump(2) << "\n";
+    else
+        for (auto& l : j.value("lines", json::array())) std::cout << l.get<std::string>() << "\n";
+    return rc;
 }
 
 }  // namespace devemu::cli
