@@ -75,9 +75,9 @@ check "... each cut measured: I/O went on (a completion within 2 s of the cut)" 
 check "... the timeline shows each cut path failed, then active" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(t[-1]['active']) else 1)\""
 check "... and an SVG a browser opens" sh -c "head -c 200 /tmp/mp.svg | grep -q '<svg' && tail -c 20 /tmp/mp.svg | grep -q '</svg>'"
 python3 -c "import json; j=json.load(open('/tmp/fo.json')); l=j['lines']; print('\n'.join(l[:6] + ['  ...'] + l[-2:]))"
-"$devemu" failover mp --flaps 0 --all-down 6000 --json > /tmp/fo2.json 2>/dev/null; rc=$?
+"$devemu" failover mp --flaps 0 --all-down 14000 --json > /tmp/fo2.json 2>/dev/null; rc=$?
 [ $rc = 1 ] && [ "$(python3 -c "import json; print(json.load(open('/tmp/fo2.json'))['io_errors'] > 0)")" = True ] \
-    && ok "failover --all-down 6 s (past no_path_retry = 2 checks of 1 s): the application saw I/O errors, and failover says so (exit 1)" \
+    && ok "failover --all-down 14 s (well past no_path_retry = 2 checks of 1 s): the application saw I/O errors, and failover says so (exit 1)" \
     || bad "all-down: exit $rc $(head -c 300 /tmp/fo2.json)"
 for _ in $(seq 1 150); do [ "$(nstate 'active ready')" = 2 ] && break; sleep 0.2; done
 
