@@ -34,7 +34,7 @@ void add_up_options(po::options_description& opts)
         "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")(
         "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
                                                 "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")(
-        "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET=PORT, the host's forward of its portal");
+        "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET[/PATH]=PORT, the host's forward of a portal");
 }
 
 core::Result<core::UpRequest> request_of(const Parsed& p, bool apply)

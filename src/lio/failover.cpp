@@ -146,11 +146,16 @@ core::Result<FailoverReport> run_failover(const TargetRecord& r, const FailoverO
     const json maps = r.info.contains("multipath") ? r.info["multipath"].value("maps", json::object()) : json::object();
     if (maps.empty())
         return core::fail(Errc::invalid_input, "target " + r.name + " has no multipath map", r.name,
-                          "give its profile paths = 2 and multipath = true (fabric = \"loopback\")");
+                          "give its profile paths = 2 and multipath = true");
     const std::size_t n = path_count(r);
     Run run{r, o, maps.begin().value().value("alias", ""), {}, 0, {}};
     const std::string lun = maps.begin().key();
+    const json by_path = maps.begin().value().value("path_devices", json::array());   // each path's disk (a unit from before: none)
     for (std::size_t k = 0; k < n; ++k) {
+        if (k < by_path.size()) {
+            run.names.push_back(fs::path(by_path[k].get<std::string>()).filename().string());
+            continue;
+        }
         const json devs = k == 0 ? r.info.value("devices", json::object()) : r.info["paths"][k].value("devices", json::object());
         run.names.push_back(fs::path(devs.value(lun, "")).filename().string());
     }

@@ -19,6 +19,7 @@
 #include "lio/access.hpp"
 #include "lio/check.hpp"
 #include "lio/failover.hpp"
+#include "lio/initiator.hpp"
 #include "lio/mpath.hpp"
 #include "lio/paths.hpp"
 #include "lio/record.hpp"
@@ -129,6 +130,15 @@ std::vector<std::string> target_lines(const json& rec, const json& info)
         else if (!info.value("acls", json::array()).empty() && info["acls"][0].contains("chap_user"))
             out.push_back("  chap       secret hidden: devemu ls --secrets");
         for (auto& l : info["iscsiadm"]) out.push_back("  iscsiadm   " + l.get<std::string>());
+        const json paths = info.value("paths", json::array());   // named: see below
+        for (std::size_t k = 1; k < paths.size(); ++k) {
+            const json urls = paths[k].value("urls", json::array());
+            out.push_back(fmt::format("  path {}     portal {} (tpgt {}){}", k + 1, paths[k].value("portal", "?"), paths[k].value("tpgt", 0),
+                                      urls.empty() ? "" : "  " + urls[0].get<std::string>()));
+        }
+        if (info.contains("multipath") && info["multipath"].contains("sessions"))
+            out.push_back(fmt::format("  sessions   open-iscsi on {} portals (iface {}), {} timeouts", info["multipath"]["sessions"].size(),
+                                      info["multipath"]["sessions"][0].value("iface", "?"), info["multipath"].value("timeouts", "?")));
     } else {
         out.push_back(fmt::format("  wwn        {} (nexus {})", info.value("wwn", ""), info.value("initiator_wwn", "")));
         const json devices = info.contains("devices") ? info["devices"] : json::object();   // named: items() of a temporary dangles
@@ -368,6 +378,7 @@ void register_target_kind()
 {
     backing::register_undo_ops();
     mpath::register_undo_ops();
+    initiator::register_undo_ops();
     core::UnitKind k;
     k.name = "target";
     k.up = up_targets;

@@ -108,8 +108,8 @@ void TargetModel::path_nodes(std::size_t k, std::vector<Node>& out) const
     if (!iscsi) return;
     const bool v6 = path.portal_address.find(':') != std::string::npos;
     out.push_back({NodeKind::dir, fmt::format("{}/np/{}{}{}:{}", tpg, v6 ? "[" : "", path.portal_address, v6 ? "]" : "", path.port), ""});
-    if (k == 0 && advertised_port && advertised_port != path.port)
-        out.push_back({NodeKind::dir, fmt::format("{}/np/127.0.0.1:{}", tpg, advertised_port), ""});
+    if (path.advertised_port && path.advertised_port != path.port)
+        out.push_back({NodeKind::dir, fmt::format("{}/np/127.0.0.1:{}", tpg, path.advertised_port), ""});
     const bool demo = spec->acls.empty();
     out.push_back({NodeKind::attr, tpg + "/attrib/generate_node_acls", demo ? "1" : "0"});
     out.push_back({NodeKind::attr, tpg + "/attrib/cache_dynamic_acls", demo ? "1" : "0"});

@@ -51,13 +51,13 @@ struct PathModel {
     std::string portal_address;       // iscsi: where it listens
     std::uint16_t port = 0;
     std::string alua;                 // the ALUA group its LUN ports join ("": each LUN's own)
+    std::uint16_t advertised_port = 0;   // inside up --vm: also listen on 127.0.0.1:this (the host's forward)
 };
 
 struct TargetModel {
     const profile::Target* spec;
     std::vector<Backstore> backstores;   // in the order of spec->luns
     std::string portal_address;          // what the portal listens on (0.0.0.0 inside a VM)
-    std::uint16_t advertised_port = 0;   // inside up --vm: also listen on 127.0.0.1:this (the host's forward)
     std::string wwn, initiator_wwn;      // resolved (loopback ones may be generated)
     std::map<std::string, std::pair<std::string, std::string>> chap;          // initiator -> user, secret
     std::map<std::string, std::pair<std::string, std::string>> mutual_chap;   // initiator -> user, secret

@@ -97,8 +97,10 @@ std::string conf_text(const Want& w, const std::vector<std::string>& wwids)
            "        hardware_handler \"1 alua\"\n"
            "        prio alua\n"
            "        path_grouping_policy group_by_prio\n"
-           "        failback immediate\n"
-           "    }\n"
+           "        failback immediate\n";
+    if (w.fast_io_fail)   // multipathd writes it to an iSCSI session's recovery_tmo: how long a dead session holds I/O
+        out += fmt::format("        fast_io_fail_tmo {}\n", w.fast_io_fail);
+    out += "    }\n"
            "}\n"
            "multipaths {\n";
     for (std::size_t i = 0; i < w.luns.size() && i < wwids.size(); ++i)
@@ -212,7 +214,8 @@ core::Result<json> up(const Want& w, core::Transaction& tx)
             return core::fail(Errc::check_failed, fmt::format("map {} has {} of {} paths active", alias, active, want), alias, "see multipath -ll and dmesg");
         json jp = json::array();
         for (auto& p : paths) jp.push_back({{"device", "/dev/" + p.device}, {"state", p.active ? "active" : "failed"}});
-        out["maps"][std::to_string(w.luns[i].id)] = {{"alias", alias}, {"wwid", wwids[i]}, {"device", "/dev/mapper/" + alias}, {"dm", dev->node}, {"paths", jp}};
+        out["maps"][std::to_string(w.luns[i].id)] = {{"alias", alias}, {"wwid", wwids[i]}, {"device", "/dev/mapper/" + alias}, {"dm", dev->node}, {"paths", jp},
+                                                     {"path_devices", w.luns[i].devices}};   // path K's disk, in path order
     }
     return out;
 }

@@ -15,6 +15,7 @@
 #include "core/apply_unit.hpp"
 #include "core/unix_socket.hpp"
 #include "fault/fault.hpp"
+#include "lio/initiator.hpp"
 #include "lio/mpath.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
@@ -84,7 +85,6 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
     auto& m = b.model;
     m.spec = &t;
     m.portal_address = opt.in_vm && t.portal.loopback() ? "0.0.0.0" : t.portal.address;
-    if (auto a = opt.advertise.find(t.name); a != opt.advertise.end()) m.advertised_port = a->second;
     // Generated once per unit and kept in its record, so a rerun of `up` changes nothing.
     auto generated = [&](const std::string& key, const std::string& given, bool wwn) -> core::Result<std::string> {
         if (!given.empty()) return given;
@@ -112,6 +112,8 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
             pm.tpgt = static_cast<std::uint16_t>(k + 1);
             pm.portal_address = opt.in_vm && portal.loopback() ? "0.0.0.0" : portal.address;
             pm.port = portal.port;
+            // inside up --vm: the host's forward of this portal ("NAME" for path 1, "NAME/K" for path K)
+            if (auto a = opt.advertise.find(k == 0 ? t.name : fmt::format("{}/{}", t.name, k + 1)); a != opt.advertise.end()) pm.advertised_port = a->second;
         } else if (k == 0) {
             pm.wwn = m.wwn, pm.initiator_wwn = m.initiator_wwn;
         } else {
@@ -182,6 +184,50 @@ json loopback_devices(const TargetModel& m, const Roots& roots, std::size_t path
             for (auto& blk : fs::directory_iterator(dir, ec)) out[std::to_string(l.id)] = "/dev/" + blk.path().filename().string();
         }
         if (out.size() < m.spec->luns.size()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return out;
+}
+
+// multipath = true: the initiator side on this kernel — the paths' disks (tcm_loop's, or open-iscsi sessions on every
+// portal), then dm-multipath over them.
+core::Result<json> multipath_up(const TargetModel& m, const UpOptions& opt, core::Transaction& txn)
+{
+    const auto& t = *m.spec;
+    mpath::Want w{t.name, t.no_path_retry, {}, t.polling_interval, 0};
+    for (auto& l : t.luns) w.luns.push_back({l.id, {}});
+    json sessions;
+    if (t.fabric == profile::Fabric::iscsi) {
+        initiator::Want iw{t.name, m.wwn, {}, {}, "", "", "", "", "", {t.fast_timeouts}};
+        for (auto& p : m.paths) iw.portals.push_back({p.portal_address, p.port, p.tpgt});
+        if (!t.acls.empty()) {   // log in as the first ACL's initiator, with its CHAP
+            const auto& acl = t.acls[0];
+            iw.initiator_name = acl.initiator;
+            if (auto c = m.chap.find(acl.initiator); c != m.chap.end()) std::tie(iw.chap_user, iw.chap_secret) = c->second;
+            if (auto c = m.mutual_chap.find(acl.initiator); c != m.mutual_chap.end()) std::tie(iw.mutual_user, iw.mutual_secret) = c->second;
+            if (!acl.luns.empty()) std::erase_if(w.luns, [&](const mpath::Lun& l) { return std::find(acl.luns.begin(), acl.luns.end(), l.id) == acl.luns.end(); });
+        }
+        for (auto& l : w.luns) iw.luns.push_back(l.id);
+        DEVEMU_TRY(disks, initiator::up(iw, txn));
+        w.fast_io_fail = t.fast_timeouts ? iw.timeouts.fast_io_fail() : 0;   // 0: multipath-tools' own
+        sessions = json::array();
+        for (std::size_t k = 0; k < disks.size(); ++k) {
+            sessions.push_back({{"portal", initiator::portal_arg(iw.portals[k])}, {"iface", initiator::iface_of(t.name)}});
+            for (auto& l : w.luns) l.devices.push_back(disks[k].at(l.id));
+        }
+    } else {
+        for (std::size_t k = 0; k < m.paths.size(); ++k) {
+            const json devs = loopback_devices(m, opt.roots, k);
+            for (auto& l : w.luns) {
+                const std::string d = devs.value(std::to_string(l.id), "");
+                if (d.empty()) return core::fail(Errc::timeout, fmt::format("path {} of LUN {} has no disk after 5 s", k + 1, l.id), t.name, "see dmesg");
+                l.devices.push_back(d);
+            }
+        }
+    }
+    DEVEMU_TRY(out, mpath::up(w, txn));
+    if (!sessions.is_null()) {
+        out["sessions"] = sessions;
+        out["timeouts"] = t.fast_timeouts ? "fast" : "distribution";
     }
     return out;
 }
@@ -353,17 +399,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     json mp_info;
     if (t.multipath)
         a.after_verify = [&](core::Transaction& txn) -> core::Status {
-            mpath::Want w{t.name, t.no_path_retry, {}, t.polling_interval};
-            for (auto& l : t.luns) w.luns.push_back({l.id, {}});
-            for (std::size_t k = 0; k < b.model.paths.size(); ++k) {
-                const json devs = loopback_devices(b.model, opt.roots, k);
-                for (auto& l : w.luns) {
-                    const std::string d = devs.value(std::to_string(l.id), "");
-                    if (d.empty()) return core::fail(Errc::timeout, fmt::format("path {} of LUN {} has no disk after 5 s", k + 1, l.id), t.name, "see dmesg");
-                    l.devices.push_back(d);
-                }
-            }
-            DEVEMU_TRY(m, mpath::up(w, txn));
+            DEVEMU_TRY(m, multipath_up(b.model, opt, txn));
             mp_info = m;
             return {};
         };

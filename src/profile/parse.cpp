@@ -214,19 +214,23 @@ core::Status parse_paths(const Table& t, Target& tg)
     DEVEMU_TRY(mp, t.boolean("multipath"));
     tg.multipath = mp.value_or(false);
     if (tg.multipath && tg.paths.size() < 2) return t.error("multipath", "multipath needs two paths or more", "add paths = 2");
-    if (tg.multipath && tg.fabric == Fabric::iscsi)
-        return t.error("multipath", "multipath = true over iSCSI paths (open-iscsi logins on every portal) is not built yet",
-                       "use fabric = \"loopback\" for dm-multipath on this kernel, or log in to each portal yourself");
     if (t.has("no_path_retry")) {
         const auto* v = t.get("no_path_retry");
         if (v->is_integer() && v->as_integer() >= 0) tg.no_path_retry = std::to_string(v->as_integer());
         else if (v->is_string() && (v->as_string().str == "queue" || v->as_string().str == "fail")) tg.no_path_retry = v->as_string().str;
-        else return t.error("no_path_retry", "no_path_retry is \"queue\", \"fail\" or a number of seconds", "e.g. no_path_retry = 10");
+        else return t.error("no_path_retry", "no_path_retry is \"queue\", \"fail\" or a number of path checks", "e.g. no_path_retry = 10");
         if (!tg.multipath) return t.error("no_path_retry", "no_path_retry is for multipath = true");
     }
     DEVEMU_TRY(poll, t.integer("polling_interval", 1, 60));
     if (poll && !tg.multipath) return t.error("polling_interval", "polling_interval is for multipath = true");
     tg.polling_interval = static_cast<unsigned>(poll.value_or(0));
+    DEVEMU_TRY(tmo, t.str("path_timeouts"));
+    if (tmo) {
+        if (*tmo != "fast" && *tmo != "distribution")
+            return t.error("path_timeouts", "path_timeouts is \"fast\" (devemu's) or \"distribution\" (open-iscsi's and multipath-tools' defaults)");
+        if (!tg.multipath || tg.fabric != Fabric::iscsi) return t.error("path_timeouts", "path_timeouts is for multipath = true over iSCSI");
+        tg.fast_timeouts = *tmo == "fast";
+    }
     return {};
 }
 
@@ -271,7 +275,8 @@ Result<Target> parse_target(const Table& t)
     DEVEMU_TRY(fabric, choice<Fabric>(t, "fabric", fabrics, Fabric::iscsi));
     tg.fabric = fabric;
     if (tg.fabric == Fabric::iscsi) {
-        DEVEMU_CHECK(t.only_keys({"name", "fabric", "iqn", "portal", "lun", "acl", "paths", "path", "multipath", "no_path_retry", "polling_interval"}));
+        DEVEMU_CHECK(t.only_keys({"name", "fabric", "iqn", "portal", "lun", "acl", "paths", "path", "multipath", "no_path_retry", "polling_interval",
+                                  "path_timeouts"}));
         DEVEMU_TRY(iqn, t.str("iqn"));
         tg.wwn = iqn.value_or("iqn.2026-11.org.devemu:" + tg.name);
         if (auto why = core::check_iscsi_name(tg.wwn)) return t.error("iqn", fmt::format("iqn \"{}\": {}", tg.wwn, *why));

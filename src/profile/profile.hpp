@@ -98,6 +98,7 @@ struct Target {
     bool multipath = false;
     std::string no_path_retry = "10";   // "queue", "fail" or a number of checker intervals
     unsigned polling_interval = 0;      // multipathd's path checks, seconds (0: its default, 5)
+    bool fast_timeouts = true;          // iSCSI: devemu's short session timeouts; false: the distribution's ("distribution")
     Loc loc;
 };
 

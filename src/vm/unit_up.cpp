@@ -85,12 +85,17 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     l.cfg.cache_dir = req.cache_dir;
     l.cfg.run_dir = sd.unit_dir(l.name);
     l.cfg.net = l.run.net = true;
+    // Every portal of every iSCSI target is forwarded: "NAME" is path 1's, "NAME/K" path K's (the guest's
+    // portal of path K is the target's port + K - 1 unless the profile gives one, as lio's model has it).
     for (auto& t : prof.targets)
-        if (t.fabric == profile::Fabric::iscsi) {
-            DEVEMU_TRY(port, core::free_loopback_port());
-            l.cfg.forwards.push_back({port, t.portal.port});
-            l.forwards[t.name] = port;
-        }
+        if (t.fabric == profile::Fabric::iscsi)
+            for (std::size_t k = 0; k < std::max<std::size_t>(1, t.paths.size()); ++k) {
+                const auto& given = k < t.paths.size() ? t.paths[k].portal : std::nullopt;
+                const auto guest = given ? given->port : static_cast<std::uint16_t>(t.portal.port + k);
+                DEVEMU_TRY(port, core::free_loopback_port());
+                l.cfg.forwards.push_back({port, guest});
+                l.forwards[k == 0 ? t.name : fmt::format("{}/{}", t.name, k + 1)] = port;
+            }
     l.cfg.initrd = l.cfg.run_dir / "initrd.cpio";
     l.run.load = {"configfs"};
     if (host_root) {
@@ -133,7 +138,7 @@ core::Status prepare_host_rbd(const core::StateDir& sd, const UpVmRequest& req, 
 
 // What a user needs of one guest target, with the forwarded portal in place of the guest's; the CHAP secret only
 // when asked (the guest printed it: it runs with --secrets; the 0600 record keeps it).
-json forwarded_access(json info, const std::string& portal, bool secrets)
+json forwarded_access(json info, const std::string& portal, bool secrets, const json& forwards, const std::string& unit)
 {
     if (!portal.empty()) {
         info["portal"] = portal;
@@ -149,6 +154,16 @@ json forwarded_access(json info, const std::string& portal, bool secrets)
         info["iscsiadm"] = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal,
                                         "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " --login"});
     }
+    // Paths 2..N: each its own forwarded portal, and its LUNs' URLs through it.
+    if (info.contains("paths") && info["paths"].is_array())
+        for (std::size_t k = 1; k < info["paths"].size(); ++k)
+            if (const auto key = fmt::format("{}/{}", unit, k + 1); forwards.contains(key)) {
+                const std::string fwd = "127.0.0.1:" + std::to_string(forwards[key].get<int>());
+                info["paths"][k]["portal"] = fwd;
+                json urls = json::array();
+                for (auto& url : info.value("urls", json::array())) urls.push_back(lio::with_portal(url, fwd));
+                info["paths"][k]["urls"] = urls;
+            }
     if (!secrets) info.erase("chap_secret");
     return info;
 }
@@ -170,7 +185,7 @@ void take_guest_units(const json& units, const Launch& l, bool secrets, std::vec
             continue;
         }
         const std::string portal = l.forwards.contains(unit) ? "127.0.0.1:" + std::to_string(l.forwards[unit].get<int>()) : "";
-        const json info = forwarded_access(u["access"], portal, secrets);
+        const json info = forwarded_access(u["access"], portal, secrets, l.forwards, unit);
         stored.push_back({unit, "target", u["access"], portal, json::object()});
         res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"access", info}});
         for (auto& line : lio::target_lines({{"name", unit}, {"state", "up in VM " + l.name}, {"changes", u["changes"]}}, info)) res.lines.push_back(line);

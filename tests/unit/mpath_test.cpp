@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "lio/initiator.hpp"
 #include "lio/model.hpp"
 #include "lio/mpath.hpp"
 
@@ -82,6 +83,25 @@ TEST_CASE("the multipath.conf snippet: LIO-ORG with the directio checker, one al
     CHECK(text.find("polling_interval") == std::string::npos);   // multipathd's default unless asked
     w.polling_interval = 1;
     CHECK(lio::mpath::conf_text(w, {"36001405aaa", "36001405bbb"}).find("defaults {\n    polling_interval 1\n}") != std::string::npos);
+    CHECK(text.find("fast_io_fail_tmo") == std::string::npos);   // multipath-tools' default (5) unless iSCSI asks
+    w.fast_io_fail = 2;
+    const auto iscsi = lio::mpath::conf_text(w, {"36001405aaa", "36001405bbb"});
+    CHECK(iscsi.find("failback immediate\n        fast_io_fail_tmo 2\n    }") != std::string::npos);   // in LIO-ORG's device section
+}
+
+TEST_CASE("open-iscsi logins: portal names as iscsiadm takes them, and the two timeout sets")
+{
+    CHECK(lio::initiator::portal_arg({"0.0.0.0", 3261, 2}) == "127.0.0.1:3261,2");   // a portal on every address: reached on loopback
+    CHECK(lio::initiator::portal_arg({"192.0.2.7", 3260, 1}) == "192.0.2.7:3260,1");
+    CHECK(lio::initiator::portal_arg({"fd00::5", 3260, 1}) == "[fd00::5]:3260,1");
+    CHECK(lio::initiator::iface_of("mi") == "devemu-mi");
+    const lio::initiator::Timeouts fast{true}, dist{false};
+    CHECK(fast.replacement() == 2);
+    CHECK(fast.fast_io_fail() == 2);
+    CHECK(fast.noop_interval() == 2);
+    CHECK(dist.replacement() == 120);   // open-iscsi's iscsid.conf
+    CHECK(dist.fast_io_fail() == 5);    // multipath-tools'
+    CHECK(dist.noop_timeout() == 5);
 }
 
 TEST_CASE("dmsetup status of a multipath map: each path's device and state")

@@ -100,6 +100,49 @@ check "... no config snippet left" test ! -e /etc/multipath/conf.d/devemu-mp.con
 check "... multipathd stopped (devemu started it)" sh -c "! multipathd show daemon 2>/dev/null | grep -q '^pid '"
 check "... no loopback target left" sh -c "[ -z \"\$(ls /sys/kernel/config/target/loopback 2>/dev/null | grep naa)\" ]"
 
+# --- iSCSI: open-iscsi logs in on both portals (as the ACL's initiator, with its CHAP), dm-multipath on top ---------
+cat > mi.toml <<'P'
+[[backstore]]
+name = "i0"
+type = "fileio"
+path = "/tmp/i0.img"
+size = "64M"
+[[target]]
+name = "mi"
+paths = 2
+multipath = true
+no_path_retry = 2
+polling_interval = 1
+[[target.lun]]
+backstore = "i0"
+[[target.acl]]
+initiator = "iqn.2026-11.org.devemu:mpath-host"
+chap_user = "mpuser"
+P
+imap=devemu-mi-0
+"$devemu" up mi.toml > /tmp/up-i.out 2>&1; rc=$?
+[ $rc = 0 ] && ok "up: an iSCSI target with two portals, logged in on both, dm-multipath over them" || bad "iscsi up: exit $rc $(cat /tmp/up-i.out)"
+check "up prints the second portal, the sessions and the map with both paths active" sh -c "grep -q 'path 2     portal 0*[0-9.]*:3261 (tpgt 2)' /tmp/up-i.out && grep -q 'sessions   open-iscsi on 2 portals (iface devemu-mi), fast timeouts' /tmp/up-i.out && grep -qE 'multipath  LUN 0: /dev/mapper/$imap \(sd[a-z] active, sd[a-z] active\)' /tmp/up-i.out"
+check "iscsiadm: two sessions, on portals 3260 and 3261, through iface devemu-mi" sh -c "[ \$(iscsiadm -m session | grep -c 'iqn.2026-11.org.devemu:mi') = 2 ] && iscsiadm -m session | grep -q ':3260,1 ' && iscsiadm -m session | grep -q ':3261,2 ' && [ \$(iscsiadm -m session -P 1 | grep -c 'Iface Name: devemu-mi') = 2 ]"
+check "... logged in as the ACL's initiator (the kernel's session attribute)" sh -c "[ \$(cat /sys/class/iscsi_session/session*/initiatorname | grep -c '^iqn.2026-11.org.devemu:mpath-host$') = 2 ]"
+check "... with CHAP (the session's username is the ACL's)" sh -c "[ \$(cat /sys/class/iscsi_session/session*/username | grep -c '^mpuser$') = 2 ]"
+check "... each session gives up a dead connection after 2 s (recovery_tmo; open-iscsi's default is 120)" sh -c "[ \"\$(cat /sys/class/iscsi_session/session*/recovery_tmo | sort -u)\" = 2 ]"
+check "... and sends NOP-Outs every 2 s (the node records)" sh -c "[ \$(iscsiadm -m node -I devemu-mi -T iqn.2026-11.org.devemu:mi -p 127.0.0.1:3261 | grep -c 'noop_out_interval = 2') = 1 ]"
+check "multipath -ll: two paths, both active ready, checked with directio" sh -c "[ \$(multipath -ll $imap | grep -c 'active ready running') = 2 ] && [ \$(multipathd show paths format '%d %c' | grep -c directio) -ge 2 ]"
+"$devemu" failover mi --flaps 10 --down-for 3000 --between 500 --json > /tmp/fo-i.json 2>/tmp/fo-i.err; rc=$?
+[ $rc = 0 ] && ok "devemu failover mi --flaps 10 (each path down 3 s, past the 2 s recovery_tmo): exit 0" || bad "iscsi failover: exit $rc $(head -c 400 /tmp/fo-i.err) $(head -c 400 /tmp/fo-i.json)"
+check "... no application error and no verify mismatch over 10 iSCSI cuts" sh -c "[ \"\$(python3 -c \"import json; j=json.load(open('/tmp/fo-i.json')); print(len(j['events']), j['io_errors'], j['verify_mismatches'], j['fio_total_err'])\")\" = '10 0 0 0' ]"
+check "... every cut path failed (multipath saw it) and came back after its restore" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo-i.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(e['back_s'] >= e['restored_s'] for e in j['events']) else 1)\""
+check "... the slowest I/O of every cut is under 5 s (the goal with devemu's timeouts)" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo-i.json')); sys.exit(0 if all(e['max_latency_ms'] < 5000 for e in j['events']) else 1)\""
+python3 -c "import json; j=json.load(open('/tmp/fo-i.json')); l=j['lines']; print('\n'.join(l[:4] + ['  ...'] + l[-1:]))"
+check "down mi" "$devemu" down mi
+check "... no session, no node record, no iface of devemu's left" sh -c "! iscsiadm -m session 2>/dev/null | grep -q devemu:mi && [ -z \"\$(ls /etc/iscsi/nodes 2>/dev/null)\" ] && [ ! -e /etc/iscsi/ifaces/devemu-mi ]"
+check "... the iscsid devemu started is stopped, and no map is left" sh -c "! pgrep -x iscsid && ! dmsetup ls | grep -q devemu-mi"
+sed 's/^no_path_retry = 2/path_timeouts = "slow"\nno_path_retry = 2/' mi.toml > bad-tmo.toml
+"$devemu" up bad-tmo.toml > /tmp/bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -qE 'bad-tmo.toml:[0-9]+' /tmp/bad.out && grep -q 'path_timeouts is "fast"' /tmp/bad.out && ! iscsiadm -m session 2>/dev/null | grep -q devemu \
+    && ok "path_timeouts = \"slow\": exit 2 with file:line, nothing logged in" || bad "bad path_timeouts: exit $rc $(cat /tmp/bad.out)"
+
 # --- bad profiles --------------------------------------------------------------------------------------------
 sed 's/paths = 2/paths = 1/' mp.toml > one.toml
 "$devemu" up one.toml > /tmp/bad.out 2>&1; rc=$?

@@ -28,6 +28,17 @@ for prof in "$src"/targets/*.toml; do
         if iscsi-test-cu -f -s -d -i "$initiator" -t SCSI.Read10.Simple,SCSI.Write10.Simple,SCSI.ReadCapacity16.Simple "$url" >"$state/cu" 2>&1; then
             ok "$name: host iscsi-test-cu Read10/Write10/ReadCapacity16"
         else bad "$name: iscsi-test-cu: $(tail -5 "$state/cu" | tr '\n' ' ')"; fi
+        url2=$(field "([p['urls'][0] for p in d[0]['access'].get('paths', [])[1:] if p.get('urls')] + [''])[0]" <<<"$out")
+        if grep -q '^paths = ' "$prof"; then
+            # every portal is forwarded: libiscsi's multipath suite, one URL per path to the same LU
+            case "$url2" in iscsi://*127.0.0.1:*) ok "$name: path 2's own forwarded portal (${url2%%/iqn*})" ;; *) bad "$name: no URL for path 2: $url2" ;; esac
+            if iscsi-test-cu -f -s -d -i "$initiator" -t ALL.MultipathIO "$url" "$url2" >"$state/cu-mp" 2>&1 && grep -q "MultipathIO" "$state/cu-mp"; then
+                ok "$name: host iscsi-test-cu ALL.MultipathIO through both forwarded portals"
+            else bad "$name: MultipathIO: $(tail -8 "$state/cu-mp" | tr '\n' ' ')"; fi
+            "$devemu" failover "$unit" --flaps 2 --down-for 3000 --json >"$state/fo" 2>&1 \
+                && field "d['io_errors'] == 0 and d['verify_mismatches'] == 0 and len(d['events']) == 2" <"$state/fo" | grep -q True \
+                && ok "$name: devemu failover through the VM: 2 cuts, no error, no mismatch" || bad "$name: failover: $(head -c 400 "$state/fo")"
+        fi
         if grep -q '^\[\[backstore.fault\]\]' "$prof" && grep -q '^type = "error"' "$prof"; then
             # libiscsi through the forward reads on from LBA 0 until the profile's bad sectors: MEDIUM ERROR,
             # unrecovered read error (sense key 3, ASC/ASCQ 11/00), as the guest's sd saw it in vm.fault.
