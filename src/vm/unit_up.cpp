@@ -155,6 +155,7 @@ json forwarded_access(json info, const std::string& portal, bool secrets, const 
                                         "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " --login"});
     }
     // Paths 2..N: each its own forwarded portal, and its LUNs' URLs through it.
+    if (info.contains("paths") && info["paths"].is_array() && !info["paths"].empty() && !portal.empty()) info["paths"][0]["portal"] = portal;
     if (info.contains("paths") && info["paths"].is_array())
         for (std::size_t k = 1; k < info["paths"].size(); ++k)
             if (const auto key = fmt::format("{}/{}", unit, k + 1); forwards.contains(key)) {

@@ -32,8 +32,9 @@ for prof in "$src"/targets/*.toml; do
         if grep -q '^paths = ' "$prof"; then
             # every portal is forwarded: libiscsi's multipath suite, one URL per path to the same LU
             case "$url2" in iscsi://*127.0.0.1:*) ok "$name: path 2's own forwarded portal (${url2%%/iqn*})" ;; *) bad "$name: no URL for path 2: $url2" ;; esac
-            if iscsi-test-cu -f -s -d -i "$initiator" -t ALL.MultipathIO "$url" "$url2" >"$state/cu-mp" 2>&1 && grep -q "MultipathIO" "$state/cu-mp"; then
-                ok "$name: host iscsi-test-cu ALL.MultipathIO through both forwarded portals"
+            if iscsi-test-cu -f -d -i "$initiator" -t ALL.MultipathIO "$url" "$url2" >"$state/cu-mp" 2>&1 && grep -qE "tests +4 +4 +4 +0" "$state/cu-mp" \
+                && grep -q "found matching LU device identifier for all (2) paths" "$state/cu-mp"; then
+                ok "$name: host iscsi-test-cu ALL.MultipathIO through both forwarded portals (the same LU on both; 4 of 4 passed)"
             else bad "$name: MultipathIO: $(tail -8 "$state/cu-mp" | tr '\n' ' ')"; fi
             "$devemu" failover "$unit" --flaps 2 --down-for 3000 --json >"$state/fo" 2>&1 \
                 && field "d['io_errors'] == 0 and d['verify_mismatches'] == 0 and len(d['events']) == 2" <"$state/fo" | grep -q True \
