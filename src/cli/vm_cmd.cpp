@@ -44,6 +44,7 @@ Examples:
   devemu vm run --modules target_core_mod,tcm_loop -- ls /sys/kernel/config/target
   devemu vm run --host-root --modules iscsi_tcp,dm_multipath -- iscsiadm --version
   devemu vm run --fwd 3260:3260 --timeout 60 -- sleep 30
+  devemu vm run --host-root --mpath-disk disk.img -- devemu failover --qemu-paths --flaps 4
   devemu vm exec rbd0 -- cat /sys/bus/rbd/devices/0/name
 
 Options)";
@@ -74,6 +75,7 @@ void add_vm_options(po::options_description& opts)
         ("share", po::value<std::vector<std::string>>()->composing(), "HOSTDIR[:GUESTDIR] shared read-write over 9p")
         ("fwd", po::value<std::vector<std::string>>()->composing(), "HOSTPORT:GUESTPORT, TCP, host side on 127.0.0.1 only")
         ("net", "guest networking (eth0 10.0.2.15) even without --fwd")
+        ("mpath-disk", po::value<std::string>(), "FILE: two virtio-scsi paths to it (one LU), cut and restored on request: devemu failover --qemu-paths in the guest")
         ("modules", po::value<std::string>()->default_value(""), "modules to load first, with their dependencies, comma-separated (any module of the kernel), or 'all' (every module devemu's own features use)")
         ("bin", po::value<std::vector<std::string>>()->composing(), "host binary to copy in with its libraries")
         ("env", po::value<std::vector<std::string>>()->composing(), "K=V for the command")
@@ -121,6 +123,7 @@ vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const 
     o.accel = vmap["accel"].as<std::string>();
     o.append = vmap["append"].as<std::string>();
     if (vmap.count("emit")) o.emit = vmap["emit"].as<std::string>();
+    if (vmap.count("mpath-disk")) o.mpath_disk = vmap["mpath-disk"].as<std::string>();
     o.kernel = ctx.kernel;
     o.cache_dir = ctx.cache_dir;
     o.state_dir = ctx.state_dir;

@@ -94,10 +94,10 @@ void measure_event(FailoverEvent& e, const std::vector<std::pair<double, double>
 namespace {
 
 struct Run {
-    const TargetRecord& r;
+    PathSet& ps;
     const FailoverOptions& o;
-    std::string alias;
-    std::vector<std::string> names;   // each path's disk (sdX), path order
+    std::string& alias = ps.alias;
+    std::vector<std::string>& names = ps.names;   // each path's disk (sdX), path order
     double t0 = 0;
     FailoverReport rep;
 
@@ -131,12 +131,7 @@ struct Run {
         }
         return -1;
     }
-    core::Status cut(std::size_t k, bool down)
-    {
-        auto s = set_path(r, k, down, Roots{});
-        if (!s) return std::unexpected(s.error());
-        return {};
-    }
+    core::Status cut(std::size_t k, bool down) { return ps.set(k, down, names); }
 };
 
 }  // namespace
@@ -148,20 +143,32 @@ core::Result<FailoverReport> run_failover(const TargetRecord& r, const FailoverO
         return core::fail(Errc::invalid_input, "target " + r.name + " has no multipath map", r.name,
                           "give its profile paths = 2 and multipath = true");
     const std::size_t n = path_count(r);
-    Run run{r, o, maps.begin().value().value("alias", ""), {}, 0, {}};
+    PathSet ps{maps.begin().value().value("alias", ""), {}, [&r](std::size_t k, bool down, std::vector<std::string>&) -> core::Status {
+                   auto s = set_path(r, k, down, Roots{});
+                   if (!s) return std::unexpected(s.error());
+                   return {};
+               }};
     const std::string lun = maps.begin().key();
     const json by_path = maps.begin().value().value("path_devices", json::array());   // each path's disk (a unit from before: none)
     for (std::size_t k = 0; k < n; ++k) {
         if (k < by_path.size()) {
-            run.names.push_back(fs::path(by_path[k].get<std::string>()).filename().string());
+            ps.names.push_back(fs::path(by_path[k].get<std::string>()).filename().string());
             continue;
         }
         const json devs = k == 0 ? r.info.value("devices", json::object()) : r.info["paths"][k].value("devices", json::object());
-        run.names.push_back(fs::path(devs.value(lun, "")).filename().string());
+        ps.names.push_back(fs::path(devs.value(lun, "")).filename().string());
     }
-    auto dm = backing::find_dm(run.alias);
-    if (!dm) return core::fail(Errc::missing, "multipath map " + run.alias + " is not there", r.name, "devemu up again");
+    if (!backing::find_dm(ps.alias)) return core::fail(Errc::missing, "multipath map " + ps.alias + " is not there", r.name, "devemu up again");
     if (!paths_down(r, Roots{}).empty()) return core::fail(Errc::invalid_input, "a path of " + r.name + " is down already", r.name, "devemu fault " + r.name + " path K up");
+    return run_failover(ps, o);
+}
+
+core::Result<FailoverReport> run_failover(PathSet& ps, const FailoverOptions& o)
+{
+    const std::size_t n = ps.names.size();
+    Run run{ps, o};
+    auto dm = backing::find_dm(run.alias);
+    if (!dm) return core::fail(Errc::missing, "multipath map " + run.alias + " is not there", run.alias, "");
     auto& rep = run.rep;
     rep.device = "/dev/mapper/" + run.alias;
     rep.paths = run.names;

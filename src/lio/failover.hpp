@@ -59,7 +59,16 @@ struct FailoverReport {
     [[nodiscard]] std::string svg() const;
 };
 
+// What a run cuts: the map, each path's disk (sdX, path order), and how path K (1-based) goes down and comes back.
+// A restore may bring a new disk (a hot-plugged QEMU disk): `set` then updates `names`.
+struct PathSet {
+    std::string alias;
+    std::vector<std::string> names;
+    std::function<core::Status(std::size_t k, bool down, std::vector<std::string>& names)> set;
+};
+
 [[nodiscard]] core::Result<FailoverReport> run_failover(const TargetRecord& r, const FailoverOptions& o);
+[[nodiscard]] core::Result<FailoverReport> run_failover(PathSet& paths, const FailoverOptions& o);
 
 // fio's completion log (--write_lat_log with --log_unix_epoch: "epoch_ms, latency_ns, dir, bs, offset" per I/O)
 // -> (completion ms, latency ms), sorted; and each event's numbers from it (pure: unit tests use them).

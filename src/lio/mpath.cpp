@@ -86,18 +86,29 @@ std::string conf_text(const Want& w, const std::vector<std::string>& wwids)
     std::string out = fmt::format("# Written by devemu for unit {}; `devemu down {}` removes it.\n", w.unit, w.unit);
     if (w.polling_interval)   // a defaults setting: the profile asked for it (it applies to the whole multipathd)
         out += fmt::format("defaults {{\n    polling_interval {}\n}}\n", w.polling_interval);
-    out += "devices {\n"
-           "    device {\n"
-           "        vendor \"LIO-ORG\"\n"
-           "        product \".*\"\n"
-           "        # LIO answers TEST UNIT READY with GOOD on a dead path (multipath-tools#54): read instead\n"
-           "        path_checker directio\n"
-           "        # else multipath picks tur for any ALUA device (\"storage device autodetected\")\n"
-           "        detect_checker no\n"
-           "        hardware_handler \"1 alua\"\n"
-           "        prio alua\n"
-           "        path_grouping_policy group_by_prio\n"
-           "        failback immediate\n";
+    if (w.qemu)   // two virtio-scsi paths to one file: no ALUA, both used (I/O is in flight on the path that is cut)
+        out += "devices {\n"
+               "    device {\n"
+               "        vendor \"QEMU\"\n"
+               "        product \"QEMU HARDDISK\"\n"
+               "        path_checker directio\n"
+               "        detect_checker no\n"
+               "        path_grouping_policy multibus\n"
+               "        prio const\n"
+               "        failback immediate\n";
+    else
+        out += "devices {\n"
+               "    device {\n"
+               "        vendor \"LIO-ORG\"\n"
+               "        product \".*\"\n"
+               "        # LIO answers TEST UNIT READY with GOOD on a dead path (multipath-tools#54): read instead\n"
+               "        path_checker directio\n"
+               "        # else multipath picks tur for any ALUA device (\"storage device autodetected\")\n"
+               "        detect_checker no\n"
+               "        hardware_handler \"1 alua\"\n"
+               "        prio alua\n"
+               "        path_grouping_policy group_by_prio\n"
+               "        failback immediate\n";
     if (w.fast_io_fail)   // multipathd writes it to an iSCSI session's recovery_tmo: how long a dead session holds I/O
         out += fmt::format("        fast_io_fail_tmo {}\n", w.fast_io_fail);
     out += "    }\n"

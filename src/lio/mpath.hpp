@@ -29,6 +29,7 @@ struct Want {
     std::vector<Lun> luns;
     unsigned polling_interval = 0;      // seconds between path checks (0: multipathd's default)
     unsigned fast_io_fail = 0;          // fast_io_fail_tmo for the LIO device (iSCSI: the session's recovery_tmo); 0: the default
+    bool qemu = false;                  // the disks are QEMU's scsi-hd (vm run --mpath-disk), not LIO's: no ALUA
 };
 
 // Brings the maps up (or finds them up) and reads their state back. Returns

@@ -114,8 +114,18 @@ core::Result<PortForward> parse_forward(const std::string& s)
 core::Result<int> run_oneshot(const OneShot& o)
 {
     if (o.command.empty()) return core::fail(core::Errc::invalid_input, "no command given", "", "devemu vm run -- sh -c 'uname -r'");
-    DEVEMU_TRY(kernel, find_kernel(o.kernel, o.cache_dir));
     VmConfig cfg;
+    if (!o.mpath_disk.empty()) {   // a regular file the guest's two paths write through (never a device: it may hold data)
+        std::error_code ec;
+        const auto st = fs::status(o.mpath_disk, ec);
+        if (ec || !fs::is_regular_file(st))
+            return core::fail(core::Errc::invalid_input, "--mpath-disk takes an existing regular file", o.mpath_disk.string(),
+                              "truncate -s 256M disk.img, then --mpath-disk disk.img");
+        if (fs::file_size(o.mpath_disk, ec) < (1u << 20))
+            return core::fail(core::Errc::invalid_input, "--mpath-disk: the file is smaller than 1 MiB", o.mpath_disk.string(), "truncate -s 256M FILE");
+        cfg.mpath_disk = fs::absolute(o.mpath_disk);
+    }
+    DEVEMU_TRY(kernel, find_kernel(o.kernel, o.cache_dir));
     cfg.kernel = kernel;
     cfg.host_root = o.host_root;
     cfg.memory_mb = o.memory_mb;

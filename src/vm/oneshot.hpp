@@ -26,6 +26,7 @@ struct OneShot {
     std::string kernel;                 // --kernel
     std::filesystem::path cache_dir, state_dir;
     bool keep_console_log = false;      // keep run_dir/console.log even when the command succeeded (-v)
+    std::filesystem::path mpath_disk;   // two virtio-scsi paths to this file, cut on request (vm/qemu_paths)
 };
 
 [[nodiscard]] core::Result<PortForward> parse_forward(const std::string& s);

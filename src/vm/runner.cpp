@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <thread>
 
 #include "core/fd.hpp"
 #include "core/fs.hpp"
@@ -23,6 +24,7 @@
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/unix_socket.hpp"
+#include "vm/qemu_paths.hpp"
 #include "core/text.hpp"
 
 namespace devemu::vm {
@@ -65,6 +67,10 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
                            fmt::format("virtio-net-pci,netdev=n1,romfile={}", c.tap_mac.empty() ? "" : ",mac=" + c.tap_mac)});
     if (c.host_root)
         a.insert(a.end(), {"-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"});
+    if (!c.mpath_disk.empty() && !detached) {
+        auto m = mpath_disk_args(c.mpath_disk, c.run_dir);
+        a.insert(a.end(), m.begin(), m.end());
+    }
     // The kernel's whole module tree, read-only: the guest's /lib/modules/VERSION (see build_initrd), so that
     // --modules, modprobe and the kernel's own request_module find any module of the distribution kernel.
     a.insert(a.end(), {"-virtfs", fmt::format("local,path={},mount_tag={},security_model=none,readonly=on,multidevs=remap",
@@ -381,9 +387,28 @@ core::Result<VmResult> run_vm(const VmConfig& c)
     res.accel_kvm = accel.kvm;
     Session session(c, res);
     DEVEMU_CHECK(session.open());
+    // --mpath-disk: qemu connects its path relay and its monitor to these at start; a thread serves them
+    core::UniqueFd relay_l, qmp_l;
+    if (!c.mpath_disk.empty()) {
+        DEVEMU_TRY(r, core::listen_unix(c.run_dir / "paths.sock"));
+        DEVEMU_TRY(q, core::listen_unix(c.run_dir / "qmp.sock"));
+        relay_l = std::move(r), qmp_l = std::move(q);
+    }
     DEVEMU_CHECK(session.spawn(cfg, accel.kvm));
+    std::thread paths;
+    if (relay_l) {
+        auto accept_one = [](int l) {
+            pollfd p{l, POLLIN, 0};
+            return ::poll(&p, 1, 30000) == 1 ? core::UniqueFd(::accept4(l, nullptr, nullptr, SOCK_CLOEXEC)) : core::UniqueFd();
+        };
+        core::UniqueFd relay = accept_one(relay_l.get()), qmp = accept_one(qmp_l.get());
+        if (!relay || !qmp) spdlog::error("vm: qemu did not connect its --mpath-disk channels");
+        else paths = std::thread(serve_paths, std::move(relay), std::move(qmp), c.mpath_disk);
+    }
     session.pump();
-    return session.finish();
+    auto out = session.finish();   // qemu is gone: the relay's sockets are closed and its thread returns
+    if (paths.joinable()) paths.join();
+    return out;
 }
 
 }  // namespace devemu::vm

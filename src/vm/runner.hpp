@@ -47,6 +47,7 @@ struct VmConfig {
     std::string extra_append;
     std::string accel = "auto";          // auto | kvm | tcg
     fs::path cache_dir;                    // where the KVM verdict is cached
+    fs::path mpath_disk;                   // vm run --mpath-disk: two virtio-scsi paths to this file (vm/qemu_paths)
 };
 
 struct VmResult {

@@ -7,6 +7,7 @@
 #include "lio/initiator.hpp"
 #include "lio/model.hpp"
 #include "lio/mpath.hpp"
+#include "vm/qemu_paths.hpp"
 
 using namespace devemu;
 
@@ -87,6 +88,24 @@ TEST_CASE("the multipath.conf snippet: LIO-ORG with the directio checker, one al
     w.fast_io_fail = 2;
     const auto iscsi = lio::mpath::conf_text(w, {"36001405aaa", "36001405bbb"});
     CHECK(iscsi.find("failback immediate\n        fast_io_fail_tmo 2\n    }") != std::string::npos);   // in LIO-ORG's device section
+}
+
+TEST_CASE("QEMU's two paths to one file: both disks one LU, the file shared, the relay and the monitor on devemu's sockets")
+{
+    const auto a = vm::mpath_disk_args("/tmp/a,b.img", "/run/x");
+    auto has_arg = [&](const std::string& s) { return std::find(a.begin(), a.end(), s) != a.end(); };
+    CHECK(has_arg("if=none,id=mpd1,file=/tmp/a,,b.img,format=raw,file.locking=off"));   // a comma in the name doubled
+    CHECK(has_arg("if=none,id=mpd2,file=/tmp/a,,b.img,format=raw,file.locking=off"));
+    CHECK(has_arg("scsi-hd,bus=mps.0,channel=0,scsi-id=1,lun=0,drive=mpd1,id=mpp1,serial=devemu-mpath,wwn=0x5001405d0e0e0001,share-rw=on"));
+    CHECK(has_arg("scsi-hd,bus=mps.0,channel=0,scsi-id=2,lun=0,drive=mpd2,id=mpp2,serial=devemu-mpath,wwn=0x5001405d0e0e0001,share-rw=on"));
+    CHECK(has_arg("virtserialport,bus=vser.0,chardev=paths,name=org.devemu.paths"));
+    CHECK(has_arg("socket,id=qmp,path=/run/x/qmp.sock"));
+    CHECK(has_arg("chardev=qmp,mode=control"));
+    lio::mpath::Want w{"qemu-paths", "10", {{0, {"/dev/sda", "/dev/sdb"}}}, 1, 0, true};
+    const auto conf = lio::mpath::conf_text(w, {"35001405d0e0e0001"});
+    CHECK(conf.find("vendor \"QEMU\"\n        product \"QEMU HARDDISK\"") != std::string::npos);
+    CHECK(conf.find("path_grouping_policy multibus") != std::string::npos);   // both paths carry I/O
+    CHECK(conf.find("alua") == std::string::npos);                            // scsi-hd has no ALUA
 }
 
 TEST_CASE("open-iscsi logins: portal names as iscsiadm takes them, and the two timeout sets")

@@ -143,6 +143,17 @@ sed 's/^no_path_retry = 2/path_timeouts = "slow"\nno_path_retry = 2/' mi.toml > 
 [ $rc = 2 ] && grep -qE 'bad-tmo.toml:[0-9]+' /tmp/bad.out && grep -q 'path_timeouts is "fast"' /tmp/bad.out && ! iscsiadm -m session 2>/dev/null | grep -q devemu \
     && ok "path_timeouts = \"slow\": exit 2 with file:line, nothing logged in" || bad "bad path_timeouts: exit $rc $(cat /tmp/bad.out)"
 
+# --- QEMU paths (vm run --mpath-disk): Rapido's mpath_local, each cut a QMP drive_del, each restore a new disk ---
+attached0=$(dmesg | grep -c 'Attached SCSI disk')
+"$devemu" failover --qemu-paths --flaps 4 --down-for 2000 --between 500 --json > /tmp/fo-q.json 2>/tmp/fo-q.err; rc=$?
+[ $rc = 0 ] && ok "devemu failover --qemu-paths --flaps 4: exit 0" || bad "qemu paths: exit $rc $(head -c 400 /tmp/fo-q.err) $(head -c 400 /tmp/fo-q.json)"
+check "... 4 cuts, alternating paths, no application error and no verify mismatch" sh -c "[ \"\$(python3 -c \"import json; j=json.load(open('/tmp/fo-q.json')); print([e['path'] for e in j['events']], j['io_errors'], j['verify_mismatches'], j['fio_total_err'])\")\" = '[1, 2, 1, 2] 0 0 0' ]"
+check "... every cut path failed in the map and its new disk was active after the restore" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo-q.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(e['back_s'] >= e['restored_s'] for e in j['events']) else 1)\""
+attached=$(( $(dmesg | grep -c 'Attached SCSI disk') - attached0 ))
+[ "$attached" -ge 6 ] && ok "the guest's kernel attached $attached disks meanwhile (2 at the start, 1 per restore: each restore was a new device)" || bad "disks attached: $attached; $(dmesg | grep -E 'sd [0-9]+:0:[12]:0' | tail -5)"
+check "... the map is removed at the end, and no multipathd is left" sh -c "! dmsetup ls | grep -q devemu-qemu-paths && ! multipathd show daemon 2>/dev/null | grep -q '^pid '"
+python3 -c "import json; j=json.load(open('/tmp/fo-q.json')); print('\n'.join(j['lines']))"
+
 # --- bad profiles --------------------------------------------------------------------------------------------
 sed 's/paths = 2/paths = 1/' mp.toml > one.toml
 "$devemu" up one.toml > /tmp/bad.out 2>&1; rc=$?
