@@ -1,4 +1,4 @@
-// devemu failover NAME [--flaps N] [--down-for MS] [--between MS] [--all-down MS] [--rw …] [--bs …] [--iodepth N]
+// devemu failover NAME|--qemu-paths [--flaps N] [--duration S] [--down-for MS] [--between MS] [--all-down MS] [--rw …] [--bs …] [--iodepth N]
 // [--svg FILE] [--json]: paths cut and restored under fio's crc32c verify, each event measured.
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -49,6 +49,7 @@ int cmd_failover(Context& ctx, const Args& args)
         "down-for", po::value<std::uint64_t>()->default_value(1000), "ms each cut lasts")(
         "between", po::value<std::uint64_t>()->default_value(500), "ms after a path is back before the next cut")(
         "all-down", po::value<std::uint64_t>()->default_value(0), "ms with every path down, at the end (0: not done)")(
+        "duration", po::value<std::uint64_t>()->default_value(0), "seconds: cut until then (with --flaps as the most cuts; give a large --flaps)")(
         "rw", po::value<std::string>()->default_value("randwrite"), "fio's rw (a writing one)")(
         "bs", po::value<std::string>()->default_value("4k"), "fio's bs")("iodepth", po::value<unsigned>()->default_value(8), "fio's iodepth")(
         "svg", po::value<std::string>(), "write the timeline there")("qemu-paths", "the guest's two QEMU paths (vm run --mpath-disk), not a target");
@@ -58,7 +59,7 @@ int cmd_failover(Context& ctx, const Args& args)
         return report({core::Errc::invalid_input, p.positional.empty() ? "say which target" : "a target or --qemu-paths, not both", "devemu failover",
                        "devemu failover NAME, or devemu failover --qemu-paths in a vm run --mpath-disk guest"});
     const json options = {{"flaps", p.vm["flaps"].as<std::size_t>()}, {"down_for_ms", p.vm["down-for"].as<std::uint64_t>()},
-                          {"between_ms", p.vm["between"].as<std::uint64_t>()}, {"all_down_ms", p.vm["all-down"].as<std::uint64_t>()},
+                          {"between_ms", p.vm["between"].as<std::uint64_t>()}, {"all_down_ms", p.vm["all-down"].as<std::uint64_t>()}, {"duration_s", p.vm["duration"].as<std::uint64_t>()},
                           {"rw", p.vm["rw"].as<std::string>()}, {"bs", p.vm["bs"].as<std::string>()}, {"iodepth", p.vm["iodepth"].as<unsigned>()}};
     json j;
     int rc = 0;
@@ -85,7 +86,7 @@ int cmd_failover(Context& ctx, const Args& args)
     // The report as JSON (with its lines), from this kernel or from an `up --vm` unit's guest, and its exit code.
     if (kind && kind->relay) {   // the paths are in the VM: the guest's devemu runs it with the same options
         std::vector<std::string> a = {"devemu", "failover", name, "--json"};
-        for (auto [flag, key] : {std::pair{"flaps", "flaps"}, {"down-for", "down_for_ms"}, {"between", "between_ms"}, {"all-down", "all_down_ms"},
+        for (auto [flag, key] : {std::pair{"flaps", "flaps"}, {"down-for", "down_for_ms"}, {"between", "between_ms"}, {"all-down", "all_down_ms"}, {"duration", "duration_s"},
                                  {"iodepth", "iodepth"}, {"rw", "rw"}, {"bs", "bs"}})
             a.push_back(fmt::format("--{}={}", flag, options[key].is_string() ? options[key].get<std::string>() : options[key].dump()));
         auto r = kind->relay(*rec, a);

@@ -33,7 +33,8 @@ double now_ms()
 
 std::uint64_t ms_of(const json& j, const char* key, std::uint64_t dflt)
 {
-    return j.contains(key) && j[key].is_number_unsigned() ? j[key].get<std::uint64_t>() : dflt;
+    // (an integer of either signedness: a JSON literal written in C++ is signed, one parsed from text unsigned)
+    return j.contains(key) && j[key].is_number_integer() && j[key].get<std::int64_t>() >= 0 ? j[key].get<std::uint64_t>() : dflt;
 }
 
 }  // namespace
@@ -45,6 +46,7 @@ core::Result<FailoverOptions> FailoverOptions::from_json(const json& j)
     o.down_for = std::chrono::milliseconds(ms_of(j, "down_for_ms", static_cast<std::uint64_t>(o.down_for.count())));
     o.between = std::chrono::milliseconds(ms_of(j, "between_ms", static_cast<std::uint64_t>(o.between.count())));
     o.all_down = std::chrono::milliseconds(ms_of(j, "all_down_ms", 0));
+    o.duration = std::chrono::seconds(ms_of(j, "duration_s", 0));
     o.rw = j.value("rw", o.rw);
     o.bs = j.value("bs", o.bs);
     o.iodepth = static_cast<unsigned>(ms_of(j, "iodepth", o.iodepth));
@@ -58,7 +60,7 @@ core::Result<FailoverOptions> FailoverOptions::from_json(const json& j)
 json FailoverOptions::to_json() const
 {
     return {{"flaps", flaps}, {"down_for_ms", down_for.count()}, {"between_ms", between.count()}, {"all_down_ms", all_down.count()},
-            {"rw", rw},       {"bs", bs},                        {"iodepth", iodepth}};
+            {"duration_s", duration.count()}, {"rw", rw}, {"bs", bs}, {"iodepth", iodepth}};
 }
 
 std::vector<std::pair<double, double>> parse_lat_log(const std::string& text)
@@ -195,9 +197,13 @@ core::Result<FailoverReport> run_failover(PathSet& ps, const FailoverOptions& o)
     if (auto st = fio.try_wait())
         return core::fail(Errc::kernel, fmt::format("fio exited ({}) before the first cut: {}", *st, core::read_file(o.scratch / "fio.err").value_or("")),
                           dm->node, "");
-    for (std::size_t i = 0; i < o.flaps; ++i) {
+    const double stop_cuts_ms = o.duration.count() ? run.t0 + static_cast<double>(o.duration.count()) * 1000.0 : 0;
+    for (std::size_t i = 0; i < o.flaps && (!stop_cuts_ms || now_ms() < stop_cuts_ms); ++i) {
         const std::size_t k = i % n + 1;
-        if (o.progress) o.progress(fmt::format("cut {}/{}: path {} ({})", i + 1, o.flaps, k, run.names[k - 1]));
+        if (o.progress)
+            o.progress(o.duration.count() ? fmt::format("cut {}: path {} ({}), {:.0f} of {} s", i + 1, k, run.names[k - 1], (now_ms() - run.t0) / 1000.0,
+                                                        o.duration.count())
+                                          : fmt::format("cut {}/{}: path {} ({})", i + 1, o.flaps, k, run.names[k - 1]));
         FailoverEvent e;
         e.path = k;
         e.cut_s = (now_ms() - run.t0) / 1000.0;

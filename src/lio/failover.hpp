@@ -23,6 +23,7 @@ struct FailoverOptions {
     std::chrono::milliseconds down_for{1000};   // each cut lasts this long
     std::chrono::milliseconds between{500};     // after the path is active in the map again, before the next cut
     std::chrono::milliseconds all_down{0};      // at the end, every path down this long (0: not done)
+    std::chrono::seconds duration{0};           // no new cut after this long from the start (0: --flaps decides alone)
     std::string rw = "randwrite";
     std::string bs = "4k";
     unsigned iodepth = 8;

@@ -42,18 +42,29 @@ core::Status checked(const std::vector<std::string>& args, const std::string& wh
                       where, "see iscsiadm's message; the kernel log (dmesg) has the target's side");
 }
 
-bool iscsid_running()
+// The iscsid devemu starts carries this pid file in its command line: every unit that finds it running shares it
+// (journals its stop), and it stops with the last of them (no session left).
+const std::string kMarker = "/run/devemu-iscsid.pid";
+
+// 0: none; 1: one runs; 2: devemu's runs
+int iscsid_state()
 {
     std::error_code ec;
+    int state = 0;
     for (auto& e : fs::directory_iterator("/proc", ec)) {
         const auto n = e.path().filename().string();
         if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (auto comm = core::read_file(e.path() / "comm"); comm && core::trim(*comm) == "iscsid") return true;
+        if (auto comm = core::read_file(e.path() / "comm"); !comm || core::trim(*comm) != "iscsid") continue;
+        state = std::max(state, core::read_file(e.path() / "cmdline").value_or("").find(kMarker) != std::string::npos ? 2 : 1);
     }
-    return false;
+    return state;
 }
 
-std::string marker(const std::string& unit) { return "/run/devemu-iscsid-" + unit + ".pid"; }
+bool any_session()
+{
+    std::error_code ec;
+    return fs::exists("/sys/class/iscsi_session", ec) && !fs::is_empty("/sys/class/iscsi_session", ec);
+}
 
 std::string node_portal(const Portal& p)
 {
@@ -103,13 +114,13 @@ core::Result<Disks> up(const Want& w, core::Transaction& tx)
     DEVEMU_CHECK(core::ensure_modules({{"iscsi_tcp"}, {"sd_mod"}}));   // (a VM has no udev to load sd_mod for the new disks)
     // iscsiadm locks its records under /run/lock/iscsi and cannot make /run/lock (absent in a minimal VM)
     if (!fs::exists("/run/lock")) DEVEMU_CHECK(core::make_dirs("/run/lock", 0755));
-    if (!iscsid_running()) {
+    const int iscsid = iscsid_state();
+    if (iscsid != 1) DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("iscsid_stop", kMarker)));   // ours (or to be): shared
+    if (iscsid == 0) {
         // Named by the pid file in its command line, journaled before it starts.
-        const auto pidfile = marker(w.unit);
-        DEVEMU_CHECK(tx.record({core::UndoOp::kill, "iscsid", pidfile, 0, 0}));
-        const auto log = fs::path("/run") / ("devemu-iscsid-" + w.unit + ".log");
+        const auto log = fs::path("/run") / "devemu-iscsid.log";
         // (it daemonizes: its first process exits once the daemon runs, in a session of its own)
-        DEVEMU_TRY(child, core::Child::spawn({"iscsid", "-p", pidfile}, core::SpawnOptions::daemon(log)));
+        DEVEMU_TRY(child, core::Child::spawn({"iscsid", "-p", kMarker}, core::SpawnOptions::daemon(log)));
         // Ready when it listens on the abstract socket iscsiadm talks to.
         bool ok = false;
         for (int i = 0; i < 300 && !ok; ++i) {
@@ -166,6 +177,13 @@ core::Result<Disks> up(const Want& w, core::Transaction& tx)
 
 void register_undo_ops()
 {
+    core::register_undo("iscsid_stop", [](const core::UndoRecord& r) -> core::Status {
+        if (any_session()) return {};   // another unit's (this unit's logged out before): it keeps the daemon
+        DEVEMU_CHECK(core::undo({core::UndoOp::kill, "iscsid", r.path, 0, 0}));
+        std::error_code ec;
+        fs::remove(r.path, ec);   // its pid file (iscsid leaves it on SIGTERM)
+        return {};
+    });
     core::register_undo("iscsi_logout", [](const core::UndoRecord& r) -> core::Status {
         const auto parts = core::split(r.value, '\x1f');
         if (parts.size() != 2) return core::fail(Errc::invalid_input, "bad iscsi_logout step", r.value, "");

@@ -2,7 +2,7 @@
 // The iSCSI initiator side of a target with `multipath = true`, on the same kernel: open-iscsi logs in on every
 // portal (one session per path), through an iface of the unit's own (devemu-UNIT: the first ACL's initiator name,
 // its CHAP on the node records), so the user's own node records and sessions are never touched. iscsid is started
-// when it is not running (a VM) and stopped at `down`. Every step is journaled before it acts: `down` (also after
+// when it is not running (a VM) and stopped by the last unit's `down`. Every step is journaled before it acts: `down` (also after
 // a crash) logs out and deletes the node records, then the iface, then stops iscsid — after the multipath maps are
 // flushed (they are journaled later) and before LIO removes the portals.
 #include <cstdint>
@@ -54,8 +54,9 @@ using Disks = std::vector<std::map<std::uint32_t, std::string>>;
 // "ADDR:PORT,TPGT" as iscsiadm names a portal (IPv6 in brackets).
 [[nodiscard]] std::string portal_arg(const Portal& p);
 
-// Journal steps: "iscsi_logout" (path: iface, value: IQN \x1f PORTAL), "iscsi_iface" (path: iface), and a kill of
-// the iscsid devemu started (by its command line).
+// Journal steps: "iscsi_logout" (path: iface, value: IQN \x1f PORTAL), "iscsi_iface" (path: iface), and
+// "iscsid_stop": the iscsid devemu started (named by the pid file in its command line), shared by every unit that
+// finds it running, stopped when no session is left.
 void register_undo_ops();
 
 }  // namespace devemu::lio::initiator

@@ -26,6 +26,10 @@ namespace {
 
 const fs::path conf_dir = "/etc/multipath/conf.d";
 const char* const udevd = "/lib/systemd/systemd-udevd";
+// A daemon devemu started is marked, so that every unit using it shares it: each journals the stop, and the stop
+// happens only when no unit's map is left (the last `down`), whichever unit started it.
+const fs::path multipathd_mark = "/run/devemu-multipathd.started";
+const fs::path udevd_mark = "/run/devemu-udevd.started";
 
 core::Result<core::RunResult> tool(const std::vector<std::string>& argv, std::chrono::seconds timeout = std::chrono::seconds(30))
 {
@@ -164,9 +168,11 @@ core::Result<json> up(const Want& w, core::Transaction& tx)
             return core::fail(Errc::missing, std::string(t) + " is not installed", w.unit, "apt-get install multipath-tools");
     json out = {{"started", {{"multipathd", false}, {"udevd", false}}}, {"maps", json::object()}};
     // udev names the paths (ID_SERIAL) for multipath; a VM has no udevd until we start one.
+    if (udevd_running() && fs::exists(udevd_mark)) DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("udevd_stop", udevd)));   // devemu's: shared
     if (!udevd_running()) {
         if (::access(udevd, X_OK) != 0) return core::fail(Errc::missing, "udev is not running and systemd-udevd is not installed", udevd, "apt-get install udev");
         DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("udevd_stop", udevd)));
+        DEVEMU_CHECK(core::write_file_atomic(udevd_mark, "", 0644));
         DEVEMU_TRY(r, tool({udevd, "--daemon"}));
         // (under TCG, with the host's root over 9p, loading its rules takes seconds)
         if (r.exit_code != 0 || !wait_for(udevd_running, std::chrono::seconds(30)))
@@ -194,11 +200,13 @@ core::Result<json> up(const Want& w, core::Transaction& tx)
     out["conf"] = conf.string();
     if (!multipathd_running()) {
         DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("multipathd_stop", "multipathd")));
+        DEVEMU_CHECK(core::write_file_atomic(multipathd_mark, "", 0644));
         DEVEMU_TRY(r, tool({"multipathd"}));   // it daemonizes: a session of its own, none of our descriptors
         if (r.exit_code != 0 || !wait_for(multipathd_running, std::chrono::seconds(30)))
             return core::fail(Errc::kernel, "multipathd did not start: " + std::string(core::trim(r.err + r.out)), "multipathd", "");
         out["started"]["multipathd"] = true;
     } else {
+        if (fs::exists(multipathd_mark)) DEVEMU_CHECK(tx.record(core::UndoRecord::named_op("multipathd_stop", "multipathd")));   // devemu's: shared
         DEVEMU_CHECK(tool({"multipathd", "reconfigure"}));
     }
     for (std::size_t i = 0; i < w.luns.size(); ++i) {
@@ -249,13 +257,22 @@ void register_undo_ops()
         return {};
     });
     core::register_undo("multipathd_stop", [](const core::UndoRecord&) -> core::Status {
-        if (!multipathd_running()) return {};
+        std::error_code ec;
+        if (!multipathd_running()) return fs::remove(multipathd_mark, ec), core::Status{};
+        // another unit's map is still there (this unit's were flushed before): it keeps the daemon
+        if (auto maps = core::run({"dmsetup", "ls", "--target", "multipath"}, std::chrono::seconds(10));
+            maps && maps->exit_code == 0 && maps->out.find("No devices found") == std::string::npos && !core::trim(maps->out).empty())
+            return {};
+        fs::remove(multipathd_mark, ec);
         (void)tool({"multipathd", "shutdown"});
         if (!wait_for([] { return !multipathd_running(); }, std::chrono::seconds(10)))
             return core::fail(Errc::timeout, "multipathd did not stop in 10 s", "multipathd", "multipathd shutdown");
         return {};
     });
     core::register_undo("udevd_stop", [](const core::UndoRecord&) -> core::Status {
+        std::error_code ec;
+        if (multipathd_running()) return {};   // a multipathd another unit keeps needs udev's names
+        fs::remove(udevd_mark, ec);
         if (!udevd_running()) return {};
         (void)tool({"udevadm", "control", "--exit"});
         wait_for([] { return !udevd_running(); }, std::chrono::seconds(5));

@@ -3,7 +3,8 @@
 // (tcm_loop nexuses), with a multipath.conf snippet devemu writes for LIO (/etc/multipath/conf.d/devemu-UNIT.conf:
 // vendor LIO-ORG with the directio checker — Debian 12's multipath-tools 0.9.4 still uses `tur`, which LIO answers
 // GOOD on a dead path — and one `multipaths` entry per LUN: its WWID, the alias devemu-UNIT-LUN, the profile's
-// no_path_retry). multipathd and udevd are started when they are not running (a VM), and stopped at `down`.
+// no_path_retry). multipathd and udevd are started when they are not running (a VM); every unit shares the ones
+// devemu started, and the last unit's `down` (no multipath map left) stops them.
 // Every step is journaled before it acts, so `down` (also after a crash) flushes the maps first, then forgets the
 // WWIDs, removes the snippet and stops what it started — before LIO removes the paths.
 #include <cstdint>

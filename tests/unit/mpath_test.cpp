@@ -160,3 +160,18 @@ TEST_CASE("failover: fio's completion log, and each event's gap, stall and slowe
     CHECK(late.next_completion_ms == -1);
     CHECK(late.longest_stall_ms == Approx(500));
 }
+
+TEST_CASE("failover options: what the CLI and a relayed guest pass, read back the same; refusals")
+{
+    auto o = lio::FailoverOptions::from_json({{"flaps", 1000}, {"duration_s", 30}, {"down_for_ms", 7000}, {"rw", "write"}});
+    REQUIRE(o);
+    CHECK(o->duration == std::chrono::seconds(30));
+    CHECK(o->down_for == std::chrono::milliseconds(7000));
+    auto again = lio::FailoverOptions::from_json(o->to_json());   // the guest's copy of the host's options
+    REQUIRE(again);
+    CHECK(again->duration == o->duration);
+    CHECK(again->flaps == 1000);
+    CHECK(again->rw == "write");
+    CHECK_FALSE(lio::FailoverOptions::from_json({{"rw", "randread"}}));   // a verified run writes
+    CHECK_FALSE(lio::FailoverOptions::from_json({{"flaps", 0}}));         // nothing to do
+}

@@ -75,6 +75,10 @@ check "... each cut measured: I/O went on (a completion within 2 s of the cut)" 
 check "... the timeline shows each cut path failed, then active" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(t[-1]['active']) else 1)\""
 check "... and an SVG a browser opens" sh -c "head -c 200 /tmp/mp.svg | grep -q '<svg' && tail -c 20 /tmp/mp.svg | grep -q '</svg>'"
 python3 -c "import json; j=json.load(open('/tmp/fo.json')); l=j['lines']; print('\n'.join(l[:6] + ['  ...'] + l[-2:]))"
+"$devemu" failover mp --flaps 1000 --duration 6 --down-for 300 --between 100 --json > /tmp/fo3.json 2>/dev/null; rc=$?
+[ $rc = 0 ] && python3 -c "import json,sys; j=json.load(open('/tmp/fo3.json')); e=j['events']; sys.exit(0 if 2 <= len(e) < 1000 and all(x['cut_s'] < 6.5 for x in e) else 1)" \
+    && ok "failover --duration 6: cuts until 6 s from the start, then stops ($(python3 -c "import json; print(len(json.load(open('/tmp/fo3.json'))['events']))") cuts)" \
+    || bad "duration: exit $rc $(head -c 300 /tmp/fo3.json)"
 "$devemu" failover mp --flaps 0 --all-down 14000 --json > /tmp/fo2.json 2>/dev/null; rc=$?
 [ $rc = 1 ] && [ "$(python3 -c "import json; print(json.load(open('/tmp/fo2.json'))['io_errors'] > 0)")" = True ] \
     && ok "failover --all-down 14 s (well past no_path_retry = 2 checks of 1 s): the application saw I/O errors, and failover says so (exit 1)" \
@@ -135,7 +139,10 @@ check "... no application error and no verify mismatch over 10 iSCSI cuts" sh -c
 check "... every cut path failed (multipath saw it) and came back after its restore" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo-i.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(e['back_s'] >= e['restored_s'] for e in j['events']) else 1)\""
 check "... the slowest I/O of every cut is under 5 s (the goal with devemu's timeouts)" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo-i.json')); sys.exit(0 if all(e['max_latency_ms'] < 5000 for e in j['events']) else 1)\""
 python3 -c "import json; j=json.load(open('/tmp/fo-i.json')); l=j['lines']; print('\n'.join(l[:4] + ['  ...'] + l[-1:]))"
+check "a second unit (the loopback one) comes up beside it and shares multipathd" sh -c "\"$devemu\" -q up mp.toml >/dev/null && [ \$(multipath -ll $map | grep -c 'active ready running') = 2 ]"
 check "down mi" "$devemu" down mi
+check "... multipathd still runs for mp, whose map still has both paths active" sh -c "multipathd show daemon | grep -q '^pid ' && [ \$(multipath -ll $map | grep -c 'active ready running') = 2 ]"
+check "down mp: the last unit stops the multipathd and udevd devemu started" sh -c "\"$devemu\" -q down mp && ! multipathd show daemon 2>/dev/null | grep -q '^pid ' && ! pgrep -x systemd-udevd >/dev/null && [ ! -e /run/devemu-multipathd.started ]"
 check "... no session, no node record, no iface of devemu's left" sh -c "! iscsiadm -m session 2>/dev/null | grep -q devemu:mi && [ -z \"\$(ls /etc/iscsi/nodes 2>/dev/null)\" ] && [ ! -e /etc/iscsi/ifaces/devemu-mi ]"
 check "... the iscsid devemu started is stopped, and no map is left" sh -c "! pgrep -x iscsid && ! dmsetup ls | grep -q devemu-mi"
 sed 's/^no_path_retry = 2/path_timeouts = "slow"\nno_path_retry = 2/' mi.toml > bad-tmo.toml
