@@ -51,4 +51,6 @@ std::string with_portal(const std::string& url, const std::string& portal)
     return url.substr(0, host_start) + portal + url.substr(url.find('/', host_start));
 }
 
+std::string forward_key(const std::string& target, std::size_t k) { return k == 0 ? target : fmt::format("{}/{}", target, k + 1); }
+
 }  // namespace devemu::lio

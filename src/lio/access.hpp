@@ -12,5 +12,8 @@ namespace devemu::lio {
 [[nodiscard]] nlohmann::json access_info(const nlohmann::json& rec, const std::string& portal_override, bool secrets);
 // The iscsi:// URL with its host:port replaced by `portal`.
 [[nodiscard]] std::string with_portal(const std::string& url, const std::string& portal);
+// The key of path K's (0-based) portal forward in an `up --vm` unit and in --advertise: "NAME" for path 1,
+// "NAME/K" for path K.
+[[nodiscard]] std::string forward_key(const std::string& target, std::size_t k);
 
 }  // namespace devemu::lio

@@ -15,6 +15,7 @@
 #include "core/apply_unit.hpp"
 #include "core/unix_socket.hpp"
 #include "fault/fault.hpp"
+#include "lio/access.hpp"
 #include "lio/initiator.hpp"
 #include "lio/mpath.hpp"
 #include "core/fs.hpp"
@@ -106,14 +107,13 @@ core::Result<Built> build(const profile::Profile& p, const profile::Target& t, c
         PathModel pm;
         pm.alua = path.alua;
         if (t.fabric == profile::Fabric::iscsi) {
-            profile::Portal portal = path.portal.value_or(t.portal);
-            if (!path.portal) portal.port = static_cast<std::uint16_t>(t.portal.port + k);
+            const profile::Portal portal = t.path_portal(k);
             pm.wwn = m.wwn;
             pm.tpgt = static_cast<std::uint16_t>(k + 1);
             pm.portal_address = opt.in_vm && portal.loopback() ? "0.0.0.0" : portal.address;
             pm.port = portal.port;
-            // inside up --vm: the host's forward of this portal ("NAME" for path 1, "NAME/K" for path K)
-            if (auto a = opt.advertise.find(k == 0 ? t.name : fmt::format("{}/{}", t.name, k + 1)); a != opt.advertise.end()) pm.advertised_port = a->second;
+            // inside up --vm: the host's forward of this portal
+            if (auto a = opt.advertise.find(forward_key(t.name, k)); a != opt.advertise.end()) pm.advertised_port = a->second;
         } else if (k == 0) {
             pm.wwn = m.wwn, pm.initiator_wwn = m.initiator_wwn;
         } else {

@@ -98,6 +98,14 @@ struct Target {
     bool multipath = false;
     std::string no_path_retry = "10";   // "queue", "fail" or a number of checker intervals
     unsigned polling_interval = 0;      // multipathd's path checks, seconds (0: its default, 5)
+    // iSCSI path K's (0-based) portal: its [[target.path]] table's, else the target's with port + K
+    [[nodiscard]] Portal path_portal(std::size_t k) const
+    {
+        if (k < paths.size() && paths[k].portal) return *paths[k].portal;
+        Portal p = portal;
+        p.port = static_cast<std::uint16_t>(portal.port + k);
+        return p;
+    }
     bool fast_timeouts = true;          // iSCSI: devemu's short session timeouts; false: the distribution's ("distribution")
     Loc loc;
 };

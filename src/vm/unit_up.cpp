@@ -85,16 +85,13 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     l.cfg.cache_dir = req.cache_dir;
     l.cfg.run_dir = sd.unit_dir(l.name);
     l.cfg.net = l.run.net = true;
-    // Every portal of every iSCSI target is forwarded: "NAME" is path 1's, "NAME/K" path K's (the guest's
-    // portal of path K is the target's port + K - 1 unless the profile gives one, as lio's model has it).
+    // Every portal of every iSCSI target is forwarded (lio::forward_key names each path's).
     for (auto& t : prof.targets)
         if (t.fabric == profile::Fabric::iscsi)
             for (std::size_t k = 0; k < std::max<std::size_t>(1, t.paths.size()); ++k) {
-                const auto& given = k < t.paths.size() ? t.paths[k].portal : std::nullopt;
-                const auto guest = given ? given->port : static_cast<std::uint16_t>(t.portal.port + k);
                 DEVEMU_TRY(port, core::free_loopback_port());
-                l.cfg.forwards.push_back({port, guest});
-                l.forwards[k == 0 ? t.name : fmt::format("{}/{}", t.name, k + 1)] = port;
+                l.cfg.forwards.push_back({port, t.path_portal(k).port});
+                l.forwards[lio::forward_key(t.name, k)] = port;
             }
     l.cfg.initrd = l.cfg.run_dir / "initrd.cpio";
     l.run.load = {"configfs"};
@@ -158,7 +155,7 @@ json forwarded_access(json info, const std::string& portal, bool secrets, const 
     if (info.contains("paths") && info["paths"].is_array() && !info["paths"].empty() && !portal.empty()) info["paths"][0]["portal"] = portal;
     if (info.contains("paths") && info["paths"].is_array())
         for (std::size_t k = 1; k < info["paths"].size(); ++k)
-            if (const auto key = fmt::format("{}/{}", unit, k + 1); forwards.contains(key)) {
+            if (const auto key = lio::forward_key(unit, k); forwards.contains(key)) {
                 const std::string fwd = "127.0.0.1:" + std::to_string(forwards[key].get<int>());
                 info["paths"][k]["portal"] = fwd;
                 json urls = json::array();

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lio/access.hpp"
+#include "profile/profile.hpp"
 
 using nlohmann::json;
 using namespace devemu::lio;
@@ -52,4 +53,18 @@ TEST_CASE("access lines: a loopback target is its disks, unchanged")
 {
     json rec = {{"info", {{"fabric", "loopback"}, {"wwn", "naa.5001405000000001"}, {"devices", {{"0", "/dev/sda"}}}}}};
     CHECK(access_info(rec, "", false) == rec["info"]);
+}
+
+TEST_CASE("an up --vm target's portals: each path's portal and the key of its forward")
+{
+    devemu::profile::Target t;
+    t.name = "mi";
+    t.portal = {"127.0.0.1", 3260, {}};
+    t.paths.resize(3);
+    t.paths[2].portal = devemu::profile::Portal{"127.0.0.1", 4000, {}};
+    CHECK(t.path_portal(0).port == 3260);
+    CHECK(t.path_portal(1).port == 3261);   // the target's port + K - 1
+    CHECK(t.path_portal(2).port == 4000);   // its table's
+    CHECK(forward_key("mi", 0) == "mi");
+    CHECK(forward_key("mi", 1) == "mi/2");
 }
