@@ -75,9 +75,10 @@ check "... each cut measured: I/O went on (a completion within 2 s of the cut)" 
 check "... the timeline shows each cut path failed, then active" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(t[-1]['active']) else 1)\""
 check "... and an SVG a browser opens" sh -c "head -c 200 /tmp/mp.svg | grep -q '<svg' && tail -c 20 /tmp/mp.svg | grep -q '</svg>'"
 python3 -c "import json; j=json.load(open('/tmp/fo.json')); l=j['lines']; print('\n'.join(l[:6] + ['  ...'] + l[-2:]))"
-"$devemu" failover mp --flaps 1000 --duration 6 --down-for 300 --between 100 --json > /tmp/fo3.json 2>/dev/null; rc=$?
-[ $rc = 0 ] && python3 -c "import json,sys; j=json.load(open('/tmp/fo3.json')); e=j['events']; sys.exit(0 if 2 <= len(e) < 1000 and all(x['cut_s'] < 6.5 for x in e) else 1)" \
-    && ok "failover --duration 6: cuts until 6 s from the start, then stops ($(python3 -c "import json; print(len(json.load(open('/tmp/fo3.json'))['events']))") cuts)" \
+# (a cut lasts until multipathd has the path back: 1-4 s under TCG in CI, up to 7 s seen: 20 s leaves room for at least two)
+"$devemu" failover mp --flaps 1000 --duration 20 --down-for 300 --between 100 --json > /tmp/fo3.json 2>/dev/null; rc=$?
+[ $rc = 0 ] && python3 -c "import json,sys; j=json.load(open('/tmp/fo3.json')); e=j['events']; sys.exit(0 if 2 <= len(e) < 1000 and all(x['cut_s'] < 20.5 for x in e) else 1)" \
+    && ok "failover --duration 20: cuts until 20 s from the start, then stops ($(python3 -c "import json; print(len(json.load(open('/tmp/fo3.json'))['events']))") cuts)" \
     || bad "duration: exit $rc $(head -c 300 /tmp/fo3.json)"
 "$devemu" failover mp --flaps 0 --all-down 14000 --json > /tmp/fo2.json 2>/dev/null; rc=$?
 [ $rc = 1 ] && [ "$(python3 -c "import json; print(json.load(open('/tmp/fo2.json'))['io_errors'] > 0)")" = True ] \
