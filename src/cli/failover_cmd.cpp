@@ -71,11 +71,7 @@ int cmd_failover(Context& ctx, const Args& args)
         auto rep = vm::qemu_failover(ctx.state_dir, *o);
         core::progress_clear();
         if (!rep) return report(rep.error());
-        j = rep->to_json();
-        j["svg"] = rep->svg();
-        j["ok"] = rep->ok();
-        j["lines"] = rep->lines();
-        return print_report(p, j, rep->ok() ? 0 : 1);
+        return print_report(p, rep->result_json(), rep->ok() ? 0 : 1);
     }
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());

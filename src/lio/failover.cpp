@@ -268,6 +268,15 @@ core::Result<FailoverReport> run_failover(PathSet& ps, const FailoverOptions& o)
     return rep;
 }
 
+json FailoverReport::result_json() const
+{
+    json j = to_json();
+    j["svg"] = svg();
+    j["ok"] = ok();   // any error the application saw (expected with every path down past no_path_retry) fails it
+    j["lines"] = lines();
+    return j;
+}
+
 json FailoverReport::to_json() const
 {
     json ev = json::array();

@@ -56,6 +56,8 @@ struct FailoverReport {
     [[nodiscard]] bool ok() const { return report_read && io_errors == 0 && verify_mismatches == 0 && total_err == 0; }
 
     [[nodiscard]] nlohmann::json to_json() const;
+    // What `devemu failover` prints or relays: to_json() with the SVG, the verdict ("ok") and the lines.
+    [[nodiscard]] nlohmann::json result_json() const;
     [[nodiscard]] std::vector<std::string> lines() const;
     [[nodiscard]] std::string svg() const;
 };

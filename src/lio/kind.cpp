@@ -402,9 +402,7 @@ void register_target_kind()
         DEVEMU_TRY(rep, run_failover(r, o));
         core::progress_clear();
         core::Described d;
-        d.json = rep.to_json();
-        d.json["svg"] = rep.svg();
-        d.json["ok"] = rep.ok();   // any error the application saw (expected with every path down past no_path_retry) fails it
+        d.json = rep.result_json();
         d.lines = rep.lines();
         return d;
     };
