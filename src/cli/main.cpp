@@ -168,7 +168,7 @@ int dispatch(const std::string& command, cli::Context& ctx, const cli::Args& cmd
         {"doctor", cli::cmd_doctor}, {"profile", cli::cmd_profile}, {"vm", cli::cmd_vm}, {"ls", cli::cmd_ls},
         {"up", [](cli::Context& c, const cli::Args& a) { return cli::cmd_up(c, a, true); }},
         {"plan", [](cli::Context& c, const cli::Args& a) { return cli::cmd_up(c, a, false); }},
-        {"down", cli::cmd_down}, {"check", cli::cmd_check}, {"gadget", cli::cmd_gadget}, {"fault", cli::cmd_fault}, {"failover", cli::cmd_failover}, {"tcmu-serve", cli::cmd_tcmu_serve},
+        {"down", cli::cmd_down}, {"check", cli::cmd_check}, {"gadget", cli::cmd_gadget}, {"fault", cli::cmd_fault}, {"failover", cli::cmd_failover}, {"tcmu-serve", cli::cmd_tcmu_serve}, {"usb-serve", cli::cmd_usb_serve},
         {"ceph", cli::cmd_ceph}, {"bench", cli::cmd_bench}, {"import", cli::cmd_import}, {"export", cli::cmd_export},
     };
     for (auto& [name, fn] : commands)

@@ -3,7 +3,9 @@
 
 #include "cli/cli.hpp"
 #include "core/text.hpp"
+#include "core/fs.hpp"
 #include "uring/tcmu.hpp"
+#include "usb/msc_serve.hpp"
 
 namespace po = boost::program_options;
 
@@ -38,6 +40,32 @@ int cmd_tcmu_serve(Context&, const Args& args)
     c.faults = p.vm["faults"].as<std::string>();
     c.control = p.vm["control"].as<std::string>();
     return p.has("supervise") ? uring::tcmu_supervise(c) : uring::tcmu_serve(c);
+}
+
+}  // namespace devemu::cli
+
+namespace devemu::cli {
+
+int cmd_usb_serve(Context&, const Args& args)
+{
+    po::options_description opts("devemu usb-serve --config FILE\n\n"
+                                  "Internal: devemu's own USB mass-storage function (FunctionFS), which `devemu up` starts,\n"
+                                  "supervised, for a mass_storage function served by devemu (engine = \"user\").");
+    opts.add_options()("config", po::value<std::string>()->required(), "the function's configuration (JSON, written by up)");
+    Parsed p;
+    if (auto rc = parse_command(args, opts, p, 0)) return *rc;
+    const auto file = p.vm["config"].as<std::string>();
+    auto text = core::read_file(file);
+    if (!text) return report(text.error());
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_object()) return report({core::Errc::invalid_input, "not a JSON object", file, "devemu up writes it; do not edit it"});
+    usb::MscConfig c;
+    try {
+        c = j.get<usb::MscConfig>();
+    } catch (const nlohmann::json::exception& e) {
+        return report({core::Errc::invalid_input, e.what(), file, "devemu up writes it; do not edit it"});
+    }
+    return usb::msc_supervise(c);
 }
 
 }  // namespace devemu::cli

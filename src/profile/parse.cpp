@@ -346,9 +346,15 @@ Result<Function> parse_function(const Table& t)
     DEVEMU_TRY(name, name_of(t));
     f.name = name;
     if (f.type == FunctionType::mass_storage) {
-        DEVEMU_CHECK(t.only_keys({"type", "name", "lun", "stall"}));
+        DEVEMU_CHECK(t.only_keys({"type", "name", "lun", "stall", "engine"}));
         DEVEMU_TRY(stall, t.boolean("stall"));
         f.stall = stall.value_or(true);
+        static const std::pair<const char*, bool> engines[] = {{"kernel", false}, {"user", true}};
+        if (t.has("engine")) {
+            DEVEMU_TRY(user, choice<bool>(t, "engine", engines, std::nullopt));
+            f.user_engine = user;
+            f.engine_set = true;
+        }
         DEVEMU_TRY(luns, t.tables("lun", "[[gadget.function.lun]]"));
         if (luns.empty()) return t.error("lun", "a mass_storage function needs at least one [[gadget.function.lun]]");
         if (luns.size() > 8) return t.error("lun", "mass_storage supports at most 8 LUNs");
@@ -447,6 +453,11 @@ Result<Profile> parse(const std::string& text, const std::string& file_name)
     if (p.backstores.empty() && p.targets.empty() && p.gadgets.empty())
         return core::fail(Errc::invalid_input, "the profile declares nothing", file_name,
                           "add [[backstore]] with [[target]] or [[gadget]]; see targets/ and gadgets/ for examples");
+    // A mass-storage function with a `user` backstore is devemu's own unless the profile says otherwise.
+    for (auto& g : p.gadgets)
+        for (auto& f : g.functions)
+            for (auto& l : f.luns)
+                if (auto* b = p.backstore(l.backstore); !f.engine_set && b && b->type == BackstoreType::user) f.user_engine = true;
     DEVEMU_CHECK(validate(p));
     return p;
 }

@@ -122,6 +122,9 @@ struct Function {
     std::string name;
     std::vector<MsLun> luns;   // mass_storage
     bool stall = true;         // mass_storage
+    // mass_storage: served by devemu's own function over FunctionFS (engine = "user"; the default when a LUN uses a
+    // `user` backstore) instead of the kernel's f_mass_storage; engine_set: the profile said which
+    bool user_engine = false, engine_set = false;
     std::string mount;         // ffs: where functionfs is mounted (default /dev/usb-ffs/NAME)
     Loc loc;
 };

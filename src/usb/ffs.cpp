@@ -20,8 +20,6 @@ namespace devemu::usb {
 using core::Errc;
 using profile::FunctionType;
 
-namespace {
-
 // Creates the mount point (journaling each directory it makes) and mounts FunctionFS instance `name` there.
 core::Status mount_ffs(core::Transaction& tx, const std::string& name, const fs::path& where)
 {
@@ -46,8 +44,6 @@ bool ffs_ready(const fs::path& mount)
         if (e.path().filename() != "ep0") return true;
     return false;
 }
-
-}  // namespace
 
 core::Status wait_for_apps(core::Transaction& tx, const profile::Gadget& g, const UpOptions& opt, nlohmann::json& mounts)
 {

@@ -14,6 +14,11 @@
 
 namespace devemu::usb {
 
+// Creates the mount point (journaling each directory it makes) and mounts FunctionFS instance `name` there.
+[[nodiscard]] core::Status mount_ffs(core::Transaction& tx, const std::string& name, const fs::path& where);
+// Has the function's app written its descriptors (its endpoint files are there)?
+[[nodiscard]] bool ffs_ready(const fs::path& mount);
+
 // Mounts every ffs function of `g` (recording "NAME": mount in `mounts`), lets opt.on_ffs_mounted start an app,
 // and waits (progress, opt.timeout) until every app has written its descriptors.
 [[nodiscard]] core::Status wait_for_apps(core::Transaction& tx, const profile::Gadget& g, const UpOptions& opt, nlohmann::json& mounts);

@@ -25,6 +25,7 @@
 #include "core/text.hpp"
 #include "core/transaction.hpp"
 #include "usb/ffs.hpp"
+#include "usb/msc_unit.hpp"
 #include "usb/udc.hpp"
 
 namespace devemu::usb {
@@ -40,7 +41,12 @@ namespace {
 
 const char* max_speed_name(Speed s) { return s == Speed::super ? "super-speed" : s == Speed::high ? "high-speed" : "full-speed"; }
 
-std::string fn_dir(const profile::Function& f) { return fmt::format("{}.{}", profile::to_string(f.type), f.name); }
+// A function's configfs directory; one devemu serves is a FunctionFS instance.
+std::string fn_dir(const profile::Gadget& g, const profile::Function& f)
+{
+    if (f.type == FunctionType::mass_storage && f.user_engine) return "ffs." + msc_instance(g, f);
+    return fmt::format("{}.{}", profile::to_string(f.type), f.name);
+}
 
 std::string hex4(unsigned v) { return fmt::format("{:#06x}", v); }
 
@@ -74,19 +80,21 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
 {
     if (!opt.load_modules || p.gadgets.empty()) return {};
     Speed top = Speed::full;
-    bool ms = false, ffs = false, acm = false;
+    bool ms = false, ffs = false, acm = false, host_ms = false;
     for (auto& g : p.gadgets) {
         top = std::max(top, g.speed);
         for (auto& f : g.functions) {
-            ms = ms || f.type == FunctionType::mass_storage;
-            ffs = ffs || f.type == FunctionType::ffs;
+            ms = ms || (f.type == FunctionType::mass_storage && !f.user_engine);
+            host_ms = host_ms || f.type == FunctionType::mass_storage;
+            ffs = ffs || f.type == FunctionType::ffs || (f.type == FunctionType::mass_storage && f.user_engine);
             acm = acm || f.type == FunctionType::acm;
         }
     }
     std::vector<core::ModuleWant> mods = {{"configfs"}, {"libcomposite"}};
     // dummy_hcd's speed is fixed when it loads; num=4 lets several gadgets (and other devemu units) coexist.
     mods.push_back({"dummy_hcd", fmt::format("num=4 is_high_speed={} is_super_speed={}", top >= Speed::high ? 1 : 0, top == Speed::super ? 1 : 0)});
-    if (ms) mods.insert(mods.end(), {{"usb_f_mass_storage"}, {"usb-storage"}, {"sd_mod"}});
+    if (ms) mods.push_back({"usb_f_mass_storage"});
+    if (host_ms) mods.insert(mods.end(), {{"usb-storage"}, {"sd_mod"}});
     if (ffs) mods.push_back({"usb_f_fs"});
     if (acm) mods.insert(mods.end(), {{"usb_f_acm"}, {"cdc_acm", "", true}});   // cdc_acm optional: no tty is reported then
     for (auto& g : p.gadgets)
@@ -123,9 +131,9 @@ std::vector<Node> gadget_nodes(const profile::Gadget& g, const std::map<std::str
     attr(G + "/strings/0x409/product", g.product);
     attr(G + "/strings/0x409/serialnumber", g.serial);
     for (auto& f : g.functions) {
-        const auto F = G + "/functions/" + fn_dir(f);
+        const auto F = G + "/functions/" + fn_dir(g, f);
         dir(F);
-        if (f.type != FunctionType::mass_storage) continue;
+        if (f.type != FunctionType::mass_storage || f.user_engine) continue;
         attr(F + "/stall", f.stall ? "1" : "0");
         for (std::size_t i = 0; i < f.luns.size(); ++i) {
             const auto& l = f.luns[i];
@@ -146,7 +154,7 @@ std::vector<Node> gadget_nodes(const profile::Gadget& g, const std::map<std::str
     attr(G + "/configs/c.1/MaxPower", std::to_string(g.max_power));
     dir(G + "/configs/c.1/strings/0x409");
     attr(G + "/configs/c.1/strings/0x409/configuration", "devemu");
-    for (auto& f : g.functions) n.push_back({NodeKind::link, G + "/configs/c.1/" + fn_dir(f), G + "/functions/" + fn_dir(f), true, ""});
+    for (auto& f : g.functions) n.push_back({NodeKind::link, G + "/configs/c.1/" + fn_dir(g, f), G + "/functions/" + fn_dir(g, f), true, ""});
     return n;
 }
 
@@ -208,8 +216,10 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
         return plan.empty() || only_media ? core::Status{} : unbind_udc(udc_attr);
     };
     KernelLog klog;
-    json mounts = json::object(), host;
+    json mounts = json::object(), host, servers;
     a.after_verify = [&](core::Transaction& txn) -> core::Status {
+        DEVEMU_TRY(sv, start_msc_servers(txn, p, g, sd, r.backstores, rec.value("servers", json::object()), opt.timeout));
+        servers = sv;
         DEVEMU_CHECK(wait_for_apps(txn, g, opt, mounts));
         DEVEMU_CHECK(bind_udc(txn, g.name, udc_attr, udc, opt.roots));
         DEVEMU_TRY(h, wait_enumerated(g, udc, opt.roots, opt.timeout, klog));
@@ -232,6 +242,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
     out.host = host;
     out.luns = lun_records(g, r.lun_files, host);
     out.ffs = mounts.get<std::map<std::string, std::string>>();
+    out.servers = servers;
     out.changes = steps.size();
     for (auto& f : g.functions) out.spec_functions.push_back({profile::to_string(f.type), f.name});
     rec = out;
@@ -267,6 +278,9 @@ std::vector<std::string> health(const GadgetRecord& rec, const Roots& roots)
         out.push_back(fmt::format("{}: asked for '{}', the kernel has '{}'", attr.string(), rec.udc, bound.value_or("absent")));
     for (auto& [name, mount] : rec.ffs)
         if (!core::mounted_at(mount, "functionfs")) out.push_back(mount + ": FunctionFS is no longer mounted");
+    const auto servers = msc_server_status(rec.servers);
+    for (auto it = servers.begin(); it != servers.end(); ++it)
+        if (!it->value("running", false)) out.push_back(fmt::format("function '{}': devemu's mass-storage server is not running", it.key()));
     return out;
 }
 
@@ -280,6 +294,9 @@ core::Status change_media(const core::StateDir& sd, const std::string& unit, uns
         if (l.lun == lun && !entry) entry = &l;
     if (!entry) return core::fail(Errc::invalid_input, fmt::format("gadget '{}' has no LUN {}", unit, lun), unit, "devemu ls " + unit);
     const std::string fn = entry->function;
+    if (rec.servers.contains(fn))
+        return core::fail(Errc::invalid_input, fmt::format("function '{}' of gadget '{}' is devemu's own, which has no media change yet", fn, unit),
+                          rec.profile.empty() ? unit : rec.profile, "use engine = \"kernel\" on that function for insert/eject");
     if (!entry->removable)
         return core::fail(Errc::invalid_input, fmt::format("LUN {} of gadget '{}' is not removable", lun, unit), rec.profile.empty() ? unit : rec.profile,
                           "set removable = true on that [[gadget.function.lun]] and devemu down/up");

@@ -37,6 +37,7 @@ struct GadgetRecord {
     std::vector<LunRecord> luns;
     std::map<std::string, std::string> ffs;                 // FunctionFS function -> its mount point
     std::vector<FunctionRecord> spec_functions;
+    nlohmann::json servers = nlohmann::json::object();      // devemu-served function -> its server (usb/msc_unit.hpp)
 };
 
 void to_json(nlohmann::json& j, const LunRecord& r);
@@ -44,7 +45,7 @@ void from_json(const nlohmann::json& j, LunRecord& r);
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FunctionRecord, type, name)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GadgetRecord, version, name, kind, profile, state, changes, nodes, udc, vid_pid, serial,
-                                                backstores, host, luns, ffs, spec_functions)
+                                                backstores, host, luns, ffs, spec_functions, servers)
 
 // A record as a GadgetRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<GadgetRecord> gadget_record(const nlohmann::json& j);
