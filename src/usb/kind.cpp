@@ -12,6 +12,7 @@
 #include "profile/profile.hpp"
 #include "usb/checker.hpp"
 #include "usb/gadget.hpp"
+#include "usb/msc_unit.hpp"
 #include "usb/record.hpp"
 #include "usb/udc.hpp"
 
@@ -38,6 +39,14 @@ std::vector<std::string> gadget_lines(const json& j)
     const json ttys = host.value("ttys", json::object());   // named: items() of a temporary dangles
     for (auto it = ttys.begin(); it != ttys.end(); ++it) out.push_back("  acm " + it.key() + "    " + it.value().get<std::string>());
     for (auto& [fn, mount] : rec.ffs) out.push_back("  ffs " + fn + "    " + mount);
+    const json servers = msc_server_status(rec.servers);
+    for (auto it = servers.begin(); it != servers.end(); ++it) {
+        const json& s = it.value();
+        out.push_back(fmt::format("  server {}  devemu's function, pid {}{}: {} commands, {} MB read, {} MB written, {} errors, {} resets, {} restarts",
+                                  it.key(), s.value("pid", 0), s.value("running", false) ? "" : " (NOT RUNNING)", s.value("commands", 0),
+                                  s.value("bytes_read", std::uint64_t{0}) / 1000000, s.value("bytes_written", std::uint64_t{0}) / 1000000,
+                                  s.value("errors", 0), s.value("resets", 0), s.value("restarts", 0)));
+    }
     out.push_back("  stop it:   devemu down " + rec.name);
     return out;
 }
@@ -74,7 +83,7 @@ core::Described describe_gadget(const json& j, core::DescribeFor what, bool)
     core::Described d;
     if (what == core::DescribeFor::up) {
         d.json = {{"unit", j.value("name", "")}, {"kind", "gadget"}};
-        for (auto key : {"changes", "udc", "vid_pid", "serial", "host", "luns", "ffs"}) d.json[key] = j.contains(key) ? j[key] : json();
+        for (auto key : {"changes", "udc", "vid_pid", "serial", "host", "luns", "ffs", "servers"}) d.json[key] = j.contains(key) ? j[key] : json();
         d.lines = gadget_lines(j);
         return d;
     }
@@ -82,6 +91,7 @@ core::Described describe_gadget(const json& j, core::DescribeFor what, bool)
         if (j.contains(key)) d.json[key] = j[key];
     auto rec = gadget_record(j);
     if (!rec) return d;
+    if (!rec->servers.empty()) d.json["servers"] = msc_server_status(rec->servers);
     std::string line;
     if (!rec->vid_pid.empty()) line = rec->vid_pid + " on " + rec->udc;
     for (auto& l : rec->luns)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -16,31 +17,76 @@
 
 namespace devemu::usb {
 
-bool MscServer::send(const std::uint8_t* p, std::size_t n)
+bool MscServer::bus_write(const std::uint8_t* p, std::size_t n)
 {
-    for (std::size_t done = 0; done < n;) {
+    for (;;) {
         if (reset_ || g_msc_stop) return false;
-        const ssize_t w = ::write(in_.get(), p + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;   // the host went away (disabled, unbound)
-        done += static_cast<std::size_t>(w);
+        const auto t = ++tag_;
+        if (aio_.submit(in_.get(), true, const_cast<std::uint8_t*>(p), n, t)) {
+            in_pending_.push_back(t);
+            return true;
+        }
+        if (errno == EAGAIN) {   // the context is full: what is done makes room
+            collect_in();
+            if (!aio_.reap(true)) return false;
+            continue;
+        }
+        if (errno != EINTR) return false;   // the host went away (disabled, unbound)
     }
-    return true;
 }
 
-bool MscServer::receive(std::uint8_t* p, std::size_t n)
+std::optional<long long> MscServer::await(std::uint64_t tag)
 {
-    for (std::size_t done = 0; done < n;) {
-        if (reset_ || g_msc_stop) return false;
-        const ssize_t r = ::read(out_.get(), p + done, n - done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return false;
-        done += static_cast<std::size_t>(r);
-        // A short packet ends the host's transfer: what it sent is all there is (a host that does not follow
-        // its own CBW); the rest of this phase would eat the next CBW.
-        if (done < n && r % 512 != 0) return false;
+    for (;;) {
+        if (auto r = aio_.take(tag)) return r;
+        if (reset_ || g_msc_stop) return std::nullopt;
+        (void)aio_.reap(true);   // EINTR: a reset or SIGTERM, seen above
     }
-    return true;
+}
+
+bool MscServer::bus_read(std::uint8_t* p, std::size_t n)
+{
+    const auto t = ++tag_;
+    while (!aio_.submit(out_.get(), false, p, n, t))
+        if (errno != EINTR || reset_ || g_msc_stop) return false;
+    auto r = await(t);
+    // A short packet ends the host's transfer early (a host that does not follow its own CBW): what it sent is
+    // all there is; reading on would eat the next CBW.
+    return r && *r == static_cast<long long>(n);
+}
+
+bool MscServer::read_sync(std::uint8_t* p, std::size_t n)
+{
+    for (;;) {
+        if (reset_ || g_msc_stop) return false;
+        const ssize_t r = ::read(out_.get(), p, n);
+        if (r < 0 && errno == EINTR) continue;
+        return r == static_cast<ssize_t>(n);   // short: the host ended its transfer early (see bus_read)
+    }
+}
+
+void MscServer::collect_in()
+{
+    while (aio_.outstanding() > 0 && aio_.reap(false) && aio_.ready() > 0) {}
+    std::erase_if(in_pending_, [&](std::uint64_t t) { return aio_.take(t).has_value(); });
+}
+
+bool MscServer::settle_in()
+{
+    bool ok = true;
+    for (auto t : in_pending_) {
+        auto r = await(t);
+        if (!r) return false;
+        ok = ok && *r >= 0;
+    }
+    in_pending_.clear();
+    return ok;
+}
+
+void MscServer::abort_bus()
+{
+    aio_.cancel_all();
+    in_pending_.clear();
 }
 
 void MscServer::wait_cqes(unsigned n, std::vector<int>& results)
@@ -54,11 +100,31 @@ void MscServer::wait_cqes(unsigned n, std::vector<int>& results)
     }
 }
 
-// Reads run ahead of the bus: while chunk K is written to bulk-in, chunks K+1.. are read from the backing.
+// Reads run ahead of the bus: chunks are queued on bulk-in as soon as the backing has them (several in flight,
+// so the UDC always has the next one), and each buffer is refilled from the backing at once.
 MscServer::Moved MscServer::send_from_backing(Lun& lun, std::uint64_t off, std::uint64_t len)
 {
     Moved m;
     const std::uint64_t chunk = cfg_.chunk, nb = bufs_.size(), chunks = (len + chunk - 1) / chunk;
+    if (lun.map && off + len <= lun.map_len) {   // chunk by chunk from the page cache: the first is on the bus while the next is copied
+        for (std::uint64_t k = 0; k < chunks; ++k) {
+            const auto n = std::min(chunk, len - k * chunk);
+            if (!bus_write(lun.map + off + k * chunk, n)) {
+                (errno == EFAULT ? m.medium : m.transport) = true;
+                if (m.medium) spdlog::warn("usb: backing read at {} failed (I/O error under the mapping)", off + k * chunk);
+                break;
+            }
+            m.moved += n;
+        }
+        return m;
+    }
+    if (chunks == 1) {   // one chunk: nothing to overlap, and one syscall is the shortest way from the page cache
+        const ssize_t r = ::pread(lun.fd.get(), bufs_[0], len, static_cast<off_t>(off));
+        if (r != static_cast<ssize_t>(len)) m.medium = true;
+        else if (!bus_write(bufs_[0], len)) m.transport = true;
+        else m.moved = len;
+        return m;
+    }
     std::vector<int> res(nb, INT_MIN);
     auto size_of = [&](std::uint64_t k) { return std::min(chunk, len - k * chunk); };
     unsigned inflight = 0;
@@ -83,7 +149,7 @@ MscServer::Moved MscServer::send_from_backing(Lun& lun, std::uint64_t off, std::
             m.medium = true;
             break;
         }
-        if (!send(bufs_[k % nb], static_cast<std::size_t>(r))) {
+        if (!bus_write(bufs_[k % nb], static_cast<std::size_t>(r))) {   // copied: the buffer is free again
             m.transport = true;
             break;
         }
@@ -97,17 +163,54 @@ MscServer::Moved MscServer::send_from_backing(Lun& lun, std::uint64_t off, std::
     return m;
 }
 
-// Writes trail the bus: chunk K goes to the backing while chunk K+1 is received; all are on the backing before
-// the CSW says GOOD. `store` false (a dropped write): received and thrown away.
+// Writes trail the bus: every buffer has a bulk-out read queued (so the UDC can fill the next while we are woken
+// for the last), each filled chunk goes to the backing, and its buffer is queued again once that write is done.
+// All are on the backing before the CSW says GOOD. `store` false (a dropped write): received and thrown away.
 MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std::uint64_t len, bool store)
 {
     Moved m;
     const std::uint64_t chunk = cfg_.chunk, nb = bufs_.size(), chunks = (len + chunk - 1) / chunk;
-    std::vector<int> res(nb, 0);
-    std::vector<bool> busy(nb, false);
-    std::vector<std::uint64_t> want(nb, 0);
+    if (store && lun.map && off + len <= lun.map_len) {   // straight into the page cache
+        if (chunks == 1) {
+            m.transport = !read_sync(lun.map + off, len);
+            if (m.transport && errno == EFAULT) m.transport = false, m.medium = true;
+            if (!m.transport) m.moved = len;
+            return m;
+        }
+        std::vector<std::uint64_t> tags;   // every chunk queued at once: the UDC fills one while the last is copied
+        for (std::uint64_t k = 0; k < chunks; ++k) {
+            tags.push_back(++tag_);
+            while (!aio_.submit(out_.get(), false, lun.map + off + k * chunk, std::min(chunk, len - k * chunk), tags.back()))
+                if (errno != EINTR || reset_ || g_msc_stop) return m.transport = true, m;
+        }
+        for (std::uint64_t k = 0; k < chunks; ++k) {
+            auto r = await(tags[k]);
+            if (r && *r == -EFAULT) m.medium = true;
+            else if (!r || *r != static_cast<long long>(std::min(chunk, len - k * chunk))) return m.transport = true, m;
+            m.moved += std::min(chunk, len - k * chunk);
+        }
+        return m;
+    }
+    if (chunks == 1) {   // a plain read: its completion wakes us directly (AIO goes through a kernel worker)
+        if (!read_sync(bufs_[0], len)) m.transport = true;
+        else if (m.moved = len; store && ::pwrite(lun.fd.get(), bufs_[0], len, static_cast<off_t>(off)) != static_cast<ssize_t>(len)) m.medium = true;
+        return m;
+    }
+    auto size_of = [&](std::uint64_t k) { return std::min(chunk, len - k * chunk); };
+    std::vector<std::uint64_t> bus_tag(nb, 0);
+    std::vector<int> res(nb, INT_MIN);
+    std::vector<bool> busy(nb, false);   // a backing write from this slot is in flight
     unsigned inflight = 0;
-    auto settle = [&](std::uint64_t slot) {   // wait until the write in this slot is done
+    std::uint64_t queued = 0;
+    auto queue_read = [&]() {
+        const auto slot = queued % nb;
+        bus_tag[slot] = ++tag_;
+        while (!aio_.submit(out_.get(), false, bufs_[slot], size_of(queued), bus_tag[slot]))
+            if (errno != EINTR || reset_ || g_msc_stop) return false;
+        ++queued;
+        return true;
+    };
+    auto settle = [&](std::uint64_t slot) {
         while (busy[slot]) {
             std::vector<int> got(nb, INT_MIN);
             wait_cqes(1, got);
@@ -115,28 +218,33 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
             for (std::uint64_t i = 0; i < nb; ++i)
                 if (got[i] != INT_MIN) {
                     busy[i] = false;
-                    if (got[i] < 0 || static_cast<std::uint64_t>(got[i]) != want[i]) m.medium = true;
+                    if (got[i] < 0 || static_cast<std::uint64_t>(got[i]) != size_of(static_cast<std::uint64_t>(res[i])))
+                        m.medium = true;
                 }
         }
     };
-    for (std::uint64_t k = 0; k < chunks; ++k) {
+    for (std::uint64_t k = 0; k < std::min(nb, chunks) && !m.transport; ++k) m.transport = !queue_read();
+    for (std::uint64_t k = 0; k < chunks && !m.transport; ++k) {
         const auto slot = k % nb;
-        settle(slot);
-        const auto n = std::min(chunk, len - k * chunk);
-        if (!receive(bufs_[slot], static_cast<std::size_t>(n))) {
+        auto r = await(bus_tag[slot]);
+        if (!r || *r != static_cast<long long>(size_of(k))) {
             m.transport = true;
             break;
         }
-        m.moved += n;
-        if (!store || m.medium) continue;   // a failed write still takes the host's data: the phase must end
-        auto* s = io_uring_get_sqe(&ring_);
-        io_uring_prep_write(s, lun.fd.get(), bufs_[slot], static_cast<unsigned>(n), off + k * chunk);
-        io_uring_sqe_set_data64(s, slot);
-        busy[slot] = true, want[slot] = n, ++inflight;
-        io_uring_submit(&ring_);
+        m.moved += size_of(k);
+        if (store && !m.medium) {   // a failed write still takes the host's data: the phase must end
+            auto* s = io_uring_get_sqe(&ring_);
+            io_uring_prep_write(s, lun.fd.get(), bufs_[slot], static_cast<unsigned>(size_of(k)), off + k * chunk);
+            io_uring_sqe_set_data64(s, slot);
+            busy[slot] = true, res[slot] = static_cast<int>(k), ++inflight;
+            io_uring_submit(&ring_);
+        }
+        if (queued < chunks) {
+            settle(queued % nb);
+            m.transport = !queue_read();
+        }
     }
     for (std::uint64_t i = 0; i < nb; ++i) settle(i);
-    (void)res;
     return m;
 }
 
@@ -210,17 +318,18 @@ void MscServer::command(const bot::Cbw& cbw)
             ++reads_, bytes_read_ += m.moved;
         } else if (a.transfer) {
             plan.data.resize(a.transfer);
-            m.transport = !send(plan.data.data(), a.transfer);
+            m.transport = !bus_write(plan.data.data(), a.transfer);
             m.moved = a.transfer;
         }
-        if (m.transport) return;   // reset or gone: no CSW
+        if (m.transport) return abort_bus();   // reset or gone: no CSW
         if (m.medium) status = scsi::check_condition, sense = scsi::medium_error_read, info = static_cast<std::uint32_t>(plan.lba + m.moved / bs);
         const std::uint64_t left = h - m.moved;
         if (left && (a.pad || !cfg_.stall)) {
             std::vector<std::uint8_t> zeros(std::min<std::uint64_t>(left, cfg_.chunk));
             for (std::uint64_t sent = 0; sent < left; sent += zeros.size())
-                if (!send(zeros.data(), std::min<std::uint64_t>(zeros.size(), left - sent))) return;
+                if (!bus_write(zeros.data(), std::min<std::uint64_t>(zeros.size(), left - sent))) return abort_bus();
         } else if (left && (a.halt_in || m.medium)) {
+            if (!settle_in()) return abort_bus();   // the UDC halts an endpoint only with nothing queued
             halt(true);
         }
     } else if (cbw.dir == bot::Dir::out) {
@@ -229,15 +338,15 @@ void MscServer::command(const bot::Cbw& cbw)
             ++writes_, bytes_written_ += dropped ? 0 : m.moved;
         } else if (a.transfer) {
             data.resize(a.transfer);
-            m.transport = !receive(data.data(), a.transfer);
+            m.transport = !bus_read(data.data(), a.transfer);
             m.moved = a.transfer;
         }
-        if (m.transport) return;
+        if (m.transport) return abort_bus();
         if (m.medium) status = scsi::check_condition, sense = scsi::medium_error_write, info = static_cast<std::uint32_t>(plan.lba);
         if (a.discard) {
             std::vector<std::uint8_t> sink(std::min<std::uint64_t>(a.discard, cfg_.chunk));
             for (std::uint64_t got = 0; got < a.discard; got += sink.size())
-                if (!receive(sink.data(), std::min<std::uint64_t>(sink.size(), a.discard - got))) return;
+                if (!bus_read(sink.data(), std::min<std::uint64_t>(sink.size(), a.discard - got))) return abort_bus();
         } else if (a.halt_out) {
             halt(false);
         }
@@ -257,7 +366,9 @@ void MscServer::command(const bot::Cbw& cbw)
     if (a.phase_error) ++phase_errors_;
     const auto csw = bot::encode(bot::Csw{cbw.tag, static_cast<std::uint32_t>(h - std::min(h, m.moved)),
                                           static_cast<std::uint8_t>(a.phase_error ? 2 : status == scsi::good ? 0 : 1)});
-    (void)send(csw.data(), csw.size());
+    csw_ = csw;
+    if (!bus_write(csw_.data(), csw_.size())) abort_bus();
+    collect_in();
 }
 
 bool MscServer::execute_other(Lun& lun, const scsi::Plan& plan, const std::vector<std::uint8_t>& data, scsi::Sense& sense, std::uint32_t& info)

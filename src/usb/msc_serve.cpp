@@ -5,6 +5,7 @@
 #include <linux/usb/functionfs.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,8 @@ MscServer::MscServer(const MscConfig& cfg, int ep0) : cfg_(cfg), ep0_(ep0) {}
 
 MscServer::~MscServer()
 {
+    for (auto& l : luns_)
+        if (l.map) ::munmap(l.map, l.map_len);
     if (ring_ok_) io_uring_queue_exit(&ring_);
     for (auto* b : bufs_) std::free(b);
 }
@@ -71,6 +74,14 @@ core::Status MscServer::open()
         d.readonly = l.readonly;
         d.write_cache = true;   // the page cache, as the kernel's function: WCE set, SYNCHRONIZE CACHE and FUA flush it
         d.max_transfer_blocks = static_cast<std::uint32_t>(std::min<std::uint64_t>(32u << 20, l.size) / l.block_size);
+        // Mapped, the backing's page cache is the data buffer: FunctionFS copies a read's bytes from it and a write's
+        // into it, one copy each way, as the kernel's function does (a bounce buffer would add one). An I/O error
+        // under the mapping comes back as EFAULT from that copy, reported as a medium error. Without a mapping
+        // (mmap refused), io_uring reads and writes a bounce buffer.
+        if (void* m = ::mmap(nullptr, l.size, PROT_READ | (l.readonly ? 0 : PROT_WRITE), MAP_SHARED, lun.fd.get(), 0); m != MAP_FAILED) {
+            lun.map = static_cast<std::uint8_t*>(m);
+            lun.map_len = l.size;
+        }
         for (auto& f : l.faults) {
             DEVEMU_TRY(spec, fault::parse(fault::keys_of(f), l.backing, d.blocks - 1));
             DEVEMU_CHECK(lun.chain.add(spec, fault::Clock::now()));
@@ -86,6 +97,7 @@ core::Status MscServer::open()
         return core::fail_errno("io_uring_queue_init", "io_uring", "is io_uring disabled (sysctl kernel.io_uring_disabled)?");
     }
     ring_ok_ = true;
+    DEVEMU_CHECK(aio_.init(64));
     for (unsigned i = 0; i < std::max(2u, cfg_.buffers); ++i) {
         void* p = nullptr;
         if (::posix_memalign(&p, 4096, cfg_.chunk) != 0) return core::fail(core::Errc::kernel, "out of memory", "buffers", "");
@@ -171,28 +183,32 @@ int MscServer::run()
     st.detach();
     ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     publish_faults();
-    std::vector<std::uint8_t> buf(1024);
+    // The CSW is queued without waiting for it, so the next CBW's read follows at once; it is a plain read (the
+    // completion wakes this thread directly, where an AIO read goes through a kernel worker first).
+    auto* cbw_buf = bufs_.back();
     while (!g_msc_stop) {
-        g_waiting = true;
-        if (g_msc_stop) break;
-        const ssize_t n = ::read(out_.get(), buf.data(), buf.size());
+        g_waiting = true;   // SIGTERM now: exit at once (every acknowledged write is on the backing)
+        const ssize_t n = g_msc_stop ? -1 : ::read(out_.get(), cbw_buf, 1024);
         g_waiting = false;
-        if (n < 0) {
-            if (errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(20));   // disabled: wait for the host
+        if (n < 0) {   // EINTR: a reset between commands (or SIGTERM); else disabled: wait for the host
+            if (errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(20));
             reset_ = false;
             continue;
         }
         reset_ = false;
-        auto cbw = bot::decode_cbw(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
+        collect_in();
+        auto cbw = bot::decode_cbw(std::span<const std::uint8_t>(cbw_buf, static_cast<std::size_t>(n)));
         if (!cbw || wedged_) {   // BOT 6.6.1: not a valid CBW: halt both endpoints until a Bulk-Only Reset
             ++invalid_;
             wedged_ = true;
+            if (!settle_in()) abort_bus();
             halt(true);
             halt(false);
             continue;
         }
         ++commands_;
         command(*cbw);
+        if (reset_) reset_ = false;   // the command was abandoned for it
     }
     if (!cfg_.stats.empty()) (void)core::write_file_atomic(cfg_.stats, stats().dump() + "\n");
     return 0;

@@ -4,9 +4,11 @@
 #include <liburing.h>
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +17,7 @@
 #include "core/fd.hpp"
 #include "fault/chain.hpp"
 #include "scsi/emulation.hpp"
+#include "usb/aio.hpp"
 #include "usb/bot.hpp"
 #include "usb/msc_serve.hpp"
 #include "uring/discard.hpp"
@@ -42,6 +45,8 @@ private:
         scsi::Device dev;
         std::vector<std::uint8_t> sense;   // of the last CHECK CONDITION, for REQUEST SENSE
         fault::Chain chain;
+        std::uint8_t* map = nullptr;   // the backing, mapped shared: the bus copies straight from / into its pages
+        std::uint64_t map_len = 0;
     };
     // How a data phase ended: `moved` bytes crossed the bus; `transport`: the host reset or went away (no CSW);
     // `medium`: the backing failed (the command fails with a medium error).
@@ -58,9 +63,18 @@ private:
     scsi::Plan plan_for(const bot::Cbw& cbw, Lun* lun);
     // Fault chain: false when the command must not touch the medium (failed into `plan`, or a dropped write)
     bool pass_faults(Lun& lun, scsi::Plan& plan, bool& dropped, std::uint32_t& info);
-    // Bulk I/O, whole lengths, interrupted by a reset (EINTR) or the host going away.
-    bool send(const std::uint8_t* p, std::size_t n);
-    bool receive(std::uint8_t* p, std::size_t n);
+    // The bus (native AIO, usb/aio.hpp). bus_write queues (the data is copied: the buffer is free at once);
+    // bus_read queues and waits; await: a request's result, nullopt when a reset or SIGTERM ends the wait.
+    bool bus_write(const std::uint8_t* p, std::size_t n);
+    bool bus_read(std::uint8_t* p, std::size_t n);
+    bool read_sync(std::uint8_t* p, std::size_t n);
+    std::optional<long long> await(std::uint64_t tag);
+    // Waits for every queued bulk-in write (before a halt, which the UDC refuses with requests queued); false
+    // when one failed or the wait was ended.
+    bool settle_in();
+    void collect_in();
+    // A reset or a vanished host in the middle of a command: every queued request cancelled.
+    void abort_bus();
     Moved send_from_backing(Lun& lun, std::uint64_t off, std::uint64_t len);
     Moved receive_to_backing(Lun& lun, std::uint64_t off, std::uint64_t len, bool store);
     void wait_cqes(unsigned n, std::vector<int>& results);
@@ -74,6 +88,10 @@ private:
     io_uring ring_{};
     bool ring_ok_ = false;
     std::vector<std::uint8_t*> bufs_;
+    Aio aio_;
+    std::uint64_t tag_ = 0;
+    std::vector<std::uint64_t> in_pending_;
+    std::array<std::uint8_t, bot::csw_len> csw_{};   // bulk-in writes queued and not yet collected
     pthread_t data_thread_{};
     std::atomic<bool> reset_{false}, wedged_{false};
     std::atomic<std::uint64_t> commands_{0}, reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0}, errors_{0}, phase_errors_{0},

@@ -1,0 +1,80 @@
+#include "usb/aio.hpp"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+namespace devemu::usb {
+
+Aio::~Aio()
+{
+    if (ctx_) {
+        cancel_all();
+        ::syscall(SYS_io_destroy, ctx_);
+    }
+}
+
+core::Status Aio::init(unsigned depth)
+{
+    if (::syscall(SYS_io_setup, depth, &ctx_) != 0) return core::fail_errno("io_setup", "aio", "raise /proc/sys/fs/aio-max-nr");
+    return {};
+}
+
+bool Aio::submit(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag)
+{
+    auto cb = std::make_unique<iocb>();
+    std::memset(cb.get(), 0, sizeof(iocb));
+    cb->aio_data = tag;
+    cb->aio_lio_opcode = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD;
+    cb->aio_fildes = static_cast<std::uint32_t>(fd);
+    cb->aio_buf = reinterpret_cast<std::uint64_t>(buf);
+    cb->aio_nbytes = len;
+    iocb* list[1] = {cb.get()};
+    if (::syscall(SYS_io_submit, ctx_, 1, list) != 1) return false;
+    live_[tag] = std::move(cb);
+    return true;
+}
+
+bool Aio::reap(bool block)
+{
+    io_event ev[16];
+    timespec zero{0, 0};
+    const long n = ::syscall(SYS_io_getevents, ctx_, block ? 1 : 0, 16, ev, block ? nullptr : &zero);
+    last_reaped_ = n < 0 ? 0 : n;
+    if (n < 0) return false;
+    for (long i = 0; i < n; ++i) {
+        done_[ev[i].data] = ev[i].res;
+        live_.erase(ev[i].data);
+    }
+    return true;
+}
+
+std::optional<long long> Aio::take(std::uint64_t tag)
+{
+    auto it = done_.find(tag);
+    if (it == done_.end()) return std::nullopt;
+    const auto r = it->second;
+    done_.erase(it);
+    return r;
+}
+
+void Aio::cancel_all()
+{
+    for (auto& [tag, cb] : live_) {
+        io_event ev{};
+        ::syscall(SYS_io_cancel, ctx_, cb.get(), &ev);
+    }
+    // A cancelled request still completes (with -ECONNRESET or so): reap until none is left, uninterrupted.
+    for (int i = 0; i < 500 && !live_.empty(); ++i) {
+        io_event ev[16];
+        timespec ten_ms{0, 10'000'000};
+        const long n = ::syscall(SYS_io_getevents, ctx_, 1, 16, ev, &ten_ms);
+        for (long k = 0; k < n; ++k) live_.erase(ev[k].data);
+    }
+    done_.clear();
+}
+
+}  // namespace devemu::usb
