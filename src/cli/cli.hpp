@@ -36,6 +36,7 @@ int cmd_bench(Context& ctx, const Args& args);
 int cmd_export(Context& ctx, const Args& args);
 int cmd_tcmu_serve(Context& ctx, const Args& args);
 int cmd_usb_serve(Context& ctx, const Args& args);
+int cmd_capture(Context& ctx, const Args& args);
 int cmd_ceph(Context& ctx, const Args& args);
 int cmd_gadget(Context& ctx, const Args& args);
 int cmd_fault(Context& ctx, const Args& args);

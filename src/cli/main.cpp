@@ -36,6 +36,7 @@ Commands:
   plan PROFILE         show what `up` would change
   check NAME|VID:PID   exercise a target or gadget as an initiator/host would
   gadget eject|insert  media change on a removable USB mass-storage LUN
+  capture NAME -o F    a gadget's USB traffic (usbmon) as pcapng for Wireshark/tshark
   fault NAME add|clear|ls  faults in a target's data path at run time (delay, error, flakey, stall, rate)
   bench TARGET         io_uring backstore benchmark beside fio
   ceph up|down|status  a local Ceph cluster for rbd backstores (cluster = "local")
@@ -168,7 +169,7 @@ int dispatch(const std::string& command, cli::Context& ctx, const cli::Args& cmd
         {"doctor", cli::cmd_doctor}, {"profile", cli::cmd_profile}, {"vm", cli::cmd_vm}, {"ls", cli::cmd_ls},
         {"up", [](cli::Context& c, const cli::Args& a) { return cli::cmd_up(c, a, true); }},
         {"plan", [](cli::Context& c, const cli::Args& a) { return cli::cmd_up(c, a, false); }},
-        {"down", cli::cmd_down}, {"check", cli::cmd_check}, {"gadget", cli::cmd_gadget}, {"fault", cli::cmd_fault}, {"failover", cli::cmd_failover}, {"tcmu-serve", cli::cmd_tcmu_serve}, {"usb-serve", cli::cmd_usb_serve},
+        {"down", cli::cmd_down}, {"check", cli::cmd_check}, {"gadget", cli::cmd_gadget}, {"fault", cli::cmd_fault}, {"failover", cli::cmd_failover}, {"tcmu-serve", cli::cmd_tcmu_serve}, {"usb-serve", cli::cmd_usb_serve}, {"capture", cli::cmd_capture},
         {"ceph", cli::cmd_ceph}, {"bench", cli::cmd_bench}, {"import", cli::cmd_import}, {"export", cli::cmd_export},
     };
     for (auto& [name, fn] : commands)
