@@ -212,13 +212,25 @@ core::Result<nlohmann::json> request(const std::vector<std::string>& words)
     }
     // The state's spelling is checked by the kind that owns the groups (LIO's), which knows them.
     if (verb == "alua" && words.size() == 3) return json{{"op", "alua"}, {"group", words[1]}, {"state", words[2]}};
+    if (verb == "usb" && (words.size() == 2 || words.size() == 3)) {   // usb FAULT [count=N]: the kind checks FAULT's spelling
+        json r = {{"op", "usb"}, {"fault", words[1]}};
+        if (words.size() == 3) {
+            char* end = nullptr;
+            const unsigned long n = words[2].starts_with("count=") ? std::strtoul(words[2].c_str() + 6, &end, 10) : 0;
+            if (!end || *end != '\0' || n < 1 || n > 1000000)
+                return core::fail(Errc::invalid_input, "expected count=N (1 or more)", words[2], "e.g. devemu fault msc0 usb bad-tag count=3");
+            r["count"] = n;
+        }
+        return r;
+    }
     if (verb == "clear" && words.size() <= 2) return words.size() == 2 ? json{{"op", "clear"}, {"id", words[1]}} : json{{"op", "clear"}};
     if (verb == "add" && words.size() >= 2) {
         DEVEMU_TRY(keys, keys_of(std::vector<std::string>(words.begin() + 1, words.end())));
         DEVEMU_CHECK(parse(keys, "devemu fault add"));
         return json{{"op", "add"}, {"keys", keys}, {"where", "devemu fault add"}};
     }
-    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, path [K] down|up, or alua GROUP STATE", core::join(words, " "),
+    return core::fail(Errc::invalid_input, "expected add KEY=VALUE…, clear [ID], ls, path [K] down|up, alua GROUP STATE, or usb FAULT [count=N]",
+                      core::join(words, " "),
                       "e.g. devemu fault t0 add type=error op=read lba=2048..4095");
 }
 
@@ -226,6 +238,12 @@ std::vector<std::string> lines(const std::string& unit, const nlohmann::json& an
 {
     if (answer.contains("path"))
         return {unit + ": path " + (answer.contains("path_index") ? std::to_string(answer["path_index"].get<int>()) + " " : "") + answer["path"].get<std::string>()};
+    if (answer.contains("usb")) {
+        const auto& u = answer["usb"];
+        if (u.contains("state")) return {unit + ": USB " + u.value("state", "?")};
+        return {u.value("fault", "none") == "none" ? unit + ": no USB fault armed"
+                                                   : fmt::format("{}: USB fault {} armed for the next {} command(s)", unit, u.value("fault", "?"), u.value("count", 1))};
+    }
     if (answer.contains("alua"))
         return {unit + ": ALUA group " + answer["alua"].value("group", "?") + " is " + answer["alua"].value("state", "?")};
     std::vector<std::string> out;

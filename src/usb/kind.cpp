@@ -8,6 +8,9 @@
 #include <thread>
 
 #include "backing/backing.hpp"
+#include "core/fs.hpp"
+#include "core/text.hpp"
+#include "core/unix_socket.hpp"
 #include "backing/blockdev.hpp"
 #include "profile/profile.hpp"
 #include "usb/checker.hpp"
@@ -165,6 +168,46 @@ core::Result<core::CheckOutcome> check_usb(const core::StateDir* sd, const json*
     return out;
 }
 
+namespace {
+
+// `devemu fault GADGET …`: a disconnect/connect on the UDC (either engine), and for devemu's own function, USB
+// faults and block faults through its server's control socket.
+core::Result<json> fault_gadget(const json& j, const std::string& backstore, const json& req)
+{
+    DEVEMU_TRY(rec, gadget_record(j));
+    const std::string op = req.value("op", ""), f = req.value("fault", "");
+    if (op == "path" || op == "alua")
+        return core::fail(core::Errc::invalid_input, "a gadget has no paths or ALUA groups", rec.name, "devemu fault NAME usb disconnect|connect");
+    if (op == "usb" && (f == "disconnect" || f == "connect")) {
+        // Unplug and plug back: the gadget leaves its UDC and binds again (dummy_hcd's soft_connect does not come
+        // back: the host reads no descriptor after a reconnect, error -71, on Debian's 6.1).
+        const auto attr = Roots{}.gadget / rec.name / "UDC";
+        if (f == "disconnect") DEVEMU_CHECK(unbind_udc(attr));
+        else if (core::trim(core::read_attr(attr).value_or("")) != rec.udc) DEVEMU_CHECK(core::write_attr(attr, rec.udc));
+        return json{{"usb", {{"state", f == "connect" ? "connected (the host enumerates it again)" : "disconnected"}}}};
+    }
+    if (rec.servers.empty())
+        return core::fail(core::Errc::invalid_input, "the kernel's f_mass_storage has no fault hooks", rec.name,
+                          "USB and block faults need devemu's own function: engine = \"user\" (or a user backstore) on the mass_storage function");
+    json out = json::object();
+    for (auto it = rec.servers.begin(); it != rec.servers.end(); ++it) {
+        json r = req;
+        if (!backstore.empty()) r["backstore"] = backstore;
+        DEVEMU_TRY(answer, core::request_line(it.value().value("control", ""), r.dump(), std::chrono::seconds(5), "is its server running? devemu ls"));
+        auto a = json::parse(answer, nullptr, false);
+        if (!a.is_object() || !a.value("ok", false)) {
+            const auto e = a.is_object() ? a.value("error", json::object()) : json::object();
+            return core::fail(core::Errc::invalid_input, e.value("what", answer), e.value("where", rec.name), e.value("fix", ""));
+        }
+        if (a.contains("usb")) out["usb"] = a["usb"];
+        const json faults = a.value("faults", json::object());   // named: items() of a temporary dangles
+        for (auto fi = faults.begin(); fi != faults.end(); ++fi) out[fi.key()] = fi.value();
+    }
+    return out;
+}
+
+}  // namespace
+
 void register_gadget_kind()
 {
     register_undo_ops();
@@ -183,6 +226,7 @@ void register_gadget_kind()
         return h;
     };
     k.describe = describe_gadget;
+    k.fault = fault_gadget;
     k.check = [](const core::StateDir& sd, const std::string& unit, const json& rec, const core::CheckRequest& req) { return check_usb(&sd, &rec, unit, req); };
     core::register_kind(std::move(k));
 }

@@ -273,12 +273,17 @@ scsi::Plan MscServer::plan_for(const bot::Cbw& cbw, Lun* lun)
 
 bool MscServer::pass_faults(Lun& lun, scsi::Plan& plan, bool& dropped, std::uint32_t& info)
 {
-    if (lun.chain.empty() || plan.status != scsi::good || plan.op == scsi::Op::reply || plan.op == scsi::Op::unmap) return true;
+    if (plan.status != scsi::good || plan.op == scsi::Op::reply || plan.op == scsi::Op::unmap) return true;
     const bool write = plan.op == scsi::Op::write || plan.op == scsi::Op::write_same || plan.op == scsi::Op::compare_and_write ||
                        plan.op == scsi::Op::flush;
     const fault::Io io{write, plan.lba, plan.op == scsi::Op::flush ? 0 : plan.blocks, plan.blocks * lun.dev.block_size};
-    const auto v = lun.chain.decide(io, fault::Clock::now());
-    publish_faults();
+    fault::Verdict v;
+    {
+        std::lock_guard lk(faults_mu_);   // `devemu fault` changes the chain between commands
+        if (lun.chain.empty()) return true;
+        v = lun.chain.decide(io, fault::Clock::now());
+        publish_faults();
+    }
     if (v.error) {   // as a disk fails it: before any data moves, the first bad LBA in INFORMATION
         plan = scsi::Plan{};
         plan.status = scsi::check_condition;
@@ -292,7 +297,11 @@ bool MscServer::pass_faults(Lun& lun, scsi::Plan& plan, bool& dropped, std::uint
         return true;
     }
     // Delayed or stalled: BOT has one command at a time, so the wait is here; a reset (the host timing out) ends it.
-    while (!reset_ && !g_msc_stop && ((v.held && lun.chain.stalled(io)) || (!v.held && fault::Clock::now() < v.not_before)))
+    auto held = [&] {
+        std::lock_guard lk(faults_mu_);
+        return lun.chain.stalled(io);
+    };
+    while (!reset_ && !g_msc_stop && ((v.held && held()) || (!v.held && fault::Clock::now() < v.not_before)))
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return true;
 }
@@ -306,6 +315,22 @@ void MscServer::command(const bot::Cbw& cbw)
     if (lun) pass_faults(*lun, plan, dropped, info);
     if (reset_ || g_msc_stop) return;
     const std::uint32_t bs = lun ? lun->dev.block_size : 512;
+    const std::string usb_fault = take_usb_fault();
+    if (usb_fault == "stall-data" && cbw.dir != bot::Dir::none && cbw.length) {
+        // The data phase stalls at once: the host clears the halt and reads a CSW that failed the command with
+        // ABORTED COMMAND (retried by the SCSI layer), as a device whose endpoint hiccups does.
+        if (!settle_in()) return abort_bus();
+        halt(cbw.dir == bot::Dir::in);
+        if (lun) lun->sense = scsi::sense_bytes({scsi::key::aborted_command, 0, 0});
+        ++errors_;
+        csw_ = bot::encode(bot::Csw{cbw.tag, cbw.length, 1});
+        if (!bus_write(csw_.data(), csw_.size())) abort_bus();
+        return;
+    }
+    if (usb_fault == "halt-in" || usb_fault == "halt-out") {   // the endpoint halts before this command's phases
+        if (!settle_in()) return abort_bus();
+        halt(usb_fault == "halt-in");
+    }
     const auto a = bot::plan_transfer(cbw, bot::intent_of(plan, cbw.cdb, bs), cfg_.stall);
     const std::uint64_t h = cbw.dir == bot::Dir::none ? 0 : cbw.length, off = plan.lba * bs;
     std::uint8_t status = plan.status;
@@ -367,6 +392,17 @@ void MscServer::command(const bot::Cbw& cbw)
     const auto csw = bot::encode(bot::Csw{cbw.tag, static_cast<std::uint32_t>(h - std::min(h, m.moved)),
                                           static_cast<std::uint8_t>(a.phase_error ? 2 : status == scsi::good ? 0 : 1)});
     csw_ = csw;
+    if (usb_fault == "no-csw") return;   // the host waits for it until its command timeout, then resets us
+    if (usb_fault == "bad-signature") csw_[0] ^= 0xff;
+    if (usb_fault == "bad-tag") csw_[4] ^= 0xff;
+    if (usb_fault == "bad-residue") {   // more than the host asked for: a CSW that is not meaningful (BOT 6.3)
+        const auto r = static_cast<std::uint32_t>(h) + 4096;
+        for (int i = 0; i < 4; ++i) csw_[8 + i] = static_cast<std::uint8_t>(r >> (8 * i));
+    }
+    if (usb_fault == "stall-status") {   // the CSW stalls once: the host clears the halt and reads it again
+        if (!settle_in()) return abort_bus();
+        halt(true);
+    }
     if (!bus_write(csw_.data(), csw_.size())) abort_bus();
     collect_in();
 }

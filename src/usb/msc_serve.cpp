@@ -21,6 +21,7 @@
 
 #include "core/fd.hpp"
 #include "core/fs.hpp"
+#include "core/unix_socket.hpp"
 #include "fault/chain.hpp"
 #include "scsi/opcodes.hpp"
 #include "usb/bot_device.hpp"
@@ -112,14 +113,15 @@ json MscServer::stats() const
     return {{"pid", ::getpid()},           {"commands", commands_.load()},   {"reads", reads_.load()},
             {"writes", writes_.load()},    {"bytes_read", bytes_read_.load()}, {"bytes_written", bytes_written_.load()},
             {"errors", errors_.load()},    {"phase_errors", phase_errors_.load()}, {"resets", resets_.load()},
-            {"invalid_cbws", invalid_.load()}, {"luns", luns_.size()},   {"faults", faults_json_}};
+            {"invalid_cbws", invalid_.load()}, {"luns", luns_.size()},   {"faults", faults_json_},
+            {"usb_fault", usb_fault_.empty() ? json(nullptr) : json{{"fault", usb_fault_}, {"count", usb_fault_count_}}},
+            {"usb_faults_done", usb_faults_done_.load()}};
 }
 
 void MscServer::publish_faults()
 {
-    auto all = json::array();
-    for (auto& l : luns_) all.push_back(l.chain.to_json());
-    std::lock_guard lk(faults_mu_);
+    auto all = json::object();
+    for (auto& l : luns_) all[l.cfg.name.empty() ? l.cfg.backing : l.cfg.name] = l.chain.to_json();
     faults_json_ = all;
 }
 
@@ -181,8 +183,16 @@ int MscServer::run()
     });
     ep0.detach();
     st.detach();
+    if (!cfg_.control.empty()) {   // `devemu fault`: block faults on the LUNs, USB faults on the function
+        auto l = core::listen_unix(cfg_.control, 8);
+        if (!l) spdlog::warn("{}", l.error().message());
+        else std::thread([this, fd = l->release()] { control_loop(fd); }).detach();
+    }
     ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-    publish_faults();
+    {
+        std::lock_guard lk(faults_mu_);
+        publish_faults();
+    }
     // The CSW is queued without waiting for it, so the next CBW's read follows at once; it is a plain read (the
     // completion wakes this thread directly, where an AIO read goes through a kernel worker first).
     auto* cbw_buf = bufs_.back();

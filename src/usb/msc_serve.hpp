@@ -13,6 +13,7 @@
 namespace devemu::usb {
 
 struct MscLun {
+    std::string name;               // its backstore (what `devemu fault UNIT:NAME` names)
     std::string backing;            // file or block device
     std::uint64_t size = 0;
     std::uint32_t block_size = 512;
@@ -31,10 +32,11 @@ struct MscConfig {
     std::uint32_t chunk = 16 * 1024;
     unsigned buffers = 8;           // bounce buffers (a backing that cannot be mapped), chunks in flight
     std::string stats;              // JSON, about once a second and at exit
+    std::string control;            // unix socket `devemu fault` talks to (one JSON request a line); empty: none
     std::string interface_name = "devemu mass storage";
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscLun, backing, size, block_size, readonly, removable, nofua, serial, inquiry, faults)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscConfig, mount, luns, stall, chunk, buffers, stats, interface_name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscLun, name, backing, size, block_size, readonly, removable, nofua, serial, inquiry, faults)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscConfig, mount, luns, stall, chunk, buffers, stats, control, interface_name)
 
 // Serves on an ep0 whose descriptors are written (by msc_supervise) until SIGTERM. Returns an exit code.
 [[nodiscard]] int msc_serve(const MscConfig& cfg, int ep0);

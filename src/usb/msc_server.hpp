@@ -56,8 +56,12 @@ private:
     };
 
     void ep0_loop();
+    void control_loop(int listener);
+    nlohmann::json control_request(const std::string& line);
+    // The USB fault armed for the next command(s) (`devemu fault NAME usb …`), taken by the data thread.
+    std::string take_usb_fault();
     nlohmann::json stats() const;
-    void publish_faults();
+    void publish_faults();   // with faults_mu_ held
     void halt(bool in);
     void command(const bot::Cbw& cbw);
     scsi::Plan plan_for(const bot::Cbw& cbw, Lun* lun);
@@ -96,7 +100,10 @@ private:
     std::atomic<bool> reset_{false}, wedged_{false};
     std::atomic<std::uint64_t> commands_{0}, reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0}, errors_{0}, phase_errors_{0},
         resets_{0}, invalid_{0}, dropped_{0};
-    mutable std::mutex faults_mu_;
+    mutable std::mutex faults_mu_;   // the LUNs' chains (the data thread and the control thread) and what follows
+    std::string usb_fault_;
+    unsigned usb_fault_count_ = 0;
+    std::atomic<std::uint64_t> usb_faults_done_{0};
     nlohmann::json faults_json_ = nlohmann::json::array();
 };
 

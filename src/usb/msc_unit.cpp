@@ -22,15 +22,18 @@ std::string msc_instance(const profile::Gadget& g, const profile::Function& f) {
 
 namespace {
 
-MscConfig config_for(const profile::Profile& p, const profile::Function& f, const json& backstores, const std::string& mount, const fs::path& stats)
+MscConfig config_for(const profile::Profile& p, const profile::Function& f, const json& backstores, const std::string& mount, const fs::path& stats,
+                     const fs::path& control)
 {
     MscConfig c;
+    c.control = control.string();
     c.mount = mount;
     c.stall = f.stall;
     c.stats = stats.string();
     for (auto& l : f.luns) {
         const auto* b = p.backstore(l.backstore);
         MscLun m;
+        m.name = b->name;
         m.backing = backstores[b->name].value("path", "");
         m.size = backstores[b->name].value("size", std::uint64_t{0});
         m.block_size = b->block_size;
@@ -64,10 +67,11 @@ core::Result<json> start_msc_servers(core::Transaction& tx, const profile::Profi
         }
         DEVEMU_CHECK(core::make_dirs(dir, 0700));
         DEVEMU_CHECK(mount_ffs(tx, msc_instance(g, f), mount));
-        const auto stats = dir / ("usb-" + f.name + ".json"), config = dir / ("usb-" + f.name + ".conf"), log = dir / ("usb-" + f.name + ".log");
+        const auto stats = dir / ("usb-" + f.name + ".json"), config = dir / ("usb-" + f.name + ".conf"), log = dir / ("usb-" + f.name + ".log"),
+                   control = dir / ("usb-" + f.name + ".ctl");
         std::error_code ec;
         fs::remove(stats, ec);
-        DEVEMU_CHECK(core::write_file_atomic(config, json(config_for(p, f, backstores, mount.string(), stats)).dump(2) + "\n", 0600));
+        DEVEMU_CHECK(core::write_file_atomic(config, json(config_for(p, f, backstores, mount.string(), stats, control)).dump(2) + "\n", 0600));
         // Journaled by its configuration's path (on its command line) before it runs: down stops it after the unbind
         // and before FunctionFS is unmounted.
         DEVEMU_CHECK(tx.record({core::UndoOp::kill, "usb-serve", config.string(), 0, 0}));
@@ -86,7 +90,7 @@ core::Result<json> start_msc_servers(core::Transaction& tx, const profile::Profi
         }
         child.detach();
         out[f.name] = {{"supervisor", pid}, {"start", start}, {"stats", stats.string()}, {"log", log.string()}, {"config", config.string()},
-                       {"mount", mount.string()}};
+                       {"mount", mount.string()}, {"control", control.string()}};
     }
     return out;
 }

@@ -52,6 +52,32 @@ echo "# capture: server commands $c0 -> $c1, tshark's USB mass-storage CBWs $cbw
 check "tshark reads the capture (SCSI inside USBMS)" sh -c "tshark -r /tmp/msc.pcapng 2>/dev/null | grep -q 'USBMS.*SCSI: Read(10)'"
 check "tshark's CBW count ($cbws) equals the commands served ($((c1 - c0)))" sh -c "[ $((c1 - c0)) -gt 20 ] && [ '$cbws' = '$((c1 - c0))' ]"
 
+# --- USB faults: what a host's error recovery must survive; each is seen in the kernel log, and I/O resumes ----
+echo 5 > "/sys/block/${disk#/dev/}/device/timeout"   # no-csw waits for the SCSI timeout: 5 s, not 30
+for f in bad-signature bad-tag bad-residue no-csw stall-status stall-data halt-in; do
+    dmesg -C
+    done0=$(server msc-user ms0 usb_faults_done)
+    check "usb fault $f: armed" "$devemu" fault msc-user usb "$f"
+    check "usb fault $f: the pattern reads back through the recovery" sh -c "timeout 60 dd if=$disk bs=64k skip=128 count=4 iflag=direct status=none | cmp - /tmp/pattern -n 262144"
+    sleep 0.6
+    expect_eq "usb fault $f: applied once" "$((done0 + 1))" "$(server msc-user ms0 usb_faults_done)"
+    case $f in bad-signature|bad-tag|no-csw) check "usb fault $f: the kernel log shows usb-storage's reset" sh -c "dmesg | grep -q 'reset high-speed USB device'" ;; esac
+done
+check "usb faults: devemu check still passes" "$devemu" check --no-write msc-user
+refuse "an unknown usb fault is refused" "$devemu" fault msc-user usb bad-crc
+check "... naming it, exit 2" sh -c "\"$devemu\" fault msc-user usb bad-crc; [ \$? = 2 ] && grep -q bad-crc /tmp/refused.out"
+dmesg -C
+check "usb disconnect" "$devemu" fault msc-user usb disconnect
+check "... the host sees the device go" wait_for "dmesg | grep -q 'USB disconnect'" 50
+check "usb connect" "$devemu" fault msc-user usb connect
+check "... the host enumerates it again" wait_for "dmesg | grep -q 'Attached SCSI disk'" 100
+disk=$(sleep 0.5; ls /dev/sd? | head -1)
+check "... and the data is there ($disk)" sh -c "dd if=$disk bs=1M skip=8 count=4 iflag=direct status=none | cmp - /tmp/pattern"
+check "block fault at run time on a USB LUN" "$devemu" fault msc-user add id=bad type=error op=read lba=2048..2055
+refuse "... a read there fails" dd if="$disk" of=/dev/null bs=4k skip=256 count=1 iflag=direct status=none
+check "... cleared, it reads" sh -c "\"$devemu\" fault msc-user clear bad && dd if=$disk of=/dev/null bs=4k skip=256 count=1 iflag=direct status=none"
+"$devemu" ls >/dev/null   # refreshes nothing by itself; check below reads the record's disk again
+
 # --- supervised: killed, it is restarted and I/O resumes -----------------------------------------------------
 pid=$(server msc-user ms0 pid)
 check "kill -9 the server ($pid)" kill -9 "$pid"
