@@ -23,6 +23,34 @@ core::Status Aio::init(unsigned depth)
     return {};
 }
 
+void Aio::stage(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag)
+{
+    auto cb = std::make_unique<iocb>();
+    std::memset(cb.get(), 0, sizeof(iocb));
+    cb->aio_data = tag;
+    cb->aio_lio_opcode = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD;
+    cb->aio_fildes = static_cast<std::uint32_t>(fd);
+    cb->aio_buf = reinterpret_cast<std::uint64_t>(buf);
+    cb->aio_nbytes = len;
+    staged_.push_back(std::move(cb));
+}
+
+bool Aio::flush()
+{
+    while (!staged_.empty()) {
+        std::vector<iocb*> list;
+        for (auto& c : staged_) list.push_back(c.get());
+        const long n = ::syscall(SYS_io_submit, ctx_, static_cast<long>(list.size()), list.data());
+        if (n <= 0) return false;   // errno set; what is staged stays staged
+        for (long i = 0; i < n; ++i) {
+            const auto tag = staged_[static_cast<std::size_t>(i)]->aio_data;
+            live_[tag] = std::move(staged_[static_cast<std::size_t>(i)]);
+        }
+        staged_.erase(staged_.begin(), staged_.begin() + n);
+    }
+    return true;
+}
+
 bool Aio::submit(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag)
 {
     auto cb = std::make_unique<iocb>();
@@ -63,6 +91,7 @@ std::optional<long long> Aio::take(std::uint64_t tag)
 
 void Aio::cancel_all()
 {
+    staged_.clear();
     for (auto& [tag, cb] : live_) {
         io_event ev{};
         ::syscall(SYS_io_cancel, ctx_, cb.get(), &ev);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -26,6 +27,11 @@ public:
     // Queues a read or write of `len` bytes; `tag` names it in results. A write's data is copied at submission
     // (FunctionFS bounces it), so the buffer is free when this returns. False with errno (EINTR: a signal).
     bool submit(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag);
+    // Held back until flush(), which queues everything staged with one io_submit (a reply's data and its CSW:
+    // one system call, not two). The buffer must stay valid until then. flush: false with errno, nothing queued.
+    void stage(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag);
+    bool flush();
+    void drop_staged() { staged_.clear(); }
     // Waits for at least one completion (false on EINTR) and files every one reaped under its tag.
     bool reap(bool block);
     // The result of `tag` (bytes or -errno) once done, and forgets it; nullopt while it is in flight.
@@ -41,6 +47,7 @@ private:
     aio_context_t ctx_ = 0;
     std::map<std::uint64_t, std::unique_ptr<iocb>> live_;
     std::map<std::uint64_t, long long> done_;
+    std::vector<std::unique_ptr<iocb>> staged_;
     long last_reaped_ = 0;
 };
 

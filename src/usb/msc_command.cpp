@@ -17,18 +17,18 @@
 
 namespace devemu::usb {
 
-bool MscServer::bus_write(const std::uint8_t* p, std::size_t n)
+bool MscServer::bus_write(const std::uint8_t* p, std::size_t n, bool stage)
 {
+    const auto t = ++tag_;
+    aio_.stage(in_.get(), true, const_cast<std::uint8_t*>(p), n, t);
+    in_pending_.push_back(t);
+    if (stage) return true;
     for (;;) {
         if (reset_ || g_msc_stop) return false;
-        const auto t = ++tag_;
-        if (aio_.submit(in_.get(), true, const_cast<std::uint8_t*>(p), n, t)) {
-            in_pending_.push_back(t);
-            return true;
-        }
+        if (aio_.flush()) return true;
         if (errno == EAGAIN) {   // the context is full: what is done makes room
             collect_in();
-            if (!aio_.reap(true)) return false;
+            if (aio_.outstanding() == 0 || !aio_.reap(true)) return false;
             continue;
         }
         if (errno != EINTR) return false;   // the host went away (disabled, unbound)
@@ -73,6 +73,7 @@ void MscServer::collect_in()
 
 bool MscServer::settle_in()
 {
+    if (!aio_.flush()) return false;
     bool ok = true;
     for (auto t : in_pending_) {
         auto r = await(t);
@@ -85,6 +86,7 @@ bool MscServer::settle_in()
 
 void MscServer::abort_bus()
 {
+    aio_.drop_staged();
     aio_.cancel_all();
     in_pending_.clear();
 }
@@ -109,7 +111,7 @@ MscServer::Moved MscServer::send_from_backing(Lun& lun, std::uint64_t off, std::
     if (lun.map && off + len <= lun.map_len) {   // chunk by chunk from the page cache: the first is on the bus while the next is copied
         for (std::uint64_t k = 0; k < chunks; ++k) {
             const auto n = std::min(chunk, len - k * chunk);
-            if (!bus_write(lun.map + off + k * chunk, n)) {
+            if (!bus_write(lun.map + off + k * chunk, n, k + 1 == chunks)) {   // the last goes out with the CSW
                 (errno == EFAULT ? m.medium : m.transport) = true;
                 if (m.medium) spdlog::warn("usb: backing read at {} failed (I/O error under the mapping)", off + k * chunk);
                 break;
@@ -171,23 +173,26 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
     Moved m;
     const std::uint64_t chunk = cfg_.chunk, nb = bufs_.size(), chunks = (len + chunk - 1) / chunk;
     if (store && lun.map && off + len <= lun.map_len) {   // straight into the page cache
-        if (chunks == 1) {
+        // Large requests here: a plain read's completion wakes us directly, where each AIO read's goes through a
+        // kernel worker first (measured: 16 KiB AIO chunks wrote at 0.66x the kernel's function, 128 KiB reads 0.75x).
+        const std::uint64_t wchunk = cfg_.write_chunk, wchunks = (len + wchunk - 1) / wchunk;
+        if (wchunks == 1) {
             m.transport = !read_sync(lun.map + off, len);
             if (m.transport && errno == EFAULT) m.transport = false, m.medium = true;
             if (!m.transport) m.moved = len;
             return m;
         }
         std::vector<std::uint64_t> tags;   // every chunk queued at once: the UDC fills one while the last is copied
-        for (std::uint64_t k = 0; k < chunks; ++k) {
+        for (std::uint64_t k = 0; k < wchunks; ++k) {
             tags.push_back(++tag_);
-            while (!aio_.submit(out_.get(), false, lun.map + off + k * chunk, std::min(chunk, len - k * chunk), tags.back()))
+            while (!aio_.submit(out_.get(), false, lun.map + off + k * wchunk, std::min(wchunk, len - k * wchunk), tags.back()))
                 if (errno != EINTR || reset_ || g_msc_stop) return m.transport = true, m;
         }
-        for (std::uint64_t k = 0; k < chunks; ++k) {
+        for (std::uint64_t k = 0; k < wchunks; ++k) {
             auto r = await(tags[k]);
             if (r && *r == -EFAULT) m.medium = true;
-            else if (!r || *r != static_cast<long long>(std::min(chunk, len - k * chunk))) return m.transport = true, m;
-            m.moved += std::min(chunk, len - k * chunk);
+            else if (!r || *r != static_cast<long long>(std::min(wchunk, len - k * wchunk))) return m.transport = true, m;
+            m.moved += std::min(wchunk, len - k * wchunk);
         }
         return m;
     }
@@ -343,7 +348,7 @@ void MscServer::command(const bot::Cbw& cbw)
             ++reads_, bytes_read_ += m.moved;
         } else if (a.transfer) {
             plan.data.resize(a.transfer);
-            m.transport = !bus_write(plan.data.data(), a.transfer);
+            m.transport = !bus_write(plan.data.data(), a.transfer, true);   // with the CSW
             m.moved = a.transfer;
         }
         if (m.transport) return abort_bus();   // reset or gone: no CSW

@@ -69,7 +69,7 @@ private:
     bool pass_faults(Lun& lun, scsi::Plan& plan, bool& dropped, std::uint32_t& info);
     // The bus (native AIO, usb/aio.hpp). bus_write queues (the data is copied: the buffer is free at once);
     // bus_read queues and waits; await: a request's result, nullopt when a reset or SIGTERM ends the wait.
-    bool bus_write(const std::uint8_t* p, std::size_t n);
+    bool bus_write(const std::uint8_t* p, std::size_t n, bool stage = false);   // stage: queued with the next unstaged write
     bool bus_read(std::uint8_t* p, std::size_t n);
     bool read_sync(std::uint8_t* p, std::size_t n);
     std::optional<long long> await(std::uint64_t tag);
