@@ -195,6 +195,10 @@ Status check_exposure(const Target& t, bool insecure)
 Status check_exposure(const Profile& p, bool insecure)
 {
     for (auto& t : p.targets) DEVEMU_CHECK(check_exposure(t, insecure));
+    for (auto& g : p.gadgets)
+        if (g.udc == "usbip" && !insecure)
+            return bad(g.loc, fmt::format("gadget '{}' is exported with USB/IP: usbipd listens on every address, without authentication", g.name),
+                       "pass --insecure on a machine whose port 3240 others cannot reach, or drop udc = \"usbip\"");
     return {};
 }
 

@@ -26,6 +26,7 @@
 #include "core/transaction.hpp"
 #include "usb/ffs.hpp"
 #include "usb/msc_unit.hpp"
+#include "usb/usbip.hpp"
 #include "usb/udc.hpp"
 
 namespace devemu::usb {
@@ -95,6 +96,8 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
     mods.push_back({"dummy_hcd", fmt::format("num=4 is_high_speed={} is_super_speed={}", top >= Speed::high ? 1 : 0, top == Speed::super ? 1 : 0)});
     if (ms) mods.push_back({"usb_f_mass_storage"});
     if (host_ms) mods.insert(mods.end(), {{"usb-storage"}, {"sd_mod"}});
+    for (auto& g : p.gadgets)
+        if (g.udc == "usbip") mods.push_back({"usbip-vudc"});
     if (ffs) mods.push_back({"usb_f_fs"});
     if (acm) mods.insert(mods.end(), {{"usb_f_acm"}, {"cdc_acm", "", true}});   // cdc_acm optional: no tty is reported then
     for (auto& g : p.gadgets)
@@ -224,6 +227,10 @@ core::Result<json> up(const profile::Profile& p, const profile::Gadget& g, const
         DEVEMU_CHECK(bind_udc(txn, g.name, udc_attr, udc, opt.roots));
         DEVEMU_TRY(h, wait_enumerated(g, udc, opt.roots, opt.timeout, klog));
         host = h;
+        if (is_usbip_udc(udc)) {   // no host side here: another machine attaches it
+            DEVEMU_TRY(u, start_usbipd(txn, sd, g.name, udc));
+            host["usbip"] = u;
+        }
         return {};
     };
     a.explain = [&](core::Error& e) {
@@ -278,6 +285,7 @@ std::vector<std::string> health(const GadgetRecord& rec, const Roots& roots)
         out.push_back(fmt::format("{}: asked for '{}', the kernel has '{}'", attr.string(), rec.udc, bound.value_or("absent")));
     for (auto& [name, mount] : rec.ffs)
         if (!core::mounted_at(mount, "functionfs")) out.push_back(mount + ": FunctionFS is no longer mounted");
+    if (rec.host.contains("usbip") && !tcp_listening(usbip_port)) out.push_back("usbipd no longer listens on port 3240: the gadget cannot be attached");
     const auto servers = msc_server_status(rec.servers);
     for (auto it = servers.begin(); it != servers.end(); ++it)
         if (!it->value("running", false)) out.push_back(fmt::format("function '{}': devemu's mass-storage server is not running", it.key()));

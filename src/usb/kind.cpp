@@ -36,6 +36,9 @@ std::vector<std::string> gadget_lines(const json& j)
     if (host.contains("bus"))
         out.push_back(fmt::format("  usb        bus {} device {}, {} Mbit/s ({})", host["bus"].get<int>(), host["device"].get<int>(),
                                   host.value("speed_mbps", "?"), host.value("sysfs", "")));
+    if (host.contains("usbip"))
+        out.push_back(fmt::format("  usbip      exported on port {}: attach it with  usbip attach -r THIS_HOST -d {}", host["usbip"].value("port", 3240),
+                                  host["usbip"].value("busid", "?")));
     for (auto& l : rec.luns)
         out.push_back(fmt::format("  LUN {}      {}  {}{}{}", l.lun, l.disk.value_or("(no disk)"), l.file.empty() ? "(no medium)" : l.file,
                                   l.readonly ? " ro" : "", l.removable ? " removable" : ""));
@@ -100,6 +103,8 @@ core::Described describe_gadget(const json& j, core::DescribeFor what, bool)
     for (auto& l : rec->luns)
         if (l.disk) line += fmt::format("{}LUN {}={}", line.empty() ? "" : "  ", l.lun, *l.disk);
     if (!line.empty()) d.lines.push_back(line);
+    if (rec->host.contains("usbip"))
+        d.lines.push_back(fmt::format("USB/IP on port {}: usbip attach -r THIS_HOST -d {}", rec->host["usbip"].value("port", 3240), rec->host["usbip"].value("busid", "?")));
     return d;
 }
 

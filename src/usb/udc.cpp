@@ -88,6 +88,12 @@ core::Result<std::string> pick_udc(const profile::Gadget& g, const Roots& r, con
 {
     auto all = udcs(r);
     auto users = udc_users(r, g.name);
+    if (g.udc == "usbip") {   // exported with USB/IP: a free usbip-vudc
+        for (auto& u : all)
+            if (u.starts_with("usbip-vudc.") && !users.count(u)) return u;
+        return core::fail(Errc::missing, "no free usbip-vudc UDC", (r.sys / "class/udc").string(),
+                          "apt install usbip and modprobe usbip-vudc (devemu up loads it), or devemu down the gadget that holds it");
+    }
     if (!g.udc.empty()) {
         if (std::find(all.begin(), all.end(), g.udc) == all.end())
             return core::fail(Errc::missing,

@@ -119,6 +119,22 @@ errs=$(server fusb ms errors)
 check "ls counts the errors ($errs)" test "${errs:-0}" -ge 1
 check "down" "$devemu" down fusb
 
+# --- USB/IP: exported through usbip-vudc and usbipd, attached on this same guest with vhci-hcd ------------------
+sed 's/^product_id = 0x0130/product_id = 0x0131\nudc = "usbip"/; s/name = "fusb"/name = "iusb"/' faulty.toml | grep -v -E '^\[\[backstore.fault|^id =|^type = "error"|^op =|^lba =' > usbip.toml
+refuse "udc = usbip without --insecure is refused (usbipd has no authentication)" "$devemu" up usbip.toml
+check "... naming the gadget's line, exit 2" sh -c "\"$devemu\" up usbip.toml; [ \$? = 2 ] && grep -q 'usbip.toml:' /tmp/refused.out"
+check "USB/IP gadget: up --insecure" "$devemu" up --insecure usbip.toml
+check "ls prints the attach command" sh -c "\"$devemu\" ls iusb | grep -q 'usbip attach -r THIS_HOST -d usbip-vudc.0'"
+check "usbip list -r 127.0.0.1 lists it" sh -c "usbip list -r 127.0.0.1 | grep -q usbip-vudc.0"
+modprobe vhci-hcd
+check "usbip attach -r 127.0.0.1 -d usbip-vudc.0" usbip attach -r 127.0.0.1 -d usbip-vudc.0
+check "... the attached disk appears" wait_for "grep -l DEVEMU /sys/block/sd*/device/vendor >/dev/null 2>&1" 150
+idisk=/dev/$(basename "$(dirname "$(dirname "$(grep -l DEVEMU /sys/block/sd*/device/vendor | head -1)")")")
+check "data round-trips through USB/IP ($idisk)" sh -c "dd if=/tmp/pattern of=$idisk bs=1M oflag=direct status=none && dd if=$idisk bs=1M count=4 iflag=direct status=none | cmp - /tmp/pattern && cmp -n 4194304 /tmp/pattern /tmp/faulty.img"
+check "usbip detach" sh -c "usbip detach -p \$(usbip port | sed -n 's/^Port \([0-9]*\):.*/\1/p' | head -1)"
+check "down" "$devemu" down iusb
+check "down stops usbipd" sh -c "! pgrep -x usbipd"
+
 # --- bad input: one line, exit 2, nothing left --------------------------------------------------------------
 sed 's/name = "ms"/name = "ms"\nengine = "kernel"/' faulty.toml > kernel-user.toml
 refuse "engine = kernel with a user backstore is refused" "$devemu" up kernel-user.toml
