@@ -409,7 +409,7 @@ void MscServer::command(const bot::Cbw& cbw)
         halt(true);
     }
     if (!bus_write(csw_.data(), csw_.size())) abort_bus();
-    collect_in();
+    if (in_pending_.size() >= 16) collect_in();   // completions of finished writes, reaped in batches (a syscall each)
 }
 
 bool MscServer::execute_other(Lun& lun, const scsi::Plan& plan, const std::vector<std::uint8_t>& data, scsi::Sense& sense, std::uint32_t& info)

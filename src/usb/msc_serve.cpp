@@ -206,7 +206,6 @@ int MscServer::run()
             continue;
         }
         reset_ = false;
-        collect_in();
         auto cbw = bot::decode_cbw(std::span<const std::uint8_t>(cbw_buf, static_cast<std::size_t>(n)));
         if (!cbw || wedged_) {   // BOT 6.6.1: not a valid CBW: halt both endpoints until a Bulk-Only Reset
             ++invalid_;
