@@ -74,3 +74,27 @@ Result<std::string> request_line(const std::filesystem::path& path, const std::s
 }
 
 }  // namespace devemu::core
+
+namespace devemu::core {
+
+bool serve_one_request(int listener, const std::function<std::string(const std::string&)>& handle)
+{
+    UniqueFd c(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) return errno == EINTR || errno == ECONNABORTED || errno == EAGAIN;
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{c.get(), POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        char buf[4096];
+        const auto n = ::read(c.get(), buf, sizeof buf);
+        if (n <= 0) return true;
+        line.append(buf, static_cast<std::size_t>(n));
+    }
+    if (line.find('\n') == std::string::npos) return true;
+    const auto answer = handle(line.substr(0, line.find('\n'))) + "\n";
+    (void)::send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL);   // a client that left misses only its answer
+    return true;
+}
+
+}  // namespace devemu::core

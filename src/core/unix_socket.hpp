@@ -3,6 +3,7 @@
 // (uring/tcmu_serve). Paths are checked against sun_path's size; every call's result is checked.
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "core/error.hpp"
@@ -16,5 +17,14 @@ namespace devemu::core {
 // Sends one line (a '\n' is added) and returns the first line of the answer (without its '\n').
 [[nodiscard]] Result<std::string> request_line(const std::filesystem::path& path, const std::string& line, std::chrono::milliseconds timeout,
                                                const std::string& fix);
+
+}  // namespace devemu::core
+
+namespace devemu::core {
+
+// One client of a control socket: accepts it, reads one request line (a client that sends nothing within a second
+// is dropped, so the server is not held up longer) and sends handle(line) back as one line. False when accept
+// failed (the listener is gone).
+bool serve_one_request(int listener, const std::function<std::string(const std::string&)>& handle);
 
 }  // namespace devemu::core

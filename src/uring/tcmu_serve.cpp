@@ -80,25 +80,10 @@ json control_request(Handler& h, const std::string& line)
     return {{"ok", true}, {"faults", h.faults().to_json()}};
 }
 
-// A client of the control socket: one request line, one answer line. A client that sends nothing within a second is
-// dropped; the loop is not held up longer than that.
+// A client of the control socket: one request line, one answer line (core::serve_one_request).
 void serve_control(Handler& h, int listener)
 {
-    core::UniqueFd c(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-    if (!c) return;
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-        pollfd p{c.get(), POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) continue;
-        char buf[4096];
-        const auto n = ::read(c.get(), buf, sizeof buf);
-        if (n <= 0) return;
-        line.append(buf, static_cast<std::size_t>(n));
-    }
-    if (line.find('\n') == std::string::npos) return;
-    const auto answer = control_request(h, line.substr(0, line.find('\n'))).dump() + "\n";
-    if (::send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL) < 0) spdlog::debug("control answer: {}", std::strerror(errno));
+    (void)core::serve_one_request(listener, [&](const std::string& line) { return control_request(h, line).dump(); });
 }
 
 // Until the earliest due time of a deferred command (ms resolution is enough for what faults delay), or a second.

@@ -53,17 +53,12 @@ bool Aio::flush()
 
 bool Aio::submit(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag)
 {
-    auto cb = std::make_unique<iocb>();
-    std::memset(cb.get(), 0, sizeof(iocb));
-    cb->aio_data = tag;
-    cb->aio_lio_opcode = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD;
-    cb->aio_fildes = static_cast<std::uint32_t>(fd);
-    cb->aio_buf = reinterpret_cast<std::uint64_t>(buf);
-    cb->aio_nbytes = len;
-    iocb* list[1] = {cb.get()};
-    if (::syscall(SYS_io_submit, ctx_, 1, list) != 1) return false;
-    live_[tag] = std::move(cb);
-    return true;
+    stage(fd, write, buf, len, tag);
+    if (flush()) return true;
+    const int e = errno;
+    staged_.pop_back();   // not queued: the caller decides (EINTR: again; else give up)
+    errno = e;
+    return false;
 }
 
 bool Aio::reap(bool block)

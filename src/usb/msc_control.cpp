@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/fd.hpp"
+#include "core/unix_socket.hpp"
 #include "fault/fault.hpp"
 #include "usb/msc_server.hpp"
 
@@ -85,30 +86,11 @@ json MscServer::control_request(const std::string& line)
     return {{"ok", true}, {"faults", out}};
 }
 
-// One request line, one answer line; a client that sends nothing within a second is dropped.
+// One request line, one answer line (core::serve_one_request), for as long as the server runs.
 void MscServer::control_loop(int listener)
 {
     core::UniqueFd l(listener);
-    for (;;) {
-        core::UniqueFd c(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!c) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            return;
-        }
-        std::string line;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-        while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-            pollfd p{c.get(), POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            char buf[4096];
-            const auto n = ::read(c.get(), buf, sizeof buf);
-            if (n <= 0) break;
-            line.append(buf, static_cast<std::size_t>(n));
-        }
-        if (line.find('\n') == std::string::npos) continue;
-        const auto answer = control_request(line.substr(0, line.find('\n'))).dump() + "\n";
-        if (::send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL) < 0) spdlog::debug("control answer: {}", std::strerror(errno));
-    }
+    while (core::serve_one_request(l.get(), [&](const std::string& line) { return control_request(line).dump(); })) {}
 }
 
 }  // namespace devemu::usb
