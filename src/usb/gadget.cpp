@@ -103,7 +103,8 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
     for (auto& g : p.gadgets)
         for (auto& f : g.functions)
             for (auto& l : f.luns)
-                if (auto* b = p.backstore(l.backstore); b && b->type == profile::BackstoreType::zram) mods.push_back({"zram"});
+                if (auto* b = p.backstore(l.backstore); b && (b->type == profile::BackstoreType::zram || b->path.starts_with("zram:")))
+                    mods.push_back({"zram"});
     DEVEMU_CHECK(core::ensure_modules(mods));
     if (top == Speed::super) {
         auto ss = core::read_attr("/sys/module/dummy_hcd/parameters/is_super_speed");
@@ -316,7 +317,14 @@ core::Status change_media(const core::StateDir& sd, const std::string& unit, uns
     }
     const auto attr = roots.gadget / unit / "functions" / ("mass_storage." + fn) / fmt::format("lun.{}", lun) / "file";
     const std::string value = file.empty() ? "\n" : fs::absolute(file).string();
-    if (auto s = core::write_attr(attr, value); !s) {
+    auto s = core::write_attr(attr, value);
+    // Right after the host attached the disk (a `check` re-attaches usb-storage), its partition scan holds the
+    // device open for a moment, and sd locks a removable medium while it is open: wait that out (2 s) first.
+    for (int i = 0; i < 20 && !s && s.error().sys_errno == EBUSY && file.empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        s = core::write_attr(attr, value);
+    }
+    if (!s) {
         if (s.error().sys_errno == EBUSY && file.empty()) {
             if (!force)
                 return core::fail(Errc::busy, "the host has locked the medium (PREVENT ALLOW MEDIUM REMOVAL)", attr.string(),

@@ -45,14 +45,10 @@ std::vector<std::string> gadget_lines(const json& j)
     const json ttys = host.value("ttys", json::object());   // named: items() of a temporary dangles
     for (auto it = ttys.begin(); it != ttys.end(); ++it) out.push_back("  acm " + it.key() + "    " + it.value().get<std::string>());
     for (auto& [fn, mount] : rec.ffs) out.push_back("  ffs " + fn + "    " + mount);
-    const json servers = msc_server_status(rec.servers);
-    for (auto it = servers.begin(); it != servers.end(); ++it) {
-        const json& s = it.value();
-        out.push_back(fmt::format("  server {}  devemu's function, pid {}{}: {} commands, {} MB read, {} MB written, {} errors, {} resets, {} restarts",
-                                  it.key(), s.value("pid", 0), s.value("running", false) ? "" : " (NOT RUNNING)", s.value("commands", 0),
-                                  s.value("bytes_read", std::uint64_t{0}) / 1000000, s.value("bytes_written", std::uint64_t{0}) / 1000000,
-                                  s.value("errors", 0), s.value("resets", 0), s.value("restarts", 0)));
-    }
+    // From the record only: with --vm these lines are printed on the host, where the server's process is not.
+    for (auto it = rec.servers.begin(); it != rec.servers.end(); ++it)
+        out.push_back(fmt::format("  server     {}: devemu's own function, supervisor pid {} (devemu ls --json: what it served)", it.key(),
+                                  it.value().value("supervisor", std::int64_t{0})));
     out.push_back("  stop it:   devemu down " + rec.name);
     return out;
 }
