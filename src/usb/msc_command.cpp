@@ -203,7 +203,7 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
     }
     auto size_of = [&](std::uint64_t k) { return std::min(chunk, len - k * chunk); };
     std::vector<std::uint64_t> bus_tag(nb, 0);
-    std::vector<int> res(nb, INT_MIN);
+    std::vector<std::uint64_t> chunk_of(nb, 0);   // which chunk a slot's backing write holds
     std::vector<bool> busy(nb, false);   // a backing write from this slot is in flight
     unsigned inflight = 0;
     std::uint64_t queued = 0;
@@ -223,7 +223,7 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
             for (std::uint64_t i = 0; i < nb; ++i)
                 if (got[i] != INT_MIN) {
                     busy[i] = false;
-                    if (got[i] < 0 || static_cast<std::uint64_t>(got[i]) != size_of(static_cast<std::uint64_t>(res[i])))
+                    if (got[i] < 0 || static_cast<std::uint64_t>(got[i]) != size_of(chunk_of[i]))
                         m.medium = true;
                 }
         }
@@ -241,7 +241,7 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
             auto* s = io_uring_get_sqe(&ring_);
             io_uring_prep_write(s, lun.fd.get(), bufs_[slot], static_cast<unsigned>(size_of(k)), off + k * chunk);
             io_uring_sqe_set_data64(s, slot);
-            busy[slot] = true, res[slot] = static_cast<int>(k), ++inflight;
+            busy[slot] = true, chunk_of[slot] = k, ++inflight;
             io_uring_submit(&ring_);
         }
         if (queued < chunks) {

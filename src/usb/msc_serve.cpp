@@ -125,6 +125,14 @@ void MscServer::publish_faults()
     faults_json_ = all;
 }
 
+// A STALL on ep0: FunctionFS halts it on I/O in the wrong direction, which then fails with EBADMSG, as asked;
+// any other result means the request was not stalled.
+void MscServer::stall_ep0(bool in_request)
+{
+    const ssize_t r = in_request ? ::read(ep0_, nullptr, 0) : ::write(ep0_, nullptr, 0);
+    if (r >= 0 || errno != EBADMSG) spdlog::warn("usb: an unknown control request was not stalled: {}", r >= 0 ? "accepted" : std::strerror(errno));
+}
+
 // ep0: the function's events and the two class requests of BOT.
 void MscServer::ep0_loop()
 {
@@ -144,17 +152,15 @@ void MscServer::ep0_loop()
             const auto& s = ev[i].u.setup;
             if (s.bRequestType == 0xA1 && s.bRequest == bot::req_get_max_lun && s.wValue == 0 && le16toh(s.wLength) >= 1) {
                 const std::uint8_t max = static_cast<std::uint8_t>(luns_.size() - 1);
-                (void)!::write(ep0_, &max, 1);
+                if (::write(ep0_, &max, 1) != 1) spdlog::warn("usb: Get Max LUN not answered: {}", std::strerror(errno));   // the host left
             } else if (s.bRequestType == 0x21 && s.bRequest == bot::req_reset && s.wValue == 0 && s.wLength == 0) {
                 ++resets_;
                 wedged_ = false;
                 reset_ = true;   // abandon the command in progress, wait for the next CBW
                 ::pthread_kill(data_thread_, SIGUSR1);
-                (void)!::read(ep0_, nullptr, 0);   // the status stage: acknowledged
-            } else if (s.bRequestType & USB_DIR_IN) {
-                (void)!::read(ep0_, nullptr, 0);   // anything else: STALL (I/O in the wrong direction)
+                if (::read(ep0_, nullptr, 0) != 0) spdlog::warn("usb: Bulk-Only Reset not acknowledged: {}", std::strerror(errno));
             } else {
-                (void)!::write(ep0_, nullptr, 0);
+                stall_ep0(s.bRequestType & USB_DIR_IN);   // no other class or vendor request
             }
         }
     }
@@ -225,10 +231,16 @@ int MscServer::run()
 
 void MscServer::halt(bool in)
 {
-    // FunctionFS halts an endpoint when it is asked for I/O in the wrong direction.
+    // FunctionFS halts an endpoint when it is asked for I/O in the wrong direction, and says so with EBADMSG.
     std::uint8_t b = 0;
-    if (in) (void)!::read(in_.get(), &b, 0);
-    else (void)!::write(out_.get(), &b, 0);
+    ssize_t r = 0;
+    // dummy_hcd refuses to halt an IN endpoint with a request still queued (EAGAIN): a moment later it has none.
+    for (int i = 0; i < 100; ++i) {
+        r = in ? ::read(in_.get(), &b, 0) : ::write(out_.get(), &b, 0);
+        if (r >= 0 || errno != EAGAIN) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (r >= 0 || errno != EBADMSG) spdlog::warn("usb: bulk-{} was not halted: {}", in ? "in" : "out", r >= 0 ? "I/O accepted" : std::strerror(errno));
 }
 
 int msc_serve(const MscConfig& cfg, int ep0)

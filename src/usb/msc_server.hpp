@@ -56,6 +56,7 @@ private:
     };
 
     void ep0_loop();
+    void stall_ep0(bool in_request);
     void control_loop(int listener);
     nlohmann::json control_request(const std::string& line);
     // The USB fault armed for the next command(s) (`devemu fault NAME usb …`), taken by the data thread.
