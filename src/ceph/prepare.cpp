@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "ceph/image.hpp"
 #include "core/process.hpp"
 
@@ -11,14 +13,23 @@ namespace devemu::ceph {
 using core::Errc;
 using nlohmann::json;
 
-bool has_rbd(const profile::Profile& p, const std::string& target)
+std::vector<const profile::Backstore*> unit_rbds(const profile::Profile& p, const std::string& unit)
 {
+    std::vector<const profile::Backstore*> out;
+    auto add = [&](const std::string& name) {
+        if (auto* b = p.backstore(name); b && b->type == profile::BackstoreType::rbd && std::find(out.begin(), out.end(), b) == out.end()) out.push_back(b);
+    };
     for (auto& t : p.targets)
-        if (target.empty() || t.name == target)
-            for (auto& l : t.luns)
-                if (auto* b = p.backstore(l.backstore); b && b->type == profile::BackstoreType::rbd) return true;
-    return false;
+        if (unit.empty() || t.name == unit)
+            for (auto& l : t.luns) add(l.backstore);
+    for (auto& g : p.gadgets)
+        if (unit.empty() || g.name == unit)
+            for (auto& f : g.functions)
+                for (auto& l : f.luns) add(l.backstore);
+    return out;
 }
+
+bool has_rbd(const profile::Profile& p, const std::string& unit) { return !unit_rbds(p, unit).empty(); }
 
 bool local_in_use(const core::StateDir& sd, const std::string& except)
 {
@@ -36,15 +47,15 @@ core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::st
     Prepared out;
     std::vector<const profile::Backstore*> rbds;
     std::uint64_t local_bytes = 0;
-    for (auto& t : p.targets) {
-        if (!only.empty() && !only.count(t.name)) continue;
-        for (auto& l : t.luns) {
-            auto* b = p.backstore(l.backstore);
-            if (!b || b->type != profile::BackstoreType::rbd || out.conns.count(b->name)) continue;
-            rbds.push_back(b);
-            out.conns[b->name] = {};
-            if (b->cluster == "local") out.uses_local = true, local_bytes += b->size.value_or(0);
-        }
+    for (auto* b : unit_rbds(p, "")) {
+        if (!only.empty() && std::none_of(only.begin(), only.end(), [&](const std::string& u) {
+                const auto mine = unit_rbds(p, u);
+                return std::find(mine.begin(), mine.end(), b) != mine.end();
+            }))
+            continue;
+        rbds.push_back(b);
+        out.conns[b->name] = {};
+        if (b->cluster == "local") out.uses_local = true, local_bytes += b->size.value_or(0);
     }
     std::optional<Conn> local = opt.local;
     if (out.uses_local && !local) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "ceph/cluster.hpp"
 #include "ceph/conn.hpp"
@@ -32,10 +33,12 @@ struct Prepared {
     nlohmann::json images = nlohmann::json::object();   // name -> {image, size, created}
 };
 
-// Does the profile (or, when `target` is given, that target's LUNs) use an rbd backstore?
-[[nodiscard]] bool has_rbd(const profile::Profile& p, const std::string& target = {});
+// The rbd backstores behind the LUNs of `unit` (a target or a gadget; empty: every unit), in profile order.
+[[nodiscard]] std::vector<const profile::Backstore*> unit_rbds(const profile::Profile& p, const std::string& unit);
+// Does the profile (or, when `unit` is given, that target's or gadget's LUNs) use an rbd backstore?
+[[nodiscard]] bool has_rbd(const profile::Profile& p, const std::string& unit = {});
 
-// The backstores of `only` (target names; empty: all) that are rbd. With tx == nullptr nothing is changed (plan).
+// The backstores of `only` (unit names: targets and gadgets; empty: all) that are rbd. With tx == nullptr nothing is changed (plan).
 [[nodiscard]] core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::string>& only, const core::StateDir& sd,
                                              core::Transaction* tx, const PrepareOptions& opt);
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "ceph/image.hpp"
 #include "core/fs.hpp"
 
@@ -37,6 +39,40 @@ core::Result<std::map<std::string, backing::RbdClient>> rbd_clients(const Prepar
     }
     return out;
 }
+
+UnitsRbd prepare_units_rbd(const profile::Profile& p, const std::vector<std::string>& units, const core::StateDir& sd, const RbdUp& o)
+{
+    UnitsRbd r;
+    r.tx.resize(units.size());
+    r.err.resize(units.size());
+    r.prep.resize(units.size());
+    for (std::size_t i = 0; i < units.size(); ++i) {
+        if (!has_rbd(p, units[i])) continue;   // no journal touched, no record read for the others
+        r.tx[i].emplace(sd.journal(units[i]));
+        auto prep = prepare_rbd(p, {units[i]}, sd, &*r.tx[i], sd.load(units[i]).value_or(json::object()), o);
+        auto clients = prep ? rbd_clients(*prep) : std::unexpected(prep.error());
+        if (!clients) {
+            r.err[i] = clients.error();
+            continue;
+        }
+        r.prep[i] = *prep;
+        r.started_local = r.started_local || prep->started_local;
+        r.clients.insert(clients->begin(), clients->end());
+    }
+    return r;
+}
+
+LocalUse finish_unit_rbd(UnitsRbd& r, std::size_t i, bool ok)
+{
+    if (r.tx[i]) {
+        if (ok) r.tx[i]->commit();
+        else if (auto s = r.tx[i]->rollback(); !s) spdlog::error("rollback incomplete: {}", s.error().message());
+    }
+    if (!ok || !r.prep[i].uses_local) return {};
+    return {true, std::exchange(r.started_local, false)};
+}
+
+void finish_units_rbd(UnitsRbd& r, const core::StateDir& sd) { stop_local_cluster_if_ours(sd, std::exchange(r.started_local, false), ""); }
 
 void stop_local_cluster_if_ours(const core::StateDir& sd, bool started_by_unit, const std::string& unit)
 {

@@ -180,44 +180,16 @@ core::Result<std::vector<core::UnitOutcome>> plan_targets(const profile::Profile
     return out;
 }
 
-// The rbd side of one `up`: per target, its clusters, pools and images (journaled in the target's own journal,
-// committed or rolled back with it) and the kernel clients lio::up maps with.
-struct RbdSide {
-    std::vector<std::optional<core::Transaction>> tx;
-    std::vector<std::optional<core::Error>> err;
-    std::vector<ceph::Prepared> prep;
-    bool started_local = false;
-};
-
-RbdSide prepare_rbd_side(const profile::Profile& p, const core::StateDir& sd, const core::UpRequest& req, UpOptions& opt)
-{
-    RbdSide r{std::vector<std::optional<core::Transaction>>(p.targets.size()), std::vector<std::optional<core::Error>>(p.targets.size()),
-              std::vector<ceph::Prepared>(p.targets.size())};
-    const ceph::RbdUp ru{req.force, req.in_vm, req.ceph_local};
-    for (std::size_t i = 0; i < p.targets.size(); ++i) {
-        const auto& t = p.targets[i];
-        if (!ceph::has_rbd(p, t.name)) continue;   // no journal touched, no record read for the others
-        r.tx[i].emplace(sd.journal(t.name));
-        auto prep = ceph::prepare_rbd(p, {t.name}, sd, &*r.tx[i], sd.load(t.name).value_or(json::object()), ru);
-        auto clients = prep ? ceph::rbd_clients(*prep) : std::unexpected(prep.error());
-        if (!clients) {
-            r.err[i] = clients.error();
-            continue;
-        }
-        r.prep[i] = *prep;
-        r.started_local = r.started_local || prep->started_local;
-        opt.rbd.insert(clients->begin(), clients->end());
-    }
-    return r;
-}
-
 core::Result<std::vector<core::UnitOutcome>> up_targets(const profile::Profile& p, const core::StateDir& sd, const core::UpRequest& req)
 {
     if (p.targets.empty()) return std::vector<core::UnitOutcome>{};
     auto opt = options_of(req);
     if (!req.apply) return plan_targets(p, sd, opt);
     DEVEMU_CHECK(prepare_kernel(p, opt));
-    auto rbd = prepare_rbd_side(p, sd, req, opt);
+    std::vector<std::string> names;
+    for (auto& t : p.targets) names.push_back(t.name);
+    auto rbd = ceph::prepare_units_rbd(p, names, sd, ceph::RbdUp{req.force, req.in_vm, req.ceph_local});
+    opt.rbd = rbd.clients;
     // Targets are independent units: brought up side by side, reported in profile order.
     std::vector<core::Result<json>> recs(p.targets.size(), std::unexpected(core::Error{}));
     core::parallel_for(p.targets.size(), 16, [&](std::size_t i) {
@@ -226,16 +198,12 @@ core::Result<std::vector<core::UnitOutcome>> up_targets(const profile::Profile& 
     std::vector<core::UnitOutcome> out;
     for (std::size_t i = 0; i < recs.size(); ++i) {
         auto& rec = recs[i];
-        if (rbd.tx[i]) {
-            if (rec) rbd.tx[i]->commit();
-            else if (auto r = rbd.tx[i]->rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-        }
-        if (rec && rbd.prep[i].uses_local) {
+        if (const auto local = ceph::finish_unit_rbd(rbd, i, rec.has_value()); local.uses) {
             // The first target that came up owns a cluster this `up` started: its `down` stops it.
             auto r = target_record(*rec);
             if (r) {
                 r->uses_ceph_local = true;
-                r->ceph_local_started = std::exchange(rbd.started_local, false);
+                r->ceph_local_started = local.owns;
                 *rec = *r;
             }
             auto s = r ? sd.save(p.targets[i].name, *rec) : core::Status(std::unexpected(r.error()));
@@ -243,7 +211,7 @@ core::Result<std::vector<core::UnitOutcome>> up_targets(const profile::Profile& 
         }
         out.push_back({p.targets[i].name, std::move(rec)});
     }
-    ceph::stop_local_cluster_if_ours(sd, rbd.started_local, "");   // still set: every target that would have owned it failed
+    ceph::finish_units_rbd(rbd, sd);   // a cluster no target took over (every one that would have failed) is stopped
     return out;
 }
 

@@ -100,7 +100,7 @@ Result<Backstore> parse_backstore(const Table& t)
     DEVEMU_TRY(type, choice<BackstoreType>(t, "type", types, std::nullopt));
     b.type = type;
     if (b.type == BackstoreType::rbd && t.has("fault"))
-        return t.error("fault", "faults under an rbd backstore are not built", "use type = \"user\" with backing = \"rbd:POOL/IMAGE\", or a zram backstore");
+        return t.error("fault", "faults under an rbd backstore are not built", "faults need devemu's data path: put them on a user backstore (a file, block device or zram:SIZE)");
     switch (b.type) {
     case BackstoreType::fileio:
         DEVEMU_CHECK(t.only_keys({"name", "type", "size", "block_size", "wwn", "write_cache", "readonly", "path", "alua", "fault"}));

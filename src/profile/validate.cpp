@@ -161,9 +161,6 @@ Status validate(const Profile& p)
                 if (l.backstore.empty()) continue;   // a removable LUN without a medium yet
                 DEVEMU_CHECK(claim(l.backstore, l.loc, "gadget '" + g.name + "'"));
                 auto* b = p.backstore(l.backstore);
-                if (b->type == BackstoreType::rbd)
-                    return bad(l.loc, "a USB mass-storage LUN cannot use an rbd backstore yet",
-                               "use type = \"user\" with backing = a file, block device or zram:SIZE, or fileio, block or zram");
                 if (b->type == BackstoreType::user && !f.user_engine)
                     return bad(l.loc, "the kernel's mass-storage function (engine = \"kernel\") cannot serve a user backstore",
                                "drop engine = \"kernel\" (devemu serves it), or use a fileio, block or zram backstore");

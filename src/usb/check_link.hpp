@@ -50,12 +50,13 @@ struct Endpoints {
     std::uint8_t cls = 0, subcls = 0, proto = 0;
 };
 
-inline std::optional<Endpoints> find_interface(libusb_device* dev, bool want_msc)
+// Every mass-storage (BOT) interface of the active configuration, or every vendor-class one, with a bulk pair.
+inline std::vector<Endpoints> find_interfaces(libusb_device* dev, bool want_msc)
 {
     libusb_config_descriptor* cfg = nullptr;
-    if (libusb_get_active_config_descriptor(dev, &cfg) != 0) return std::nullopt;
-    std::optional<Endpoints> found;
-    for (int i = 0; i < cfg->bNumInterfaces && !found; ++i) {
+    if (libusb_get_active_config_descriptor(dev, &cfg) != 0) return {};
+    std::vector<Endpoints> found;
+    for (int i = 0; i < cfg->bNumInterfaces; ++i) {
         const auto& alt = cfg->interface[i].altsetting[0];
         const bool msc = alt.bInterfaceClass == LIBUSB_CLASS_MASS_STORAGE && alt.bInterfaceSubClass == 0x06 && alt.bInterfaceProtocol == 0x50;
         const bool vendor = alt.bInterfaceClass == LIBUSB_CLASS_VENDOR_SPEC;
@@ -68,7 +69,7 @@ inline std::optional<Endpoints> find_interface(libusb_device* dev, bool want_msc
             else e.out = e.out ? e.out : ep.bEndpointAddress;
             e.maxpacket = ep.wMaxPacketSize;
         }
-        if (e.in && e.out) found = e;
+        if (e.in && e.out) found.push_back(e);
     }
     libusb_free_config_descriptor(cfg);
     return found;
@@ -84,14 +85,19 @@ public:
     {
         ok ? pass(lun, name, detail) : fail(lun, name, detail);
     }
+    // A device with several mass-storage interfaces (functions): items name theirs ("1:0" is LUN 0 of interface 1).
+    void set_interface(std::optional<int> intf) { intf_ = intf; }
 
 private:
-    void add(const std::string& lun, const std::string& name, const char* res, const std::string& detail)
+    void add(const std::string& lun_in, const std::string& name_in, const char* res, const std::string& detail)
     {
+        const std::string lun = intf_ && !lun_in.empty() ? fmt::format("{}:{}", *intf_, lun_in) : lun_in;
+        const std::string name = intf_ && lun_in.empty() ? fmt::format("interface {}: {}", *intf_, name_in) : name_in;
         r_.items.push_back({lun, name, res, detail});
         spdlog::debug("check {}{}: {} {}", lun.empty() ? "" : "LUN " + lun + " ", name, res, detail);
     }
     CheckReport& r_;
+    std::optional<int> intf_;
 };
 
 // ---- Bulk-Only Transport over libusb ----

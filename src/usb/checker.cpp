@@ -126,23 +126,51 @@ core::Result<CheckReport> check_device(const DeviceMatch& m, const CheckOptions&
     out.device = {{"vid_pid", want}, {"bus", libusb_get_bus_number(dev)}, {"device", libusb_get_device_address(dev)},
                   {"speed", libusb_get_device_speed(dev)}};
     Report rep(out);
-    auto e = find_interface(dev, true);
-    out.kind = e ? "mass_storage" : "loopback";
-    if (!e) e = find_interface(dev, false);
-    if (!e) return core::fail(Errc::invalid_input, "device " + want + " has neither a mass-storage (BOT) interface nor a vendor bulk pair", "", "");
-    out.device["interface"] = e->intf;
-    out.device["maxpacket"] = e->maxpacket;
+    auto found = find_interfaces(dev, true);
+    out.kind = found.empty() ? "loopback" : "mass_storage";
+    if (found.empty()) found = find_interfaces(dev, false);
+    if (found.empty()) return core::fail(Errc::invalid_input, "device " + want + " has neither a mass-storage (BOT) interface nor a vendor bulk pair", "", "");
+    if (out.kind == "loopback") found.resize(1);
+    out.device["interface"] = found[0].intf;
+    out.device["maxpacket"] = found[0].maxpacket;
+    if (found.size() > 1) {
+        out.device["interfaces"] = nlohmann::json::array();
+        for (auto& e : found) out.device["interfaces"].push_back(e.intf);
+    }
     // Detach usb-storage (or whatever holds it) for the duration; release re-attaches it.
     libusb_set_auto_detach_kernel_driver(handle.h, 1);
-    if (int rc = libusb_claim_interface(handle.h, e->intf); rc != 0)
-        return core::fail(Errc::busy, fmt::format("cannot claim interface {} of {}: {}", e->intf, want, usb_err(rc)), "",
-                          "another program holds it (a FunctionFS host app? another devemu check?)");
-    handle.intf = e->intf;
-    if (out.kind == "mass_storage") {
-        Bot bot(handle.h, *e);
-        check_msc(bot, rep, opt, out);
-    } else {
-        check_loopback(handle.h, *e, rep, opt, out);
+    std::size_t first_lun = 0;   // into the record's expectations
+    for (std::size_t k = 0; k < found.size(); ++k) {
+        const auto& e = found[k];
+        if (int rc = libusb_claim_interface(handle.h, e.intf); rc != 0)
+            return core::fail(Errc::busy, fmt::format("cannot claim interface {} of {}: {}", e.intf, want, usb_err(rc)), "",
+                              "another program holds it (a FunctionFS host app? another devemu check?)");
+        handle.intf = e.intf;
+        if (out.kind == "loopback") {
+            check_loopback(handle.h, e, rep, opt, out);
+            break;
+        }
+        // This interface's share of what the record expects.
+        CheckOptions mine = opt;
+        if (found.size() > 1) {
+            rep.set_interface(e.intf);
+            const bool known = opt.luns_per_interface.size() == found.size();
+            const std::size_t n = known ? static_cast<std::size_t>(opt.luns_per_interface[k]) : 0;
+            mine.expect_luns = known ? static_cast<int>(n) : -1;
+            auto slice = [&](auto v) {
+                decltype(v) s;
+                for (std::size_t i = first_lun; i < first_lun + n && i < v.size(); ++i) s.push_back(v[i]);
+                return s;
+            };
+            mine.expect_sizes = slice(opt.expect_sizes);
+            mine.expect_readonly = slice(opt.expect_readonly);
+            mine.bench = opt.bench && k == 0;
+            first_lun += n;
+        }
+        Bot bot(handle.h, e);
+        check_msc(bot, rep, mine, out);
+        libusb_release_interface(handle.h, e.intf);   // usb-storage binds it again
+        handle.intf = -1;
     }
     return out;
 }

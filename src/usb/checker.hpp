@@ -29,6 +29,9 @@ struct CheckOptions {
     int expect_luns = -1;                      // from the unit record, when known
     std::vector<std::uint64_t> expect_sizes;   // bytes per LUN, when known
     std::vector<bool> expect_readonly;
+    // LUNs per mass-storage function in profile order (= interface order), when known: a gadget with several
+    // functions has one BOT interface each, and the expectations above are split between them in that order.
+    std::vector<int> luns_per_interface;
 };
 
 struct CheckItem {
@@ -47,7 +50,7 @@ struct CheckReport {
     [[nodiscard]] nlohmann::json to_json() const;
 };
 
-// Picks the mass-storage interface if the device has one, else a vendor-class bulk pair. Errors: no such device,
+// Checks every mass-storage interface if the device has one, else its first vendor-class bulk pair. Errors: no such device,
 // no permission, no usable interface.
 [[nodiscard]] core::Result<CheckReport> check_device(const DeviceMatch& m, const CheckOptions& opt);
 

@@ -65,9 +65,12 @@ core::Result<Resolved> resolve(const profile::Profile& p, const profile::Gadget&
         for (std::size_t i = 0; i < f.luns.size(); ++i) {
             if (f.luns[i].backstore.empty()) continue;   // removable, no medium yet
             const auto* spec = p.backstore(f.luns[i].backstore);
-            DEVEMU_TRY(b, backing::resolve_backing(*spec, opt.backing_roots, tx, backing::recorded_zram(rec, spec->name), opt.force));
+            const auto client = opt.rbd.find(spec->name);
+            DEVEMU_TRY(b, backing::resolve_backing(*spec, opt.backing_roots, tx, backing::recorded_zram(rec, spec->name), opt.force,
+                                                   client == opt.rbd.end() ? nullptr : &client->second, backing::recorded_rbd(rec, spec->name)));
             json j = {{"path", b.path}, {"size", b.size}};
             if (b.zram >= 0) j["zram"] = b.zram;
+            if (b.rbd >= 0) j["rbd"] = b.rbd, j["image"] = spec->pool + "/" + spec->image;
             r.backstores[spec->name] = j;
             r.lun_files[fmt::format("{}/{}", f.name, i)] = b.path;
         }
@@ -105,6 +108,8 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
             for (auto& l : f.luns)
                 if (auto* b = p.backstore(l.backstore); b && (b->type == profile::BackstoreType::zram || b->path.starts_with("zram:")))
                     mods.push_back({"zram"});
+                else if (b && b->type == profile::BackstoreType::rbd)
+                    mods.insert(mods.end(), {{"crc32c", "", true}, {"rbd"}});   // libcrc32c: rbd's softdep; may be built in
     DEVEMU_CHECK(core::ensure_modules(mods));
     if (top == Speed::super) {
         auto ss = core::read_attr("/sys/module/dummy_hcd/parameters/is_super_speed");

@@ -39,6 +39,7 @@ struct UpOptions {
     // Called while waiting for FunctionFS apps (mount paths not yet ready) so the caller can start one; it
     // journals what it started in `tx` (so down and rollback stop it before FunctionFS is unmounted).
     std::function<core::Status(core::Transaction& tx, const std::vector<std::string>& mounts)> on_ffs_mounted;
+    std::map<std::string, backing::RbdClient> rbd;   // rbd backstore -> how its cluster is reached (ceph::prepare_units_rbd)
 };
 
 // Loads libcomposite, dummy_hcd (with the speed the profile's gadgets need) and the host-side drivers, mounts

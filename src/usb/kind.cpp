@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "backing/backing.hpp"
+#include "ceph/rbd_up.hpp"
 #include "core/fs.hpp"
 #include "core/text.hpp"
 #include "core/unix_socket.hpp"
@@ -72,11 +73,25 @@ core::Result<std::vector<core::UnitOutcome>> up_gadgets(const profile::Profile& 
         return out;
     }
     DEVEMU_CHECK(prepare_kernel(p, opt));
-    for (auto& g : p.gadgets) {
+    // rbd LUNs: clusters, pools and images first (as for targets), journaled with the gadget that uses them.
+    std::vector<std::string> names;
+    for (auto& g : p.gadgets) names.push_back(g.name);
+    auto rbd = ceph::prepare_units_rbd(p, names, sd, ceph::RbdUp{req.force, req.in_vm, req.ceph_local});
+    opt.rbd = rbd.clients;
+    for (std::size_t i = 0; i < p.gadgets.size(); ++i) {
+        const auto& g = p.gadgets[i];
         if (req.on_ffs_mounted)
             opt.on_ffs_mounted = [&](core::Transaction& tx, const std::vector<std::string>& mounts) { return req.on_ffs_mounted(tx, g.name, mounts); };
-        out.push_back({g.name, up(p, g, sd, opt)});
+        auto rec = rbd.err[i] ? std::unexpected(*rbd.err[i]) : up(p, g, sd, opt);
+        if (const auto local = ceph::finish_unit_rbd(rbd, i, rec.has_value()); local.uses) {
+            // The first gadget that came up owns a cluster this `up` started: its `down` stops it.
+            (*rec)["uses_ceph_local"] = true;
+            (*rec)["ceph_local_started"] = local.owns;
+            if (auto s = sd.save(g.name, *rec); !s) rec = std::unexpected(s.error());
+        }
+        out.push_back({g.name, std::move(rec)});
     }
+    ceph::finish_units_rbd(rbd, sd);
     return out;
 }
 
@@ -115,6 +130,10 @@ core::Result<DeviceMatch> expectations(const GadgetRecord& rec, const std::strin
     m.device = rec.host.value("device", 0);
     if (rec.luns.empty()) return m;
     opt.expect_luns = static_cast<int>(rec.luns.size());
+    for (std::size_t i = 0; i < rec.luns.size(); ++i) {   // the record's LUNs are in function (= interface) order
+        if (i == 0 || rec.luns[i].function != rec.luns[i - 1].function) opt.luns_per_interface.push_back(0);
+        ++opt.luns_per_interface.back();
+    }
     for (auto& l : rec.luns) {
         opt.expect_readonly.push_back(l.readonly);
         std::uint64_t size = 0;
@@ -217,7 +236,11 @@ void register_gadget_kind()
     k.name = "gadget";
     k.up = up_gadgets;
     k.up_order = 1;   // after targets: a gadget may export what a target's profile made
-    k.down = [](const core::StateDir& sd, const std::string& unit, const json&) { return down(sd, unit); };
+    k.down = [](const core::StateDir& sd, const std::string& unit, const json& top) -> core::Status {
+        DEVEMU_CHECK(down(sd, unit));
+        ceph::stop_local_cluster_if_ours(sd, top.value("ceph_local_started", false), unit);   // only if no other unit uses it
+        return {};
+    };
     k.health = [](const json& rec) {
         auto r = gadget_record(rec);
         if (!r) return core::Health{"unreadable", {r.error().message()}};

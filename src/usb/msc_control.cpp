@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/fd.hpp"
+#include "core/fs.hpp"
 #include "core/unix_socket.hpp"
 #include "fault/fault.hpp"
 #include "usb/msc_server.hpp"
@@ -37,8 +38,27 @@ std::string MscServer::take_usb_fault()
     std::string f = usb_fault_;
     if (--usb_fault_count_ == 0) usb_fault_.clear();
     ++usb_faults_done_;
+    keep_faults();   // a restarted server does not fire it again
     spdlog::info("usb: fault {} on this command", f);
     return f;
+}
+
+// What a restarted server starts from (MscConfig::faults_state): the chains without their counts, and the USB fault
+// still armed. Called with faults_mu_ held.
+void MscServer::keep_faults() const
+{
+    if (cfg_.faults_state.empty()) return;
+    json luns = json::object();
+    for (auto& l : luns_) {
+        json specs = json::array();
+        for (auto f : l.chain.to_json()) {
+            fault::Chain::strip_counts(f);
+            specs.push_back(std::move(f));
+        }
+        luns[l.cfg.name] = std::move(specs);
+    }
+    const json state = {{"luns", luns}, {"usb", {{"fault", usb_fault_}, {"count", usb_fault_count_}}}};
+    if (auto s = core::write_file_atomic(cfg_.faults_state, state.dump() + "\n", 0600); !s) spdlog::warn("{}", s.error().message());
 }
 
 json MscServer::control_request(const std::string& line)
@@ -62,6 +82,7 @@ json MscServer::control_request(const std::string& line)
         } else {
             return error_json({core::Errc::invalid_input, "unknown USB fault '" + f + "'", f, "halt-in, halt-out, stall-data, stall-status, bad-signature, bad-tag, bad-residue, no-csw or clear"});
         }
+        keep_faults();
         return {{"ok", true}, {"usb", {{"fault", usb_fault_.empty() ? "none" : usb_fault_}, {"count", usb_fault_count_}}}};
     }
     if (op == "add") {
@@ -81,6 +102,7 @@ json MscServer::control_request(const std::string& line)
         return error_json({core::Errc::invalid_input, "unknown request", line, "add, clear, ls or usb"});
     }
     publish_faults();
+    keep_faults();
     json out = json::object();
     for (auto* l : luns) out[l->cfg.name] = l->chain.to_json();
     return {{"ok", true}, {"faults", out}};

@@ -55,6 +55,12 @@ MscServer::~MscServer()
 
 core::Status MscServer::open()
 {
+    json kept_faults = json::object();
+    if (!cfg_.faults_state.empty() && ::access(cfg_.faults_state.c_str(), F_OK) == 0) {
+        DEVEMU_TRY(text, core::read_file(cfg_.faults_state));
+        kept_faults = json::parse(text, nullptr, false);
+        if (!kept_faults.is_object()) return core::fail(core::Errc::invalid_input, "not the faults devemu kept (JSON object)", cfg_.faults_state, "remove it");
+    }
     for (auto& l : cfg_.luns) {
         auto& lun = luns_.emplace_back();
         lun.cfg = l;
@@ -83,10 +89,18 @@ core::Status MscServer::open()
             lun.map = static_cast<std::uint8_t*>(m);
             lun.map_len = l.size;
         }
-        for (auto& f : l.faults) {
-            DEVEMU_TRY(spec, fault::parse(fault::keys_of(f), l.backing, d.blocks - 1));
+        // A restarted server: the chain as `devemu fault` last left it; else the profile's.
+        const json kept = kept_faults.value("luns", json::object());
+        const bool restored = kept.contains(l.name) && kept[l.name].is_array();
+        const json specs = restored ? kept[l.name] : l.faults;
+        for (auto& f : specs) {
+            DEVEMU_TRY(spec, fault::parse(fault::keys_of(f), restored ? cfg_.faults_state : l.backing, d.blocks - 1));
             DEVEMU_CHECK(lun.chain.add(spec, fault::Clock::now()));
         }
+    }
+    if (const json usb = kept_faults.value("usb", json::object()); !usb.value("fault", std::string()).empty()) {
+        usb_fault_ = usb.value("fault", "");
+        usb_fault_count_ = std::max(1u, usb.value("count", 1u));
     }
     // Endpoint files in the order of the descriptors: ep1 bulk OUT, ep2 bulk IN.
     out_.reset(::open((cfg_.mount + "/ep1").c_str(), O_RDWR | O_CLOEXEC));

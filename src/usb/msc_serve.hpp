@@ -34,10 +34,13 @@ struct MscConfig {
     unsigned buffers = 8;           // bounce buffers (a backing that cannot be mapped), chunks in flight
     std::string stats;              // JSON, about once a second and at exit
     std::string control;            // unix socket `devemu fault` talks to (one JSON request a line); empty: none
+    // The faults as the last `devemu fault` left them ({"luns": {NAME: [keys…]}, "usb": {fault, count}}): a server
+    // the supervisor restarts starts from these instead of the profile's. Empty: not kept.
+    std::string faults_state;
     std::string interface_name = "devemu mass storage";
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscLun, name, backing, size, block_size, readonly, removable, nofua, serial, inquiry, faults)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscConfig, mount, luns, stall, chunk, write_chunk, buffers, stats, control, interface_name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MscConfig, mount, luns, stall, chunk, write_chunk, buffers, stats, control, faults_state, interface_name)
 
 // Serves on an ep0 whose descriptors are written (by msc_supervise) until SIGTERM. Returns an exit code.
 [[nodiscard]] int msc_serve(const MscConfig& cfg, int ep0);

@@ -62,7 +62,8 @@ private:
     // The USB fault armed for the next command(s) (`devemu fault NAME usb …`), taken by the data thread.
     std::string take_usb_fault();
     nlohmann::json stats() const;
-    void publish_faults();   // with faults_mu_ held
+    void publish_faults();
+    void keep_faults() const;   // with faults_mu_ held
     void halt(bool in);
     void command(const bot::Cbw& cbw);
     scsi::Plan plan_for(const bot::Cbw& cbw, Lun* lun);

@@ -30,6 +30,7 @@ MscConfig config_for(const profile::Profile& p, const profile::Function& f, cons
     c.mount = mount;
     c.stall = f.stall;
     c.stats = stats.string();
+    c.faults_state = fs::path(stats).replace_extension(".faults").string();
     for (auto& l : f.luns) {
         const auto* b = p.backstore(l.backstore);
         MscLun m;
@@ -71,6 +72,7 @@ core::Result<json> start_msc_servers(core::Transaction& tx, const profile::Profi
                    control = dir / ("usb-" + f.name + ".ctl");
         std::error_code ec;
         fs::remove(stats, ec);
+        fs::remove(fs::path(stats).replace_extension(".faults"), ec);   // a new server starts from the profile's faults
         DEVEMU_CHECK(core::write_file_atomic(config, json(config_for(p, f, backstores, mount.string(), stats, control)).dump(2) + "\n", 0600));
         // Journaled by its configuration's path (on its command line) before it runs: down stops it after the unbind
         // and before FunctionFS is unmounted.

@@ -38,6 +38,8 @@ struct GadgetRecord {
     std::map<std::string, std::string> ffs;                 // FunctionFS function -> its mount point
     std::vector<FunctionRecord> spec_functions;
     nlohmann::json servers = nlohmann::json::object();      // devemu-served function -> its server (usb/msc_unit.hpp)
+    bool uses_ceph_local = false;                           // an rbd backstore on devemu's local Ceph cluster
+    bool ceph_local_started = false;                        // this unit's `up` started that cluster: its `down` stops it
 };
 
 void to_json(nlohmann::json& j, const LunRecord& r);
@@ -45,7 +47,8 @@ void from_json(const nlohmann::json& j, LunRecord& r);
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FunctionRecord, type, name)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GadgetRecord, version, name, kind, profile, state, changes, nodes, udc, vid_pid, serial,
-                                                backstores, host, luns, ffs, spec_functions, servers)
+                                                backstores, host, luns, ffs, spec_functions, servers,
+                                                uses_ceph_local, ceph_local_started)
 
 // A record as a GadgetRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<GadgetRecord> gadget_record(const nlohmann::json& j);

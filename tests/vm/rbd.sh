@@ -145,6 +145,62 @@ ephemeral = true'
     rbdc ls rbd | grep -qx loop-img && ok "a non-ephemeral image stays after down" || bad "loop-img was removed"
 fi
 
+# --- a USB disk on rbd: the kernel's mass-storage function and devemu's own, one image each, in one VM ----------
+cat > "$state/usb.toml" <<EOF
+[[backstore]]
+name = "usbk"
+type = "rbd"
+cluster = "local"
+pool = "rbd"
+image = "usb-k"
+size = "48M"
+[[backstore]]
+name = "usbu"
+type = "rbd"
+cluster = "local"
+pool = "rbd"
+image = "usb-u"
+size = "48M"
+ephemeral = true
+[[gadget]]
+name = "rbdusb"
+product_id = 0x0120
+[[gadget.function]]
+type = "mass_storage"
+name = "k"
+[[gadget.function.lun]]
+backstore = "usbk"
+[[gadget.function]]
+type = "mass_storage"
+name = "u"
+engine = "user"
+[[gadget.function.lun]]
+backstore = "usbu"
+EOF
+out=$("$devemu" -q up --vm --json --exec "sleep 100000" "$state/usb.toml" 2>"$state/err"); rc=$?
+expect_eq "up --vm a gadget with two rbd LUNs (kernel function, devemu's own)" 0 "$rc"
+[ "$rc" = 0 ] || cat "$state/err"
+if [ "$rc" = 0 ]; then
+    for fn in k u; do
+        dev=$(field "[l['disk'] for l in d[0]['gadget']['luns'] if l['function'] == '$fn'][0]" <<<"$out")
+        file=$(field "[l['file'] for l in d[0]['gadget']['luns'] if l['function'] == '$fn'][0]" <<<"$out")
+        case "$file" in /dev/rbd*) ok "LUN of function $fn is served from $file (as $dev)" ;; *) bad "function $fn: file [$file]" ;; esac
+        got=$("$devemu" vm exec rbdusb -- sh -c "head -c 8388608 /dev/urandom > /tmp/$fn && dd if=/tmp/$fn of=$dev bs=1M seek=4 oflag=direct conv=fsync 2>/dev/null && dd if=$dev of=/tmp/$fn.b bs=1M skip=4 count=8 iflag=direct 2>/dev/null && cmp /tmp/$fn /tmp/$fn.b && sha256sum < /tmp/$fn" | tr -d '\r')
+        sum=${got%% *}
+        [ ${#sum} = 64 ] && ok "function $fn: 8 MiB through $dev read back equal in the VM" || bad "function $fn: write/read in the VM: [$got]"
+        expect_eq "function $fn: rbd export on the host gives the same 8 MiB" "$sum" \
+            "$(rbdc export "rbd/usb-$fn" - 2>/dev/null | tail -c +4194305 | head -c 8388608 | sha256sum | cut -d' ' -f1)"
+    done
+    "$devemu" check rbdusb >"$state/check" 2>&1; rc=$?
+    expect_eq "devemu check rbdusb passes (both functions)" 0 "$rc"
+    [ "$rc" = 0 ] || grep -v '^\[ ok \]' "$state/check"
+    grep -q "LUN 0:0: BOT case 13" "$state/check" && grep -q "LUN 1:0: BOT case 13" "$state/check" \
+        && ok "check ran on both mass-storage interfaces" || bad "check: $(grep -c . "$state/check") lines, not both interfaces"
+    "$devemu" -q down rbdusb >/dev/null; expect_eq "down rbdusb" 0 "$?"
+    rbdc ls rbd | grep -qx usb-u && bad "the ephemeral usb-u is left" || ok "down removed the ephemeral image usb-u"
+    rbdc ls rbd | grep -qx usb-k && ok "the non-ephemeral usb-k stays" || bad "usb-k was removed"
+fi
+
 # --- a wrong key and a missing pool, against the cluster as a "real" one (mon_host), from inside its namespace --
 mk_real "$state/wrongkey.toml" "$state/other.keyring" rbd
 err=$(ip netns exec "$ns" "$devemu" up --vm "$state/wrongkey.toml" 2>&1 >/dev/null); rc=$?

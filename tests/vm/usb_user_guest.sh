@@ -79,10 +79,13 @@ check "... cleared, it reads" sh -c "\"$devemu\" fault msc-user clear bad && dd 
 
 
 # --- supervised: killed, it is restarted and I/O resumes -----------------------------------------------------
+check "a block fault added at run time before the kill" "$devemu" fault msc-user add id=kept type=error op=read lba=4096..4103
 pid=$(server msc-user ms0 pid)
 check "kill -9 the server ($pid)" kill -9 "$pid"
 check "the supervisor restarts it" wait_for '[ "$(server msc-user ms0 restarts)" = 1 ] && [ "$(server msc-user ms0 pid)" != '"$pid"' ]' 100
 check "the pattern still reads back (timeout 60 s)" sh -c "timeout 60 dd if=$disk bs=1M skip=8 count=4 iflag=direct status=none | cmp - /tmp/pattern"
+refuse "the restarted server kept the run-time fault: a read there fails" dd if="$disk" of=/dev/null bs=4k skip=512 count=1 iflag=direct status=none
+check "... cleared, it reads" sh -c "\"$devemu\" fault msc-user clear kept && dd if=$disk of=/dev/null bs=4k skip=512 count=1 iflag=direct status=none"
 check "writes go on after the restart" sh -c "dd if=/tmp/pattern of=$disk bs=1M seek=100 oflag=direct status=none && cmp -n 4194304 -i 0:104857600 /tmp/pattern $zdev"
 check "ls is healthy" sh -c "\"$devemu\" ls | grep msc-user | grep -q healthy"
 check "the server never failed to halt an endpoint or stall ep0 (its log)" sh -c "! grep -E 'not halted|not stalled' $DEVEMU_STATE_DIR/units/msc-user/usb-ms0.log"
