@@ -8,6 +8,8 @@
 #include "core/statedir.hpp"
 #include "core/progress.hpp"
 #include "usb/capture.hpp"
+#include "vm/capture.hpp"
+#include "vm/record.hpp"
 #include "usb/gadget.hpp"
 #include "core/unit_kind.hpp"
 
@@ -54,21 +56,39 @@ namespace devemu::cli {
 
 int cmd_capture(Context& ctx, const Args& args)
 {
-    po::options_description opts("devemu capture NAME -o FILE.pcapng [--duration S]\n\n"
+    po::options_description opts("devemu capture NAME -o FILE.pcapng [--duration S] [--gadget G]\n\n"
                                   "Records a gadget's USB traffic (usbmon on its bus, only its device) as pcapng for Wireshark and tshark.\n"
                                   "Stops after --duration, or on Ctrl-C / SIGTERM; the file appears complete or not at all.\n"
+                                  "NAME may be an `up --vm` unit: the capture runs in its VM and the file lands here.\n"
                                   "Example: devemu capture msc-user -o /tmp/msc.pcapng --duration 10; tshark -r /tmp/msc.pcapng");
     opts.add_options()("output,o", po::value<std::string>()->required(), "the pcapng file")(
-        "duration", po::value<unsigned>()->default_value(0), "seconds (0: until interrupted)");
+        "duration", po::value<unsigned>()->default_value(0), "seconds (0: until interrupted)")(
+        "gadget", po::value<std::string>(), "with an `up --vm` unit holding several gadgets: which one");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     const auto rec = sd->load(p.positional[0]);
     if (!rec) return report(rec.error());
-    if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay)
-        return report({core::Errc::invalid_input, "capture of a gadget in an `up --vm` VM is not built yet", p.positional[0],
-                       "run devemu capture inside the VM (devemu vm run), or bring the gadget up on a kernel with dummy_hcd"});
+    if (rec->value("kind", "") == "vm") {
+        auto vrec = vm::vm_record(*rec);
+        if (!vrec) return report(vrec.error());
+        vm::VmCaptureOptions o;
+        o.gadget = p.has("gadget") ? p.vm["gadget"].as<std::string>() : "";
+        o.file = std::filesystem::absolute(p.vm["output"].as<std::string>()).string();
+        o.duration = std::chrono::seconds(p.vm["duration"].as<unsigned>());
+        if (!p.has("json"))
+            std::cerr << "capturing in the VM of " << p.positional[0] << " to " << o.file
+                      << (o.duration.count() ? " for " + std::to_string(o.duration.count()) + " s" : std::string(" until Ctrl-C")) << "\n";
+        o.progress = [](const std::string& line) { core::progress(line); };
+        auto r = vm::capture_in_vm(*vrec, o);
+        core::progress_clear();
+        if (!r) return report(r.error());
+        if (p.has("json"))
+            std::cout << json{{"unit", p.positional[0]}, {"gadget", r->gadget}, {"file", o.file}, {"packets", r->packets}, {"bytes", r->bytes}}.dump() << "\n";
+        else std::cout << o.file << ": " << r->packets << " packets, " << r->bytes << " bytes of data (gadget " << r->gadget << " in the VM)\n";
+        return 0;
+    }
     if (rec->value("kind", "") != "gadget")
         return report({core::Errc::invalid_input, "'" + p.positional[0] + "' is not a gadget unit", sd->record_path(p.positional[0]).string(), "devemu ls"});
     const auto host = rec->value("host", json::object());

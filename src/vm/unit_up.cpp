@@ -9,6 +9,7 @@
 #include "ceph/image.hpp"
 #include "ceph/prepare.hpp"
 #include "ceph/rbd_up.hpp"
+#include "vm/capture.hpp"
 #include "core/fs.hpp"
 #include "core/journal.hpp"
 #include "core/netns.hpp"
@@ -107,6 +108,12 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     if (!req.exec.empty()) l.run.argv.insert(l.run.argv.end(), {"--exec", req.exec});
     if (req.insecure) l.run.argv.push_back("--insecure");
     for (auto& [t, port] : l.forwards.items()) l.run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
+    // Gadgets: a writable share the guest's `devemu capture` writes into, so the pcapng lands on the host
+    // (vm/capture.hpp) at file speed, not through the serial console (~200 KB/s).
+    if (!prof.gadgets.empty()) {
+        l.cfg.shares.push_back({capture_dir(l.cfg.run_dir), kGuestCaptureDir});
+        l.run.shares.push_back({"share0", kGuestCaptureDir});
+    }
     l.run.down_argv = guest_devemu({"-q", "down", "--all"});
     l.run.stay = true;
     return l;
@@ -249,6 +256,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     DEVEMU_TRY(base, build_base({kernel}, req.cache_dir));
     l.cfg.kernel = kernel;
     DEVEMU_CHECK(core::make_dirs(l.cfg.run_dir, 0700));
+    if (!l.cfg.shares.empty()) DEVEMU_CHECK(core::make_dirs(capture_dir(l.cfg.run_dir), 0700));
     core::Transaction tx(sd.journal(l.name));
     DetachedVm vmh;
     core::Result<VmRecord> rec = std::unexpected(core::Error{});

@@ -80,6 +80,26 @@ for prof in "$src"/gadgets/*.toml; do
     "$devemu" check --json "$unit" >"$state/check" 2>&1; rc=$?
     expect_eq "$name: devemu check passes" 0 "$rc"
     field "d['ok'] and len(d['checks']) >= 1" <"$state/check" | grep -q True && ok "$name: check --json says ok" || bad "$name: check: $(head -c 600 "$state/check")"
+    if [ "$name" = msc-user ]; then
+        # Capture from the host: the guest's usbmon, the file written through the VM's share, complete on the host.
+        disk=$(field "d[0]['gadget']['luns'][0]['disk']" <<<"$out")
+        "$devemu" -q capture "$unit" -o "$state/cap.pcapng" --duration 4 --json >"$state/cap.json" 2>"$state/cap.err" &
+        cap=$!
+        sleep 1.5
+        "$devemu" vm exec "$unit" -- dd if="$disk" of=/dev/null bs=64k count=64 iflag=direct >/dev/null 2>&1
+        wait $cap; expect_eq "$name: capture --duration 4 of the VM's gadget, from the host" 0 "$?"
+        [ -s "$state/cap.pcapng" ] && [ ! -e "$state/cap.pcapng.part" ] && ok "$name: the pcapng is on the host, complete" || bad "$name: capture: $(cat "$state/cap.err")"
+        cbws=$(tshark -r "$state/cap.pcapng" -Y usbms.dCBWSignature 2>/dev/null | wc -l)
+        [ "$cbws" -ge 64 ] && ok "$name: tshark on the host reads $cbws CBWs (64 reads of 64 KiB were sent)" || bad "$name: tshark saw $cbws CBWs"
+        expect_eq "$name: capture --json counts the packets tshark reads" "$(tshark -r "$state/cap.pcapng" 2>/dev/null | wc -l)" "$(field "d['packets']" <"$state/cap.json")"
+        # Ctrl-C: the guest's capture is interrupted the same way and completes its file.
+        "$devemu" -q capture "$unit" -o "$state/int.pcapng" >/dev/null 2>"$state/int.err" &
+        cap=$!
+        sleep 3
+        kill -INT $cap; wait $cap; expect_eq "$name: capture until SIGINT exits 0" 0 "$?"
+        tshark -r "$state/int.pcapng" >/dev/null 2>&1 && ok "$name: the interrupted capture is a complete pcapng" || bad "$name: int.pcapng: $(cat "$state/int.err")"
+        [ -d "$state/units/$unit/capture" ] && [ -z "$(ls "$state/units/$unit/capture")" ] && ok "$name: nothing left in the VM's capture share" || bad "$name: left: $(ls "$state/units/$unit/capture")"
+    fi
     lun=$(field "([l['lun'] for l in d[0]['gadget']['luns'] if l['removable'] and l['file']] + [''])[0]" <<<"$out")
     if [ -n "$lun" ]; then   # a removable LUN with a medium: eject it through the VM
         "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null; expect_eq "$name: eject LUN $lun through the VM" 0 "$?"
@@ -88,6 +108,7 @@ for prof in "$src"/gadgets/*.toml; do
     "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
+    [ -z "$(pgrep -f "$state/units/ceph" || true)" ] && ok "$name: no ceph daemon left" || bad "$name: ceph daemons left"
 done
 
 # A profile the guest refuses (a clash of two LUN numbers is caught on the host; an unloadable setting in the guest):
