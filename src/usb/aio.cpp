@@ -35,6 +35,22 @@ void Aio::stage(int fd, bool write, void* buf, std::size_t len, std::uint64_t ta
     staged_.push_back(std::move(cb));
 }
 
+bool Aio::append_to_staged(int fd, void* buf, std::size_t len, std::size_t multiple)
+{
+    if (staged_.empty()) return false;
+    iocb& cb = *staged_.back();
+    if (cb.aio_lio_opcode != IOCB_CMD_PWRITE || cb.aio_fildes != static_cast<std::uint32_t>(fd) || cb.aio_nbytes == 0 || cb.aio_nbytes % multiple != 0)
+        return false;
+    auto v = std::make_unique<iovec[]>(2);
+    v[0] = {reinterpret_cast<void*>(cb.aio_buf), cb.aio_nbytes};
+    v[1] = {buf, len};
+    cb.aio_lio_opcode = IOCB_CMD_PWRITEV;
+    cb.aio_buf = reinterpret_cast<std::uint64_t>(v.get());
+    cb.aio_nbytes = 2;
+    vecs_.push_back(std::move(v));
+    return true;
+}
+
 bool Aio::flush()
 {
     while (!staged_.empty()) {
@@ -48,6 +64,7 @@ bool Aio::flush()
         }
         staged_.erase(staged_.begin(), staged_.begin() + n);
     }
+    vecs_.clear();
     return true;
 }
 

@@ -4,6 +4,7 @@
 // fixes newer than Debian 12's 6.1 (FIELD-NOTES §4), so the bus side uses this and the backing side io_uring.
 // Raw syscalls (no libaio: nothing here needs more than four calls).
 #include <linux/aio_abi.h>
+#include <sys/uio.h>
 
 #include <climits>
 #include <cstdint>
@@ -31,7 +32,15 @@ public:
     // one system call, not two). The buffer must stay valid until then. flush: false with errno, nothing queued.
     void stage(int fd, bool write, void* buf, std::size_t len, std::uint64_t tag);
     bool flush();
-    void drop_staged() { staged_.clear(); }
+    // Appends `len` bytes at `buf` to the last staged write on `fd` (one USB request carrying both: a reply's last
+    // data chunk and its CSW). False when the last staged iocb is not a plain write on `fd` of a multiple of
+    // `multiple` bytes (whole packets: else the data would end in a short packet the CSW's bytes join).
+    bool append_to_staged(int fd, void* buf, std::size_t len, std::size_t multiple);
+    void drop_staged()
+    {
+        staged_.clear();
+        vecs_.clear();
+    }
     // Waits for at least one completion (false on EINTR) and files every one reaped under its tag.
     bool reap(bool block);
     // The result of `tag` (bytes or -errno) once done, and forgets it; nullopt while it is in flight.
@@ -48,6 +57,7 @@ private:
     std::map<std::uint64_t, std::unique_ptr<iocb>> live_;
     std::map<std::uint64_t, long long> done_;
     std::vector<std::unique_ptr<iocb>> staged_;
+    std::vector<std::unique_ptr<iovec[]>> vecs_;   // of staged PWRITEVs, until flushed (FunctionFS copies at submission)
     long last_reaped_ = 0;
 };
 

@@ -1,5 +1,6 @@
 // One BOT command of devemu's mass-storage function: the SCSI core's plan, the fault chain, the data phase
 // (pipelined between the backing and the bus), the halts the thirteen cases ask for, and the CSW.
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -22,7 +23,11 @@ bool MscServer::bus_write(const std::uint8_t* p, std::size_t n, bool stage)
     const auto t = ++tag_;
     aio_.stage(in_.get(), true, const_cast<std::uint8_t*>(p), n, t);
     in_pending_.push_back(t);
-    if (stage) return true;
+    return stage || flush_in();
+}
+
+bool MscServer::flush_in()
+{
     for (;;) {
         if (reset_ || g_msc_stop) return false;
         if (aio_.flush()) return true;
@@ -64,6 +69,21 @@ bool MscServer::read_sync(std::uint8_t* p, std::size_t n)
         return r == static_cast<ssize_t>(n);   // short: the host ended its transfer early (see bus_read)
     }
 }
+
+namespace {
+// Maps a write's pages of the backing writable in one call (MADV_POPULATE_WRITE, Linux 5.14) while its data is still
+// crossing the bus, so that FunctionFS's copy into them takes no page fault (and ext4 no page_mkwrite) per 4 KiB on
+// the way to the CSW: measured, 1 MiB writes went from 0.77x to ~0.85x of the kernel's function. Only an
+// optimisation: where it fails, the copy faults the pages in.
+void prefault_for_write(std::uint8_t* p, std::size_t n)
+{
+    constexpr int populate_write = 23;   // MADV_POPULATE_WRITE (glibc 2.36 headers lack it)
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto a = reinterpret_cast<std::uintptr_t>(p) & ~(page - 1), e = (reinterpret_cast<std::uintptr_t>(p) + n + page - 1) & ~(page - 1);
+    if (::madvise(reinterpret_cast<void*>(a), e - a, populate_write) != 0)
+        spdlog::debug("usb: madvise(MADV_POPULATE_WRITE) of {} bytes: {}", e - a, std::strerror(errno));
+}
+}  // namespace
 
 void MscServer::collect_in()
 {
@@ -173,21 +193,18 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
     Moved m;
     const std::uint64_t chunk = cfg_.chunk, nb = bufs_.size(), chunks = (len + chunk - 1) / chunk;
     if (store && lun.map && off + len <= lun.map_len) {   // straight into the page cache
-        // Large requests here: a plain read's completion wakes us directly, where each AIO read's goes through a
-        // kernel worker first (measured: 16 KiB AIO chunks wrote at 0.66x the kernel's function, 128 KiB reads 0.75x).
+        // Large requests (one per command at high speed: usb-storage sends at most 120 KiB), queued with AIO so that
+        // the pages are made writable while the data crosses the bus (prefault_for_write), not by faults in the
+        // copy that stands between the data's end and the CSW. (A plain read() was measured faster than AIO without
+        // the prefault: 0.75x against 0.66x for 16 KiB AIO chunks; with it, AIO of the whole transfer is ~0.85x.)
         const std::uint64_t wchunk = cfg_.write_chunk, wchunks = (len + wchunk - 1) / wchunk;
-        if (wchunks == 1) {
-            m.transport = !read_sync(lun.map + off, len);
-            if (m.transport && errno == EFAULT) m.transport = false, m.medium = true;
-            if (!m.transport) m.moved = len;
-            return m;
-        }
         std::vector<std::uint64_t> tags;   // every chunk queued at once: the UDC fills one while the last is copied
         for (std::uint64_t k = 0; k < wchunks; ++k) {
             tags.push_back(++tag_);
             while (!aio_.submit(out_.get(), false, lun.map + off + k * wchunk, std::min(wchunk, len - k * wchunk), tags.back()))
                 if (errno != EINTR || reset_ || g_msc_stop) return m.transport = true, m;
         }
+        prefault_for_write(lun.map + off, len);
         for (std::uint64_t k = 0; k < wchunks; ++k) {
             auto r = await(tags[k]);
             if (r && *r == -EFAULT) m.medium = true;
@@ -408,7 +425,12 @@ void MscServer::command(const bot::Cbw& cbw)
         if (!settle_in()) return abort_bus();
         halt(true);
     }
-    if (!bus_write(csw_.data(), csw_.size())) abort_bus();
+    // After a reply whose data ends in a whole packet (every block read), the CSW rides in the same USB request as
+    // the last chunk: the host's data transfer ends at its length and the CSW's 13 bytes are a short packet of their
+    // own, read by its CSW transfer. One request, and one completion, fewer per command.
+    const bool merge = usb_fault.empty() && !a.phase_error && m.moved == h && h > 0 && cbw.dir == bot::Dir::in &&
+                       aio_.append_to_staged(in_.get(), csw_.data(), csw_.size(), 1024);
+    if (!(merge ? flush_in() : bus_write(csw_.data(), csw_.size()))) abort_bus();
     if (in_pending_.size() >= 16) collect_in();   // completions of finished writes, reaped in batches (a syscall each)
 }
 

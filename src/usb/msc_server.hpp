@@ -73,6 +73,7 @@ private:
     // bus_read queues and waits; await: a request's result, nullopt when a reset or SIGTERM ends the wait.
     bool bus_write(const std::uint8_t* p, std::size_t n, bool stage = false);   // stage: queued with the next unstaged write
     bool bus_read(std::uint8_t* p, std::size_t n);
+    bool flush_in();   // what is staged on bulk-in, queued (false: reset, SIGTERM or the host gone)
     bool read_sync(std::uint8_t* p, std::size_t n);
     std::optional<long long> await(std::uint64_t tag);
     // Waits for every queued bulk-in write (before a halt, which the UDC refuses with requests queued); false
