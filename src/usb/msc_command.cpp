@@ -427,8 +427,11 @@ void MscServer::command(const bot::Cbw& cbw)
     }
     // After a reply whose data ends in a whole packet (every block read), the CSW rides in the same USB request as
     // the last chunk: the host's data transfer ends at its length and the CSW's 13 bytes are a short packet of their
-    // own, read by its CSW transfer. One request, and one completion, fewer per command.
+    // own, read by its CSW transfer. One request, and one completion, fewer per command. Not when that would carry
+    // the request over a page: FunctionFS then builds a vmalloc'd scatter list instead of one kmalloc (a 4 KiB read).
+    const std::uint64_t page = 4096;
     const bool merge = usb_fault.empty() && !a.phase_error && m.moved == h && h > 0 && cbw.dir == bot::Dir::in &&
+                       (h > page || h + csw_.size() <= page) &&
                        aio_.append_to_staged(in_.get(), csw_.data(), csw_.size(), 1024);
     if (!(merge ? flush_in() : bus_write(csw_.data(), csw_.size()))) abort_bus();
     if (in_pending_.size() >= 16) collect_in();   // completions of finished writes, reaped in batches (a syscall each)
