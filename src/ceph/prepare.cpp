@@ -31,6 +31,14 @@ std::vector<const profile::Backstore*> unit_rbds(const profile::Profile& p, cons
 
 bool has_rbd(const profile::Profile& p, const std::string& unit) { return !unit_rbds(p, unit).empty(); }
 
+namespace {
+bool has_backstore(const profile::Profile& p, const std::string& unit, const profile::Backstore* b)
+{
+    const auto mine = unit_rbds(p, unit);
+    return std::find(mine.begin(), mine.end(), b) != mine.end();
+}
+}  // namespace
+
 bool local_in_use(const core::StateDir& sd, const std::string& except)
 {
     for (auto& u : sd.units()) {
@@ -48,11 +56,7 @@ core::Result<Prepared> prepare(const profile::Profile& p, const std::set<std::st
     std::vector<const profile::Backstore*> rbds;
     std::uint64_t local_bytes = 0;
     for (auto* b : unit_rbds(p, "")) {
-        if (!only.empty() && std::none_of(only.begin(), only.end(), [&](const std::string& u) {
-                const auto mine = unit_rbds(p, u);
-                return std::find(mine.begin(), mine.end(), b) != mine.end();
-            }))
-            continue;
+        if (!only.empty() && std::none_of(only.begin(), only.end(), [&](const std::string& u) { return has_backstore(p, u, b); })) continue;
         rbds.push_back(b);
         out.conns[b->name] = {};
         if (b->cluster == "local") out.uses_local = true, local_bytes += b->size.value_or(0);
