@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <atomic>
+#include <cstdlib>
+#include <memory>
 #include <thread>
 
 #include "backing/blockdev.hpp"
@@ -56,9 +58,33 @@ struct Target {
     std::uint64_t size = 0;
 };
 
+// --fill: the whole target once, 1 MiB writes of random bytes (xorshift; each MiB made distinct by its offset), synced.
+core::Status fill_target(const Target& t)
+{
+    constexpr std::size_t chunk = 1 << 20;
+    void* mem = nullptr;
+    if (::posix_memalign(&mem, 4096, chunk) != 0) return core::fail(Errc::kernel, "out of memory", "--fill");
+    std::unique_ptr<void, void (*)(void*)> buf(mem, std::free);
+    auto* w = static_cast<std::uint64_t*>(mem);
+    std::uint64_t x = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(::getpid());
+    for (std::size_t i = 0; i < chunk / 8; ++i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        w[i] = x;
+    }
+    spdlog::info("filling {} ({} MiB) with random data first", t.path, t.size >> 20);
+    for (std::uint64_t off = 0; off < t.size && !g_stop; off += chunk) {
+        w[0] = off;   // no two MiB alike
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, t.size - off));
+        if (::pwrite(t.fd.get(), mem, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
+            return core::fail_errno("cannot fill", t.path, "--fill writes the whole target");
+    }
+    if (::fsync(t.fd.get()) != 0) return core::fail_errno("cannot sync after filling", t.path);
+    return {};
+}
+
 core::Status open_target(const BenchOptions& o, Target& t)
 {
-    const bool write = writes(o.rw) || o.verify;
+    const bool write = writes(o.rw) || o.verify || o.fill;
     if (o.target.starts_with("zram:")) {
         auto parts = core::split(o.target.substr(5), ':');
         auto size = core::parse_size(parts[0]);
@@ -103,6 +129,7 @@ core::Status open_target(const BenchOptions& o, Target& t)
         t.size = static_cast<std::uint64_t>(st.st_size);
     }
     if (t.size < o.bs) return core::fail(Errc::invalid_input, "smaller than one block", t.path);
+    if (o.fill) DEVEMU_CHECK(fill_target(t));
     return {};
 }
 
@@ -135,7 +162,7 @@ Summary summarize(const std::vector<JobResult>& jobs, const BenchOptions& o, jso
     const double wall = s.seconds > 0 ? s.seconds * o.numjobs : 1;
     fio_shaped = {{"jobs", json::array({{{"jobname", "devemu"}, {"read", side(rd)}, {"write", side(wr)}, {"job_runtime", static_cast<std::uint64_t>(s.seconds * 1000)},
                                          {"usr_cpu", 100 * usr / wall}, {"sys_cpu", 100 * sys / wall}}})},
-                  {"devemu", {{"ios_per_cpu_second", s.ios_per_cpu_second()}, {"engine", o.engine}, {"fixedbufs", o.fixedbufs},
+                  {"devemu", {{"ios_per_cpu_second", s.ios_per_cpu_second()}, {"filled", o.fill}, {"engine", o.engine}, {"fixedbufs", o.fixedbufs},
                               {"registerfiles", o.registerfiles}, {"sqpoll", o.sqpoll}, {"hipri", o.hipri}, {"batch", o.batch},
                               {"ring_flags", jobs.empty() ? 0u : jobs[0].ring_flags}}}};
     return s;
@@ -190,11 +217,11 @@ core::Result<std::vector<JobResult>> run_phase(const BenchOptions& o, Target& t,
 
 std::string human(const Summary& s, const BenchOptions& o, const std::string& path)
 {
-    return fmt::format("{} {} bs={} iodepth={} numjobs={} engine={}{}{}\n  IOPS {:.0f}, {:.1f} MB/s, {:.2f} s\n"
+    return fmt::format("{} {} bs={} iodepth={} numjobs={} engine={}{}{}{}\n  IOPS {:.0f}, {:.1f} MB/s, {:.2f} s\n"
                        "  latency us: min {:.1f} mean {:.1f} p50 {:.1f} p99 {:.1f} p99.9 {:.1f} max {:.1f}\n"
                        "  CPU {:.2f} s, {:.0f} I/Os per CPU-second\n",
                        path, to_string(o.rw), o.bs, o.iodepth, o.numjobs, o.engine, o.fixedbufs && o.engine == "uring" ? " fixedbufs" : "",
-                       o.registerfiles && o.engine == "uring" ? " registerfiles" : "", s.iops, s.bw_bytes / 1e6, s.seconds, s.lat_min / 1e3,
+                       o.registerfiles && o.engine == "uring" ? " registerfiles" : "", o.fill ? " (filled with random data first)" : "", s.iops, s.bw_bytes / 1e6, s.seconds, s.lat_min / 1e3,
                        s.lat_mean / 1e3, s.p50 / 1e3, s.p99 / 1e3, s.p999 / 1e3, s.lat_max / 1e3, s.cpu_seconds, s.ios_per_cpu_second());
 }
 
@@ -268,6 +295,7 @@ core::Result<BenchOutcome> run_bench(const BenchOptions& o)
         Target mine;
         BenchOptions oo = o;
         oo.target = t.path;
+        oo.fill = false;   // filled once, before the first run
         DEVEMU_CHECK(open_target(oo, mine));
         DEVEMU_TRY(r, run_phase(oo, mine, Phase::normal, progress));
         json ignored;
@@ -278,14 +306,14 @@ core::Result<BenchOutcome> run_bench(const BenchOptions& o)
         f_iops.push_back(f.iops), f_cpu.push_back(f.ios ? f.cpu_seconds / static_cast<double>(f.ios) * 1e6 : 0), f_p99.push_back(static_cast<double>(f.p99));
     }
     const double di = median(d_iops), fi = median(f_iops), dc = median(d_cpu), fc = median(f_cpu), dp = median(d_p99), fp = median(f_p99);
-    out.json = {{"target", t.path}, {"rw", to_string(o.rw)}, {"bs", o.bs}, {"iodepth", o.iodepth}, {"numjobs", o.numjobs}, {"runs", d_iops.size()},
+    out.json = {{"target", t.path}, {"filled", o.fill}, {"rw", to_string(o.rw)}, {"bs", o.bs}, {"iodepth", o.iodepth}, {"numjobs", o.numjobs}, {"runs", d_iops.size()},
                 {"devemu", {{"iops", di}, {"cpu_us_per_io", dc}, {"p99_ns", dp}, {"runs_iops", d_iops}}},
                 {"fio", {{"iops", fi}, {"cpu_us_per_io", fc}, {"p99_ns", fp}, {"runs_iops", f_iops}, {"command", fmt::format("{}", fmt::join(fio_argv(o, t.path), " "))}}},
                 {"ratio", {{"iops", fi > 0 ? di / fi : 0}, {"cpu_per_io", fc > 0 ? dc / fc : 0}, {"p99", fp > 0 ? dp / fp : 0}}}};
-    out.text = fmt::format("{} {} bs={} iodepth={} numjobs={}: {} alternating runs each, medians\n"
+    out.text = fmt::format("{} {} bs={} iodepth={} numjobs={}{}: {} alternating runs each, medians\n"
                            "  {:<16} {:>12} {:>12} {:>8}\n  {:<16} {:>12.0f} {:>12.0f} {:>7.2f}x\n  {:<16} {:>12.2f} {:>12.2f} {:>7.2f}x\n"
                            "  {:<16} {:>12.1f} {:>12.1f} {:>7.2f}x\n  fio: {}\n",
-                           t.path, to_string(o.rw), o.bs, o.iodepth, o.numjobs, d_iops.size(), "", "devemu", "fio io_uring", "ratio", "IOPS", di, fi,
+                           t.path, to_string(o.rw), o.bs, o.iodepth, o.numjobs, o.fill ? " (filled with random data first)" : "", d_iops.size(), "", "devemu", "fio io_uring", "ratio", "IOPS", di, fi,
                            fi > 0 ? di / fi : 0, "CPU us per I/O", dc, fc, fc > 0 ? dc / fc : 0, "p99 latency us", dp / 1e3, fp / 1e3,
                            fp > 0 ? dp / fp : 0, fmt::join(fio_argv(o, t.path), " "));
     return out;

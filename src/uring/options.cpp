@@ -29,6 +29,9 @@ const std::vector<OptionSpec>& option_table()
         {"hipri", "bool", "false", "polled completions (devices with poll queues)", ""},
         {"engine", "choice", "uring", "I/O engine", "uring,psync"},
         {"verify", "bool", "false", "write blocks with a header + crc32c and check them on read", ""},
+        {"fill", "bool", "false",
+         "first write the whole target once with random data, so reads return data that is really there (an unwritten zram "
+         "or a sparse hole reads zeros without touching memory)", ""},
         {"force", "bool", "false", "write to a block device that holds data", ""},
         {"json", "bool", "false", "machine-readable result, fio's field names", ""},
         {"compare-fio", "bool", "false", "run fio's io_uring engine on the same job, alternating, and print ratios", ""},
@@ -128,6 +131,7 @@ core::Status set_option(BenchOptions& o, const std::string& a, const std::string
     else if (a == "sqpoll") DEVEMU_CHECK(as_bool(o.sqpoll));
     else if (a == "hipri") DEVEMU_CHECK(as_bool(o.hipri));
     else if (a == "verify") DEVEMU_CHECK(as_bool(o.verify));
+    else if (a == "fill") DEVEMU_CHECK(as_bool(o.fill));
     else if (a == "force") DEVEMU_CHECK(as_bool(o.force));
     else if (a == "json") DEVEMU_CHECK(as_bool(o.json));
     else if (a == "compare-fio") DEVEMU_CHECK(as_bool(o.compare_fio));

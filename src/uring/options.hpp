@@ -29,6 +29,7 @@ struct BenchOptions {
     bool hipri = false;
     std::string engine = "uring";    // uring | psync
     bool verify = false;
+    bool fill = false;               // write the whole target once with random data before measuring
     bool force = false;
     bool json = false;
     bool compare_fio = false;

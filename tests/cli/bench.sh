@@ -31,12 +31,26 @@ err=$("$devemu" bench "$dir/f" --rw=sideways 2>&1); rc=$?
 err=$("$devemu" bench "$dir/absent" --rw=read 2>&1); rc=$?
 [ "$rc" = 2 ] && ok "an absent file without --size is refused" || bad "absent: $rc"
 
+# --fill: the target is written in full with random data before the reads, and the result says so.
+truncate -s 8M "$dir/sparse"
+out=$("$devemu" bench "$dir/sparse" --rw=randread --runtime=1 --time_based --fill --json 2>/dev/null); rc=$?
+[ "$rc" = 0 ] && python3 -c "import json,sys; assert json.loads(sys.argv[1])['devemu']['filled'] is True" "$out" && ok "--fill runs and says filled" || bad "--fill: $rc $out"
+python3 - "$dir/sparse" <<'PY' && ok "--fill left random data in every MiB (no zeros, no two MiB alike, incompressible)" || bad "--fill: the file is not random data"
+import sys, zlib
+d = open(sys.argv[1], 'rb').read()
+mib = [d[i:i + 1048576] for i in range(0, len(d), 1048576)]
+assert len(d) == 8 << 20 and d.count(0) < len(d) // 100 and len(set(mib)) == len(mib) and len(zlib.compress(d[:1 << 20])) > 1000000
+PY
+[ "$(du -k "$dir/sparse" | cut -f1)" -ge 8000 ] && ok "--fill allocated the sparse file's blocks" || bad "still sparse: $(du -k "$dir/sparse")"
+
 truncate -s 16M "$dir/disk"
 lo=$(losetup -f --show "$dir/disk")
 mkfs.ext4 -q -F "$lo"
 err=$("$devemu" bench "$lo" --rw=randwrite --runtime=1 --time_based 2>&1); rc=$?
 [ "$rc" = 2 ] && ok "writing to a device with ext4 is refused" || bad "refusal: $rc $err"
 case "$err" in *ext4*--force*) ok "the refusal says what and how" ;; *) bad "refusal text: $err" ;; esac
+err=$("$devemu" bench "$lo" --rw=randread --fill --runtime=1 --time_based 2>&1); rc=$?
+[ "$rc" = 2 ] && ok "--fill on a device with ext4 is refused (it writes the whole device)" || bad "--fill refusal: $rc $err"
 "$devemu" bench "$lo" --rw=randread --runtime=1 --time_based >/dev/null && ok "reading it is fine" || bad "read of ext4 device"
 blkid "$lo" | grep -q ext4 && ok "the filesystem is intact" || bad "filesystem damaged"
 losetup -d "$lo"
