@@ -122,14 +122,28 @@ core::Result<VmCaptureResult> capture_in_vm(const VmRecord& rec, const VmCapture
     auto finished = [&] { return size_of(result) > 0 || core::read_file(err).value_or("").find("error") != std::string::npos; };
     for (int i = 0; i < 300 && !finished() && size_of(part) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     const auto t0 = std::chrono::steady_clock::now();
+    auto stopped_at = t0;
     bool interrupted = false;
-    while (!finished()) {
+    for (int tick = 0; !finished(); ++tick) {
         if (g_stop && !interrupted) {
             // Ctrl-C here: the guest's capture stops the same way and completes its file.
             interrupted = true;
+            stopped_at = std::chrono::steady_clock::now();
             if (opt.progress) opt.progress("stopping the capture in the VM");
             auto k = vm_exec(rec, {"sh", "-c", "kill -INT $(cat " + g + ".pid)"});
             if (!k) return std::unexpected(k.error());
+        }
+        // Never wait on a capture that is gone without an answer (killed in the VM), nor on one that does not stop.
+        const bool overdue = interrupted && std::chrono::steady_clock::now() - stopped_at > std::chrono::seconds(60);
+        if (overdue || tick % 25 == 24) {
+            auto alive = vm_exec(rec, {"sh", "-c", "kill -0 $(cat " + g + ".pid)"});
+            if (!alive) return std::unexpected(alive.error());
+            if (finished()) break;
+            if (alive->rc != 0 || overdue) {
+                const std::string why(core::trim(core::last_line(core::read_file(err).value_or(""))));
+                return core::fail(core::Errc::kernel, std::string(overdue ? "the capture in the VM did not stop within 60 s" : "the capture in the VM ended without a result") +
+                                      (why.empty() ? std::string() : ": " + why), rec.name, "the guest kernel's side: devemu vm exec " + rec.name + " -- dmesg");
+            }
         }
         if (opt.progress && !interrupted)
             opt.progress(fmt::format("{} s, {:.1f} MiB", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count(),

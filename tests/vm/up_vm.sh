@@ -98,6 +98,15 @@ for prof in "$src"/gadgets/*.toml; do
         sleep 3
         kill -INT $cap; wait $cap; expect_eq "$name: capture until SIGINT exits 0" 0 "$?"
         tshark -r "$state/int.pcapng" >/dev/null 2>&1 && ok "$name: the interrupted capture is a complete pcapng" || bad "$name: int.pcapng: $(cat "$state/int.err")"
+        # A capture killed in the VM: the host notices (it polls every 5 s) and says so, instead of waiting forever.
+        "$devemu" -q capture "$unit" -o "$state/dead.pcapng" >/dev/null 2>"$state/dead.err" &
+        cap=$!
+        sleep 2
+        "$devemu" vm exec "$unit" -- sh -c 'kill -9 $(cat /devemu/capture/*.pid)' >/dev/null 2>&1
+        for _ in $(seq 1 150); do kill -0 $cap 2>/dev/null || break; sleep 0.1; done
+        kill -0 $cap 2>/dev/null && { bad "$name: capture still waits on a dead guest capture"; kill $cap; } || ok "$name: a capture killed in the VM ends the host's within 15 s"
+        wait $cap; rc=$?
+        [ "$rc" = 2 ] && grep -q "ended without a result" "$state/dead.err" && [ ! -e "$state/dead.pcapng" ] && ok "$name: ... exit 2, says so, no file" || bad "$name: dead capture: $rc $(cat "$state/dead.err")"
         [ -d "$state/units/$unit/capture" ] && [ -z "$(ls "$state/units/$unit/capture")" ] && ok "$name: nothing left in the VM's capture share" || bad "$name: left: $(ls "$state/units/$unit/capture")"
     fi
     lun=$(field "([l['lun'] for l in d[0]['gadget']['luns'] if l['removable'] and l['file']] + [''])[0]" <<<"$out")
