@@ -115,6 +115,14 @@ core::Result<VmCaptureResult> capture_in_vm(const VmRecord& rec, const VmCapture
     // In the background: the VM runs one exec at a time, and the user's I/O (devemu vm exec) goes on meanwhile.
     cmd += "> " + g + ".json 2> " + g + ".err < /dev/null & echo $! > " + g + ".pid";
     const StopOnSignal stop;
+    // The share is mounted at the first capture (9p is not loaded at boot: see plan_launch).
+    const std::string mount = fmt::format("grep -q ' {0} 9p ' /proc/mounts || {{ modprobe 9pnet_virtio && modprobe 9p && mkdir -p {0} && "
+                                          "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 {1} {0}; }}",
+                                          kGuestCaptureDir, kCaptureTag);
+    DEVEMU_TRY(mounted, vm_exec(rec, {"sh", "-c", mount}));
+    if (mounted.rc != 0)
+        return core::fail(core::Errc::kernel, "cannot mount the capture share in the VM: " + std::string(core::trim(core::last_line(mounted.err))), rec.name,
+                          "devemu vm exec " + rec.name + " -- dmesg");
     DEVEMU_TRY(started, vm_exec(rec, {"sh", "-c", cmd}));
     if (started.rc != 0) return core::fail(core::Errc::kernel, "could not start the capture in the VM: " + std::string(core::trim(started.err)), rec.name, "");
     // The guest's capture writes its file's header once usbmon is open; an error ends it before that. Its answer

@@ -15,6 +15,7 @@
 namespace devemu::vm {
 
 inline constexpr const char* kGuestCaptureDir = "/devemu/capture";
+inline constexpr const char* kCaptureTag = "share0";   // the VM's first (and only) share: VmConfig::shares[0]
 [[nodiscard]] inline std::filesystem::path capture_dir(const std::filesystem::path& run_dir) { return run_dir / "capture"; }
 
 struct VmCaptureOptions {
