@@ -73,8 +73,9 @@ bool MscServer::read_sync(std::uint8_t* p, std::size_t n)
 namespace {
 // Maps a write's pages of the backing writable in one call (MADV_POPULATE_WRITE, Linux 5.14) while its data is still
 // crossing the bus, so that FunctionFS's copy into them takes no page fault (and ext4 no page_mkwrite) per 4 KiB on
-// the way to the CSW: measured, 1 MiB writes went from 0.77x to ~0.85x of the kernel's function. Only an
-// optimisation: where it fails, the copy faults the pages in.
+// the way to the CSW: measured in one VM boot, 1 MiB writes went from 40-42 to 45-46 MB/s (kernel function ~53);
+// tools/bench-gadget puts it at 0.77-0.80x, within that tool's noise of before. Only an optimisation: where it
+// fails, the copy faults the pages in.
 void prefault_for_write(std::uint8_t* p, std::size_t n)
 {
     constexpr int populate_write = 23;   // MADV_POPULATE_WRITE (glibc 2.36 headers lack it)
@@ -196,7 +197,7 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
         // Large requests (one per command at high speed: usb-storage sends at most 120 KiB), queued with AIO so that
         // the pages are made writable while the data crosses the bus (prefault_for_write), not by faults in the
         // copy that stands between the data's end and the CSW. (A plain read() was measured faster than AIO without
-        // the prefault: 0.75x against 0.66x for 16 KiB AIO chunks; with it, AIO of the whole transfer is ~0.85x.)
+        // the prefault: 0.75x against 0.66x for 16 KiB AIO chunks; with it, AIO of the whole transfer is the faster.)
         const std::uint64_t wchunk = cfg_.write_chunk, wchunks = (len + wchunk - 1) / wchunk;
         std::vector<std::uint64_t> tags;   // every chunk queued at once: the UDC fills one while the last is copied
         for (std::uint64_t k = 0; k < wchunks; ++k) {
