@@ -109,8 +109,15 @@ core::Result<Backing> resolve_base(const profile::Backstore& b, const Roots& roo
                                    bool force, const RbdClient* rbd, std::optional<int> reuse_rbd)
 {
     switch (b.type) {
-    case profile::BackstoreType::fileio:
+    case profile::BackstoreType::fileio: {
+        struct stat st {};
+        if (::stat(b.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {   // LIO fileio on a device: its page cache
+            DEVEMU_CHECK(check_block_device_free(b.path, force));
+            DEVEMU_TRY(size, block_device_size(b.path));
+            return Backing{Kind::block, b.path, size, -1};
+        }
         return file_backing(b, tx, force);
+    }
     case profile::BackstoreType::block: {
         // Faults from an earlier `up` hold the device with devemu's own dm devices; those do not make it busy.
         DEVEMU_CHECK(check_block_device_free(b.path, force, b.faults.empty() ? "" : "devemu-"));

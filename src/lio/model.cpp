@@ -36,6 +36,7 @@ std::string Generated::get(const std::string& key, const std::string& fresh)
 std::string plugin_for(const profile::Backstore& spec, const backing::Backing& b)
 {
     if (spec.type == profile::BackstoreType::user) return "user";
+    if (spec.type == profile::BackstoreType::fileio) return "fileio";   // also on a block device (buffered)
     return b.kind == backing::Kind::file ? "fileio" : "iblock";
 }
 

@@ -29,7 +29,9 @@ Status check_backing(const Backstore& b)
         if (b.path.empty()) return bad(b.loc, fmt::format("fileio backstore '{}' needs 'path'", b.name), "add path = \"/var/lib/devemu/disk.img\"");
         if (::stat(b.path.c_str(), &st) == 0) {
             if (S_ISDIR(st.st_mode)) return bad(b.loc, fmt::format("path {} is a directory", b.path), "name a file");
-            if (S_ISBLK(st.st_mode)) return bad(b.loc, fmt::format("path {} is a block device", b.path), "use type = \"block\"");
+            // A device under fileio is LIO's buffered path to it (the page cache), as targetcli allows; the device rules
+            // (never one that holds data without --force) apply when it is resolved.
+            if (S_ISBLK(st.st_mode)) return {};
             if (st.st_size == 0 && !b.size)
                 return bad(b.loc, fmt::format("backing file {} is empty and no size is given", b.path), "add size = \"1G\"");
             return {};
