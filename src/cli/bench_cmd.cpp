@@ -4,14 +4,117 @@
 #include "cli/cli.hpp"
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 
+#include "bench/paths.hpp"
 #include "core/fs.hpp"
+#include "core/progress.hpp"
+#include "core/text.hpp"
+#include "vm/oneshot.hpp"
 #include "core/statedir.hpp"
 #include "uring/bench.hpp"
 #include "uring/sweep.hpp"
 
 namespace devemu::cli {
+
+namespace {
+
+// devemu bench --paths LIST BACKING [--case RW:BS:QD]… [options]: here when this kernel has every path's modules
+// and tools, else (or with --vm) the same command in a VM of the distribution kernel with the host's root.
+int bench_paths(Context& ctx, const Args& args)
+{
+    bench::PathsRequest r;
+    Args rest, relay;
+    bool want_vm = false, in_vm = false, explicit_case = false;
+    std::string paths, svg;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        auto value = [&](const std::string& name, std::string& into) {
+            if (a == "--" + name && i + 1 < args.size()) return into = args[++i], true;
+            if (a.starts_with("--" + name + "=")) return into = a.substr(name.size() + 3), true;
+            return false;
+        };
+        std::string v;
+        if (value("paths", v)) {
+            paths = v;
+            relay.push_back("--paths=" + v);
+        } else if (value("case", v)) {
+            auto c = bench::parse_case(v);
+            if (!c) return report(c.error());
+            r.cases.push_back(*c);
+            relay.push_back("--case=" + v);
+        } else if (value("baseline", v)) {
+            r.baseline = v;
+            relay.push_back("--baseline=" + v);
+        } else if (value("svg", v)) {
+            svg = v;
+        } else if (a == "--vm") {
+            want_vm = true;
+        } else if (a == "--in-vm") {
+            in_vm = true;
+        } else {
+            if (a.starts_with("--rw") || a.starts_with("--bs") || a.starts_with("--iodepth")) explicit_case = true;
+            rest.push_back(a);
+            relay.push_back(a);
+        }
+    }
+    r.paths = paths == "all" ? bench::all_paths() : core::split(paths, ',');
+    auto o = uring::parse_options(rest);
+    if (!o) return report(o.error());
+    if (o->target.empty()) return report({core::Errc::invalid_input, "--paths needs a BACKING", "devemu bench", "e.g. devemu bench --paths all zram:512M"});
+    if (o->compare_fio || !o->sweep.empty()) return report({core::Errc::invalid_input, "--paths goes with neither --compare-fio nor --sweep", "devemu bench", ""});
+    if (r.cases.empty()) r.cases = explicit_case ? std::vector<bench::Case>{{o->rw, o->bs, o->iodepth}} : bench::default_cases();
+    r.backing = o->target;
+    r.base = *o;
+    r.rounds = std::max(1u, o->repeat);
+    r.verify = o->verify;
+    for (auto& p : r.paths)
+        if (std::find(bench::all_paths().begin(), bench::all_paths().end(), p) == bench::all_paths().end())
+            return report({core::Errc::invalid_input, "unknown path \"" + p + "\"", "--paths", "choose from " + core::join(bench::all_paths(), ",") + ", or all"});
+
+    const std::string missing = in_vm ? "" : bench::missing_here(r.paths);
+    if (!in_vm && (want_vm || !missing.empty())) {
+        if (!r.backing.starts_with("zram:"))
+            return report({core::Errc::invalid_input, "in a VM the backing is zram:SIZE (the host's files are behind an overlay there: writes would not reach them)", r.backing,
+                           missing.empty() ? "use zram:SIZE" : "use zram:SIZE (a VM is needed: " + missing + ")"});
+        if (!missing.empty() && ctx.verbosity >= 0) core::note("bench --paths: " + missing + "; running in a VM of the distribution kernel");
+        vm::OneShot vo;
+        std::error_code ec;
+        vo.command = {std::filesystem::read_symlink("/proc/self/exe", ec).string(), "bench"};
+        vo.command.insert(vo.command.end(), relay.begin(), relay.end());
+        vo.command.push_back("--in-vm");
+        if (!svg.empty()) {   // written in the guest into a share of the plot's directory
+            const auto abs = std::filesystem::absolute(svg);
+            vo.shares.push_back(abs.parent_path().string() + ":/devemu/out");
+            vo.command.push_back("--svg=/devemu/out/" + abs.filename().string());
+        }
+        vo.host_root = true;
+        if (!::isatty(2)) vo.env.push_back("DEVEMU_NO_PROGRESS=1");   // the guest's stderr is a console: no live line into a log
+        const auto size = core::parse_size(r.backing.substr(5)).value_or(0);
+        vo.memory_mb = static_cast<unsigned>(1536 + (size >> 20));
+        const double per_run = (o->runtime > 0 ? o->runtime : 5) + 4;
+        vo.timeout_s = static_cast<unsigned>(900 + per_run * static_cast<double>(r.cases.size() * r.rounds * r.paths.size()));
+        vo.kernel = ctx.kernel;
+        vo.cache_dir = ctx.cache_dir;
+        vo.state_dir = ctx.state_dir;
+        vo.keep_console_log = ctx.verbosity > 0;
+        auto rc = vm::run_oneshot(vo);
+        return rc ? *rc : report(rc.error());
+    }
+    r.state_dir = ctx.state_dir / "bench-paths";
+    auto out = bench::run_paths(r);
+    if (!out) return report(out.error());
+    if (!svg.empty())
+        if (auto s = core::write_file_atomic(svg, bench::paths_svg(out->json)); !s) return report(s.error());
+    if (o->json) std::cout << out->json.dump(2) << "\n";
+    else std::cout << out->text << (svg.empty() ? "" : "plot: " + svg + "\n");
+    return out->failed ? 1 : 0;
+}
+
+}  // namespace
 
 int cmd_bench(Context& ctx, const Args& args)
 {
@@ -23,6 +126,8 @@ int cmd_bench(Context& ctx, const Args& args)
     std::vector<std::string> rest;
     for (auto& a : args)
         if (a != "-v" && a != "-q") rest.push_back(a);
+    for (auto& a : rest)
+        if (a == "--paths" || a.starts_with("--paths=")) return bench_paths(ctx, rest);
     auto o = uring::parse_options(rest);
     if (!o) return report(o.error());
     // A unit from `devemu ls` (NAME or NAME:LUN): bench the disk its loopback target exposes on this kernel.

@@ -154,7 +154,8 @@ void setup_output(const Argv& a, cli::Context& ctx)
     }
     if (trace) ctx.verbosity = 2;
     core::setup_logging(ctx.verbosity);
-    const bool live = ::isatty(2) && ctx.verbosity >= 0;
+    // DEVEMU_NO_PROGRESS: set by a devemu that relays this one's stderr to somewhere that is not a terminal (a VM's guest).
+    const bool live = ::isatty(2) && ctx.verbosity >= 0 && !std::getenv("DEVEMU_NO_PROGRESS");
     core::set_progress_renderer({
         [live](std::string_view line) { if (live) std::cerr << "\rdevemu: " << line << "\033[K" << std::flush; },
         [live] { if (live) std::cerr << "\r\033[K" << std::flush; },

@@ -253,13 +253,33 @@ core::Result<Summary> run_fio(const BenchOptions& o, const std::string& path)
 
 }  // namespace
 
-core::Result<BenchOutcome> run_bench(const BenchOptions& o)
+void install_stop_handler()
 {
-    g_stop = false;
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() { return g_stop.load(); }
+
+core::Status fill_device(const std::string& path)
+{
+    install_stop_handler();
+    Target t;
+    BenchOptions o;
+    o.target = path;
+    o.fill = true;
+    DEVEMU_CHECK(open_target(o, t));
+    DEVEMU_CHECK(fill_target(t));
+    if (g_stop) return core::fail(Errc::io, "interrupted while filling", path);
+    return {};
+}
+
+core::Result<BenchOutcome> run_bench(const BenchOptions& o)
+{
+    // A stop asked before (Ctrl-C between the runs of a sweep or a --paths matrix) is kept: every later run ends at once.
+    install_stop_handler();
     Target t;
     DEVEMU_CHECK(open_target(o, t));
     const bool progress = !o.json;   // shown only where the CLI renders progress (a terminal)

@@ -35,10 +35,10 @@ const std::vector<OptionSpec>& option_table()
         {"force", "bool", "false", "write to a block device that holds data", ""},
         {"json", "bool", "false", "machine-readable result, fio's field names", ""},
         {"compare-fio", "bool", "false", "run fio's io_uring engine on the same job, alternating, and print ratios", ""},
-        {"repeat", "uint", "3", "runs per side with --compare-fio (medians)", ""},
+        {"repeat", "uint", "3", "runs per side with --compare-fio, rounds with --paths (medians)", ""},
         {"batch", "uint", "0", "submissions per io_uring_enter (0: iodepth/4)", ""},
         {"sweep", "string", "", "a matrix: --sweep bs=4k,64k,1M iodepth=1,8,32 (3 s per point unless --runtime)", ""},
-        {"svg", "string", "", "with --sweep: write IOPS and p99 latency vs queue depth as an SVG plot", ""},
+        {"svg", "string", "", "with --sweep: IOPS and p99 latency vs queue depth; with --paths: IOPS per path; an SVG plot", ""},
     };
     return t;
 }
@@ -54,8 +54,19 @@ std::string help_text()
         if (*o.allowed) out += fmt::format(" [{}]", o.allowed);
         out += fmt::format(" (default {})\n", o.dflt);
     }
-    out += "\nExamples:\n  devemu bench zram:1G --rw=randread --bs=4k --iodepth=32 --runtime=10 --compare-fio\n"
-           "  devemu bench /tmp/f --size=256M --rw=write --verify\n";
+    out += "\nEvery path to one backing (devemu bench --paths LIST BACKING [options]):\n"
+           "  --paths LIST       raw,fileio,iblock,user,iscsi,tgt-rdwr,tgt-aio,usb,usb-user, or all: the backing is brought\n"
+           "                     up behind each at once and every case runs on every path, alternating (--repeat rounds)\n"
+           "  --case RW:BS:QD    a workload (repeat it for several; default randread:4k:32 randwrite:4k:32 read:128k:8,\n"
+           "                     or the one --rw/--bs/--iodepth name)\n"
+           "  --baseline PATH    the path the ratio column is to (default raw when measured, else the first)\n"
+           "  --verify           afterwards, write 8 MiB with crc32c headers through each path and read it back\n"
+           "  --vm / --in-vm     run it in a VM of the distribution kernel (taken by itself when this kernel lacks LIO,\n"
+           "                     dummy_hcd or the initiator); BACKING is then zram:SIZE\n"
+           "  Runtime 5 s per run unless --runtime. Everything it brought up is removed at the end, also on Ctrl-C.\n"
+           "\nExamples:\n  devemu bench zram:1G --rw=randread --bs=4k --iodepth=32 --runtime=10 --compare-fio\n"
+           "  devemu bench /tmp/f --size=256M --rw=write --verify\n"
+           "  devemu bench --paths all zram:512M --repeat 3 --svg paths.svg\n";
     return out;
 }
 

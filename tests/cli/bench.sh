@@ -73,6 +73,25 @@ out=$("$devemu" bench zram:64M --rw=randread --sweep bs=4k,16k iodepth=1,8 --run
 [ "$(grep -c '<polyline' "$dir/s.svg")" = 4 ] && ok "--svg plots a line per block size in both panels" || bad "svg: $(head -c 300 "$dir/s.svg")"
 [ "$(zrams)" = "$base" ] && ok "no zram left after the sweep" || bad "zram left after sweep"
 
+# --paths: what is refused before anything is made (one line, exit 2, no VM booted, nothing left)
+one_line_2() { # name cmd...: exit 2 with one line on stderr
+    local name=$1 err rc; shift
+    err=$("$@" 2>&1 >/dev/null); rc=$?
+    [ "$rc" = 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && ok "$name: one line, exit 2 ($err)" || bad "$name: exit $rc: $err"
+}
+one_line_2 "--paths with an unknown path" "$devemu" bench --paths raw,floppy zram:64M
+one_line_2 "--paths with a malformed --case" "$devemu" bench --paths raw zram:64M --case randread:4k
+one_line_2 "--paths with a case of no such pattern" "$devemu" bench --paths raw zram:64M --case sideways:4k:8
+one_line_2 "--paths without a backing" "$devemu" bench --paths raw
+one_line_2 "--paths in a VM with a host file as backing" "$devemu" bench --paths fileio "$dir/f"
+one_line_2 "--paths iblock on a file" "$devemu" bench --paths raw,iblock "$dir/f" --in-vm
+[ -z "$(pgrep -f "qemu-system-x86_64.*devemu" || true)" ] && ok "no VM was started for refused input" || bad "a qemu is running"
+# raw alone needs nothing of the kernel: it runs here, the same table and JSON as every path.
+out=$("$devemu" bench --paths raw zram:64M --case randread:4k:8 --runtime=0.5 --repeat=2 --json 2>/dev/null); rc=$?
+[ "$rc" = 0 ] && [ "$(field "d['cases'][0]['paths'][0]['total_ios'] > 0 and len(d['cases'][0]['paths'][0]['runs_iops']) == 2" <<<"$out")" = True ] &&
+    ok "--paths raw runs on this host: 2 rounds, I/O counted" || bad "--paths raw: $rc $out"
+[ "$(zrams)" = "$base" ] && ok "no zram left after --paths raw" || bad "zram left after --paths raw"
+
 rm -rf "$dir"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
