@@ -49,6 +49,8 @@ const std::vector<PathNeeds>& needs()
         {"user", {"target_core_mod", "target_core_user", "tcm_loop"}, {}, "LIO user (devemu's io_uring TCMU handler), tcm_loop"},
         {"iscsi", {"target_core_mod", "target_core_file", "iscsi_target_mod", "iscsi_tcp"}, {"iscsiadm", "iscsid"},
          "LIO fileio over iSCSI, open-iscsi to 127.0.0.1"},
+        {"iscsi-user", {"target_core_mod", "target_core_user", "iscsi_target_mod", "iscsi_tcp"}, {"iscsiadm", "iscsid"},
+         "LIO user (devemu's handler) over iSCSI, open-iscsi to 127.0.0.1: the peer of tgtd"},
         {"tgt-rdwr", {"iscsi_tcp"}, {"tgtd", "tgtadm", "iscsiadm", "iscsid"}, "tgtd bs_rdwr over iSCSI, open-iscsi to 127.0.0.1"},
         {"tgt-aio", {"iscsi_tcp"}, {"tgtd", "tgtadm", "iscsiadm", "iscsid"}, "tgtd bs_aio over iSCSI, open-iscsi to 127.0.0.1"},
         {"usb", {"libcomposite", "usb_f_mass_storage", "dummy_hcd", "usb_storage"}, {}, "the kernel's f_mass_storage, dummy_hcd, usb-storage"},
@@ -113,6 +115,7 @@ struct Teardown {
 constexpr std::uint16_t kIscsiPort = 3260, kTgtPort = 3261;
 constexpr int kTgtControlPort = 29;   // tgtd's control socket /var/run/tgtd/socket.29: not a system tgtd's (0)
 const char* kIqnLio = "iqn.2026-11.org.devemu:bench-iscsi";
+const char* kIqnLioUser = "iqn.2026-11.org.devemu:bench-iscsi-user";
 const char* kIqnTgtRdwr = "iqn.2026-11.org.devemu:bench-tgt-rdwr";
 const char* kIqnTgtAio = "iqn.2026-11.org.devemu:bench-tgt-aio";
 
@@ -135,6 +138,9 @@ std::string profile_text(const std::vector<std::string>& paths, const std::strin
     if (uses(paths, {"iscsi"}))
         backstore("bp_iscsi", "fileio"),
             target("bench-iscsi", "iscsi", "bp_iscsi", fmt::format("iqn = \"{}\"\nportal = \"127.0.0.1:{}\"\n", kIqnLio, kIscsiPort));
+    if (uses(paths, {"iscsi-user"}))
+        backstore("bp_iscsiu", "user", "handler = \"uring\"\n"),
+            target("bench-iscsi-user", "iscsi", "bp_iscsiu", fmt::format("iqn = \"{}\"\nportal = \"127.0.0.1:{}\"\n", kIqnLioUser, kIscsiPort));
     if (uses(paths, {"usb"})) backstore("bp_usb", "fileio"), gadget("bench-usb", 0x0130, "bp_usb");
     if (uses(paths, {"usb-user"})) backstore("bp_usbu", "user", "handler = \"uring\"\n"), gadget("bench-usb-user", 0x0131, "bp_usbu");
     return t;
@@ -309,12 +315,18 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
     const std::string baseline = !r.baseline.empty() ? r.baseline : std::find(r.paths.begin(), r.paths.end(), "raw") != r.paths.end() ? "raw" : r.paths[0];
     if (std::find(r.paths.begin(), r.paths.end(), baseline) == r.paths.end())
         return core::fail(Errc::invalid_input, "--baseline " + baseline + " is not one of the paths", "--baseline", "name one of --paths");
-    // The backing: zram:SIZE made here (and filled), or what the user names.
+    // The backing: zram:SIZE or ext4:SIZE made here (and filled), or what the user names.
     std::string dev;
-    bool made = false;
-    if (r.backing.starts_with("zram:")) {
-        auto size = core::parse_size(r.backing.substr(5));
-        if (!size || *size < (16u << 20)) return core::fail(Errc::invalid_input, "not zram:SIZE (at least 16M)", r.backing, "e.g. zram:1G");
+    bool made = false, ext4 = false;
+    std::uint64_t size = 0;
+    if (r.backing.starts_with("zram:") || r.backing.starts_with("ext4:")) {
+        ext4 = r.backing.starts_with("ext4:");
+        auto sz = core::parse_size(r.backing.substr(5));
+        if (!sz || *sz < (16u << 20)) return core::fail(Errc::invalid_input, "not zram:SIZE or ext4:SIZE (at least 16M)", r.backing, "e.g. zram:1G");
+        if (ext4 && uses(r.paths, {"iblock"}))
+            return core::fail(Errc::invalid_input, "path iblock needs a block device; ext4:SIZE is a file", r.backing, "drop iblock from --paths, or use zram:SIZE");
+        if (ext4 && core::which("mkfs.ext4").empty()) return core::fail(Errc::missing, "ext4:SIZE needs mkfs.ext4", r.backing, "apt install e2fsprogs");
+        size = *sz / 4096 * 4096;
         made = true;
     } else {
         struct stat st {};
@@ -325,6 +337,15 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
         dev = r.backing;
     }
     uring::install_stop_handler();
+    if (fs::exists(r.state_dir)) {   // a run that was killed (-9, a crash): its journals remove what it left, first
+        DEVEMU_TRY(old, core::StateDir::open(r.state_dir));
+        Teardown left;
+        left.sd = &old;
+        left.order = old.units();
+        auto rank = [](const std::string& u) { return u == "bench-backing" ? 0 : u.starts_with("bench-login-") ? 3 : u == "bench-tgtd" ? 2 : 1; };
+        std::stable_sort(left.order.begin(), left.order.end(), [&](auto& a, auto& b) { return rank(a) < rank(b); });   // removed last to first
+        if (!left.order.empty()) spdlog::warn("bench --paths: removing what an earlier run left in {}", r.state_dir.string());
+    }
     fs::remove_all(r.state_dir);
     DEVEMU_TRY(sd, core::StateDir::open(r.state_dir));
     Teardown td;
@@ -338,14 +359,25 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
             DEVEMU_CHECK(km.load("zram"));
         }
         profile::Backstore b;
-        b.name = "bench_backing", b.type = profile::BackstoreType::zram, b.size = core::parse_size(r.backing.substr(5));
+        // ext4:SIZE: the file on ext4 on a zram device a little larger (the filesystem's own blocks).
+        b.name = "bench_backing", b.type = profile::BackstoreType::zram, b.size = ext4 ? size + size / 16 + (64u << 20) : size;
         core::Transaction tx(sd.journal("bench-backing"));
         td.order.push_back("bench-backing");
         DEVEMU_TRY(bk, backing::resolve_backing(b, {}, &tx, std::nullopt, false));
-        tx.commit();
         dev = bk.path;
-        core::progress(fmt::format("bench --paths: filling {} ({}) with random data", dev, r.backing.substr(5)));
-        DEVEMU_CHECK(uring::fill_device(dev));
+        if (ext4) {
+            const auto mnt = sd.root() / "mnt";
+            DEVEMU_TRY(mk, core::run({"mkfs.ext4", "-q", "-F", dev}, std::chrono::seconds(120)));
+            if (mk.exit_code != 0) return core::fail(Errc::kernel, "mkfs.ext4 failed: " + std::string(core::trim(mk.err)), dev);
+            fs::create_directories(mnt);
+            DEVEMU_CHECK(tx.record({core::UndoOp::umount, mnt.string(), "", 0, 0, ""}));
+            DEVEMU_TRY(mo, core::run({"mount", "-t", "ext4", dev, mnt.string()}, std::chrono::seconds(60)));
+            if (mo.exit_code != 0) return core::fail(Errc::kernel, "cannot mount the ext4 backing: " + std::string(core::trim(mo.err)), mnt.string());
+            dev = (mnt / "disk.img").string();
+        }
+        tx.commit();
+        core::progress(fmt::format("bench --paths: filling {} ({}) with random data", dev, core::format_size(size)));
+        DEVEMU_CHECK(uring::fill_device(dev, size));
     }
     DEVEMU_CHECK(stopped());
 
@@ -381,6 +413,11 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
         DEVEMU_TRY(d, login(sd, td, "bench-login-iscsi", kIqnLio, kIscsiPort, 0));
         devices["iscsi"] = d;
     }
+    if (uses(r.paths, {"iscsi-user"})) {
+        core::progress("bench --paths: logging in to the LIO iSCSI target of the user backstore");
+        DEVEMU_TRY(d, login(sd, td, "bench-login-iscsi-user", kIqnLioUser, kIscsiPort, 0));
+        devices["iscsi-user"] = d;
+    }
     if (uses(r.paths, {"tgt-rdwr", "tgt-aio"})) {
         core::progress("bench --paths: starting tgtd and logging in");
         DEVEMU_CHECK(tgt_up(sd, td, r.paths, dev));
@@ -414,7 +451,7 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
             }
 
     PathsOutcome out;
-    json j = {{"backing", r.backing}, {"device", dev}, {"filled", made}, {"rounds", r.rounds}, {"runtime", base.runtime}, {"direct", base.direct},
+    json j = {{"backing", r.backing}, {"device", dev}, {"filled", made}, {"regime", ext4 ? "a file on ext4 on zram (page cache: buffered paths read it without sleeping)" : made ? "a zram device" : "the user's"}, {"rounds", r.rounds}, {"runtime", base.runtime}, {"direct", base.direct},
               {"engine", "devemu io_uring"}, {"baseline", baseline}, {"numjobs", base.numjobs}, {"cpu", "whole machine busy time (/proc/stat) per I/O"}};
     j["paths"] = json::array();
     for (auto& p : r.paths) j["paths"].push_back({{"path", p}, {"what", find_path(p)->what}, {"device", devices[p]}});

@@ -77,13 +77,12 @@ int bench_paths(Context& ctx, const Args& args)
 
     const std::string missing = in_vm ? "" : bench::missing_here(r.paths);
     if (!in_vm && (want_vm || !missing.empty())) {
-        if (!r.backing.starts_with("zram:"))
-            return report({core::Errc::invalid_input, "in a VM the backing is zram:SIZE (the host's files are behind an overlay there: writes would not reach them)", r.backing,
-                           missing.empty() ? "use zram:SIZE" : "use zram:SIZE (a VM is needed: " + missing + ")"});
+        if (!r.backing.starts_with("zram:") && !r.backing.starts_with("ext4:"))
+            return report({core::Errc::invalid_input, "in a VM the backing is zram:SIZE or ext4:SIZE (the host's files are behind an overlay there: writes would not reach them)",
+                           r.backing, missing.empty() ? "use zram:SIZE" : "use zram:SIZE (a VM is needed: " + missing + ")"});
         if (!missing.empty() && ctx.verbosity >= 0) core::note("bench --paths: " + missing + "; running in a VM of the distribution kernel");
         vm::OneShot vo;
-        std::error_code ec;
-        vo.command = {std::filesystem::read_symlink("/proc/self/exe", ec).string(), "bench"};
+        vo.command = {core::self_exe().string(), "bench"};
         vo.command.insert(vo.command.end(), relay.begin(), relay.end());
         vo.command.push_back("--in-vm");
         if (!svg.empty()) {   // written in the guest into a share of the plot's directory
@@ -102,7 +101,9 @@ int bench_paths(Context& ctx, const Args& args)
         vo.state_dir = ctx.state_dir;
         vo.keep_console_log = ctx.verbosity > 0;
         auto rc = vm::run_oneshot(vo);
-        return rc ? *rc : report(rc.error());
+        if (!rc) return report(rc.error());
+        if (*rc == 0 && !svg.empty() && !o->json) std::cout << "plot: " << svg << "\n";
+        return *rc;
     }
     r.state_dir = ctx.state_dir / "bench-paths";
     auto out = bench::run_paths(r);
@@ -110,7 +111,7 @@ int bench_paths(Context& ctx, const Args& args)
     if (!svg.empty())
         if (auto s = core::write_file_atomic(svg, bench::paths_svg(out->json)); !s) return report(s.error());
     if (o->json) std::cout << out->json.dump(2) << "\n";
-    else std::cout << out->text << (svg.empty() ? "" : "plot: " + svg + "\n");
+    else std::cout << out->text << (svg.empty() || in_vm ? "" : "plot: " + svg + "\n");   // in a VM: the host says where it is
     return out->failed ? 1 : 0;
 }
 

@@ -5,7 +5,7 @@
 
 using namespace devemu;
 
-TEST_CASE("--paths cases are RW:BS:QD, with fio's pattern names")
+TEST_CASE("bench --paths: cases are RW:BS:QD, with fio's pattern names")
 {
     auto c = bench::parse_case("randwrite:64k:8");
     REQUIRE(c);
@@ -23,7 +23,7 @@ TEST_CASE("--paths cases are RW:BS:QD, with fio's pattern names")
     CHECK(bench::all_paths().front() == "raw");
 }
 
-TEST_CASE("--paths refuses unknown paths and an empty list before making anything")
+TEST_CASE("bench --paths refuses unknown paths and an empty list before making anything")
 {
     bench::PathsRequest r;
     r.backing = "zram:64M";
