@@ -36,6 +36,17 @@ fs::path default_cache_dir()
     return env_or("XDG_CACHE_HOME", fs::path(home ? home : "/tmp") / ".cache") / "devemu";
 }
 
+std::string boot_id()
+{
+    static const std::string id = [] {
+        auto t = read_file("/proc/sys/kernel/random/boot_id");
+        std::string v = t ? *t : "";
+        while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
+        return v;
+    }();
+    return id;
+}
+
 Result<StateDir> StateDir::open(const fs::path& root, bool lock)
 {
     StateDir sd;
@@ -49,16 +60,29 @@ Result<StateDir> StateDir::open(const fs::path& root, bool lock)
             spdlog::info("waiting for another devemu that holds {}", lock_path.string());
             if (::flock(sd.lock_.get(), LOCK_EX) != 0) return fail_errno("cannot lock", lock_path.string());
         }
+        // A state dir that outlived a reboot (not the default tmpfs): what its records describe went with the old
+        // kernel, so they are forgotten (not replayed: a zram or loop number, a pid now belong to someone else),
+        // and `up` starts fresh.
+        const auto now = boot_id();
+        for (auto& u : sd.units()) {
+            auto rec = sd.load_scalars(u);
+            if (!rec || now.empty()) continue;
+            const auto was = rec->value("boot_id", std::string());
+            if (was.empty() || was == now) continue;
+            spdlog::warn("unit {} was brought up before this boot (boot id {}); forgetting it: what it made went with that kernel", u, was);
+            if (auto s = sd.forget(u); !s) return std::unexpected(s.error());
+        }
     }
     return sd;
 }
 
 Status StateDir::save(const std::string& unit, const nlohmann::json& record) const
 {
-    if (record.is_object() && !record.contains("version")) {
-        auto versioned = record;
-        versioned["version"] = kRecordVersion;
-        return write_file_atomic(record_path(unit), versioned.dump(2) + "\n", 0600);
+    if (record.is_object() && (!record.contains("version") || !record.contains("boot_id"))) {
+        auto stamped = record;
+        if (!stamped.contains("version")) stamped["version"] = kRecordVersion;
+        if (const auto id = boot_id(); !id.empty()) stamped["boot_id"] = id;   // which kernel holds what it describes
+        return write_file_atomic(record_path(unit), stamped.dump(2) + "\n", 0600);
     }
     return write_file_atomic(record_path(unit), record.dump(2) + "\n", 0600);
 }

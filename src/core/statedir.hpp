@@ -14,7 +14,9 @@ namespace devemu::core {
 namespace fs = std::filesystem;
 
 [[nodiscard]] fs::path default_state_dir();   // $DEVEMU_STATE_DIR, else /run/devemu (root) or $XDG_RUNTIME_DIR/devemu
-[[nodiscard]] fs::path default_cache_dir();   // /var/cache/devemu (root) or $XDG_CACHE_HOME/devemu
+[[nodiscard]] fs::path default_cache_dir();
+// This boot's id (/proc/sys/kernel/random/boot_id), stamped into every record: a record from another boot is stale.
+[[nodiscard]] std::string boot_id();   // /var/cache/devemu (root) or $XDG_CACHE_HOME/devemu
 
 // The unit record format's version, written into every record. Records without one were written before versions
 // existed and have the same layout (version 0); a record from a newer devemu is refused with a clear line instead

@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 #include "core/transaction.hpp"
 #include "core/unit_kind.hpp"
 #include "lio/kind.hpp"
@@ -72,4 +74,32 @@ TEST_CASE("a unit with only a journal (a crash during up) is removed by replayin
     CHECK_FALSE(std::filesystem::exists(t.root / "made"));
     CHECK_FALSE(std::filesystem::exists(sd->journal("crashed")));
     CHECK(sd->units().empty());
+}
+
+TEST_CASE("a record from another boot is forgotten when the state dir is opened; this boot's is kept")
+{
+    TempDir t;
+    {
+        auto sd = core::StateDir::open(t.root / "sd", false);
+        REQUIRE(sd);
+        REQUIRE(sd->save("now", {{"kind", "target"}}));
+        REQUIRE(sd->save("old", {{"kind", "target"}}));
+        REQUIRE(sd->save("older", {{"kind", "target"}}));
+        REQUIRE(sd->load_scalars("now")->value("boot_id", "") == core::boot_id());
+    }
+    for (auto name : {"old", "older"}) {   // as a state dir that survived a reboot has them
+        auto rec = nlohmann::json::parse(std::ifstream(t.root / "sd/units" / (std::string(name) + ".json")));
+        rec["boot_id"] = "00000000-0000-0000-0000-000000000000";
+        std::ofstream(t.root / "sd/units" / (std::string(name) + ".json")) << rec.dump();
+    }
+    std::ofstream(t.root / "sd/units/older.journal") << "{}\n";
+    {
+        auto peek = core::StateDir::open(t.root / "sd", false);   // without the lock (ls): nothing changes
+        REQUIRE(peek);
+        CHECK(peek->units().size() == 3);
+    }
+    auto sd = core::StateDir::open(t.root / "sd", true);
+    REQUIRE(sd);
+    CHECK(sd->units() == std::vector<std::string>{"now"});
+    CHECK_FALSE(std::filesystem::exists(t.root / "sd/units/older.journal"));
 }
