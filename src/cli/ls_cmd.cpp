@@ -55,13 +55,21 @@ json entry(const core::StateDir& sd, const std::string& u, bool secrets, bool ve
 
 int cmd_ls(Context& ctx, const Args& args)
 {
-    po::options_description opts("devemu ls [--json] [--secrets]\n\nUnits and their health: does the kernel still hold what `up` made?\n"
+    po::options_description opts("devemu ls [--json] [--secrets] [--names]\n\nUnits and their health: does the kernel still hold what `up` made?\n"
                                   "Example: devemu ls --json");
-    opts.add_options()("secrets", "include CHAP secrets");
+    opts.add_options()("secrets", "include CHAP secrets")("names", "the unit names only, one per line (no health check: for scripts and completion)");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 0)) return *rc;
+    if (p.has("names")) {   // no lock, no kernel reads: the completion calls it at every TAB
+        std::error_code ec;
+        if (!std::filesystem::is_directory(ctx.state_dir, ec)) return 0;
+    }
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
+    if (p.has("names")) {
+        for (auto& u : sd->units()) std::cout << u << "\n";
+        return 0;
+    }
     json out = json::array();
     std::vector<std::vector<std::string>> extras;
     for (auto& u : sd->units()) {

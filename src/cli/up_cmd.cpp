@@ -6,6 +6,7 @@
 #include <iostream>
 #include <numeric>
 #include <optional>
+#include <set>
 
 #include "cli/cli.hpp"
 #include "cli/exec.hpp"
@@ -32,6 +33,8 @@ void add_up_options(po::options_description& opts)
         "exec", po::value<std::string>(), "start CMD once everything is up (a FunctionFS app: once its functionfs is mounted);\n"
                                           "tear everything down when it exits")(
         "timeout", po::value<unsigned>()->default_value(30), "seconds to wait for enumeration and for FunctionFS apps")(
+        "wait-address", po::value<unsigned>()->default_value(0), "seconds to wait for a portal's address to appear on this machine\n"
+                                                                  "(a service at boot); then the target fails, named")(
         "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
                                                 "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")(
         "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET[/PATH]=PORT, the host's forward of a portal");
@@ -46,6 +49,7 @@ core::Result<core::UpRequest> request_of(const Parsed& p, bool apply)
     req.in_vm = p.has("in-vm");
     req.secrets = p.has("secrets");
     req.timeout = std::chrono::seconds(p.vm["timeout"].as<unsigned>());
+    req.address_wait = std::chrono::seconds(p.vm["wait-address"].as<unsigned>());
     if (p.has("ceph-local")) req.ceph_local = p.vm["ceph-local"].as<std::string>();
     if (p.has("advertise"))
         for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
@@ -156,18 +160,37 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
 
 int cmd_down(Context& ctx, const Args& args)
 {
-    po::options_description opts("devemu down NAME…|--all\n\nRemoves exactly what `up` made, in reverse, from the unit's journal.\n"
+    po::options_description opts("devemu down NAME…|--all|--profile FILE\n\nRemoves exactly what `up` made, in reverse, from the unit's journal.\n"
                                   "Idempotent: works after a crash at any point of `up`.\nExample: devemu down zram0");
-    opts.add_options()("all", "every unit in the state dir");
+    opts.add_options()("all", "every unit in the state dir")(
+        "profile", po::value<std::string>(), "the units a profile declares and those `up` brought up from it (a service's stop)");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 0)) return *rc;
-    if (p.positional.empty() && !p.has("all")) {
+    if (p.positional.empty() && !p.has("all") && !p.has("profile")) {
         std::cout << opts;
         return 2;
     }
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     auto names = p.vm.count("all") ? sd->units() : p.positional;
+    if (p.has("profile")) {
+        const auto file = p.vm["profile"].as<std::string>();
+        std::set<std::string> want;
+        if (auto prof = profile::load(file); prof) {
+            for (auto& t : prof->targets) want.insert(t.name);
+            for (auto& g : prof->gadgets) want.insert(g.name);
+        }
+        std::error_code ec;
+        const auto abs = std::filesystem::absolute(file, ec).lexically_normal().string();
+        for (auto& u : sd->units())   // brought up from this file (also when it has changed or is gone since)
+            if (auto top = sd->load_scalars(u); top && (top->value("profile", "") == file || top->value("profile", "") == abs)) want.insert(u);
+        for (auto& u : sd->units())
+            if (want.count(u)) names.push_back(u);
+        if (names.empty()) {
+            std::cout << "nothing to remove for " << file << "\n";
+            return 0;
+        }
+    }
     // Each unit goes through its kind's `down`; a unit with only a journal (a crash during `up`) has it replayed.
     // Kinds with a higher down_order go after the rest (the local Ceph cluster: rbd mappings need it to unmap).
     std::vector<json> recs(names.size());

@@ -36,6 +36,7 @@ struct UpRequest {
     bool in_vm = false;                 // devemu inside an `up --vm` guest
     bool secrets = false;               // show CHAP secrets in what `up` prints
     std::chrono::seconds timeout{30};   // enumeration, FunctionFS apps
+    std::chrono::seconds address_wait{0};   // an iSCSI portal's address not on this machine yet: wait this long (boot)
     std::map<std::string, std::uint16_t> advertise;   // in the guest: target -> the host's forward of its portal
     std::string ceph_local;             // how cluster = "local" is reached from here (a connection file), or empty
     // A gadget's FunctionFS instances are mounted and wait for their app: the CLI's --exec starts it here and

@@ -165,6 +165,7 @@ UpOptions options_of(const core::UpRequest& req)
     opt.insecure = req.insecure;
     opt.in_vm = req.in_vm;
     opt.advertise = req.advertise;
+    opt.address_wait = req.address_wait;
     return opt;
 }
 

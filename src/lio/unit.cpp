@@ -2,6 +2,9 @@
 
 #include "lio/record.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -24,6 +27,7 @@
 #include "core/process.hpp"
 #include "core/kmod.hpp"
 #include "core/probe.hpp"
+#include "core/progress.hpp"
 #include "lio/model.hpp"
 #include "lio/saveconfig.hpp"
 
@@ -33,6 +37,49 @@ using core::Errc;
 using nlohmann::json;
 
 namespace {
+
+// Is `address` one of this machine's (in this network namespace)? bind() to it says: EADDRNOTAVAIL when not.
+bool address_present(const std::string& address)
+{
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    std::string a = address;
+    if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+    if (::inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) v4->sin_family = AF_INET, len = sizeof *v4;
+    else if (::inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) v6->sin6_family = AF_INET6, len = sizeof *v6;
+    else return true;   // not an address literal: LIO says what is wrong with it
+    core::UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return true;
+    return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 || errno != EADDRNOTAVAIL;
+}
+
+// A portal's address must be on this machine before LIO can listen on it. At boot it may come later than
+// network-online.target (DHCP, a slow link): wait up to `wait` for it, then fail naming the portal, before anything
+// of the unit is made (rtslib's restore fails such a portal with EADDRNOTAVAIL and never retries it).
+core::Status wait_for_portal_addresses(const profile::Target& t, std::chrono::seconds wait)
+{
+    if (t.fabric != profile::Fabric::iscsi) return {};
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    for (std::size_t k = 0; k < std::max<std::size_t>(1, t.paths.size()); ++k) {
+        const auto p = t.path_portal(k);
+        if (p.address == "0.0.0.0" || p.address == "::" || p.address == "[::]") continue;
+        while (!address_present(p.address)) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                core::progress_clear();
+                return core::fail(Errc::missing,
+                                  wait.count() ? fmt::format("portal {}:{}: the address is not on this machine after {} s", p.address, p.port, wait.count())
+                                               : fmt::format("portal {}:{}: the address is not on this machine", p.address, p.port),
+                                  t.name, "bring its interface up, or give up --wait-address SECONDS for it to appear");
+            }
+            core::progress(fmt::format("target {}: waiting for {} (portal {}:{}) to appear", t.name, p.address, p.address, p.port));
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
+    core::progress_clear();
+    return {};
+}
 
 // One HBA per backstore: keep the recorded one, else a free PLUGIN_N. core/ is listed once per process and a
 // counter moves on from there, so the cost per new backstore stays flat however many HBAs exist.
@@ -368,6 +415,7 @@ core::Result<UnitPlan> plan(const profile::Profile& p, const profile::Target& t,
 core::Result<json> up(const profile::Profile& p, const profile::Target& t, const core::StateDir& sd, const UpOptions& opt)
 {
     DEVEMU_CHECK(security_check(t, opt, p.file));
+    if (!opt.in_vm) DEVEMU_CHECK(wait_for_portal_addresses(t, opt.address_wait));
     json rec = sd.load(t.name).value_or(json::object());
     if (!rec.empty() && rec.value("profile", "") != p.file && rec.value("kind", "") == "target")
         spdlog::info("unit {} was brought up from {}; updating it from {}", t.name, rec.value("profile", "?"), p.file);

@@ -2,6 +2,7 @@
 // A LIO unit: one profile target with its backstores. `plan` shows the difference between the profile and what
 // the unit holds in configfs; `up` applies exactly that, reads everything back and records it; `down` replays
 // the unit's undo journal. Objects devemu did not create are never touched.
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -24,6 +25,7 @@ struct UpOptions {
     std::map<std::string, std::uint16_t> advertise;
     Roots roots;
     bool load_modules = true;
+    std::chrono::seconds address_wait{0};   // a portal's address not on this machine yet: how long to wait for it
     std::map<std::string, backing::RbdClient> rbd;   // rbd backstore name -> its cluster, as reached from here
 };
 
