@@ -363,10 +363,12 @@ Result<Function> parse_function(const Table& t)
             f.luns.push_back(l);
         }
     } else if (f.type == FunctionType::ffs) {
-        DEVEMU_CHECK(t.only_keys({"type", "name", "mount"}));
+        DEVEMU_CHECK(t.only_keys({"type", "name", "mount", "app"}));
         DEVEMU_TRY(mount, t.str("mount"));
         f.mount = mount.value_or("/dev/usb-ffs/" + f.name);
         if (!f.mount.starts_with('/')) return t.error("mount", "mount must be an absolute path");
+        DEVEMU_TRY(app, t.str("app"));
+        f.app = app.value_or("");
     } else {
         DEVEMU_CHECK(t.only_keys({"type", "name"}));
     }

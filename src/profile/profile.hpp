@@ -126,6 +126,9 @@ struct Function {
     // `user` backstore) instead of the kernel's f_mass_storage; engine_set: the profile said which
     bool user_engine = false, engine_set = false;
     std::string mount;         // ffs: where functionfs is mounted (default /dev/usb-ffs/NAME)
+    // ffs: the app devemu starts once the instance is mounted (sh -c; DEVEMU_FFS is the mount), left running in its
+    // own session and stopped by `down` (what a service needs); empty: the user starts it (or `up --exec`)
+    std::string app;
     Loc loc;
 };
 

@@ -9,7 +9,11 @@
 
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "core/fs.hpp"
+#include "core/journal.hpp"
+#include "core/process.hpp"
 #include "core/probe.hpp"
 #include "core/progress.hpp"
 #include "core/text.hpp"
@@ -55,7 +59,23 @@ core::Status wait_for_apps(core::Transaction& tx, const profile::Gadget& g, cons
         if (!ffs_ready(f.mount)) waiting.push_back(f.mount);
     }
     if (waiting.empty()) return {};
-    for (auto& m : waiting) core::note("start your app on " + m);
+    // Apps the profile names: started here, each in its own session (a service's FunctionFS app), journaled so that
+    // `down` (and a rollback) stops its whole process group before FunctionFS is unmounted.
+    for (auto& f : g.functions) {
+        if (f.type != FunctionType::ffs || f.app.empty() || ffs_ready(f.mount)) continue;
+        const auto dir = fs::path(tx.journal()).parent_path() / g.name;   // the unit's dir (StateDir::unit_dir): forgotten with it
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        const auto log = dir / ("app-" + f.name + ".log");
+        auto so = core::SpawnOptions::daemon(log);
+        so.extra_env = {"DEVEMU_UNIT=" + g.name, "DEVEMU_FFS=" + f.mount};
+        DEVEMU_TRY(child, core::Child::spawn({"/bin/sh", "-c", f.app}, so));
+        DEVEMU_CHECK(tx.record({core::UndoOp::kill_group, "app", "", child.pid(), core::process_start_time(child.pid())}));
+        spdlog::info("started the app of {} (pid {}, log {}): {}", f.mount, child.pid(), log.string(), f.app);
+        child.detach();
+    }
+    for (auto& f : g.functions)
+        if (f.type == FunctionType::ffs && f.app.empty() && !ffs_ready(f.mount)) core::note("start your app on " + f.mount);
     if (opt.on_ffs_mounted) DEVEMU_CHECK(opt.on_ffs_mounted(tx, waiting));
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
