@@ -72,6 +72,8 @@ void add_vm_options(po::options_description& opts)
     opts.add_options()
         ("help,h", "this help")
         ("host-root", "the host's / as the guest's root (read-only, with a writable tmpfs overlay)")
+        ("systemd", "with --host-root: boot the host's systemd as PID 1 (basic.target and nothing of multi-user);\n"
+                    "it runs CMD, whose status is the run's (to test units: systemctl start …)")
         ("share", po::value<std::vector<std::string>>()->composing(), "HOSTDIR[:GUESTDIR] shared read-write over 9p")
         ("fwd", po::value<std::vector<std::string>>()->composing(), "HOSTPORT:GUESTPORT, TCP, host side on 127.0.0.1 only")
         ("net", "guest networking (eth0 10.0.2.15) even without --fwd")
@@ -109,6 +111,7 @@ vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const 
     vm::OneShot o;
     o.command = command;
     o.host_root = vmap.count("host-root") > 0;
+    o.systemd = vmap.count("systemd") > 0;
     auto list = [&](const char* name) { return vmap.count(name) ? vmap[name].as<std::vector<std::string>>() : std::vector<std::string>{}; };
     o.shares = list("share");
     o.forwards = list("fwd");

@@ -123,7 +123,7 @@ void vm_checks(const std::string& kernel, const fs::path& cache_dir, std::vector
     if (!bb.ok) bb.fix = "apt-get install busybox-static";
     out.push_back(bb);
 
-    auto init = core::self_exe().parent_path() / "devemu-init";
+    auto init = core::companion("devemu-init");
     Item in{"vm", "devemu-init", fs::exists(init), init.string(), ""};
     if (!in.ok) in.fix = "rebuild devemu (cmake --build build)";
     out.push_back(in);

@@ -41,7 +41,7 @@ const std::vector<std::string>& module_set()
     return set;
 }
 
-fs::path default_init() { return core::self_exe().parent_path() / "devemu-init"; }
+fs::path default_init() { return core::companion("devemu-init"); }
 
 namespace {
 
@@ -258,6 +258,7 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     if (run.net) conf += "net 1\n";
     if (!run.eth1_addr.empty()) conf += "eth1 " + run.eth1_addr + "\n";
     if (run.host_root) conf += "hostroot 1\n";
+    if (run.systemd) conf += "systemd 1\n";
     for (auto& [tag, dir] : run.shares) conf += "share " + tag + " " + dir + "\n";
     if (!run.cwd.empty()) conf += "cwd " + run.cwd + "\n";
     for (auto& e : run.env) conf += "env " + e + "\n";

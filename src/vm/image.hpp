@@ -39,6 +39,7 @@ struct RunSpec {
     bool net = false;
     std::string eth1_addr;                  // "ADDR/PREFIX" for the second NIC (VmConfig::tap_fd), else none
     bool host_root = false;
+    bool systemd = false;                   // with host_root: the host's systemd as PID 1 runs the command
     std::vector<std::pair<std::string, std::string>> shares;   // 9p tag, guest dir
     std::string cwd;
     std::vector<std::string> env;

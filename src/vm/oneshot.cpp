@@ -30,6 +30,9 @@ core::Result<RunSpec> run_spec(const OneShot& o, VmConfig& cfg)
     RunSpec run;
     run.argv = o.command;
     run.host_root = o.host_root;
+    run.systemd = o.systemd;
+    if (o.systemd && !o.host_root)
+        return core::fail(core::Errc::invalid_input, "--systemd boots the host's systemd: it needs --host-root", "devemu vm run", "add --host-root");
     for (auto& f : o.forwards) {
         DEVEMU_TRY(pf, parse_forward(f));
         cfg.forwards.push_back(pf);

@@ -13,6 +13,7 @@ namespace devemu::vm {
 struct OneShot {
     std::vector<std::string> command;   // CMD ARGS: a busybox applet, a host binary (copied in), or anything with host_root
     bool host_root = false;
+    bool systemd = false;               // with host_root: boot the host's systemd as PID 1; it runs the command
     std::vector<std::string> shares;    // HOSTDIR[:GUESTDIR], read-write over 9p
     std::vector<std::string> forwards;  // HOSTPORT:GUESTPORT (host side on 127.0.0.1)
     bool net = false;

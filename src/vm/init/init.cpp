@@ -12,6 +12,9 @@
 //   share TAG DIR        9p tag mounted read-write at DIR
 //   cwd DIR              working directory of the command
 //   env K=V              added to the command's environment
+//   systemd 1            (with hostroot) boot the host's systemd as PID 1 in the overlay root instead of running the
+//                        command directly: a target of devemu's own (basic.target + one service) runs the command
+//                        through this binary (`/run/devemu-init --command`), which reports its status and powers off
 //   stay 1               after reporting the exit status, stay up and serve control lines on ttyS3:
 //                        "down" runs /devemu/down-argv, reports "DEVEMU-DOWN <status>" and powers off;
 //                        "exec A\x1fB\x1f…" runs A B … (stdout/stderr on ttyS1/ttyS2), reports "DEVEMU-RAN <status>"
@@ -332,10 +335,88 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
     }
 }
 
+
+bool write_text(const char* path, const char* text)
+{
+    int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    const bool ok = write_all_fd(fd, text, std::strlen(text));
+    ::close(fd);
+    return ok;
+}
+
+bool copy_file(const char* from, const char* to, mode_t mode)
+{
+    size_t len = 0;
+    char* data = slurp(from, &len);
+    if (!data) return false;
+    int fd = ::open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    const bool ok = fd >= 0 && write_all_fd(fd, data, len);
+    if (fd >= 0) ::close(fd);
+    std::free(data);
+    return ok;
+}
+
+// systemd as PID 1 in the host-root overlay: units of devemu's own in /run/systemd/system (the overlay's /etc and
+// the host are left alone), the command run by a copy of this binary, then PID 1 becomes systemd. Only what
+// devemu-vm.target pulls in starts (basic.target: udev, journald, the sysinit units), not the host's multi-user
+// services; the command starts more with systemctl as it likes.
+[[noreturn]] void boot_systemd()
+{
+    mkdirs("/newroot/run/systemd/system");
+    if (!copy_file("/init", "/newroot/run/devemu-init", 0755)) die("systemd", "/newroot/run/devemu-init");
+    if (!write_text("/newroot/run/systemd/system/devemu-vm.target",
+                    "[Unit]\nDescription=devemu vm run\nRequires=basic.target\nAfter=basic.target\n"
+                    "Wants=devemu-command.service\nAllowIsolate=yes\n") ||
+        !write_text("/newroot/run/systemd/system/devemu-command.service",
+                    "[Unit]\nDescription=devemu vm run: the command\nAfter=basic.target\n\n"
+                    "[Service]\nType=simple\nExecStart=/run/devemu-init --command\nStandardInput=null\n"
+                    "StandardOutput=journal\nStandardError=journal\n"))
+        die("systemd", "/newroot/run/systemd/system");
+    if (::chdir("/newroot") != 0) die("systemd", "/newroot");
+    if (::mount("/newroot", "/", nullptr, MS_MOVE, nullptr) != 0) die("systemd: move root", "/newroot");
+    if (::chroot(".") != 0 || ::chdir("/") != 0) die("systemd: chroot", "/newroot");
+    for (int fd = 3; fd < 64; ++fd) ::close(fd);
+    const char* argv[] = {"/lib/systemd/systemd", "--unit=devemu-vm.target", "--show-status=false", nullptr};
+    ::execv(argv[0], const_cast<char* const*>(argv));
+    die("systemd: exec", argv[0]);
+}
+
+// `/run/devemu-init --command`, as devemu-command.service: the command of /devemu/argv with the run's environment and
+// working directory, its output on ttyS1/ttyS2 as in the plain mode, its status on ttyS3; then power off.
+[[noreturn]] void systemd_command()
+{
+    ctl_fd = open_raw_tty("/dev/ttyS3");
+    int out_fd = open_raw_tty("/dev/ttyS1");
+    int err_fd = open_raw_tty("/dev/ttyS2");
+    if (ctl_fd < 0 || out_fd < 0 || err_fd < 0) die("serial", "ttyS1..3");
+    size_t len = 0;
+    char* conf = slurp("/devemu/run.conf", &len);
+    if (!conf) die("config", "/devemu/run.conf");
+    const char* cwd = "/";
+    char* envp[64];
+    int envc = 0;
+    envp[envc++] = const_cast<char*>("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    envp[envc++] = const_cast<char*>("HOME=/root");
+    envp[envc++] = const_cast<char*>("TERM=dumb");
+    envp[envc++] = const_cast<char*>("DEVEMU_GUEST=1");
+    envp[envc++] = const_cast<char*>("DEVEMU_SYSTEMD=1");
+    for (char* line = std::strtok(conf, "\n"); line; line = std::strtok(nullptr, "\n")) {
+        if (!std::strncmp(line, "cwd ", 4)) cwd = line + 4;
+        else if (!std::strncmp(line, "env ", 4) && envc < 62) envp[envc++] = line + 4;
+    }
+    envp[envc] = nullptr;
+    char num[16];
+    std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", false, cwd, envp, out_fd, err_fd));
+    say("DEVEMU-EXIT %s\n", num);
+    power_off();
+}
+
 }  // namespace
 
-int main()
+int main(int argc, char** argv)
 {
+    if (argc > 1 && !std::strcmp(argv[1], "--command")) systemd_command();
     must_mount("proc", "/proc", "proc", 0, nullptr);
     must_mount("sysfs", "/sys", "sysfs", 0, nullptr);
     must_mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);
@@ -352,7 +433,7 @@ int main()
     char* args = slurp("/devemu/argv", &argv_len);
     if (!conf || !args || argv_len == 0) die("config", "/devemu");
 
-    bool host = false, stay = false;
+    bool host = false, stay = false, systemd = false;
     const char* cwd = "/";
     char* envp[64];
     int envc = 0;
@@ -374,6 +455,7 @@ int main()
         else if (!std::strcmp(line, "cwd")) cwd = val;
         else if (!std::strcmp(line, "env") && envc < 62) envp[envc++] = val;
         else if (!std::strcmp(line, "stay")) stay = true;
+        else if (!std::strcmp(line, "systemd")) systemd = true;
         // "share" lines are handled below, once the root is final.
     }
     envp[envc] = nullptr;
@@ -402,6 +484,7 @@ int main()
     // from the base archive, as before: they would otherwise load crypto modules no one asked for).
     if (int m = ::open("/devemu/command-started", O_WRONLY | O_CREAT | O_CLOEXEC, 0600); m >= 0) ::close(m);
     else std::perror("devemu-init: /devemu/command-started");
+    if (systemd && host) boot_systemd();
     char num[16];
     std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", host, cwd, envp, out_fd, err_fd));
     say("DEVEMU-EXIT %s\n", num);
