@@ -32,13 +32,15 @@ Commands:
   vm run [opts] -- CMD run CMD in a throw-away VM of the distribution kernel, exit with its status
   ls                   units devemu has brought up (--json)
   up PROFILE [--vm]    bring up the targets and gadgets a profile declares
-  down NAME|--all      remove what `up` made
+  down NAME|--all|--profile F  remove what `up` made
   plan PROFILE         show what `up` would change
   check NAME|VID:PID   exercise a target or gadget as an initiator/host would
   gadget eject|insert  media change on a removable USB mass-storage LUN
   capture NAME -o F    a gadget's USB traffic (usbmon) as pcapng for Wireshark/tshark
   fault NAME add|clear|ls  faults in a target's data path at run time (delay, error, flakey, stall, rate)
+  failover NAME        cut and restore a multipath unit's paths under verified I/O, timed
   bench TARGET         io_uring backstore benchmark beside fio
+  bench --paths LIST BACKING  one backing behind every path (LIO, iSCSI, tgtd, USB), measured side by side
   ceph up|down|status  a local Ceph cluster for rbd backstores (cluster = "local")
   import FILE / export targetcli saveconfig.json interop
 

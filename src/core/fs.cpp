@@ -153,4 +153,13 @@ fs::path self_exe()
     return ec ? fs::path("devemu") : p;
 }
 
+fs::path companion(const std::string& name)
+{
+    const auto dir = self_exe().parent_path();
+    const auto installed = dir.parent_path() / "lib/devemu" / name;   // /usr/bin/devemu -> /usr/lib/devemu/NAME
+    std::error_code ec;
+    if (!fs::exists(dir / name, ec) && fs::exists(installed, ec)) return installed;
+    return dir / name;   // the build tree (and what an error names when neither is there)
+}
+
 }  // namespace devemu::core

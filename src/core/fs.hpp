@@ -36,5 +36,8 @@ struct Hasher {
 
 // Where the program itself lives (for devemu-init next to it, and for putting devemu into a guest).
 [[nodiscard]] fs::path self_exe();
+// A program devemu ships beside itself (devemu-init, ffs-loopback): next to the binary in a build tree, or under
+// ../lib/devemu/ where the package installs it (/usr/bin/devemu -> /usr/lib/devemu/NAME).
+[[nodiscard]] fs::path companion(const std::string& name);
 
 }  // namespace devemu::core

@@ -364,7 +364,11 @@ bool copy_file(const char* from, const char* to, mode_t mode)
 [[noreturn]] void boot_systemd()
 {
     mkdirs("/newroot/run/systemd/system");
+    mkdirs("/newroot/run/tmpfiles.d");
     if (!copy_file("/init", "/newroot/run/devemu-init", 0755)) die("systemd", "/newroot/run/devemu-init");
+    // Debian's tmpfiles.d/tmp.conf ("D /tmp") empties /tmp at boot: here that would hide the host's /tmp (a CI
+    // clone, the command itself) behind whiteouts. /run/tmpfiles.d wins over /usr/lib/tmpfiles.d.
+    if (!write_text("/newroot/run/tmpfiles.d/tmp.conf", "d /tmp 1777 root root -\n")) die("systemd", "/newroot/run/tmpfiles.d/tmp.conf");
     if (!write_text("/newroot/run/systemd/system/devemu-vm.target",
                     "[Unit]\nDescription=devemu vm run\nRequires=basic.target\nAfter=basic.target\n"
                     "Wants=devemu-command.service\nAllowIsolate=yes\n") ||
