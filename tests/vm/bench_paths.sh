@@ -10,18 +10,18 @@ out=$("$devemu" -q bench --paths all zram:128M --case randread:4k:8 --case write
       --svg "$state/paths.svg" 2>"$state/err"); rc=$?
 expect_eq "bench --paths all (in the VM it booted) exits 0" 0 "$rc"
 [ "$rc" = 0 ] || cat "$state/err"
-expect_eq "nine paths" "raw fileio iblock user iscsi tgt-rdwr tgt-aio usb usb-user" \
+expect_eq "ten paths" "raw fileio iblock user iscsi iscsi-user tgt-rdwr tgt-aio usb usb-user" \
     "$(field "' '.join(p['path'] for p in d['paths'])" <<<"$out" 2>/dev/null)"
-expect_eq "every path has its own disk" 9 "$(field "len(set(p['device'] for p in d['paths']))" <<<"$out" 2>/dev/null)"
+expect_eq "every path has its own disk" 10 "$(field "len(set(p['device'] for p in d['paths']))" <<<"$out" 2>/dev/null)"
 for c in 0 1; do
     name=$(field "d['cases'][$c]['case']" <<<"$out" 2>/dev/null)
     expect_eq "$name: every path moved data (I/Os counted)" "" \
         "$(field "' '.join(p['path'] for p in d['cases'][$c]['paths'] if not p['total_ios'] > 0 or not p['iops'] > 0)" <<<"$out" 2>/dev/null)"
     expect_eq "$name: ratios to raw" "" "$(field "' '.join(p['path'] for p in d['cases'][$c]['paths'] if not p.get('ratio', 0) > 0)" <<<"$out" 2>/dev/null)"
 done
-expect_eq "verify passed on every path" "raw fileio iblock user iscsi tgt-rdwr tgt-aio usb usb-user" \
+expect_eq "verify passed on every path" "raw fileio iblock user iscsi iscsi-user tgt-rdwr tgt-aio usb usb-user" \
     "$(field "' '.join(p['path'] for p in d['paths'] if d['verify'][p['path']]['ok'] and d['verify'][p['path']]['blocks'] > 0)" <<<"$out" 2>/dev/null)"
-expect_eq "the SVG is on the host: a bar per path and case" 18 "$(grep -c '<title>' "$state/paths.svg" 2>/dev/null)"
+expect_eq "the SVG is on the host: a bar per path and case" 20 "$(grep -c '<title>' "$state/paths.svg" 2>/dev/null)"
 expect_eq "the zram backing was filled (data really there)" True "$(field "d['filled']" <<<"$out" 2>/dev/null)"
 
 run_guest_suite --memory 1536 --timeout 900 -- "$here/bench_paths_guest.sh" "$(readlink -f "$devemu")"

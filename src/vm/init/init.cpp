@@ -336,6 +336,17 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
 }
 
 
+// The command's environment before the run's own `env` lines; returns how many entries it wrote.
+int base_env(char** envp)
+{
+    int n = 0;
+    envp[n++] = const_cast<char*>("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    envp[n++] = const_cast<char*>("HOME=/root");
+    envp[n++] = const_cast<char*>("TERM=dumb");
+    envp[n++] = const_cast<char*>("DEVEMU_GUEST=1");
+    return n;
+}
+
 bool write_text(const char* path, const char* text)
 {
     int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -399,11 +410,7 @@ bool copy_file(const char* from, const char* to, mode_t mode)
     if (!conf) die("config", "/devemu/run.conf");
     const char* cwd = "/";
     char* envp[64];
-    int envc = 0;
-    envp[envc++] = const_cast<char*>("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    envp[envc++] = const_cast<char*>("HOME=/root");
-    envp[envc++] = const_cast<char*>("TERM=dumb");
-    envp[envc++] = const_cast<char*>("DEVEMU_GUEST=1");
+    int envc = base_env(envp);
     envp[envc++] = const_cast<char*>("DEVEMU_SYSTEMD=1");
     for (char* line = std::strtok(conf, "\n"); line; line = std::strtok(nullptr, "\n")) {
         if (!std::strncmp(line, "cwd ", 4)) cwd = line + 4;
@@ -440,11 +447,7 @@ int main(int argc, char** argv)
     bool host = false, stay = false, systemd = false;
     const char* cwd = "/";
     char* envp[64];
-    int envc = 0;
-    envp[envc++] = const_cast<char*>("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    envp[envc++] = const_cast<char*>("HOME=/root");
-    envp[envc++] = const_cast<char*>("TERM=dumb");
-    envp[envc++] = const_cast<char*>("DEVEMU_GUEST=1");
+    int envc = base_env(envp);
 
     for (char* line = std::strtok(conf, "\n"); line; line = std::strtok(nullptr, "\n")) {
         char* sp = std::strchr(line, ' ');
