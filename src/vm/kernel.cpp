@@ -85,9 +85,12 @@ core::Result<Kernel> find_kernel(const std::string& explicit_kernel, const fs::p
     const std::string ver = u.release;
     const fs::path host = fs::path("/boot") / ("vmlinuz-" + ver);
     if (fs::exists(host, ec) && ::access(host.c_str(), R_OK) == 0 && has_modules("/", ver)) return Kernel{host, "/", ver, "host"};
+    // Installed (the package ships it in /usr/lib/devemu), or in a source tree (tools/setup runs it).
+    const auto fetch = core::companion("fetch-kernel");
+    const std::string how = fs::exists(fetch, ec) ? fetch.string() : "tools/fetch-kernel (tools/setup runs it)";
     return core::fail(Errc::missing, "no kernel for the VM",
                       (cache_dir / "kernel").string(),
-                      "run tools/setup (it unpacks Debian's linux-image into the cache), or pass --kernel DIR|VMLINUZ");
+                      "run " + how + ": it unpacks Debian's linux-image into the cache; or pass --kernel DIR|VMLINUZ");
 }
 
 Accel probe_kvm()

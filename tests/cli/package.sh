@@ -15,7 +15,7 @@ deb=$("$src/tools/package" --from "$(dirname "$devemu")" "$dir" 2>"$dir/err"); r
 expect_eq "tools/package exits 0" 0 "$rc"
 [ -f "$deb" ] && ok "it built $(basename "$deb")" || { bad "no .deb: $(cat "$dir/err")"; echo "$passed passed, $failed failed"; exit 1; }
 files=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
-for f in /usr/bin/devemu /usr/lib/devemu/devemu-init /usr/lib/devemu/ffs-loopback /usr/lib/devemu/devemu-udc \
+for f in /usr/bin/devemu /usr/lib/devemu/devemu-init /usr/lib/devemu/ffs-loopback /usr/lib/devemu/devemu-udc /usr/lib/devemu/fetch-kernel \
          /usr/share/devemu/targets/zram-iscsi.toml /usr/share/devemu/gadgets/msc-user.toml /usr/share/man/man1/devemu.1.gz \
          /usr/share/bash-completion/completions/devemu /etc/devemu.conf /lib/systemd/system/devemu@.service \
          /lib/systemd/system/devemu-udc@.service /lib/udev/rules.d/70-devemu.rules /usr/share/doc/devemu/copyright; do

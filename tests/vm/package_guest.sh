@@ -22,6 +22,8 @@ check "doctor: the installed devemu finds its guest init under /usr/lib/devemu" 
 import json, sys
 c = [x for x in json.load(sys.stdin)['checks'] if x['name'] == 'devemu-init'][0]
 assert c['ok'] and c['detail'] == '/usr/lib/devemu/devemu-init', c\""
+out=$(DEVEMU_CACHE_DIR=/tmp/empty-cache devemu vm run -- true 2>&1)
+case "$out" in *"run /usr/lib/devemu/fetch-kernel"*) ok "without a kernel in the cache, --vm names the installed fetch-kernel" ;; *) bad "no-kernel error: $out" ;; esac
 check "devemu up /usr/share/devemu/targets/zram-iscsi.toml" devemu up /usr/share/devemu/targets/zram-iscsi.toml
 check "iscsi-inq (libiscsi) reaches its LUN" sh -c "iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:zram0/0 | grep -q LIO-ORG"
 check "devemu down --profile" devemu down --profile /usr/share/devemu/targets/zram-iscsi.toml
