@@ -48,10 +48,27 @@ struct PathsOutcome {
     bool failed = false;   // a verify pass failed (named in text and json)
 };
 
+// What can be refused before anything is made or a VM booted: unknown paths, no case, a baseline not measured, a
+// malformed zram:SIZE / ext4:SIZE, iblock on a file.
+[[nodiscard]] core::Status check_request(const PathsRequest& r);
+// zram:SIZE and ext4:SIZE: a backing the run makes (and fills), also in a VM; anything else is the user's.
+[[nodiscard]] bool made_here(const std::string& backing);
+
+// In a VM of the distribution kernel (the host's root as an overlay): the same command with `argv` (devemu bench's
+// own arguments), the plot written through a share into `svg`'s directory. The command's exit status.
+struct VmPlace {
+    std::string kernel;
+    std::filesystem::path cache_dir, state_dir;
+    bool verbose = false;
+};
+[[nodiscard]] core::Result<int> run_paths_in_vm(const PathsRequest& r, const std::vector<std::string>& argv, const std::string& svg, const VmPlace& where);
+
 // Why this kernel cannot serve `paths` (a module or tool that is missing), or "" when it can.
 [[nodiscard]] std::string missing_here(const std::vector<std::string>& paths);
 [[nodiscard]] core::Result<PathsOutcome> run_paths(const PathsRequest& r);
-// Bars per case (IOPS, one bar per path, ratio to the baseline above each), for a browser.
+// From a run's JSON: the table (one block per case, a row per path), and bars per case (IOPS, one bar per path,
+// ratio to the baseline above each) for a browser.
+[[nodiscard]] std::string paths_table(const nlohmann::json& result);
 [[nodiscard]] std::string paths_svg(const nlohmann::json& result);
 
 }  // namespace devemu::bench

@@ -13,7 +13,6 @@
 #include "core/fs.hpp"
 #include "core/progress.hpp"
 #include "core/text.hpp"
-#include "vm/oneshot.hpp"
 #include "core/statedir.hpp"
 #include "uring/bench.hpp"
 #include "uring/sweep.hpp"
@@ -71,36 +70,14 @@ int bench_paths(Context& ctx, const Args& args)
     r.base = *o;
     r.rounds = std::max(1u, o->repeat);
     r.verify = o->verify;
-    for (auto& p : r.paths)
-        if (std::find(bench::all_paths().begin(), bench::all_paths().end(), p) == bench::all_paths().end())
-            return report({core::Errc::invalid_input, "unknown path \"" + p + "\"", "--paths", "choose from " + core::join(bench::all_paths(), ",") + ", or all"});
-
+    if (auto s = bench::check_request(r); !s) return report(s.error());
     const std::string missing = in_vm ? "" : bench::missing_here(r.paths);
     if (!in_vm && (want_vm || !missing.empty())) {
-        if (!r.backing.starts_with("zram:") && !r.backing.starts_with("ext4:"))
-            return report({core::Errc::invalid_input, "in a VM the backing is zram:SIZE or ext4:SIZE (the host's files are behind an overlay there: writes would not reach them)",
-                           r.backing, missing.empty() ? "use zram:SIZE" : "use zram:SIZE (a VM is needed: " + missing + ")"});
+        if (!bench::made_here(r.backing) && !missing.empty())
+            return report({core::Errc::invalid_input, "a VM is needed (" + missing + "), and there the backing is zram:SIZE or ext4:SIZE", r.backing,
+                           "use zram:SIZE or ext4:SIZE"});
         if (!missing.empty() && ctx.verbosity >= 0) core::note("bench --paths: " + missing + "; running in a VM of the distribution kernel");
-        vm::OneShot vo;
-        vo.command = {core::self_exe().string(), "bench"};
-        vo.command.insert(vo.command.end(), relay.begin(), relay.end());
-        vo.command.push_back("--in-vm");
-        if (!svg.empty()) {   // written in the guest into a share of the plot's directory
-            const auto abs = std::filesystem::absolute(svg);
-            vo.shares.push_back(abs.parent_path().string() + ":/devemu/out");
-            vo.command.push_back("--svg=/devemu/out/" + abs.filename().string());
-        }
-        vo.host_root = true;
-        if (!::isatty(2)) vo.env.push_back("DEVEMU_NO_PROGRESS=1");   // the guest's stderr is a console: no live line into a log
-        const auto size = core::parse_size(r.backing.substr(5)).value_or(0);
-        vo.memory_mb = static_cast<unsigned>(1536 + (size >> 20));
-        const double per_run = (o->runtime > 0 ? o->runtime : 5) + 4;
-        vo.timeout_s = static_cast<unsigned>(900 + per_run * static_cast<double>(r.cases.size() * r.rounds * r.paths.size()));
-        vo.kernel = ctx.kernel;
-        vo.cache_dir = ctx.cache_dir;
-        vo.state_dir = ctx.state_dir;
-        vo.keep_console_log = ctx.verbosity > 0;
-        auto rc = vm::run_oneshot(vo);
+        auto rc = bench::run_paths_in_vm(r, relay, svg, {ctx.kernel, ctx.cache_dir, ctx.state_dir, ctx.verbosity > 0});
         if (!rc) return report(rc.error());
         if (*rc == 0 && !svg.empty() && !o->json) std::cout << "plot: " << svg << "\n";
         return *rc;

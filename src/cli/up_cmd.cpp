@@ -218,8 +218,7 @@ int cmd_down(Context& ctx, const Args& args)
                 lines[i] = n + ": nothing to remove";
                 return;
             }
-            const auto* kind = core::find_kind(recs[i].value("kind", ""));
-            auto s = kind ? kind->down(*sd, n, recs[i]) : core::down_by_journal(*sd, n);   // no record: the journal is all there is
+            auto s = core::down_unit(*sd, n, recs[i]);   // no record: the journal is all there is
             if (!s) errors[i] = s.error();
             else lines[i] = n + ": down";
         });

@@ -47,4 +47,10 @@ std::vector<const UnitKind*> all_kinds()
     return out;
 }
 
+Status down_unit(const StateDir& sd, const std::string& unit, const nlohmann::json& scalars)
+{
+    const auto* kind = scalars.is_object() ? find_kind(scalars.value("kind", "")) : nullptr;
+    return kind ? kind->down(sd, unit, scalars) : down_by_journal(sd, unit);
+}
+
 }  // namespace devemu::core

@@ -111,6 +111,9 @@ struct UnitKind {
 // What `down` does for a unit of no known kind, or with only a journal (a crash during `up`): replay its journal in
 // reverse and forget it. Every kind's own `down` starts from this.
 [[nodiscard]] Status down_by_journal(const StateDir& sd, const std::string& unit);
+// Removes one unit: its kind's `down` given the record's top-level fields (`scalars`: StateDir::load_scalars, or
+// empty when there is no record), else the journal's replay (no record, or a kind this devemu does not know).
+[[nodiscard]] Status down_unit(const StateDir& sd, const std::string& unit, const nlohmann::json& scalars);
 
 // Registering a name twice replaces the first (a test may stand in for a kind).
 void register_kind(UnitKind kind);

@@ -43,12 +43,12 @@ done
 grep -qF -- "--paths LIST" <<<"$man" && ok "man: bench --paths is documented" || bad "man lacks bench --paths"
 
 # Completion, in a bash with the packaged script loaded and the packaged binary first on PATH.
-mkdir -p "$dir/state/units" "$dir/work/targets" "$dir/work/other"
+mkdir -p "$dir/state/units" "$dir/cwd/targets" "$dir/cwd/other"
 echo '{"kind": "target", "name": "zram0"}' > "$dir/state/units/zram0.json"
 echo '{"kind": "gadget", "name": "msc0"}' > "$dir/state/units/msc0.json"
-touch "$dir/work/targets/zram-iscsi.toml" "$dir/work/targets/file-iscsi.toml" "$dir/work/targets/notes.txt" "$dir/work/a.toml"
+touch "$dir/cwd/targets/zram-iscsi.toml" "$dir/cwd/targets/file-iscsi.toml" "$dir/cwd/targets/notes.txt" "$dir/cwd/a.toml"
 comp() { # words… -> what TAB offers, space-separated
-    (cd "$dir/work" && PATH="$dir/root/usr/bin:$PATH" DEVEMU_STATE_DIR="$dir/state" bash -c '
+    (cd "$dir/cwd" && PATH="$dir/root/usr/bin:$PATH" DEVEMU_STATE_DIR="$dir/state" bash -c '
         source "$0"; COMP_WORDS=("${@}"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _devemu; printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "' \
         "$dir/root/usr/share/bash-completion/completions/devemu" "$@")
 }
