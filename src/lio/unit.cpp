@@ -19,6 +19,7 @@
 #include "core/unix_socket.hpp"
 #include "fault/fault.hpp"
 #include "lio/access.hpp"
+#include "lio/disk_limits.hpp"
 #include "lio/initiator.hpp"
 #include "lio/mpath.hpp"
 #include "core/fs.hpp"
@@ -264,6 +265,7 @@ core::Result<json> multipath_up(const TargetModel& m, const UpOptions& opt, core
     } else {
         for (std::size_t k = 0; k < m.paths.size(); ++k) {
             const json devs = loopback_devices(m, opt.roots, k);
+            for (auto& line : lift_transfer_cap(devs, opt.roots)) spdlog::info("{}", line);   // before dm stacks the limits
             for (auto& l : w.luns) {
                 const std::string d = devs.value(std::to_string(l.id), "");
                 if (d.empty()) return core::fail(Errc::timeout, fmt::format("path {} of LUN {} has no disk after 5 s", k + 1, l.id), t.name, "see dmesg");
@@ -454,6 +456,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     DEVEMU_TRY(steps, core::apply_unit(tx, a));
     const auto& desired = a.desired;
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
+    for (auto& line : lift_transfer_cap(devices, opt.roots)) spdlog::info("{}", line);
     TargetRecord r;
     r.name = t.name;
     r.profile = p.file;

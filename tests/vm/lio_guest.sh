@@ -44,6 +44,9 @@ for type in fileio block zram; do
     head -c 4M /dev/urandom > /tmp/pattern.$type
     check "$type+loopback: dd write then read back compares" sh -c "dd if=/tmp/pattern.$type of=$dev bs=1M oflag=direct 2>/dev/null && dd if=$dev of=/tmp/back bs=1M count=4 iflag=direct 2>/dev/null && cmp /tmp/pattern.$type /tmp/back"
     if [ "$type" = zram ]; then   # devemu bench through LIO's tcm_loop: the block layer, SCSI, LIO and back
+        # iblock hands zram's one-page optimal_io_size to sd as OPTIMAL TRANSFER LENGTH; up lifts sd's 4 KiB cap
+        q=/sys/block/${dev#/dev/}/queue
+        check "zram+loopback: requests not capped at zram's 4 KiB optimal size ($(cat $q/optimal_io_size) / $(cat $q/max_sectors_kb) KiB)" sh -c "[ \$(cat $q/max_sectors_kb) -gt 4 ]"
         check "bench on the tcm_loop LUN" "$devemu" bench "$dev" --rw=randrw --runtime=1 --time_based
         check "bench by unit name (the disk its loopback target exposes)" sh -c "$devemu bench $n --rw=randread --runtime=1 --time_based | grep -q '^$dev '"
         check "bench --verify through the tcm_loop LUN" "$devemu" bench "$dev" --rw=write --size=8M --verify
