@@ -259,6 +259,9 @@ core::Result<json> multipath_up(const TargetModel& m, const UpOptions& opt, core
         w.fast_io_fail = t.fast_timeouts ? iw.timeouts.fast_io_fail() : 0;   // 0: multipath-tools' own
         sessions = json::array();
         for (std::size_t k = 0; k < disks.size(); ++k) {
+            json devs = json::object();
+            for (auto& [lun, d] : disks[k]) devs[std::to_string(lun)] = d;
+            for (auto& line : lift_transfer_cap(devs, opt.roots)) spdlog::info("{}", line);
             sessions.push_back({{"portal", initiator::portal_arg(iw.portals[k])}, {"iface", initiator::iface_of(t.name)}});
             for (auto& l : w.luns) l.devices.push_back(disks[k].at(l.id));
         }
