@@ -35,6 +35,7 @@ std::vector<std::string> lift_transfer_cap(const nlohmann::json& devices, const 
             continue;
         }
         out.push_back(fmt::format("LUN {} {}: max_sectors_kb {} -> {} (the target hinted {} KiB as optimal)", it.key(), dev, *cur, want, *opt / 1024));
+        spdlog::info("{}", out.back());
     }
     return out;
 }

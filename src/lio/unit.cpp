@@ -261,14 +261,14 @@ core::Result<json> multipath_up(const TargetModel& m, const UpOptions& opt, core
         for (std::size_t k = 0; k < disks.size(); ++k) {
             json devs = json::object();
             for (auto& [lun, d] : disks[k]) devs[std::to_string(lun)] = d;
-            for (auto& line : lift_transfer_cap(devs, opt.roots)) spdlog::info("{}", line);
+            lift_transfer_cap(devs, opt.roots);
             sessions.push_back({{"portal", initiator::portal_arg(iw.portals[k])}, {"iface", initiator::iface_of(t.name)}});
             for (auto& l : w.luns) l.devices.push_back(disks[k].at(l.id));
         }
     } else {
         for (std::size_t k = 0; k < m.paths.size(); ++k) {
             const json devs = loopback_devices(m, opt.roots, k);
-            for (auto& line : lift_transfer_cap(devs, opt.roots)) spdlog::info("{}", line);   // before dm stacks the limits
+            lift_transfer_cap(devs, opt.roots);   // before dm stacks the limits
             for (auto& l : w.luns) {
                 const std::string d = devs.value(std::to_string(l.id), "");
                 if (d.empty()) return core::fail(Errc::timeout, fmt::format("path {} of LUN {} has no disk after 5 s", k + 1, l.id), t.name, "see dmesg");
@@ -459,7 +459,7 @@ core::Result<json> up(const profile::Profile& p, const profile::Target& t, const
     DEVEMU_TRY(steps, core::apply_unit(tx, a));
     const auto& desired = a.desired;
     json devices = t.fabric == profile::Fabric::loopback ? loopback_devices(b.model, opt.roots) : json::object();
-    for (auto& line : lift_transfer_cap(devices, opt.roots)) spdlog::info("{}", line);
+    lift_transfer_cap(devices, opt.roots);
     TargetRecord r;
     r.name = t.name;
     r.profile = p.file;
