@@ -108,24 +108,28 @@ bool loopback_port_answers(std::uint16_t port)
     return ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
 }
 
-bool tcp_port_taken(const std::string& addr, std::uint16_t port)
+int tcp_bind_errno(const std::string& address, std::uint16_t port)
 {
     sockaddr_storage ss{};
     socklen_t len = 0;
     auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    std::string addr = address;
+    if (addr.size() > 2 && addr.front() == '[' && addr.back() == ']') addr = addr.substr(1, addr.size() - 2);
     if (::inet_pton(AF_INET, addr.c_str(), &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET, v4->sin_port = htons(port), len = sizeof *v4;
     } else if (::inet_pton(AF_INET6, addr.c_str(), &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6, v6->sin6_port = htons(port), len = sizeof *v6;
     } else {
-        return false;
+        return -1;
     }
     UniqueFd s(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) return false;
+    if (!s) return -1;
     const int one = 1;
-    if (::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) return false;
-    return ::bind(s.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno == EADDRINUSE;
+    if (::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) return -1;
+    return ::bind(s.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 ? 0 : errno;
 }
+
+bool tcp_port_taken(const std::string& addr, std::uint16_t port) { return tcp_bind_errno(addr, port) == EADDRINUSE; }
 
 }  // namespace devemu::core

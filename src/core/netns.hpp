@@ -31,6 +31,9 @@ namespace devemu::core {
 
 // A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it), for a forward to a guest.
 [[nodiscard]] Result<std::uint16_t> free_loopback_port();
+// What bind() of a TCP socket (SO_REUSEADDR) to ADDR:PORT says: 0, the errno (EADDRINUSE: a listener has it;
+// EADDRNOTAVAIL: the address is not this machine's), or -1 when ADDR is no IPv4/IPv6 literal ("[v6]" allowed).
+[[nodiscard]] int tcp_bind_errno(const std::string& addr, std::uint16_t port);
 // Is ADDR:PORT (IPv4 or IPv6) taken by a listener, so that a bind there fails with EADDRINUSE?
 [[nodiscard]] bool tcp_port_taken(const std::string& addr, std::uint16_t port);
 // Does something accept a TCP connection on 127.0.0.1:port?

@@ -2,9 +2,7 @@
 
 #include "lio/record.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <cerrno>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -39,22 +37,9 @@ using nlohmann::json;
 
 namespace {
 
-// Is `address` one of this machine's (in this network namespace)? bind() to it says: EADDRNOTAVAIL when not.
-bool address_present(const std::string& address)
-{
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    std::string a = address;
-    if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
-    if (::inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) v4->sin_family = AF_INET, len = sizeof *v4;
-    else if (::inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) v6->sin6_family = AF_INET6, len = sizeof *v6;
-    else return true;   // not an address literal: LIO says what is wrong with it
-    core::UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return true;
-    return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 || errno != EADDRNOTAVAIL;
-}
+// Is `address` one of this machine's (in this network namespace)? Not an address literal: yes (LIO says what is
+// wrong with it).
+bool address_present(const std::string& address) { return core::tcp_bind_errno(address, 0) != EADDRNOTAVAIL; }
 
 // A portal's address must be on this machine before LIO can listen on it. At boot it may come later than
 // network-online.target (DHCP, a slow link): wait up to `wait` for it, then fail naming the portal, before anything
