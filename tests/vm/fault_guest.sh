@@ -124,9 +124,11 @@ tmo0=$(( $(cat "/sys/block/$sdname/device/iotmo_cnt") ))
 check "add: stall for 8s on LBA 32..39 (sd's timeout set to 3 s)" "$devemu" fault floop add id=long type=stall for=8s lba=32..39
 t0=$(date +%s%N); rd 32 8; rc=$?; t1=$(date +%s%N)
 ms=$(( (t1 - t0) / 1000000 ))
-[ $rc = 0 ] && within "$ms" 7000 30000 && ok "the read outlived two timeouts and was served after the stall ($ms ms)" || bad "stall past the timeout: rc $rc after $ms ms"
+[ $rc = 0 ] && within "$ms" 7000 30000 && ok "the read outlived sd's timeout and was served after the stall ($ms ms)" || bad "stall past the timeout: rc $rc after $ms ms"
+# (once or twice: a second timeout needs sd's error handling and retry done within 5 s of the first, which a slow
+# TCG guest does not always manage; the abort reaching the handler is checked below)
 tmo=$(( $(cat "/sys/block/$sdname/device/iotmo_cnt") - tmo0 ))
-[ "$tmo" -ge 2 ] && ok "sd timed the command out $tmo times (iotmo_cnt)" || bad "sd saw $tmo timeouts"
+[ "$tmo" -ge 1 ] && ok "sd timed the command out $tmo time(s) (iotmo_cnt)" || bad "sd saw $tmo timeouts"
 aborted=$(unit_json floop "u['handlers']['f0'].get('aborted', 0)")
 tmrs=$(unit_json floop "u['handlers']['f0'].get('tmrs', 0)")
 eh=$(dmesg | grep -iE 'abort|reset|timing out|timed out' | tail -4 | tr '\n' '|')
