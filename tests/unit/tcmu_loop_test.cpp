@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "scsi/cdb.hpp"
 #include "temp_dir.hpp"
 #include "uring/tcmu.hpp"
 #include "uring/tcmu_handler.hpp"
@@ -65,11 +65,9 @@ struct FakeKernel {
         ent->req.iov_cnt = 1;
         ent->req.iov[0].iov_base = kDataOff + data_off;
         ent->req.iov[0].iov_len = blocks * 512u;
-        std::uint8_t* cdb = reinterpret_cast<std::uint8_t*>(ent) + 64;
-        cdb[0] = write ? 0x2a : 0x28;
-        cdb[2] = static_cast<std::uint8_t>(lba >> 24), cdb[3] = static_cast<std::uint8_t>(lba >> 16);
-        cdb[4] = static_cast<std::uint8_t>(lba >> 8), cdb[5] = static_cast<std::uint8_t>(lba);
-        cdb[7] = static_cast<std::uint8_t>(blocks >> 8), cdb[8] = static_cast<std::uint8_t>(blocks);
+        std::uint8_t* cdb = reinterpret_cast<std::uint8_t*>(ent) + 64;   // after the header and the one iovec
+        const auto bytes = write ? devemu::scsi::cdb_write10(lba, blocks) : devemu::scsi::cdb_read10(lba, blocks);
+        std::memcpy(cdb, bytes.data(), bytes.size());
         ent->req.cdb_off = static_cast<std::uint64_t>(cdb - dev.base);
         head = (head + kEntry) % kCmdrSize;
     }
@@ -161,7 +159,7 @@ TEST_CASE("the TCMU loop serves commands announced while it sleeps, and stops on
         CHECK(got[0] == 0xa0 + round);
         CHECK(got[4095] == 0xa0 + round);
     }
-    // Idle, it sleeps: the UIO node stays "readable" (never read), so a level-triggered wait would spin here.
+    // Idle, it sleeps: a wait that kept finding the UIO node ready (a wake-up not consumed) would spin here.
     const double cpu0 = process_cpu_s();
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     CHECK(process_cpu_s() - cpu0 < 0.1);

@@ -73,9 +73,9 @@ check "... 50 events, alternating paths 1 and 2, each back after its restore" sh
 check "... no application error and no verify mismatch" sh -c "[ \"\$(python3 -c \"import json; j=json.load(open('/tmp/fo.json')); print(j['io_errors'], j['verify_mismatches'], j['fio_total_err'])\")\" = '0 0 0' ]"
 # (failover, not its speed: an I/O completed after each cut and before multipathd had the cut path back; how soon
 # is the benchmark's to judge, tools/bench-failover, and one stall of a loaded TCG guest should not fail this)
-late=$(python3 -c "import json; j=json.load(open('/tmp/fo.json')); print(' '.join('#%d(path %d, cut at %.1f s: next I/O %s ms, back at %.1f s)' % (i + 1, e['path'], e['cut_s'], round(e['next_completion_ms']), e['back_s']) for i, e in enumerate(j['events']) if not 0 <= e['next_completion_ms'] < (e['back_s'] - e['cut_s']) * 1000))")
+late=$(fo "' '.join('#%d(path %d, cut at %.1f s: next I/O %s ms, back at %.1f s)' % (i + 1, e['path'], e['cut_s'], round(e['next_completion_ms']), e['back_s']) for i, e in enumerate(j['events']) if not 0 <= e['next_completion_ms'] < (e['back_s'] - e['cut_s']) * 1000)")
 [ -z "$late" ] && ok "... each cut measured: I/O went on while the cut path was out (a completion before it was back)" || bad "... I/O did not go on during cut(s): $late"
-slow=$(python3 -c "import json; j=json.load(open('/tmp/fo.json')); print(' '.join('#%d:%d ms' % (i + 1, round(e['next_completion_ms'])) for i, e in enumerate(j['events']) if e['next_completion_ms'] >= 1000))")
+slow=$(fo "' '.join('#%d:%d ms' % (i + 1, round(e['next_completion_ms'])) for i, e in enumerate(j['events']) if e['next_completion_ms'] >= 1000)")
 [ -z "$slow" ] || echo "note: cuts whose next I/O came 1 s or more after the cut: $slow"
 check "... the timeline shows each cut path failed, then active" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(t[-1]['active']) else 1)\""
 check "... and an SVG a browser opens" sh -c "head -c 200 /tmp/mp.svg | grep -q '<svg' && tail -c 20 /tmp/mp.svg | grep -q '</svg>'"
