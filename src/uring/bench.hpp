@@ -12,6 +12,7 @@ struct Summary {
     double iops = 0, bw_bytes = 0, seconds = 0, cpu_seconds = 0;
     std::uint64_t ios = 0, lat_min = 0, lat_max = 0, p50 = 0, p99 = 0, p999 = 0;
     double lat_mean = 0;
+    bool fixedbufs = false, registerfiles = false;   // what the rings took
     [[nodiscard]] double ios_per_cpu_second() const { return cpu_seconds > 0 ? static_cast<double>(ios) / cpu_seconds : 0; }
 };
 

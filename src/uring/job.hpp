@@ -19,6 +19,8 @@ struct JobSpec {
     const BenchOptions* opt = nullptr;
     Phase phase = Phase::normal;
     unsigned index = 0;
+    bool async = false;   // IOSQE_ASYNC on every I/O
+    bool fixedbufs = true, registerfiles = true;   // register the buffers / the file with the ring
     std::atomic<bool>* stop = nullptr;
     std::atomic<std::uint64_t>* done_ios = nullptr;   // for the progress line
 };
@@ -26,8 +28,10 @@ struct JobSpec {
 struct JobResult {
     Histogram read_lat, write_lat;
     std::uint64_t read_ios = 0, write_ios = 0;
-    double seconds = 0, usr = 0, sys = 0;   // measured period only (after ramp_time)
+    double seconds = 0, usr = 0, sys = 0;   // this thread, measured period only (after ramp_time)
+    double proc0 = 0, proc1 = 0;            // the process's CPU seconds (every thread, io_uring's workers too) then
     unsigned ring_flags = 0;   // what io_uring_setup accepted
+    bool fixedbufs = false, registerfiles = false;   // what the ring took
     std::optional<std::string> verify_error;
     std::string error;
 };

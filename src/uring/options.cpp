@@ -28,6 +28,10 @@ const std::vector<OptionSpec>& option_table()
         {"sqpoll", "bool", "false", "kernel submission-queue polling thread", ""},
         {"hipri", "bool", "false", "polled completions (devices with poll queues)", ""},
         {"engine", "choice", "uring", "I/O engine", "uring,psync"},
+        {"async", "choice", "auto",
+         "mark every I/O async (IOSQE_ASYNC, fio's force_async=1); auto: where the target takes no non-blocking I/O "
+         "(zram and other bio-based devices: io_uring hands every I/O to its workers, and only marked ones run on "
+         "several at once)", "auto,on,off"},
         {"verify", "bool", "false", "write blocks with a header + crc32c and check them on read", ""},
         {"fill", "bool", "false",
          "first write the whole target once with random data, so reads return data that is really there (an unwritten zram "
@@ -127,6 +131,9 @@ core::Status set_option(BenchOptions& o, const std::string& a, const std::string
     } else if (a == "engine") {
         if (value != "uring" && value != "psync") return bad("--engine=" + value + " is not uring or psync");
         o.engine = value;
+    } else if (a == "async") {
+        if (value != "auto" && value != "on" && value != "off") return bad("--async=" + value + " is not one of " + spec->allowed);
+        o.async = value;
     } else if (a == "bs" || a == "size") {
         auto n = core::parse_size(value);
         if (!n || (a == "bs" && (*n < 512 || *n % 512 || *n > (16u << 20)))) return bad(fmt::format("--{}={} is not a valid size", a, value), "e.g. --bs=4k");
@@ -216,6 +223,7 @@ std::vector<std::string> fio_argv(const BenchOptions& o, const std::string& file
     if (o.registerfiles) a.push_back("--registerfiles");
     if (o.sqpoll) a.push_back("--sqthread_poll");
     if (o.hipri) a.push_back("--hipri");
+    if (o.async == "on") a.push_back("--force_async=1");   // auto is devemu's choice per target; fio has none
     return a;
 }
 

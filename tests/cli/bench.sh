@@ -63,9 +63,49 @@ wait $pid; rc=$?
 [ "$rc" = 0 ] && grep -q "interrupted: partial result" "$dir/int" && ok "Ctrl-C stops cleanly with a partial result" || bad "Ctrl-C: $rc $(cat "$dir/int")"
 [ "$(zrams)" = "$base" ] && ok "Ctrl-C removes the zram device" || bad "zram left after Ctrl-C"
 
+# zram takes no non-blocking I/O (io_uring hands every I/O to its workers). --async=on (with nothing registered) lets
+# several workers run at once, --async=off leaves them to one; --async=auto probes both and takes the faster.
+# Counted, not assumed: the io_uring worker threads (iou-wrk) seen in the process during each run.
+workers() { # bench args...: prints the JSON's async/target_nowait/fixedbufs/registerfiles and the most iou-wrk seen
+    "$devemu" bench "$@" --rw=randread --runtime=2 --time_based --json > "$dir/w.json" 2>/dev/null &
+    local pid=$! most=0 n
+    while kill -0 $pid 2>/dev/null; do
+        n=$(cat /proc/$pid/task/*/comm 2>/dev/null | grep -c '^iou-wrk')
+        [ "$n" -gt "$most" ] && most=$n
+        sleep 0.1
+    done
+    wait $pid || { echo "failed"; return; }
+    echo "$(field "d['devemu']['async'], d['devemu']['target_nowait'], d['devemu']['fixedbufs'], d['devemu']['registerfiles']" < "$dir/w.json") $most"
+}
+w=$(workers zram:64M --async=on --fixedbufs=0 --registerfiles=0)
+case "$w" in "True False False False "*) ok "zram, --async=on: async, nothing registered, no nowait ($w)" ;; *) bad "zram async=on: $w" ;; esac
+on=${w##* }
+[ "$on" -ge 2 ] && ok "zram, --async=on: several io_uring workers ran at once ($on)" || bad "zram async=on: $on worker(s)"
+w=$(workers zram:64M --async=off)
+case "$w" in "False False True True "*) ok "--async=off: plain ring, registered ($w)" ;; *) bad "async=off: $w" ;; esac
+# (a second worker appears now and then, when the first blocks for a moment)
+[ "${w##* }" -lt "$on" ] && ok "--async=off: fewer io_uring workers (${w##* } against $on)" || bad "async=off: ${w##* } workers, on $on"
+w=$(workers zram:64M --fill)
+python3 - "$dir/w.json" <<'PY' && ok "--async=auto on zram: probed both rings and ran the faster ($w)" || bad "auto: $w $(cat "$dir/w.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))['devemu']
+p = d['async_probe']
+assert p['plain_ios'] > 0 and p['async_ios'] > 0, p
+assert d['async'] == (p['async_ios'] > p['plain_ios']) and d['fixedbufs'] == (not d['async']), d
+PY
+head -c 8M /dev/urandom > "$dir/nw"
+w=$(workers "$dir/nw" --direct=0)
+case "$w" in "False True True True "*) ok "a cached file takes non-blocking I/O: no probe, no async ($w)" ;; *) bad "file: $w" ;; esac
+python3 -c "import json,sys; assert 'async_probe' not in json.load(open(sys.argv[1]))['devemu']" "$dir/w.json" && ok "no probe on a file that takes non-blocking I/O" || bad "probe on a file"
+err=$("$devemu" bench zram:64M --async=sometimes 2>&1); rc=$?
+[ "$rc" = 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && ok "--async=sometimes: one line, exit 2" || bad "async bad value: $rc $err"
+[ "$(zrams)" = "$base" ] && ok "no zram left after the async runs" || bad "zram left after async runs"
+
 out=$("$devemu" bench zram:64M --rw=randread --runtime=1 --time_based --compare-fio --repeat=1 --json) && ok "--compare-fio runs fio on the same target" || bad "compare: $out"
 r=$(field "d['ratio']['iops']" <<<"$out")
 python3 -c "import sys; sys.exit(0 if $r > 0 else 1)" && ok "--compare-fio reports an IOPS ratio ($r)" || bad "ratio $r"
+c=$(field "d['devemu']['cpu_us_per_io'] > 0 and d['fio']['cpu_us_per_io'] > 0 and 0 < d['fio']['startup_cpu_seconds'] < 5" <<<"$out")
+[ "$c" = True ] && ok "--compare-fio: CPU per I/O on both sides, fio's start-up measured and taken off" || bad "compare CPU: $out"
 [ "$(zrams)" = "$base" ] && ok "no zram left after the comparison" || bad "zram left after compare"
 
 out=$("$devemu" bench zram:64M --rw=randread --sweep bs=4k,16k iodepth=1,8 --runtime=0.5 --svg "$dir/s.svg" 2>/dev/null); rc=$?

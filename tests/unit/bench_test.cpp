@@ -55,6 +55,14 @@ TEST_CASE("bench options take fio's names and reject what fio would")
     CHECK(has("--time_based"));
     CHECK(has("--direct=0"));
     CHECK(has("--sqthread_poll"));
+    // --async=auto is devemu's choice per target (fio has none): fio keeps its default; --async=on is fio's force_async
+    CHECK(o->async == "auto");
+    CHECK_FALSE(has("--force_async=1"));
+    auto on = uring::parse_options({"/dev/zram9", "--async=on"});
+    REQUIRE(on);
+    auto fio_on = uring::fio_argv(*on, "/dev/zram9");
+    CHECK(std::find(fio_on.begin(), fio_on.end(), "--force_async=1") != fio_on.end());
+    CHECK_FALSE(uring::parse_options({"/dev/zram9", "--async=sometimes"}));
 }
 
 TEST_CASE("histogram buckets are monotonic and within ~3% of their value")
