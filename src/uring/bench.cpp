@@ -165,6 +165,21 @@ bool async_io(const BenchOptions& o, const Target& t)
     return auto_async(o, t) || (o.engine == "uring" && o.async == "on");
 }
 
+// A job on the target's first `region_len` bytes with one ring strategy: async I/O or not, and whether the buffers
+// and file the options ask to register are registered.
+JobSpec job_spec(const BenchOptions& o, const Target& t, std::uint64_t region_len, bool async, bool registered)
+{
+    JobSpec js;
+    js.fd = t.fd.get();
+    js.region_len = region_len;
+    js.opt = &o;
+    js.async = async;
+    js.fixedbufs = registered && o.fixedbufs;
+    js.registerfiles = registered && o.registerfiles;
+    js.stop = &g_stop;
+    return js;
+}
+
 // Which ring is faster on a target without non-blocking I/O: the plain one (one io_uring worker does every I/O in
 // turn; registered buffers and file) or async I/O (several workers at once, nothing registered)? It depends on what
 // an I/O costs: on filled zram async won by ~13 %, on never-written zram (zeros, no copy) the plain ring by 20-30 %.
@@ -178,15 +193,7 @@ void probe_async(const BenchOptions& o, Target& t)
     std::uint64_t ios[2] = {0, 0};
     for (int round = 0; round < 2 && !g_stop; ++round)
         for (int async = 0; async < 2; ++async) {
-            JobSpec js;
-            js.fd = t.fd.get();
-            js.region_len = want / o.bs * o.bs;
-            js.opt = &p;
-            js.async = async == 1;
-            js.fixedbufs = async == 0 && o.fixedbufs;
-            js.registerfiles = async == 0 && o.registerfiles;
-            js.stop = &g_stop;
-            auto r = run_job(js);
+            auto r = run_job(job_spec(p, t, want / o.bs * o.bs, async == 1, async == 0));
             if (!r.error.empty()) return;   // the run proper reports it
             ios[async] += r.read_ios + r.write_ios;
         }
@@ -242,19 +249,12 @@ core::Result<std::vector<JobResult>> run_phase(const BenchOptions& o, Target& t,
     std::vector<JobResult> results(o.numjobs);
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < o.numjobs; ++i) {
-        JobSpec js;
-        js.fd = t.fd.get();
         // Verify splits the target so jobs never overwrite each other's blocks; otherwise every job spans it.
         const std::uint64_t region = phase == Phase::normal ? want / o.bs * o.bs : want / o.numjobs / o.bs * o.bs;
+        JobSpec js = job_spec(o, t, region, async_io(o, t), !auto_async(o, t));
         js.region_off = phase == Phase::normal ? 0 : region * i;
-        js.region_len = region;
-        js.opt = &o;
         js.phase = phase;
         js.index = i;
-        js.async = async_io(o, t);
-        js.fixedbufs = o.fixedbufs && !auto_async(o, t);
-        js.registerfiles = o.registerfiles && !auto_async(o, t);
-        js.stop = &g_stop;
         js.done_ios = &done;
         threads.emplace_back([js, &results, &finished, i] {
             results[i] = run_job(js);
@@ -312,22 +312,14 @@ double median(std::vector<double> v)
     return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-double children_cpu()
-{
-    rusage ru{};
-    ::getrusage(RUSAGE_CHILDREN, &ru);
-    auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
-    return sec(ru.ru_utime) + sec(ru.ru_stime);
-}
-
 // fio's CPU: the whole fio process tree (its job process, io_uring's workers), from what wait collects, less
 // `fixed`: what the same command costs for one block (fio's start-up and exit, measured in the same run).
 core::Result<Summary> run_fio(const BenchOptions& o, const std::string& path, double fixed = 0)
 {
     if (core::which("fio").empty()) return core::fail(Errc::missing, "fio not found", "PATH", "apt-get install fio");
-    const double c0 = children_cpu();
+    const double c0 = cpu_seconds(RUSAGE_CHILDREN);
     auto r = core::run(fio_argv(o, path), std::chrono::seconds(static_cast<long>(o.runtime + o.ramp_time + 120)));
-    const double whole = children_cpu() - c0;
+    const double whole = cpu_seconds(RUSAGE_CHILDREN) - c0;
     if (!r || r->exit_code != 0) return core::fail(Errc::io, "fio failed: " + (r ? std::string(core::trim(r->err)) : r.error().message()), path);
     auto j = json::parse(r->out.substr(r->out.find('{')), nullptr, false);
     if (j.is_discarded()) return core::fail(Errc::io, "unreadable fio output", path);

@@ -26,21 +26,13 @@ std::uint64_t now_ns()
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+double seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
+
 double thread_cpu(bool user)
 {
     rusage ru{};
     getrusage(RUSAGE_THREAD, &ru);
-    const auto& tv = user ? ru.ru_utime : ru.ru_stime;
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-}
-
-// The whole process: its io_uring workers (iou-wrk threads) do the I/O the ring hands them, so they count.
-double process_cpu()
-{
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
-    return sec(ru.ru_utime) + sec(ru.ru_stime);
+    return seconds(user ? ru.ru_utime : ru.ru_stime);
 }
 
 // Where the next I/O goes and whether it writes: the one place that knows the access pattern.
@@ -95,13 +87,13 @@ public:
         deadline_ = o_.runtime > 0 ? ramp_end_ + static_cast<std::uint64_t>(o_.runtime * 1e9) : UINT64_MAX;
         measuring_ = o_.ramp_time <= 0;
         usr0_ = thread_cpu(true), sys0_ = thread_cpu(false);
-        res_.proc0 = process_cpu();
+        res_.proc0 = cpu_seconds(RUSAGE_SELF);
         if (uring) run_uring();
         else run_sync();
         res_.seconds = measuring_ ? static_cast<double>(now_ns() - t_measure_) / 1e9 : 0;
         res_.usr = thread_cpu(true) - usr0_;
         res_.sys = thread_cpu(false) - sys0_;
-        res_.proc1 = process_cpu();
+        res_.proc1 = cpu_seconds(RUSAGE_SELF);
         return res_;
     }
 
@@ -141,7 +133,7 @@ private:
         res_.read_ios = res_.write_ios = 0;
         usr0_ = thread_cpu(true);
         sys0_ = thread_cpu(false);
-        res_.proc0 = process_cpu();
+        res_.proc0 = cpu_seconds(RUSAGE_SELF);
     }
 
     bool complete(Slot& sl, long ret, std::uint64_t t)
@@ -290,6 +282,13 @@ private:
 };
 
 }  // namespace
+
+double cpu_seconds(int who)
+{
+    rusage ru{};
+    getrusage(who, &ru);
+    return seconds(ru.ru_utime) + seconds(ru.ru_stime);
+}
 
 JobResult run_job(const JobSpec& s)
 {

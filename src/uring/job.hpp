@@ -37,5 +37,8 @@ struct JobResult {
 };
 
 [[nodiscard]] JobResult run_job(const JobSpec& spec);
+// User + system CPU seconds of getrusage(who): RUSAGE_SELF is every thread of the process, io_uring's workers (the
+// iou-wrk threads that do the I/O the ring hands them) too; RUSAGE_CHILDREN what wait has collected from children.
+[[nodiscard]] double cpu_seconds(int who);
 
 }  // namespace devemu::uring

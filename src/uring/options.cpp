@@ -29,9 +29,9 @@ const std::vector<OptionSpec>& option_table()
         {"hipri", "bool", "false", "polled completions (devices with poll queues)", ""},
         {"engine", "choice", "uring", "I/O engine", "uring,psync"},
         {"async", "choice", "auto",
-         "mark every I/O async (IOSQE_ASYNC, fio's force_async=1); auto: where the target takes no non-blocking I/O "
+         "mark every I/O async (IOSQE_ASYNC, fio's force_async=1). auto: on a target that takes no non-blocking I/O "
          "(zram and other bio-based devices: io_uring hands every I/O to its workers, and only marked ones run on "
-         "several at once)", "auto,on,off"},
+         "several at once), probe both ways first (2 x 150 ms each) and run the faster", "auto,on,off"},
         {"verify", "bool", "false", "write blocks with a header + crc32c and check them on read", ""},
         {"fill", "bool", "false",
          "first write the whole target once with random data, so reads return data that is really there (an unwritten zram "

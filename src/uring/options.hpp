@@ -28,7 +28,7 @@ struct BenchOptions {
     bool sqpoll = false;
     bool hipri = false;
     std::string engine = "uring";    // uring | psync
-    std::string async = "auto";      // auto | on | off: IOSQE_ASYNC on every I/O (auto: where the target has no nowait)
+    std::string async = "auto";      // auto | on | off: IOSQE_ASYNC on every I/O (auto: probed, on a target without nowait)
     bool verify = false;
     bool fill = false;               // write the whole target once with random data before measuring
     bool force = false;
