@@ -46,6 +46,10 @@ private:
     void read_softdeps();
 };
 
+// How many UDC/HCD pairs dummy_hcd is loaded with, by `up` and at a VM's boot: several gadgets (and other devemu
+// units) coexist; the module's own default is one.
+inline constexpr int kDummyHcdNum = 4;
+
 struct ModuleWant {
     std::string name;
     std::string options;     // parameters, used only if this call loads it

@@ -95,8 +95,8 @@ core::Status prepare_kernel(const profile::Profile& p, const UpOptions& opt)
         }
     }
     std::vector<core::ModuleWant> mods = {{"configfs"}, {"libcomposite"}};
-    // dummy_hcd's speed is fixed when it loads; num=4 lets several gadgets (and other devemu units) coexist.
-    mods.push_back({"dummy_hcd", fmt::format("num=4 is_high_speed={} is_super_speed={}", top >= Speed::high ? 1 : 0, top == Speed::super ? 1 : 0)});
+    // dummy_hcd's speed is fixed when it loads; kDummyHcdNum lets several gadgets (and other devemu units) coexist.
+    mods.push_back({"dummy_hcd", fmt::format("num={} is_high_speed={} is_super_speed={}", core::kDummyHcdNum, top >= Speed::high ? 1 : 0, top == Speed::super ? 1 : 0)});
     if (ms) mods.push_back({"usb_f_mass_storage"});
     if (host_ms) mods.insert(mods.end(), {{"usb-storage"}, {"sd_mod"}});
     for (auto& g : p.gadgets)

@@ -43,6 +43,14 @@ const std::vector<std::string>& module_set()
 
 fs::path default_init() { return core::companion("devemu-init"); }
 
+std::string boot_module_options(const std::string& name)
+{
+    // dummy_hcd loaded at boot (--modules all, or by name) with its default num=1 leaves one UDC, and a second
+    // gadget or a `bench --paths usb,usb-user` then finds every UDC busy: load it as `devemu up` does.
+    if (name == "dummy_hcd") return fmt::format("num={}", core::kDummyHcdNum);
+    return {};
+}
+
 namespace {
 
 std::string stat_key(const fs::path& p)
@@ -244,8 +252,11 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     std::set<std::string> listed;
     auto add_modules = [&](const std::vector<core::ModuleInfo>& mods) {
         for (auto& m : mods)
-            if (listed.insert(m.path).second)
-                conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string() + "\n";
+            if (listed.insert(m.path).second) {
+                conf += "module /" + (fs::path("lib/modules") / kernel.version / fs::path(m.path).lexically_relative(kernel.modules_dir())).string();
+                if (auto o = boot_module_options(m.name); !o.empty()) conf += " " + o;
+                conf += "\n";
+            }
     };
     if (tree_now || nine_p || run.net || !run.eth1_addr.empty()) {
         std::vector<std::string> transport = {"virtio_pci"};

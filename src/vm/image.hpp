@@ -14,6 +14,8 @@ namespace devemu::vm {
 
 // Every module any devemu feature may need in a guest; a run loads only what it asks for.
 [[nodiscard]] const std::vector<std::string>& module_set();
+// The parameters a module gets when the guest's init loads it at boot ("" for none).
+[[nodiscard]] std::string boot_module_options(const std::string& name);
 
 struct BaseImage {
     fs::path path;

@@ -42,8 +42,10 @@ expect_eq "host-root runs on the guest kernel" "$(printf 'init\n%s' "$kver")" "$
 out=$("$devemu" -q vm run -- sg_inq --version 2>&1); rc=$?
 expect_eq "host binary copied in: sg_inq --version" "$(sg_inq --version 2>&1)" "$out"
 
-# 6. Modules load in dependency order; soft dependencies come along (libcrc32c -> crc32c).
-out=$("$devemu" -q vm run --modules rbd,tcm_loop -- sh -c 'cut -d" " -f1 /proc/modules | sort | tr "\n" " "; ls /sys/kernel/config/target; mkdir /sys/kernel/config/target/loopback && cat /sys/kernel/config/target/loopback/version'); rc=$?
+# 6. Modules load in dependency order; soft dependencies come along (libcrc32c -> crc32c). dummy_hcd loaded at
+# boot has the UDCs `devemu up` would give it (its own default is one: a second gadget would find none free).
+out=$("$devemu" -q vm run --modules rbd,tcm_loop,dummy_hcd -- sh -c 'cut -d" " -f1 /proc/modules | sort | tr "\n" " "; ls /sys/kernel/config/target; mkdir /sys/kernel/config/target/loopback && cat /sys/kernel/config/target/loopback/version; echo "udcs=$(ls /sys/class/udc | wc -l)"'); rc=$?
+expect_contains "dummy_hcd at boot: 4 UDCs" "$out" 'udcs=4'
 expect_contains "rbd loaded" "$out" "rbd "
 expect_contains "softdep crc32c_generic loaded" "$out" "crc32c_generic"
 expect_contains "tcm_loop fabric answers in configfs" "$out" "TCM Loopback Fabric"

@@ -4,7 +4,8 @@
 // reports "DEVEMU-EXIT <status>" on ttyS3, and powers off. Kernel messages stay on ttyS0.
 //
 // /devemu/run.conf, one directive per line:
-//   module PATH          finit_module, in order; ENODEV/EEXIST are fine (no such hardware, already loaded)
+//   module PATH [OPTS]   finit_module with its parameters, in order; ENODEV/EEXIST are fine (no such hardware,
+//                        already loaded)
 //   modtree TAG          9p tag mounted read-only at /lib/modules/RELEASE: the kernel's whole module tree
 //   net 1                lo up, eth0 10.0.2.15/24 via 10.0.2.2 (qemu user networking)
 //   eth1 ADDR/PREFIX     the second NIC (a tap on a private network, e.g. devemu's Ceph cluster), no route
@@ -121,11 +122,16 @@ bool filesystem_known(const char* type)
     return std::strstr(buf, needle) != nullptr;
 }
 
-void load_module(const char* path)
+void load_module(char* path)
 {
+    const char* options = "";
+    if (char* sp = std::strchr(path, ' ')) {   // module paths have no spaces: the rest are its parameters
+        *sp = 0;
+        options = sp + 1;
+    }
     int fd = ::open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) die("module", path);
-    long r = ::syscall(SYS_finit_module, fd, "", 0);
+    long r = ::syscall(SYS_finit_module, fd, options, 0);
     int e = errno;
     ::close(fd);
     if (r != 0 && e != EEXIST && e != ENODEV) {
