@@ -28,11 +28,40 @@ namespace devemu::uring {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// A predecessor killed mid-way may have left commands in the ring, and since commands complete out of order, some
+// of their slots may already hold other commands' responses: they cannot be served again from the ring. The kernel
+// is first given what the predecessor completed (a kick), then, if anything is left, completes every command it
+// still holds with BUSY (the device's action/reset_ring, 1) and starts the ring again at 0; initiators resend BUSY
+// commands, so the host sees a retry, not an error.
+core::Status take_over_ring(Device& dev, const std::string& uio_prefix)
+{
+    const std::uint32_t one = 1;
+    if (::write(dev.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) return core::fail_errno("cannot kick", uio_prefix);
+    const auto tail = __atomic_load_n(&dev.mb->cmd_tail, __ATOMIC_ACQUIRE), head = __atomic_load_n(&dev.mb->cmd_head, __ATOMIC_ACQUIRE);
+    if (tail == head) return {};
+    // "tcm-user/HBA/NAME/" is the UIO name's prefix; the device is target/core/user_HBA/NAME in configfs.
+    const auto first = uio_prefix.find('/'), second = first == std::string::npos ? first : uio_prefix.find('/', first + 1);
+    if (second == std::string::npos || uio_prefix.back() != '/')
+        return core::fail(core::Errc::invalid_input, "not a TCMU UIO prefix (tcm-user/HBA/NAME/)", uio_prefix, "");
+    const fs::path dir = fs::path("/sys/kernel/config/target/core") / ("user_" + uio_prefix.substr(first + 1, second - first - 1)) /
+                         uio_prefix.substr(second + 1, uio_prefix.size() - second - 2);
+    spdlog::info("tcmu: the ring has work a previous handler left (tail {}, head {}): resetting it, the initiator resends it", tail, head);
+    return core::write_attr(dir / "action" / "reset_ring", "1");
+}
+
+}  // namespace
+
 int tcmu_serve(const TcmuConfig& cfg)
 {
     auto uio = find_uio(cfg.uio_prefix, cfg.wait_for_device);
     Device dev;
     if (auto s = uio ? map_device(uio->first, uio->second, dev) : core::Status(std::unexpected(uio.error())); !s) {
+        spdlog::error("{}", s.error().message());
+        return 2;
+    }
+    if (auto s = take_over_ring(dev, cfg.uio_prefix); !s) {
         spdlog::error("{}", s.error().message());
         return 2;
     }

@@ -1,8 +1,8 @@
 #pragma once
 // The userspace TCMU backstore: LIO's target_core_user hands SCSI commands to this process through a shared
 // ring (UIO device: mailbox + command ring + data area); we serve them with io_uring straight between the
-// backing fd and the ring's data-area iovecs (no bounce copy), many in flight, and complete them in ring order,
-// so a handler killed at any point leaves every unfinished command in the ring for its successor.
+// backing fd and the ring's data-area iovecs (no bounce copy), many in flight, and complete each as it finishes
+// (out of order); a handler killed at any point is followed by one that resets the ring (BUSY: the initiator resends).
 #include <chrono>
 #include <cstdint>
 #include <filesystem>

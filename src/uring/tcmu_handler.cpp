@@ -27,7 +27,9 @@ Handler::Handler(const TcmuConfig& cfg, Device& dev, int backing, const Geometry
     const std::size_t data_area = dev.map_size - dev.mb->cmdr_off - dev.cmdr_size;
     sd_.max_transfer_blocks = static_cast<std::uint32_t>(std::min<std::size_t>(data_area / 2 / cfg.block_size, 0x7fffffff));
     read_len_ = dev.mb->flags & 2;   // TCMU_MAILBOX_FLAG_CAP_READ_LEN: a reply may say how much data it has
-    last_ = dev.mb->cmd_tail;   // what a dead predecessor did not complete is served again
+    // A predecessor's leftovers were completed or reset before this handler was made (tcmu.cpp): the ring is ours.
+    last_ = tail_ = dev.mb->cmd_tail;
+    out_of_order_ = dev.mb->flags & 1;   // TCMU_MAILBOX_FLAG_CAP_OOOC
 }
 
 core::Status Handler::init()
@@ -61,13 +63,9 @@ void Handler::consume()
     while (last_ != head) {
         auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + last_);
         const std::uint32_t len = tcmu_hdr_get_len(ent->hdr.len_op);
-        Pending pe;
-        pe.slot = last_;
-        if (tcmu_hdr_get_op(ent->hdr.len_op) != TCMU_OP_CMD) {
-            if (tcmu_hdr_get_op(ent->hdr.len_op) == TCMU_OP_TMR) task_management(*reinterpret_cast<const tcmu_tmr_entry*>(ent));
-            pe.skip = pe.done = true;
-            queue_.push_back(std::move(pe));
-        } else {
+        if (tcmu_hdr_get_op(ent->hdr.len_op) == TCMU_OP_TMR) task_management(*reinterpret_cast<const tcmu_tmr_entry*>(ent));
+        if (tcmu_hdr_get_op(ent->hdr.len_op) == TCMU_OP_CMD) {
+            Pending pe;
             pe.cmd_id = ent->hdr.cmd_id;
             const auto* iov = reinterpret_cast<const tcmu_iovec*>(reinterpret_cast<const std::uint8_t*>(ent) + offsetof(tcmu_cmd_entry, req.iov));
             for (std::uint32_t i = 0; i < ent->req.iov_cnt; ++i) pe.iov.push_back({dev_.base + iov[i].iov_base, iov[i].iov_len});
@@ -110,21 +108,35 @@ void Handler::reap()
 
 bool Handler::complete()
 {
-    bool any = false;
-    while (!queue_.empty() && queue_.front().done) {
-        auto& pe = queue_.front();
-        auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + pe.slot);
-        if (!pe.skip) {
-            ent->hdr.uflags = pe.has_read_len ? 0x2 : 0;   // TCMU_UFLAG_READ_LEN
-            ent->rsp.read_len = pe.read_len;
-            ent->rsp.scsi_status = pe.status;
-            if (!pe.sense.empty()) std::memcpy(ent->rsp.sense_buffer, pe.sense.data(), std::min<std::size_t>(pe.sense.size(), TCMU_SENSE_BUFFERSIZE));
+    // Slots at the tail that are not commands (PAD, TMR: consumed already) are passed over; every command slot
+    // between the tail and last_ stands for one consumed command not yet completed, so there is always one here.
+    const auto skip_non_commands = [&] {
+        while (tail_ != last_) {
+            const auto* ent = reinterpret_cast<const tcmu_cmd_entry*>(dev_.cmdr + tail_);
+            if (tcmu_hdr_get_op(ent->hdr.len_op) == TCMU_OP_CMD) break;
+            tail_ = (tail_ + tcmu_hdr_get_len(ent->hdr.len_op)) % dev_.cmdr_size;
         }
-        const std::uint32_t next = (pe.slot + tcmu_hdr_get_len(ent->hdr.len_op)) % dev_.cmdr_size;
-        __atomic_store_n(&dev_.mb->cmd_tail, next, __ATOMIC_RELEASE);
-        queue_.pop_front();
+    };
+    bool any = false;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        if (!it->done) {
+            if (!out_of_order_) break;
+            ++it;
+            continue;
+        }
+        skip_non_commands();
+        auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + tail_);
+        ent->hdr.cmd_id = it->cmd_id;
+        ent->hdr.uflags = it->has_read_len ? 0x2 : 0;   // TCMU_UFLAG_READ_LEN
+        ent->rsp.scsi_status = it->status;
+        ent->rsp.read_len = it->read_len;
+        if (!it->sense.empty()) std::memcpy(ent->rsp.sense_buffer, it->sense.data(), std::min<std::size_t>(it->sense.size(), TCMU_SENSE_BUFFERSIZE));
+        tail_ = (tail_ + tcmu_hdr_get_len(ent->hdr.len_op)) % dev_.cmdr_size;
+        it = queue_.erase(it);
         any = true;
     }
+    skip_non_commands();
+    __atomic_store_n(&dev_.mb->cmd_tail, tail_, __ATOMIC_RELEASE);
     return any;
 }
 

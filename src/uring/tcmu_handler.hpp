@@ -1,14 +1,16 @@
 #pragma once
 // The io_uring handler of one mapped TCMU device: it reads commands from the ring, decodes them with the SCSI core,
 // passes reads and writes through the device's fault chain, serves the I/O with io_uring straight between the
-// backing fd and the data area (many in flight), and completes them in ring order, so that a handler killed at any
-// point leaves every unfinished command for its successor. (Internal to src/uring: tcmu_handler.cpp has the ring and
-// the fast path, tcmu_ops.cpp the rare commands, tcmu_serve.cpp the event loop and the control socket.)
+// backing fd and the data area (many in flight), and completes each command as soon as it is done (TCMU's
+// out-of-order completion: the response goes into the slot at the tail with the command's id), so one slow or held
+// command holds nothing else. A handler killed mid-way leaves the ring for its successor, which resets it: what was
+// unfinished is completed BUSY and the initiator sends it again. (Internal to src/uring: tcmu_handler.cpp has the
+// ring and the fast path, tcmu_ops.cpp the rare commands, tcmu_serve.cpp the event loop and the control socket.)
 #include <liburing.h>
 #include <sys/uio.h>
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,8 +29,6 @@
 namespace devemu::uring {
 
 struct Pending {
-    std::uint32_t slot = 0;            // ring offset of its entry: the completion goes there, in ring order
-    bool skip = false;                 // PAD / TMR slot: only advances the tail
     bool done = false;
     int ops = 0;                       // io_uring operations still in flight
     std::uint16_t cmd_id = 0;
@@ -63,7 +63,9 @@ public:
 
     void reap();
 
-    // Writes finished commands into their own ring slots, in order, and advances the tail. True when any was.
+    // Writes each finished command's response into the command slot at the tail (with its id) and advances the
+    // tail past it: out of order when the kernel offers it (TCMU_MAILBOX_FLAG_CAP_OOOC), else in ring order.
+    // True when any command was completed.
     bool complete();
 
     // Everything in flight finished (before a synchronous operation that must be ordered after it).
@@ -133,12 +135,14 @@ private:
     bool files_registered_ = false;
     bool read_len_ = false;
     core::UniqueFd efd_;
-    std::uint32_t last_ = 0;
-    std::deque<Pending> queue_;   // deque: pointers to elements stay valid while we push at the back
+    std::uint32_t last_ = 0;      // the next entry to consume
+    std::uint32_t tail_ = 0;      // the next slot a completion goes into (mb->cmd_tail is only ever ours)
+    bool out_of_order_ = false;
+    std::list<Pending> queue_;    // consumed, not yet completed; a list: pointers stay valid while others go
     unsigned sqes_ = 0;
     std::uint64_t inflight_ = 0, commands_ = 0, reads_ = 0, writes_ = 0, bytes_read_ = 0, bytes_written_ = 0, errors_ = 0, max_queue_ = 0;
     fault::Chain chain_;
-    std::vector<Pending*> deferred_;   // into queue_ (a deque: stable)
+    std::vector<Pending*> deferred_;   // into queue_ (a list: stable)
     std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0;
 };
 

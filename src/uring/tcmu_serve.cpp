@@ -150,7 +150,7 @@ int serve_ring(const TcmuConfig& cfg, Device& dev, const std::string& uio, int b
     const std::uint32_t one = 1;
     bool stopping = false;
     spdlog::debug("tcmu: serving {} ({} bytes mapped) from {}", uio, dev.map_size, cfg.backing);
-    // Commands a dead predecessor left in the ring are there now: serve them before waiting.
+    // Commands that came before the first wait are there now: serve them before waiting.
     for (;;) {
         h.consume();
         const auto next = h.release_due();
@@ -160,7 +160,7 @@ int serve_ring(const TcmuConfig& cfg, Device& dev, const std::string& uio, int b
         // The kick tells the kernel to reap our completions; one lost (EINTR) is made up by the next.
         if (h.complete() && ::write(dev.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) {
             spdlog::error("cannot kick {}: {}", uio, std::strerror(errno));
-            return 1;   // the supervisor starts a new handler, which serves what is left in the ring
+            return 1;   // the supervisor starts a new handler, which resets the ring (the initiator resends)
         }
         if (!cfg.stats.empty() && std::chrono::steady_clock::now() - last_stats > std::chrono::seconds(1)) {
             write_stats(cfg.stats, h);

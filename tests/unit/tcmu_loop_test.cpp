@@ -1,7 +1,8 @@
 // The TCMU handler's event loop against a fake device: a mapping laid out as the kernel's (mailbox, command ring,
 // data area) in anonymous memory, and a socket pair in place of the UIO node (the "kernel" side writes to its end
 // to announce commands; the handler's kicks arrive there). Checks that commands are served after the loop has
-// slept (no lost wake-up), that reads and writes reach the backing file, and that SIGTERM ends the loop.
+// slept (no lost wake-up), that reads and writes reach the backing file, that SIGTERM ends the loop, and that a
+// command a fault holds does not hold the ones after it (out-of-order completion, when the kernel offers it).
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -78,10 +80,11 @@ struct FakeKernel {
         const std::uint32_t one = 1;
         REQUIRE(::write(side.get(), &one, sizeof one) == sizeof one);
     }
-    bool all_done(std::chrono::milliseconds within)
+    bool all_done(std::chrono::milliseconds within) { return tail_at(head, within); }
+    bool tail_at(std::uint32_t slot, std::chrono::milliseconds within)
     {
         const auto end = std::chrono::steady_clock::now() + within;
-        while (__atomic_load_n(&dev.mb->cmd_tail, __ATOMIC_ACQUIRE) != head) {
+        while (__atomic_load_n(&dev.mb->cmd_tail, __ATOMIC_ACQUIRE) != slot) {
             if (std::chrono::steady_clock::now() > end) return false;
             std::uint8_t drain[256];
             while (::read(side.get(), drain, sizeof drain) > 0) {}   // the kicks
@@ -89,6 +92,7 @@ struct FakeKernel {
         }
         return true;
     }
+    std::uint16_t id_at(std::uint32_t slot) const { return reinterpret_cast<const tcmu_cmd_entry*>(dev.cmdr + slot)->hdr.cmd_id; }
     std::uint8_t status_at(std::uint32_t slot) const { return reinterpret_cast<const tcmu_cmd_entry*>(dev.cmdr + slot)->rsp.scsi_status; }
     std::uint8_t* data(std::uint32_t off) { return dev.base + kDataOff + off; }
 };
@@ -167,4 +171,67 @@ TEST_CASE("the TCMU loop serves commands announced while it sleeps, and stops on
     REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
     REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     CHECK(served.get() == 0);
+}
+
+namespace {
+
+// One read a stall holds (LBA 0..7), then five outside it. Returns the command ids in the first five completed slots
+// (at most 300 ms after the announce), then ends the loop (SIGTERM clears the faults) and checks all completed.
+std::vector<std::uint16_t> held_then_five(std::uint16_t mailbox_flags)
+{
+    TempDir tmp;
+    const auto file = tmp.root / "backing";
+    std::vector<std::uint8_t> init(1 << 20, 0x5a);
+    {
+        devemu::core::UniqueFd w(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        REQUIRE(::write(w.get(), init.data(), init.size()) == static_cast<ssize_t>(init.size()));
+        devemu::core::UniqueFd f(::open((tmp.root / "faults").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        const std::string chain = R"([{"type": "stall", "lba": "0..7"}])";
+        REQUIRE(::write(f.get(), chain.data(), chain.size()) == static_cast<ssize_t>(chain.size()));
+    }
+    devemu::core::UniqueFd backing(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+    REQUIRE(backing);
+    FakeKernel k;
+    k.dev.mb->flags = mailbox_flags;
+    TcmuConfig cfg;
+    cfg.backing = file.string();
+    cfg.size = init.size();
+    cfg.faults = tmp.root / "faults";
+    Geometry geom;
+    std::promise<pthread_t> tid;
+    auto served = std::async(std::launch::async, [&] {
+        tid.set_value(::pthread_self());
+        return serve_ring(cfg, k.dev, "fake-uio", backing.get(), geom);
+    });
+    const pthread_t loop = tid.get_future().get();
+    k.queue(false, 0, 8, 0);   // held
+    for (std::uint32_t i = 1; i <= 5; ++i) k.queue(false, 64 * i, 8, i * 4096);
+    k.announce();
+    std::vector<std::uint16_t> ids;
+    if (k.tail_at(5 * kEntry, std::chrono::milliseconds(300)))
+        for (std::uint32_t i = 0; i < 5; ++i) {
+            ids.push_back(k.id_at(i * kEntry));
+            CHECK(k.status_at(i * kEntry) == 0);
+            CHECK(k.data((i + 1) * 4096)[0] == 0x5a);   // read i+1's data (the data area starts as zeros)
+            CHECK(k.data((i + 1) * 4096 + 4095)[0] == 0x5a);
+        }
+    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
+    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(served.get() == 0);
+    CHECK(k.all_done(std::chrono::milliseconds(0)));
+    CHECK(k.status_at(5 * kEntry) == 0);
+    return ids;
+}
+
+}  // namespace
+
+TEST_CASE("a command a stall holds does not hold the ones after it: TCMU's out-of-order completion")
+{
+    // TCMU_MAILBOX_FLAG_CAP_OOOC | CAP_READ_LEN: the five reads outside the range complete, each response in the
+    // slot at the tail with its own command id; the held one (id 1) completes last, once the loop ends.
+    auto ids = held_then_five(3);
+    std::sort(ids.begin(), ids.end());
+    CHECK(ids == std::vector<std::uint16_t>{2, 3, 4, 5, 6});
+    // Without CAP_OOOC (a kernel that does not offer it) completions stay in ring order: nothing passes the held one.
+    CHECK(held_then_five(2).empty());
 }

@@ -113,8 +113,15 @@ check "add: stall until cleared on LBA 16..23" "$devemu" fault floop add id=hold
 rd 16 8 & ddpid=$!
 sleep 2
 check "the read is still held after 2 s" kill -0 $ddpid
+# Out-of-order completion: a read elsewhere, queued behind the held one, is not held with it (in ring order it
+# would wait for the clear below)
+t0=$(date +%s%N); rd 200 8 & otherpid=$!
+for _ in $(seq 100); do kill -0 $otherpid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $otherpid 2>/dev/null; then bad "a read outside the stalled range is held behind the stalled one"
+else ok "a read outside the stalled range completed in $(( ($(date +%s%N) - t0) / 1000000 )) ms while the stalled one is held"; fi
 check "fault clear hold" "$devemu" fault floop clear hold
 wait $ddpid && ok "the held read completes once the stall is cleared" || bad "held read failed after clear"
+wait $otherpid || bad "the read outside the stalled range failed"
 
 # --- stall past the initiator's timeout: sd times the read out and tcm_loop aborts it; the handler hears the abort
 # (TCMU_OP_TMR) and gives the stalled command up, sd retries, and once the stall is over the retry is served --------

@@ -39,8 +39,9 @@ check "sg_unmap: the range then reads as zeros" sh -c "sg_unmap --lba=163840 --n
 check "ls shows the handler's pid, queue depth and counts" sh -c "\"$devemu\" ls | grep -E 'handler u0: pid [0-9]+, [0-9]+ in flight \\(max [0-9]+\\), [0-9]+ commands'"
 check "ls says healthy" sh -c "\"$devemu\" ls | grep -q 'uloop  target  up  healthy'"
 
-# Kill the handler (kill -9) in the middle of a verified fio run: the supervisor starts a new one, which serves
-# what the dead one left in the ring; fio must finish with 0 verify errors.
+# Kill the handler (kill -9) in the middle of a verified fio run: the supervisor starts a new one, which resets the
+# ring (the kernel answers what the dead one left BUSY, and the initiator resends it); fio must finish with 0 verify
+# errors.
 fio --name=k --filename="$disk" --rw=randwrite --bs=4k --size=48M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio3.out --eta=never &
 fiopid=$!
 sleep 2
@@ -52,6 +53,7 @@ wait $fiopid; rc=$?
 [ $rc = 0 ] && ok "fio finished after the kills with 0 verify errors" || bad "fio after kill: exit $rc $(tail -5 /tmp/fio3.out)"
 check "fio reports no errors" sh -c "grep -q 'err= 0' /tmp/fio3.out"
 check "the supervisor counted the restarts" sh -c "[ \$(\"$devemu\" ls --json | python3 -c \"import json,sys; print([x for x in json.load(sys.stdin) if x['name']=='uloop'][0]['handlers']['u0']['restarts'])\") -ge 2 ]"
+check "a successor reset the ring the dead handler left (its log says so)" sh -c "grep -q 'resetting it, the initiator resends it' \"\$(\"$devemu\" ls --json | python3 -c \"import json,sys; print([x for x in json.load(sys.stdin) if x['name']=='uloop'][0]['handlers']['u0']['log'])\")\""
 check "the data is still readable and verified" fio --name=k --filename="$disk" --rw=randwrite --bs=4k --size=48M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_only --verify_fatal=1 --output=/tmp/fio4.out
 check "down" "$devemu" down uloop
 check "down stopped the handler" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' | wc -l) = 0 ]"
