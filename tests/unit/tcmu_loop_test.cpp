@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -97,6 +98,19 @@ struct FakeKernel {
     std::uint8_t* data(std::uint32_t off) { return dev.base + kDataOff + off; }
 };
 
+// The loop runs on its own thread with SIGTERM blocked there (serve_ring blocks it); the test signals that thread.
+// cfg, k and geom must outlive the returned future.
+std::pair<pthread_t, std::future<int>> start_loop(const TcmuConfig& cfg, FakeKernel& k, int backing, const Geometry& geom)
+{
+    auto tid = std::make_shared<std::promise<pthread_t>>();   // shared: the thread may still be in set_value when we return
+    auto started = tid->get_future();
+    auto served = std::async(std::launch::async, [&cfg, &k, &geom, tid, backing] {
+        tid->set_value(::pthread_self());
+        return serve_ring(cfg, k.dev, "fake-uio", backing, geom);
+    });
+    return {started.get(), std::move(served)};
+}
+
 double process_cpu_s()
 {
     rusage ru{};
@@ -125,13 +139,7 @@ TEST_CASE("the TCMU loop serves commands announced while it sleeps, and stops on
     cfg.depth = 16;   // fewer entries than one round's commands: the handler makes room as it goes
     Geometry geom;
 
-    // The loop runs on its own thread with SIGTERM blocked there (serve_ring blocks it); the test signals that thread.
-    std::promise<pthread_t> tid;
-    auto served = std::async(std::launch::async, [&] {
-        tid.set_value(::pthread_self());
-        return serve_ring(cfg, k.dev, "fake-uio", backing.get(), geom);
-    });
-    const pthread_t loop = tid.get_future().get();
+    auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
 
     for (int round = 0; round < 5; ++round) {
         // Let the loop go to sleep first: a command must wake it (in the first round it has just started).
@@ -198,12 +206,7 @@ std::vector<std::uint16_t> held_then_five(std::uint16_t mailbox_flags)
     cfg.size = init.size();
     cfg.faults = tmp.root / "faults";
     Geometry geom;
-    std::promise<pthread_t> tid;
-    auto served = std::async(std::launch::async, [&] {
-        tid.set_value(::pthread_self());
-        return serve_ring(cfg, k.dev, "fake-uio", backing.get(), geom);
-    });
-    const pthread_t loop = tid.get_future().get();
+    auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
     k.queue(false, 0, 8, 0);   // held
     for (std::uint32_t i = 1; i <= 5; ++i) k.queue(false, 64 * i, 8, i * 4096);
     k.announce();
