@@ -117,6 +117,7 @@ bool Handler::complete()
             tail_ = (tail_ + tcmu_hdr_get_len(ent->hdr.len_op)) % dev_.cmdr_size;
         }
     };
+    const std::uint32_t was = tail_;
     bool any = false;
     for (auto it = queue_.begin(); it != queue_.end();) {
         if (!it->done) {
@@ -136,7 +137,7 @@ bool Handler::complete()
         any = true;
     }
     skip_non_commands();
-    __atomic_store_n(&dev_.mb->cmd_tail, tail_, __ATOMIC_RELEASE);
+    if (tail_ != was) __atomic_store_n(&dev_.mb->cmd_tail, tail_, __ATOMIC_RELEASE);   // the kernel reads that line: write it only on a change
     return any;
 }
 

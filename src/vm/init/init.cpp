@@ -82,7 +82,6 @@ void say(const char* fmt, const char* a = "", const char* b = "")
     for (;;) ::pause();
 }
 
-
 void must_mount(const char* src, const char* dst, const char* type, unsigned long flags, const char* data)
 {
     ::mkdir(dst, 0755);
