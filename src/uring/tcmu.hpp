@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "core/error.hpp"
@@ -25,6 +26,9 @@ struct TcmuConfig {
     std::filesystem::path faults;  // the fault chain's keys (JSON array): read at start, rewritten when it changes
     std::filesystem::path control; // a unix socket `devemu fault` talks to (one JSON request a line); empty: none
     std::chrono::seconds wait_for_device{10};
+    // Reads try the page cache first (preadv2 RWF_NOWAIT) before io_uring; unset: when io_uring would hand every
+    // read to its workers (Handler::reads_go_to_workers). Set by tests.
+    std::optional<bool> cache_first;
 };
 
 // Serves one TCMU device until SIGTERM/SIGINT. Returns an exit code.

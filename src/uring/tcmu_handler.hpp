@@ -100,6 +100,14 @@ private:
 
     io_uring_sqe* sqe();
 
+    // io_uring does a page-cache read at submission only when the backing's block device takes non-blocking I/O
+    // (Linux 6.1: blk-mq devices, not zram); otherwise it hands every read to an io-wq worker, a thread hop
+    // and a wake-up per read. Asked the direct way at start: one read of a block already in the page cache, and
+    // whether a worker appeared for it.
+    bool reads_go_to_workers();
+    // Then a read tries the page cache first (preadv2 RWF_NOWAIT, on this thread): true when it was all there.
+    bool read_from_cache(Pending& pe, std::uint64_t off, std::uint64_t bytes);
+
     void use_file(io_uring_sqe* s);
 
     void rw(Pending& pe, bool write, std::uint64_t off, std::uint64_t bytes, bool fua);
@@ -134,6 +142,7 @@ private:
     bool ring_ok_ = false;
     bool files_registered_ = false;
     bool read_len_ = false;
+    bool cache_first_ = false;    // cfg.cache_first, or what reads_go_to_workers() found
     core::UniqueFd efd_;
     std::uint32_t last_ = 0;      // the next entry to consume
     std::uint32_t tail_ = 0;      // the next slot a completion goes into (mb->cmd_tail is only ever ours)
@@ -143,7 +152,7 @@ private:
     std::uint64_t inflight_ = 0, commands_ = 0, reads_ = 0, writes_ = 0, bytes_read_ = 0, bytes_written_ = 0, errors_ = 0, max_queue_ = 0;
     fault::Chain chain_;
     std::vector<Pending*> deferred_;   // into queue_ (a list: stable)
-    std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0;
+    std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0, cached_reads_ = 0;
 };
 
 // Serves `dev` from `backing` until SIGTERM/SIGINT (then finishes what is in flight). Returns an exit code.

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <thread>
@@ -237,4 +238,61 @@ TEST_CASE("a command a stall holds does not hold the ones after it: TCMU's out-o
     CHECK(ids == std::vector<std::uint16_t>{2, 3, 4, 5, 6});
     // Without CAP_OOOC (a kernel that does not offer it) completions stay in ring order: nothing passes the held one.
     CHECK(held_then_five(2).empty());
+}
+
+namespace {
+
+std::uint64_t resident_pages(int fd, std::size_t len)
+{
+    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(m != MAP_FAILED);
+    std::vector<unsigned char> vec((len + 4095) / 4096);
+    REQUIRE(::mincore(m, len, vec.data()) == 0);
+    ::munmap(m, len);
+    return static_cast<std::uint64_t>(std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; }));
+}
+
+}  // namespace
+
+TEST_CASE("reads that try the page cache first are served from it, and through io_uring when it does not hold them")
+{
+    TempDir tmp;
+    const auto file = tmp.root / "backing";
+    std::vector<std::uint8_t> init(1 << 20);
+    for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 13 + 1);
+    {
+        devemu::core::UniqueFd w(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        REQUIRE(::write(w.get(), init.data(), init.size()) == static_cast<ssize_t>(init.size()));
+        REQUIRE(::fsync(w.get()) == 0);   // clean pages, so that they can be dropped below
+    }
+    devemu::core::UniqueFd backing(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+    REQUIRE(backing);
+    FakeKernel k;
+    TcmuConfig cfg;
+    cfg.backing = file.string();
+    cfg.size = init.size();
+    cfg.stats = tmp.root / "stats.json";
+    cfg.cache_first = true;   // what the handler chooses where io_uring would hand each read to its workers
+    Geometry geom;
+    const auto read_eight = [&](std::uint32_t first_lba) {
+        for (std::uint32_t i = 0; i < 8; ++i) k.queue(false, first_lba + i * 8, 8, i * 4096);
+        k.announce();
+        REQUIRE(k.all_done(std::chrono::milliseconds(2000)));
+        for (std::uint32_t i = 0; i < 8; ++i) CHECK(std::memcmp(k.data(i * 4096), init.data() + (first_lba + i * 8) * 512, 4096) == 0);
+    };
+    auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
+    read_eight(0);   // the file was just written: all in the page cache
+    // Dropped from the page cache: the first read cannot come from it, and must still return the file's bytes.
+    REQUIRE(::posix_fadvise(backing.get(), 0, 0, POSIX_FADV_DONTNEED) == 0);
+    REQUIRE(resident_pages(backing.get(), init.size()) == 0);
+    std::memset(k.data(0), 0, 8 * 4096);
+    read_eight(1024);
+    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
+    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(served.get() == 0);
+    const auto stats = nlohmann::json::parse(std::ifstream(cfg.stats));
+    CHECK(stats.value("cache_first", false));
+    CHECK(stats.value("reads", 0) == 16);
+    CHECK(stats.value("reads_from_cache", 0) >= 8);   // the first eight
+    CHECK(stats.value("reads_from_cache", 0) < 16);   // not the first after the drop (readahead may bring the rest)
 }
