@@ -112,6 +112,19 @@ std::pair<pthread_t, std::future<int>> start_loop(const TcmuConfig& cfg, FakeKer
     return {started.get(), std::move(served)};
 }
 
+// The backing file holding `init` (synced: its pages clean), opened read-write.
+devemu::core::UniqueFd make_backing(const std::filesystem::path& file, const std::vector<std::uint8_t>& init)
+{
+    {
+        devemu::core::UniqueFd w(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        REQUIRE(::write(w.get(), init.data(), init.size()) == static_cast<ssize_t>(init.size()));
+        REQUIRE(::fsync(w.get()) == 0);
+    }
+    devemu::core::UniqueFd backing(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+    REQUIRE(backing);
+    return backing;
+}
+
 double process_cpu_s()
 {
     rusage ru{};
@@ -127,12 +140,7 @@ TEST_CASE("the TCMU loop serves commands announced while it sleeps, and stops on
     const auto file = tmp.root / "backing";
     std::vector<std::uint8_t> init(1 << 20);
     for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 7 + 3);
-    {
-        devemu::core::UniqueFd w(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        REQUIRE(::write(w.get(), init.data(), init.size()) == static_cast<ssize_t>(init.size()));
-    }
-    devemu::core::UniqueFd backing(::open(file.c_str(), O_RDWR | O_CLOEXEC));
-    REQUIRE(backing);
+    auto backing = make_backing(file, init);
     FakeKernel k;
     TcmuConfig cfg;
     cfg.backing = file.string();
@@ -191,15 +199,8 @@ std::vector<std::uint16_t> held_then_five(std::uint16_t mailbox_flags)
     TempDir tmp;
     const auto file = tmp.root / "backing";
     std::vector<std::uint8_t> init(1 << 20, 0x5a);
-    {
-        devemu::core::UniqueFd w(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        REQUIRE(::write(w.get(), init.data(), init.size()) == static_cast<ssize_t>(init.size()));
-        devemu::core::UniqueFd f(::open((tmp.root / "faults").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        const std::string chain = R"([{"type": "stall", "lba": "0..7"}])";
-        REQUIRE(::write(f.get(), chain.data(), chain.size()) == static_cast<ssize_t>(chain.size()));
-    }
-    devemu::core::UniqueFd backing(::open(file.c_str(), O_RDWR | O_CLOEXEC));
-    REQUIRE(backing);
+    auto backing = make_backing(file, init);
+    tmp.write("faults", R"([{"type": "stall", "lba": "0..7"}])");
     FakeKernel k;
     k.dev.mb->flags = mailbox_flags;
     TcmuConfig cfg;
@@ -260,13 +261,7 @@ TEST_CASE("reads that try the page cache first are served from it, and through i
     const auto file = tmp.root / "backing";
     std::vector<std::uint8_t> init(1 << 20);
     for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 13 + 1);
-    {
-        devemu::core::UniqueFd w(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        REQUIRE(::write(w.get(), init.data(), init.size()) == static_cast<ssize_t>(init.size()));
-        REQUIRE(::fsync(w.get()) == 0);   // clean pages, so that they can be dropped below
-    }
-    devemu::core::UniqueFd backing(::open(file.c_str(), O_RDWR | O_CLOEXEC));
-    REQUIRE(backing);
+    auto backing = make_backing(file, init);   // synced: its pages can be dropped below
     FakeKernel k;
     TcmuConfig cfg;
     cfg.backing = file.string();
