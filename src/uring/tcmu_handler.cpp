@@ -286,10 +286,9 @@ void Handler::rw(Pending& pe, bool write, std::uint64_t off, std::uint64_t bytes
     pe.iov = trimmed(pe, bytes);
     pe.expect = bytes;
     pe.is_read = !write;
-    if (!write && cache_first_ && read_from_cache(pe, off, bytes)) {
-        ++reads_, bytes_read_ += bytes;
-        return;
-    }
+    if (write) ++writes_, bytes_written_ += bytes;
+    else ++reads_, bytes_read_ += bytes;
+    if (!write && cache_first_ && read_from_cache(pe, off, bytes)) return;
     auto* s = sqe();
     if (write) io_uring_prep_writev(s, fd_, pe.iov.data(), static_cast<unsigned>(pe.iov.size()), off);
     else io_uring_prep_readv(s, fd_, pe.iov.data(), static_cast<unsigned>(pe.iov.size()), off);
@@ -303,8 +302,6 @@ void Handler::rw(Pending& pe, bool write, std::uint64_t off, std::uint64_t bytes
         use_file(f);
         io_uring_sqe_set_data(f, nullptr);
     }
-    if (write) ++writes_, bytes_written_ += bytes;
-    else ++reads_, bytes_read_ += bytes;
 }
 
 void Handler::start(Pending& pe, std::span<const std::uint8_t> cdb)
