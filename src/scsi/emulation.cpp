@@ -89,7 +89,7 @@ Plan inquiry(std::span<const std::uint8_t> c, const Device& d)
         b[1] = 0x01;                                 // maximum COMPARE AND WRITE length: 1 block
         put16(&b[2], static_cast<std::uint16_t>(1u << d.lbppb_exponent));   // optimal transfer length granularity
         put32(&b[4], d.max_transfer_blocks);         // maximum transfer length
-        put32(&b[8], d.max_transfer_blocks);         // optimal transfer length
+        put32(&b[8], d.optimal_transfer_blocks ? std::min(d.optimal_transfer_blocks, d.max_transfer_blocks) : d.max_transfer_blocks);   // optimal transfer length
         if (d.can_unmap) {
             put32(&b[16], 0x100000);                 // maximum UNMAP LBA count (libiscsi: at most 1 Mi blocks)
             put32(&b[20], 256);                      // maximum UNMAP block descriptor count

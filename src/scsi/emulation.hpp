@@ -24,6 +24,9 @@ struct Device {
     std::uint8_t lbppb_exponent = 0;
     std::uint32_t unmap_granularity = 1;
     std::uint32_t max_transfer_blocks = 8192;   // VPD 0xb0, also the largest data area the ring gives us
+    // VPD 0xb0's OPTIMAL TRANSFER LENGTH (0: the maximum). Linux's sd makes it the disk's request size
+    // (max_sectors_kb), so it decides how large the commands are that the initiator sends.
+    std::uint32_t optimal_transfer_blocks = 0;
 };
 
 enum class Op { reply, read, write, flush, write_same, unmap, compare_and_write, verify };

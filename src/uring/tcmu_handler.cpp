@@ -28,6 +28,7 @@ Handler::Handler(const TcmuConfig& cfg, Device& dev, int backing, const Geometry
     sd_.write_cache = cfg.write_cache;
     const std::size_t data_area = dev.map_size - dev.mb->cmdr_off - dev.cmdr_size;
     sd_.max_transfer_blocks = static_cast<std::uint32_t>(std::min<std::size_t>(data_area / 2 / cfg.block_size, 0x7fffffff));
+    sd_.optimal_transfer_blocks = std::max<std::uint32_t>(1, cfg.optimal_transfer / cfg.block_size);
     read_len_ = dev.mb->flags & 2;   // TCMU_MAILBOX_FLAG_CAP_READ_LEN: a reply may say how much data it has
     // A predecessor's leftovers were completed or reset before this handler was made (tcmu.cpp): the ring is ours.
     last_ = tail_ = dev.mb->cmd_tail;

@@ -62,15 +62,20 @@ struct FakeKernel {
     // One READ(10)/WRITE(10) of `blocks` 512-byte blocks at `lba`, its data at `data_off` in the data area.
     void queue(bool write, std::uint32_t lba, std::uint16_t blocks, std::uint32_t data_off)
     {
+        queue_cdb(write ? devemu::scsi::cdb_write10(lba, blocks) : devemu::scsi::cdb_read10(lba, blocks), blocks * 512u, data_off);
+    }
+    // Any CDB, with `len` bytes of data area at `data_off`.
+    template <class Cdb>
+    void queue_cdb(const Cdb& bytes, std::uint32_t len, std::uint32_t data_off)
+    {
         auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev.cmdr + head);
         std::memset(ent, 0, kEntry);
         ent->hdr.len_op = kEntry | TCMU_OP_CMD;
         ent->hdr.cmd_id = next_id++;
         ent->req.iov_cnt = 1;
         ent->req.iov[0].iov_base = kDataOff + data_off;
-        ent->req.iov[0].iov_len = blocks * 512u;
+        ent->req.iov[0].iov_len = len;
         std::uint8_t* cdb = reinterpret_cast<std::uint8_t*>(ent) + 64;   // after the header and the one iovec
-        const auto bytes = write ? devemu::scsi::cdb_write10(lba, blocks) : devemu::scsi::cdb_read10(lba, blocks);
         std::memcpy(cdb, bytes.data(), bytes.size());
         ent->req.cdb_off = static_cast<std::uint64_t>(cdb - dev.base);
         head = (head + kEntry) % kCmdrSize;
@@ -290,4 +295,30 @@ TEST_CASE("reads that try the page cache first are served from it, and through i
     CHECK(stats.value("reads", 0) == 16);
     CHECK(stats.value("reads_from_cache", 0) >= 8);   // the first eight
     CHECK(stats.value("reads_from_cache", 0) < 16);   // not the first after the drop (readahead may bring the rest)
+}
+
+TEST_CASE("the handler's LUN asks for 256 KiB commands and takes up to half its data area in one")
+{
+    // Linux's sd makes OPTIMAL TRANSFER LENGTH its request size (TcmuConfig::optimal_transfer says why 256 KiB);
+    // MAXIMUM TRANSFER LENGTH stays what the data area can hold.
+    TempDir tmp;
+    const auto file = tmp.root / "backing";
+    auto backing = make_backing(file, std::vector<std::uint8_t>(1 << 20, 0x11));
+    FakeKernel k;
+    TcmuConfig cfg;
+    cfg.backing = file.string();
+    cfg.size = 1 << 20;
+    Geometry geom;
+    auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
+    k.queue_cdb(std::vector<std::uint8_t>{0x12, 1, 0xb0, 0, 64, 0}, 64, 0);   // INQUIRY, VPD Block Limits
+    k.announce();
+    REQUIRE(k.all_done(std::chrono::milliseconds(2000)));
+    CHECK(k.status_at(0) == 0);
+    const auto be32 = [&](std::uint32_t at) { const auto* p = k.data(at); return std::uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]; };
+    CHECK(k.data(1)[0] == 0xb0);
+    CHECK(be32(12) == 256 * 1024 / 512);         // optimal transfer length, in 512-byte blocks
+    CHECK(be32(8) == (kMapSize - kDataOff) / 2 / 512);   // maximum transfer length: half the data area
+    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
+    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(served.get() == 0);
 }

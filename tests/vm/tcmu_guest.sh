@@ -30,6 +30,13 @@ check "the handler runs, supervised" sh -c "[ \$(pgrep -f '[d]evemu tcmu-serve' 
 check "sg_inq: our INQUIRY" sh -c "sg_inq $disk | grep -q 'uring backstore'"
 check "sg_readcap -l: 96 MiB, LBPME" sh -c "sg_readcap -l $disk | grep -q 'Last LBA=196607' && sg_readcap -l $disk | grep -q 'lbpme=1'"
 check "sg_vpd -a decodes every page" sh -c "sg_vpd -a $disk > /tmp/vpd.out 2>&1 && grep -q 'Block limits VPD page' /tmp/vpd.out && grep -q 'Logical block provisioning VPD page' /tmp/vpd.out && grep -q 'devemu-u0' /tmp/vpd.out"
+# The LUN's OPTIMAL TRANSFER LENGTH (256 KiB) is what sd makes the disk's request size: a 1 MiB read is 4 commands.
+check "sg_vpd: optimal transfer length 512 blocks, maximum larger" sh -c "sg_vpd -p bl $disk | grep -q 'Optimal transfer length: 512 blocks' && [ \$(sg_vpd -p bl $disk | sed -n 's/.*Maximum transfer length: \\([0-9]*\\) blocks.*/\\1/p') -gt 512 ]"
+check "the disk's requests are 256 KiB (max_sectors_kb $(cat /sys/block/${disk#/dev/}/queue/max_sectors_kb))" test "$(cat /sys/block/${disk#/dev/}/queue/max_sectors_kb)" = 256
+sleep 2; c0=$(unit_json uloop "u['handlers']['u0']['commands']")
+dd if="$disk" of=/dev/null bs=1M count=8 iflag=direct status=none
+sleep 2; c1=$(unit_json uloop "u['handlers']['u0']['commands']")
+check "eight 1 MiB reads were 32 commands to the handler ($((c1 - c0)))" sh -c "[ $((c1 - c0)) -ge 32 ] && [ $((c1 - c0)) -le 34 ]"
 check "fio: 64 MiB random write + crc32c verify, 0 errors" fio --name=v --filename="$disk" --rw=randwrite --bs=4k --size=64M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio1.out
 check "fio: random read of it back, verified" fio --name=v --filename="$disk" --rw=randread --bs=4k --size=64M --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --verify_only --verify_fatal=1 --output=/tmp/fio2.out
 head -c 1M /dev/urandom > /tmp/pat
