@@ -38,7 +38,7 @@ TEST_CASE("access lines: one URL per LUN, the secret hidden unless asked for, is
     CHECK(shown["chap_secret"] == "s3cretS3cret");
 }
 
-TEST_CASE("access lines: mutual CHAP in the URL, redacted too; a forward replaces the portal")
+TEST_CASE("access lines: mutual CHAP in the URL, redacted too, a forward replaces the portal")
 {
     auto m = access_info(record(true), "127.0.0.1:40123", false);
     CHECK(m["urls"][0] == "iscsi://devemu%SECRET@127.0.0.1:40123/iqn.2026-11.org.devemu:t/0?target_user=tgt&target_password=SECRET");

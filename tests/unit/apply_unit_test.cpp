@@ -40,7 +40,7 @@ UnitApply two_phases(const fs::path& root, std::vector<std::string>& log)
 
 }  // namespace
 
-TEST_CASE("apply_unit: phases in order, the kind's steps between them, then its finishing step; committed")
+TEST_CASE("apply_unit: phases in order, the kind's steps between them, then its finishing step, committed")
 {
     TempDir t;
     std::vector<std::string> log;

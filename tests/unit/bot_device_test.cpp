@@ -126,7 +126,7 @@ TEST_CASE("FunctionFS descriptors: v2 head, three speeds, a Bulk-Only mass-stora
     CHECK(s.back() == 0);
 }
 
-TEST_CASE("engine: a user backstore makes the function devemu's; kernel with a user backstore is refused")
+TEST_CASE("engine: a user backstore makes the function devemu's, kernel with a user backstore is refused")
 {
     const std::string base = R"([[backstore]]
 name = "u"

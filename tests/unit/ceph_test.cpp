@@ -99,7 +99,7 @@ TEST_CASE("the exec undo step runs its command and reports a failure with the co
     CHECK(back->value == "a\x1f" "b");
 }
 
-TEST_CASE("krbd: a kernel without rbd is refused in one line; a mapping of the same image is kept on re-up")
+TEST_CASE("krbd: a kernel without rbd is refused in one line, a mapping of the same image is kept on re-up")
 {
     TempDir t;
     backing::Roots roots{t.root / "sys", t.root / "dev"};

@@ -25,7 +25,7 @@ const Clock::time_point t0 = Clock::time_point(std::chrono::hours(1));
 
 }  // namespace
 
-TEST_CASE("a fault is parsed from its keys; bad ones are refused naming the key and the fix")
+TEST_CASE("a fault is parsed from its keys, bad ones are refused naming the key and the fix")
 {
     auto d = spec({{"type", "delay"}, {"delay", "1ms..20ms"}, {"op", "read"}, {"lba", "100..199"}, {"seed", "7"}});
     CHECK(d.delay_min == 1ms);
@@ -106,7 +106,7 @@ TEST_CASE("an error fault fails reads in its range with 03/11/00 at the first ba
     CHECK_FALSE(c.decide({false, 150, 1, 512}, t0).error);
 }
 
-TEST_CASE("error modes: once fires once; sticky keeps an LBA that failed failing; a seed repeats the same choices")
+TEST_CASE("error modes: once fires once, sticky keeps an LBA that failed failing, a seed repeats the same choices")
 {
     Chain once;
     REQUIRE(once.add(spec({{"type", "error"}, {"mode", "once"}}), t0));
@@ -170,7 +170,7 @@ TEST_CASE("flakey: up, then down (errors, or writes dropped while reads are serv
     CHECK(stripped["type"] == "flakey");
 }
 
-TEST_CASE("delay adds its time; a range of delays draws within it; stalls hold until their end or until cleared")
+TEST_CASE("delay adds its time, a range of delays draws within it, stalls hold until their end or until cleared")
 {
     Chain c;
     REQUIRE(c.add(spec({{"type", "delay"}, {"delay", "5ms"}}), t0));
@@ -210,7 +210,7 @@ TEST_CASE("rate: commands are spaced by 1/iops and by their bytes over the bandw
     CHECK(b.decide({false, 0, 8, 4096}, t0).not_before == t0 + 1s);
 }
 
-TEST_CASE("devemu fault's words become the control request; its answer becomes lines")
+TEST_CASE("devemu fault's words become the control request, its answer becomes lines")
 {
     auto add = request({"add", "type=error", "lba=1..2", "id=x"});
     REQUIRE(add);
@@ -233,7 +233,7 @@ TEST_CASE("devemu fault's words become the control request; its answer becomes l
     CHECK(lines("oi", {{"path", "down"}}) == std::vector<std::string>{"oi: path down"});
 }
 
-TEST_CASE("under a kernel backstore a fault is a dm table: the fault's range, linear around it; what dm cannot do is refused")
+TEST_CASE("under a kernel backstore a fault is a dm table: the fault's range, linear around it, what dm cannot do is refused")
 {
     // dm-delay on reads only, LBA 100..199 of a 4096-sector device with 512-byte blocks
     auto d = spec({{"type", "delay"}, {"delay", "150ms"}, {"op", "read"}, {"lba", "100..199"}});

@@ -161,7 +161,7 @@ TEST_CASE("failover: fio's completion log, and each event's gap, stall and slowe
     CHECK(late.longest_stall_ms == Approx(500));
 }
 
-TEST_CASE("failover options: what the CLI and a relayed guest pass, read back the same; refusals")
+TEST_CASE("failover options: what the CLI and a relayed guest pass, read back the same, refusals")
 {
     auto o = lio::FailoverOptions::from_json({{"flaps", 1000}, {"duration_s", 30}, {"down_for_ms", 7000}, {"rw", "write"}});
     REQUIRE(o);

@@ -68,7 +68,7 @@ TEST_CASE("a new unit: every node is created parents first, applied, and reads b
     CHECK(diff(desired(), desired(), t.cfg).empty());   // up again: nothing to do
 }
 
-TEST_CASE("drift behind devemu's back is repaired; removal goes children first; down leaves the tree as it was")
+TEST_CASE("drift behind devemu's back is repaired, removal goes children first, down leaves the tree as it was")
 {
     FakeConfigfs t;
     const auto before = tree(t.root);

@@ -64,7 +64,7 @@ TEST_CASE("records and journals written before versions are read: kind, health, 
     CHECK(handler_line);
 }
 
-TEST_CASE("records are written with a version; one from a newer devemu is refused, naming the file and the fix")
+TEST_CASE("records are written with a version, one from a newer devemu is refused, naming the file and the fix")
 {
     TempDir t;
     auto sd = core::StateDir::open(t.root, false);

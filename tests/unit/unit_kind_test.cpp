@@ -12,7 +12,7 @@
 using nlohmann::json;
 using namespace devemu;
 
-TEST_CASE("a kind registered by its library is found by name; an unknown one is not")
+TEST_CASE("a kind registered by its library is found by name, an unknown one is not")
 {
     int downs = 0;
     core::UnitKind tk;
@@ -76,7 +76,7 @@ TEST_CASE("a unit with only a journal (a crash during up) is removed by replayin
     CHECK(sd->units().empty());
 }
 
-TEST_CASE("a record from another boot is forgotten when the state dir is opened; this boot's is kept")
+TEST_CASE("a record from another boot is forgotten when the state dir is opened, this boot's is kept")
 {
     TempDir t;
     {
