@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "scsi/bytes.hpp"
 #include "scsi/emulation.hpp"
 #include "scsi/opcodes.hpp"
 
@@ -174,15 +175,15 @@ TEST_CASE("the backing's geometry shapes READ CAPACITY(16) and the Block Limits 
     CHECK((bl[6] << 8 | bl[7]) == 8);                                       // optimal transfer length granularity
     CHECK((bl[28] << 24 | bl[29] << 16 | bl[30] << 8 | bl[31]) == 8);       // optimal UNMAP granularity
     CHECK((bl[32] & 0x80) == 0);                                            // UGAVALID clear: no alignment claimed
-    const auto be32 = [](const std::vector<std::uint8_t>& b, std::size_t at) { return std::uint32_t(b[at]) << 24 | b[at + 1] << 16 | b[at + 2] << 8 | b[at + 3]; };
+    using devemu::scsi::be32;
     d.max_transfer_blocks = 2048;
-    CHECK(be32(decode(Bytes{0x12, 1, 0xb0, 0, 255, 0}, d).data, 12) == 2048);   // optimal unset: the maximum
+    CHECK(be32(decode(Bytes{0x12, 1, 0xb0, 0, 255, 0}, d).data.data() + 12) == 2048);   // optimal unset: the maximum
     d.optimal_transfer_blocks = 256;
     bl = decode(Bytes{0x12, 1, 0xb0, 0, 255, 0}, d).data;
-    CHECK(be32(bl, 8) == 2048);    // maximum transfer length
-    CHECK(be32(bl, 12) == 256);    // optimal transfer length
+    CHECK(be32(bl.data() + 8) == 2048);    // maximum transfer length
+    CHECK(be32(bl.data() + 12) == 256);    // optimal transfer length
     d.optimal_transfer_blocks = 4096;   // never above the maximum
-    CHECK(be32(decode(Bytes{0x12, 1, 0xb0, 0, 255, 0}, d).data, 12) == 2048);
+    CHECK(be32(decode(Bytes{0x12, 1, 0xb0, 0, 255, 0}, d).data.data() + 12) == 2048);
 }
 
 TEST_CASE("a CDB's length follows its opcode's group code")

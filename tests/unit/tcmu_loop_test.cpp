@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "scsi/bytes.hpp"
 #include "scsi/cdb.hpp"
 #include "temp_dir.hpp"
 #include "uring/tcmu.hpp"
@@ -314,10 +315,9 @@ TEST_CASE("the handler's LUN asks for 256 KiB commands and takes up to half its 
     k.announce();
     REQUIRE(k.all_done(std::chrono::milliseconds(2000)));
     CHECK(k.status_at(0) == 0);
-    const auto be32 = [&](std::uint32_t at) { const auto* p = k.data(at); return std::uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]; };
     CHECK(k.data(1)[0] == 0xb0);
-    CHECK(be32(12) == 256 * 1024 / 512);         // optimal transfer length, in 512-byte blocks
-    CHECK(be32(8) == (kMapSize - kDataOff) / 2 / 512);   // maximum transfer length: half the data area
+    CHECK(devemu::scsi::be32(k.data(12)) == 256 * 1024 / 512);              // optimal transfer length, in 512-byte blocks
+    CHECK(devemu::scsi::be32(k.data(8)) == (kMapSize - kDataOff) / 2 / 512);   // maximum transfer length: half the data area
     REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
     REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     CHECK(served.get() == 0);
