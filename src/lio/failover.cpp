@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -91,6 +92,17 @@ void measure_event(FailoverEvent& e, const std::vector<std::pair<double, double>
     }
     e.longest_stall_ms = std::max(stall, end_ms - prev);
     e.max_latency_ms = slow;
+}
+
+bool failed_in_map(const FailoverEvent& e, const std::vector<std::pair<double, std::vector<bool>>>& timeline)
+{
+    const double stop = e.back_s >= 0 ? e.back_s : std::numeric_limits<double>::max();
+    for (auto& [t, active] : timeline) {
+        if (t < e.cut_s || t > stop) continue;
+        for (std::size_t k = 0; k < active.size(); ++k)
+            if (!active[k] && (e.path == 0 || e.path == k + 1)) return true;
+    }
+    return false;
 }
 
 namespace {
@@ -258,6 +270,7 @@ core::Result<FailoverReport> run_failover(PathSet& ps, const FailoverOptions& o)
     for (auto& e : rep.events) {
         const double stop = e.back_s >= 0 ? e.back_s : e.restored_s + 1.0;
         measure_event(e, done, run.t0 + e.cut_s * 1000.0, run.t0 + stop * 1000.0);
+        e.failed_in_map = failed_in_map(e, rep.timeline);
     }
     for (double t = 0; t < rep.runtime_s; t += 0.1) {
         const double a = run.t0 + t * 1000.0;
@@ -282,7 +295,8 @@ json FailoverReport::to_json() const
     json ev = json::array();
     for (auto& e : events)
         ev.push_back({{"path", e.path == 0 ? json("all") : json(e.path)}, {"cut_s", e.cut_s}, {"restored_s", e.restored_s}, {"back_s", e.back_s},
-                      {"next_completion_ms", e.next_completion_ms}, {"longest_stall_ms", e.longest_stall_ms}, {"max_latency_ms", e.max_latency_ms}});
+                      {"next_completion_ms", e.next_completion_ms}, {"longest_stall_ms", e.longest_stall_ms}, {"max_latency_ms", e.max_latency_ms},
+                      {"failed_in_map", e.failed_in_map}});
     json tl = json::array();
     for (auto& [t, a] : timeline) tl.push_back({{"t", t}, {"active", a}});
     return {{"device", device}, {"paths", paths}, {"events", ev}, {"ios", ios}, {"io_errors", io_errors}, {"verify_mismatches", verify_mismatches},
@@ -300,7 +314,9 @@ std::vector<std::string> FailoverReport::lines() const
         out.push_back(fmt::format("  {:5}  {:4}  {:6.1f} s  {:>8}  {:>11.0f} ms  {:>9.0f} ms   {}", i + 1, e.path == 0 ? std::string("all") : std::to_string(e.path),
                                   e.cut_s, e.next_completion_ms < 0 ? std::string("none") : fmt::format("{:.0f} ms", e.next_completion_ms),
                                   e.longest_stall_ms, e.max_latency_ms,
-                                  e.back_s < 0 ? std::string("not back in 60 s") : fmt::format("{:.1f} s", e.back_s - e.restored_s)));
+                                  e.back_s < 0                ? std::string("not back in 60 s")
+                                  : e.failed_in_map           ? fmt::format("{:.1f} s", e.back_s - e.restored_s)
+                                                              : std::string("never failed in the map: no I/O failed on it while it was down")));
     }
     out.push_back(fmt::format("  {} I/Os; application errors {}; verify mismatches {}; fio's error count {}{}", ios, io_errors, verify_mismatches,
                               total_err, report_read ? "" : " (fio wrote no report)"));

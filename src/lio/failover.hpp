@@ -40,6 +40,9 @@ struct FailoverEvent {
     double next_completion_ms = -1;   // from the cut to the next I/O completion (-1: none before the run ended)
     double longest_stall_ms = 0;      // the longest stretch without a completion, from the cut until the path is back
     double max_latency_ms = 0;        // the slowest I/O that completed in that window
+    // The map failed the cut path (dmsetup status showed it F) before it was back. A cut shorter than it takes an
+    // I/O to reach the path and fail (nothing was sent to it: a stalled guest, an idle path) fails over nothing.
+    bool failed_in_map = false;
 };
 
 struct FailoverReport {
@@ -77,5 +80,7 @@ struct PathSet {
 // -> (completion ms, latency ms), sorted; and each event's numbers from it (pure: unit tests use them).
 [[nodiscard]] std::vector<std::pair<double, double>> parse_lat_log(const std::string& text);
 void measure_event(FailoverEvent& e, const std::vector<std::pair<double, double>>& done, double start_ms, double end_ms);
+// Whether the timeline shows the event's path (every path: any path) failed from its cut until it was back.
+[[nodiscard]] bool failed_in_map(const FailoverEvent& e, const std::vector<std::pair<double, std::vector<bool>>>& timeline);
 
 }  // namespace devemu::lio

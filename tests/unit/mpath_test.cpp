@@ -161,6 +161,26 @@ TEST_CASE("failover: fio's completion log, and each event's gap, stall and slowe
     CHECK(late.longest_stall_ms == Approx(500));
 }
 
+TEST_CASE("failover: an event counts as failed in the map only when the timeline shows its path failed before it was back")
+{
+    const std::vector<std::pair<double, std::vector<bool>>> tl = {
+        {1.0, {true, true}}, {1.1, {true, false}}, {2.0, {true, true}}, {3.0, {true, true}}, {3.5, {false, true}}, {4.0, {true, true}}};
+    lio::FailoverEvent seen;
+    seen.path = 2, seen.cut_s = 1.05, seen.back_s = 2.0;
+    CHECK(lio::failed_in_map(seen, tl));
+    lio::FailoverEvent other = seen;   // path 1 was fine then
+    other.path = 1;
+    CHECK_FALSE(lio::failed_in_map(other, tl));
+    lio::FailoverEvent unseen;         // cut at 2.5 s, back at 3.0 s: path 2 never failed (path 1 failing later is not it)
+    unseen.path = 2, unseen.cut_s = 2.5, unseen.back_s = 3.0;
+    CHECK_FALSE(lio::failed_in_map(unseen, tl));
+    lio::FailoverEvent all;            // every path: any failed one counts; never back: up to the end
+    all.path = 0, all.cut_s = 3.2, all.back_s = -1;
+    CHECK(lio::failed_in_map(all, tl));
+    all.cut_s = 3.8;
+    CHECK_FALSE(lio::failed_in_map(all, tl));
+}
+
 TEST_CASE("failover options: what the CLI and a relayed guest pass, read back the same, refusals")
 {
     auto o = lio::FailoverOptions::from_json({{"flaps", 1000}, {"duration_s", 30}, {"down_for_ms", 7000}, {"rw", "write"}});

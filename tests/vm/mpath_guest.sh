@@ -71,10 +71,15 @@ fo() { python3 -c "import json,sys; j=json.load(open('/tmp/fo.json')); print($1)
 [ $rc = 0 ] && ok "devemu failover --flaps 50: exit 0 ($(fo "j['ios']") I/Os in $(fo "round(j['runtime_s'])") s)" || bad "failover: exit $rc $(head -c 400 /tmp/fo.err) $(head -c 400 /tmp/fo.json)"
 check "... 50 events, alternating paths 1 and 2, each back after its restore" sh -c "[ \"\$(python3 -c \"import json; j=json.load(open('/tmp/fo.json')); print([e['path'] for e in j['events']] == [1, 2] * 25, all(e['back_s'] >= e['restored_s'] for e in j['events']))\")\" = 'True True' ]"
 check "... no application error and no verify mismatch" sh -c "[ \"\$(python3 -c \"import json; j=json.load(open('/tmp/fo.json')); print(j['io_errors'], j['verify_mismatches'], j['fio_total_err'])\")\" = '0 0 0' ]"
-# (failover, not its speed: an I/O completed after each cut and before multipathd had the cut path back; how soon
-# is the benchmark's to judge, tools/bench-failover, and one stall of a loaded TCG guest should not fail this)
-late=$(fo "' '.join('#%d(path %d, cut at %.1f s: next I/O %s ms, back at %.1f s)' % (i + 1, e['path'], e['cut_s'], round(e['next_completion_ms']), e['back_s']) for i, e in enumerate(j['events']) if not 0 <= e['next_completion_ms'] < (e['back_s'] - e['cut_s']) * 1000)")
-[ -z "$late" ] && ok "... each cut measured: I/O went on while the cut path was out (a completion before it was back)" || bad "... I/O did not go on during cut(s): $late"
+# (failover, not its speed: an I/O completed after each cut the map saw, before multipathd had the cut path back; how
+# soon is the benchmark's to judge, tools/bench-failover. A stall of a loaded TCG guest (CI saw one of 14 s) sends no
+# I/O to a path cut meanwhile, and the map never fails it: such cuts fail over nothing, and most cuts must be seen.)
+seen=$(fo "sum(e['failed_in_map'] for e in j['events'])")
+[ "${seen:-0}" -ge 20 ] && ok "... the map failed the cut path in $seen of 50 cuts (at least 20)" || bad "... the map failed the cut path in only ${seen:-none} of 50 cuts"
+late=$(fo "' '.join('#%d(path %d, cut at %.1f s: next I/O %s ms, back at %.1f s)' % (i + 1, e['path'], e['cut_s'], round(e['next_completion_ms']), e['back_s']) for i, e in enumerate(j['events']) if e['failed_in_map'] and not 0 <= e['next_completion_ms'] < (e['back_s'] - e['cut_s']) * 1000)")
+[ -z "$late" ] && ok "... each cut the map saw: I/O went on while the cut path was out (a completion before it was back)" || bad "... I/O did not go on during cut(s): $late"
+unseen=$(fo "' '.join('#%d(next I/O %d ms)' % (i + 1, round(e['next_completion_ms'])) for i, e in enumerate(j['events']) if not e['failed_in_map'])")
+[ -z "$unseen" ] || echo "note: cuts the map never saw (no I/O failed on the path while it was down): $unseen"
 slow=$(fo "' '.join('#%d:%d ms' % (i + 1, round(e['next_completion_ms'])) for i, e in enumerate(j['events']) if e['next_completion_ms'] >= 1000)")
 [ -z "$slow" ] || echo "note: cuts whose next I/O came 1 s or more after the cut: $slow"
 check "... the timeline shows each cut path failed, then active" sh -c "python3 -c \"import json,sys; j=json.load(open('/tmp/fo.json')); t=j['timeline']; sys.exit(0 if any(not s['active'][0] for s in t) and any(not s['active'][1] for s in t) and all(t[-1]['active']) else 1)\""
