@@ -78,8 +78,11 @@ expect_eq "missing module: one line" 1 "$(printf '%s\n' "$err" | grep -vc '^deve
 
 # 8. Port forwarding to 127.0.0.1 only.
 port=$((20000 + RANDOM % 20000))
-"$devemu" -q vm run --fwd "$port:9000" --timeout 60 -- sh -c 'echo hello-from-guest | nc -l -p 9000' > /dev/null &
+# Probe only once the guest says its network is up: a SYN that slirp forwards before eth0 is up is dropped and
+# retried later by slirp itself, after the probe has given up, and nc's one connection would be that stale one.
+"$devemu" -q vm run --fwd "$port:9000" --timeout 60 -- sh -c 'echo listening; echo hello-from-guest | nc -l -p 9000' > "$state/fwd.out" &
 vmpid=$!
+for _ in $(seq 1 100); do grep -q listening "$state/fwd.out" 2>/dev/null && break; sleep 0.5; done
 got=""
 for _ in $(seq 1 60); do
     got=$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && cat <&3" 2>/dev/null) && [ -n "$got" ] && break
