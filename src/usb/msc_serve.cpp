@@ -51,6 +51,7 @@ MscServer::~MscServer()
         if (l.map) ::munmap(l.map, l.map_len);
     if (ring_ok_) io_uring_queue_exit(&ring_);
     for (auto* b : bufs_) std::free(b);
+    std::free(wbuf_);
 }
 
 core::Status MscServer::open()
@@ -118,6 +119,8 @@ core::Status MscServer::open()
         if (::posix_memalign(&p, 4096, cfg_.chunk) != 0) return core::fail(core::Errc::kernel, "out of memory", "buffers", "");
         bufs_.push_back(static_cast<std::uint8_t*>(p));
     }
+    if (void* p = nullptr; ::posix_memalign(&p, 4096, std::max(cfg_.write_chunk, cfg_.chunk)) == 0) wbuf_ = static_cast<std::uint8_t*>(p);
+    else return core::fail(core::Errc::kernel, "out of memory", "buffers", "");
     return {};
 }
 

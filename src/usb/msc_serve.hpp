@@ -30,7 +30,7 @@ struct MscConfig {
     // Bytes per USB request: small enough that the first is on the bus while the next is being copied (measured in
     // the TCG VM, 16 KiB beat 8, 32 and 128 KiB for 1 MiB reads: tools/bench-gadget), the kernel function's size.
     std::uint32_t chunk = 16 * 1024;
-    std::uint32_t write_chunk = 128 * 1024;   // data-out into the mapping: one plain read up to this size
+    std::uint32_t write_chunk = 128 * 1024;   // data-out: one plain read up to this size, AIO chunks of it above
     unsigned buffers = 8;           // bounce buffers (a backing that cannot be mapped), chunks in flight
     std::string stats;              // JSON, about once a second and at exit
     std::string control;            // unix socket `devemu fault` talks to (one JSON request a line); empty: none
