@@ -172,14 +172,18 @@ public:
         return run(lun, cdb, data.empty() ? b::Dir::none : b::Dir::in, static_cast<std::uint32_t>(data.size()), data.data());
     }
 
-    // Bulk-Only Mass Storage Reset, then Clear Feature HALT on both pipes (BOT 5.3.4).
-    bool reset_recovery()
+    // Bulk-Only Mass Storage Reset, then Clear Feature HALT on both pipes (BOT 5.3.4). Empty when all three were
+    // accepted, else which one failed and libusb's word for why (a timeout and a stall are different bugs).
+    std::string reset_recovery()
     {
-        int rc = libusb_control_transfer(h_, class_out, b::req_reset, 0,
-                                         static_cast<std::uint16_t>(e_.intf), nullptr, 0, timeout_ms);
-        libusb_clear_halt(h_, e_.in);
-        libusb_clear_halt(h_, e_.out);
-        return rc == 0;
+        const int rc = libusb_control_transfer(h_, class_out, b::req_reset, 0,
+                                               static_cast<std::uint16_t>(e_.intf), nullptr, 0, timeout_ms);
+        const int in = libusb_clear_halt(h_, e_.in), out = libusb_clear_halt(h_, e_.out);
+        std::string err;
+        if (rc != 0) err = "the reset request: " + usb_err(rc);
+        if (in != 0) err += (err.empty() ? "" : ", ") + fmt::format("Clear Feature HALT on 0x{:02x}: {}", e_.in, usb_err(in));
+        if (out != 0) err += (err.empty() ? "" : ", ") + fmt::format("Clear Feature HALT on 0x{:02x}: {}", e_.out, usb_err(out));
+        return err;
     }
 
     std::optional<scsi::Sense> request_sense(std::uint8_t lun)

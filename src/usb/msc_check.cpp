@@ -320,7 +320,8 @@ void check_msc(Bot& bot, Report& rep, const CheckOptions& opt, CheckReport& out)
     if (rc == 1) rep.check("", "Get Max LUN", opt.expect_luns < 0 || max_lun + 1 == opt.expect_luns,
                            fmt::format("{} LUN(s){}", max_lun + 1, opt.expect_luns >= 0 ? fmt::format(", the profile has {}", opt.expect_luns) : ""));
     else rep.fail("", "Get Max LUN", "request failed: " + usb_err(rc));
-    rep.check("", "Bulk-Only Reset", bot.reset_recovery(), "reset, then Clear Feature HALT on both bulk pipes");
+    const auto reset = bot.reset_recovery();
+    rep.check("", "Bulk-Only Reset", reset.empty(), reset.empty() ? "reset, then Clear Feature HALT on both bulk pipes" : reset);
     for (std::uint8_t l = 0; l <= max_lun; ++l) check_lun(bot, rep, l, opt, out);
 }
 

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -118,7 +117,7 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
 {
     Moved m;
     const std::uint64_t chunk = cfg_.chunk, nb = bufs_.size(), chunks = (len + chunk - 1) / chunk;
-    if (store && len <= cfg_.write_chunk) {
+    if (store && len <= std::max(cfg_.write_chunk, cfg_.chunk)) {   // wbuf_'s size
         // One request's worth (every write at high speed: usb-storage sends at most 120 KiB a command): one plain
         // read of it all, then one pwrite into the page cache, as the kernel's function writes its buffer. Measured
         // against AIO straight into the mapping (below), alternating in one VM boot: the mapping's pages must be made
@@ -149,9 +148,9 @@ MscServer::Moved MscServer::receive_to_backing(Lun& lun, std::uint64_t off, std:
         }
         return m;
     }
-    if (chunks == 1) {   // a plain read: its completion wakes us directly (AIO goes through a kernel worker)
+    if (chunks == 1) {   // a dropped write's one chunk (a stored one took the first branch): received, not kept
         if (!read_sync(bufs_[0], len)) m.transport = true;
-        else if (m.moved = len; store && ::pwrite(lun.fd.get(), bufs_[0], len, static_cast<off_t>(off)) != static_cast<ssize_t>(len)) m.medium = true;
+        else m.moved = len;
         return m;
     }
     auto size_of = [&](std::uint64_t k) { return std::min(chunk, len - k * chunk); };

@@ -95,7 +95,7 @@ private:
     io_uring ring_{};
     bool ring_ok_ = false;
     std::vector<std::uint8_t*> bufs_;
-    std::uint8_t* wbuf_ = nullptr;   // one request's write (write_chunk bytes)
+    std::uint8_t* wbuf_ = nullptr;   // one request's write (max(write_chunk, chunk) bytes)
     Aio aio_;
     std::uint64_t tag_ = 0;
     std::vector<std::uint64_t> in_pending_;

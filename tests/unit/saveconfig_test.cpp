@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "core/process.hpp"
 #include "core/text.hpp"
@@ -16,21 +17,23 @@ namespace {
 // The fixture's block storage object names the guest's /dev/zram1; validation wants a block device that exists, so
 // it is pointed at a loop device of this machine (as the safety test in bench_test.cpp uses).
 struct Fixture {
+    // One image per process: ctest -j runs this file's cases at once, and one's cleanup must not take another's file.
+    const std::string img = "/tmp/devemu-saveconfig-test-" + std::to_string(::getpid()) + ".img";
     std::string loop;
     json doc;
     Fixture()
     {
         std::ifstream in(std::string(DEVEMU_SOURCE_DIR) + "/tests/data/saveconfig/targetcli-fb.json");
         doc = json::parse(in);
-        core::run({"truncate", "-s", "1M", "/tmp/devemu-saveconfig-test.img"}).value();
-        loop = std::string(core::trim(core::run({"losetup", "-f", "--show", "/tmp/devemu-saveconfig-test.img"}).value().out));
+        core::run({"truncate", "-s", "1M", img}).value();
+        loop = std::string(core::trim(core::run({"losetup", "-f", "--show", img}).value().out));
         for (auto& so : doc["storage_objects"])
             if (so["plugin"] == "block") so["dev"] = loop;
     }
     ~Fixture()
     {
         (void)core::run({"losetup", "-d", loop});
-        std::filesystem::remove("/tmp/devemu-saveconfig-test.img");
+        std::filesystem::remove(img);
     }
 };
 }  // namespace
