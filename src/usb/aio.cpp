@@ -101,6 +101,17 @@ std::optional<long long> Aio::take(std::uint64_t tag)
     return r;
 }
 
+long long Aio::write_staged_now() const
+{
+    if (staged_.size() != 1) return -EINVAL;
+    const iocb& cb = *staged_.front();
+    const int fd = static_cast<int>(cb.aio_fildes);
+    const ssize_t r = cb.aio_lio_opcode == IOCB_CMD_PWRITEV
+                          ? ::writev(fd, reinterpret_cast<const iovec*>(cb.aio_buf), static_cast<int>(cb.aio_nbytes))
+                          : ::write(fd, reinterpret_cast<const void*>(cb.aio_buf), cb.aio_nbytes);
+    return r < 0 ? -errno : r;
+}
+
 void Aio::cancel_all()
 {
     staged_.clear();

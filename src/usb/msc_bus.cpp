@@ -32,6 +32,22 @@ bool MscServer::flush_in()
     }
 }
 
+bool MscServer::write_staged_now(std::size_t n)
+{
+    in_pending_.pop_back();   // its tag: written here, never queued
+    long long r;
+    while ((r = aio_.write_staged_now()) == -EINTR && !reset_ && !g_msc_stop) {}
+    aio_.drop_staged();
+    return r == static_cast<long long>(n);
+}
+
+bool MscServer::write_now(const std::uint8_t* p, std::size_t n)
+{
+    ssize_t r;
+    while ((r = ::write(in_.get(), p, n)) < 0 && errno == EINTR && !reset_ && !g_msc_stop) {}
+    return r == static_cast<ssize_t>(n);
+}
+
 std::optional<long long> MscServer::await(std::uint64_t tag)
 {
     for (;;) {

@@ -74,6 +74,10 @@ private:
     bool bus_write(const std::uint8_t* p, std::size_t n, bool stage = false);   // stage: queued with the next unstaged write
     bool bus_read(std::uint8_t* p, std::size_t n);
     bool flush_in();   // what is staged on bulk-in, queued (false: reset, SIGTERM or the host gone)
+    // A reply that is one USB request, written and waited for with a plain write (see command()): the one staged
+    // request (`n` bytes), or `p`. False: a reset, SIGTERM or the host gone.
+    bool write_staged_now(std::size_t n);
+    bool write_now(const std::uint8_t* p, std::size_t n);
     bool read_sync(std::uint8_t* p, std::size_t n);
     std::optional<long long> await(std::uint64_t tag);
     // Waits for every queued bulk-in write (before a halt, which the UDC refuses with requests queued); false
