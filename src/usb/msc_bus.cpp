@@ -32,20 +32,25 @@ bool MscServer::flush_in()
     }
 }
 
+// A reset seen before a plain read or write is begun ends it unstarted: blocked on bulk-in while the host, reset,
+// sends its next CBW on bulk-out, the server would hold that CBW until the host timed out and reset again.
 bool MscServer::write_staged_now(std::size_t n)
 {
     in_pending_.pop_back();   // its tag: written here, never queued
-    long long r;
-    while ((r = aio_.write_staged_now()) == -EINTR && !reset_ && !g_msc_stop) {}
+    long long r = -EINTR;
+    while (!reset_ && !g_msc_stop && (r = aio_.write_staged_now()) == -EINTR) {}
     aio_.drop_staged();
     return r == static_cast<long long>(n);
 }
 
-bool MscServer::write_now(const std::uint8_t* p, std::size_t n)
+bool MscServer::plain_io(int fd, bool write, std::uint8_t* p, std::size_t n)
 {
-    ssize_t r;
-    while ((r = ::write(in_.get(), p, n)) < 0 && errno == EINTR && !reset_ && !g_msc_stop) {}
-    return r == static_cast<ssize_t>(n);
+    for (;;) {
+        if (reset_ || g_msc_stop) return false;
+        const ssize_t r = write ? ::write(fd, p, n) : ::read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        return r == static_cast<ssize_t>(n);   // a short read: the host ended its transfer early (see bus_read)
+    }
 }
 
 std::optional<long long> MscServer::await(std::uint64_t tag)
@@ -68,15 +73,6 @@ bool MscServer::bus_read(std::uint8_t* p, std::size_t n)
     return r && *r == static_cast<long long>(n);
 }
 
-bool MscServer::read_sync(std::uint8_t* p, std::size_t n)
-{
-    for (;;) {
-        if (reset_ || g_msc_stop) return false;
-        const ssize_t r = ::read(out_.get(), p, n);
-        if (r < 0 && errno == EINTR) continue;
-        return r == static_cast<ssize_t>(n);   // short: the host ended its transfer early (see bus_read)
-    }
-}
 
 void MscServer::collect_in()
 {

@@ -77,8 +77,9 @@ private:
     // A reply that is one USB request, written and waited for with a plain write (see command()): the one staged
     // request (`n` bytes), or `p`. False: a reset, SIGTERM or the host gone.
     bool write_staged_now(std::size_t n);
-    bool write_now(const std::uint8_t* p, std::size_t n);
-    bool read_sync(std::uint8_t* p, std::size_t n);
+    bool write_now(const std::uint8_t* p, std::size_t n) { return plain_io(in_.get(), true, const_cast<std::uint8_t*>(p), n); }
+    bool read_sync(std::uint8_t* p, std::size_t n) { return plain_io(out_.get(), false, p, n); }
+    bool plain_io(int fd, bool write, std::uint8_t* p, std::size_t n);   // false: a reset, SIGTERM, the host gone, short
     std::optional<long long> await(std::uint64_t tag);
     // Waits for every queued bulk-in write (before a halt, which the UDC refuses with requests queued); false
     // when one failed or the wait was ended.
