@@ -1,6 +1,6 @@
 // The bus side of devemu's mass-storage function: its requests on the bulk endpoints (Linux AIO on FunctionFS, staged
-// so that a reply's data and its CSW go in one io_submit), the plain reads that a CBW or a small write needs, and
-// collecting, settling and cancelling what is queued.
+// so that a reply's data and its CSW go in one io_submit), the plain reads that a CBW or a small write needs, the plain
+// writes of a reply that is one request, and collecting, settling and cancelling what is queued.
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,7 +72,6 @@ bool MscServer::bus_read(std::uint8_t* p, std::size_t n)
     // all there is; reading on would eat the next CBW.
     return r && *r == static_cast<long long>(n);
 }
-
 
 void MscServer::collect_in()
 {
