@@ -101,15 +101,19 @@ std::optional<long long> Aio::take(std::uint64_t tag)
     return r;
 }
 
-long long Aio::write_staged_now() const
+std::vector<iovec> Aio::take_staged()
 {
-    if (staged_.size() != 1) return -EINVAL;
+    std::vector<iovec> v;
+    if (staged_.size() != 1) return v;
     const iocb& cb = *staged_.front();
-    const int fd = static_cast<int>(cb.aio_fildes);
-    const ssize_t r = cb.aio_lio_opcode == IOCB_CMD_PWRITEV
-                          ? ::writev(fd, reinterpret_cast<const iovec*>(cb.aio_buf), static_cast<int>(cb.aio_nbytes))
-                          : ::write(fd, reinterpret_cast<const void*>(cb.aio_buf), cb.aio_nbytes);
-    return r < 0 ? -errno : r;
+    if (cb.aio_lio_opcode == IOCB_CMD_PWRITEV) {
+        const auto* p = reinterpret_cast<const iovec*>(cb.aio_buf);
+        v.assign(p, p + cb.aio_nbytes);
+    } else {
+        v.push_back({reinterpret_cast<void*>(cb.aio_buf), cb.aio_nbytes});
+    }
+    drop_staged();
+    return v;
 }
 
 void Aio::cancel_all()

@@ -36,10 +36,9 @@ public:
     // data chunk and its CSW). False when the last staged iocb is not a plain write on `fd` of a multiple of
     // `multiple` bytes (whole packets: else the data would end in a short packet the CSW's bytes join).
     bool append_to_staged(int fd, void* buf, std::size_t len, std::size_t multiple);
-    // Writes the one staged request with a plain write (writev when a CSW was appended) instead of io_submit: the
-    // caller blocks until the host has taken it, and its completion wakes the caller directly (an AIO's goes through
-    // FunctionFS's completion workqueue first). Bytes written or -errno; it stays staged (drop_staged() after).
-    [[nodiscard]] long long write_staged_now() const;
+    // Takes the one staged request off the stage and hands it out as iovecs (its data, and the CSW when one was
+    // appended), for the caller to write itself (see MscServer::command). Empty unless exactly one is staged.
+    [[nodiscard]] std::vector<iovec> take_staged();
     [[nodiscard]] std::size_t staged() const { return staged_.size(); }
     void drop_staged()
     {

@@ -1,6 +1,7 @@
 // The bus side of devemu's mass-storage function: its requests on the bulk endpoints (Linux AIO on FunctionFS, staged
 // so that a reply's data and its CSW go in one io_submit), the plain reads that a CBW or a small write needs, the plain
 // writes of a reply that is one request, and collecting, settling and cancelling what is queued.
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,23 +35,23 @@ bool MscServer::flush_in()
 
 // A reset seen before a plain read or write is begun ends it unstarted: blocked on bulk-in while the host, reset,
 // sends its next CBW on bulk-out, the server would hold that CBW until the host timed out and reset again.
-bool MscServer::write_staged_now(std::size_t n)
+bool MscServer::plain_io(int fd, bool write, const iovec* v, int count)
 {
-    in_pending_.pop_back();   // its tag: written here, never queued
-    long long r = -EINTR;
-    while (!reset_ && !g_msc_stop && (r = aio_.write_staged_now()) == -EINTR) {}
-    aio_.drop_staged();
-    return r == static_cast<long long>(n);
-}
-
-bool MscServer::plain_io(int fd, bool write, std::uint8_t* p, std::size_t n)
-{
+    std::size_t n = 0;
+    for (int i = 0; i < count; ++i) n += v[i].iov_len;
     for (;;) {
-        if (reset_ || g_msc_stop) return false;
-        const ssize_t r = write ? ::write(fd, p, n) : ::read(fd, p, n);
+        if (reset_ || g_msc_stop || count == 0) return false;
+        const ssize_t r = write ? ::writev(fd, v, count) : ::readv(fd, v, count);
         if (r < 0 && errno == EINTR) continue;
         return r == static_cast<ssize_t>(n);   // a short read: the host ended its transfer early (see bus_read)
     }
+}
+
+bool MscServer::write_staged_now()
+{
+    in_pending_.pop_back();   // its tag: written here, never queued
+    const auto v = aio_.take_staged();
+    return plain_io(in_.get(), true, v.data(), static_cast<int>(v.size()));
 }
 
 std::optional<long long> MscServer::await(std::uint64_t tag)

@@ -378,7 +378,7 @@ void MscServer::command(const bot::Cbw& cbw)
     const bool merge = usb_fault.empty() && !a.phase_error && m.moved == h && h > 0 && cbw.dir == bot::Dir::in &&
                        aio_.append_to_staged(in_.get(), csw_.data(), csw_.size(), 1024);
     bool sent;
-    if (merge && h <= cfg_.chunk && aio_.staged() == 1) sent = write_staged_now(h + csw_.size());
+    if (merge && h <= cfg_.chunk) sent = write_staged_now();   // a one-chunk read stages exactly one request
     else if (!merge && aio_.staged() == 0) sent = write_now(csw_.data(), csw_.size());
     else sent = merge ? flush_in() : bus_write(csw_.data(), csw_.size());
     if (!sent) abort_bus();

@@ -74,12 +74,17 @@ private:
     bool bus_write(const std::uint8_t* p, std::size_t n, bool stage = false);   // stage: queued with the next unstaged write
     bool bus_read(std::uint8_t* p, std::size_t n);
     bool flush_in();   // what is staged on bulk-in, queued (false: reset, SIGTERM or the host gone)
-    // A reply that is one USB request, written and waited for with a plain write (see command()): the one staged
-    // request (`n` bytes), or `p`. False: a reset, SIGTERM or the host gone.
-    bool write_staged_now(std::size_t n);
-    bool write_now(const std::uint8_t* p, std::size_t n) { return plain_io(in_.get(), true, const_cast<std::uint8_t*>(p), n); }
-    bool read_sync(std::uint8_t* p, std::size_t n) { return plain_io(out_.get(), false, p, n); }
-    bool plain_io(int fd, bool write, std::uint8_t* p, std::size_t n);   // false: a reset, SIGTERM, the host gone, short
+    // Plain (blocking) reads and writes: a CBW's or a small write's data, and a reply that is one USB request (see
+    // command()). write_staged_now writes the one staged request. False: a reset, SIGTERM, the host gone, or short.
+    bool write_staged_now();
+    bool write_now(const std::uint8_t* p, std::size_t n) { return plain_io_one(in_.get(), true, const_cast<std::uint8_t*>(p), n); }
+    bool read_sync(std::uint8_t* p, std::size_t n) { return plain_io_one(out_.get(), false, p, n); }
+    bool plain_io_one(int fd, bool write, std::uint8_t* p, std::size_t n)
+    {
+        const iovec v{p, n};
+        return plain_io(fd, write, &v, 1);
+    }
+    bool plain_io(int fd, bool write, const iovec* v, int count);
     std::optional<long long> await(std::uint64_t tag);
     // Waits for every queued bulk-in write (before a halt, which the UDC refuses with requests queued); false
     // when one failed or the wait was ended.
@@ -103,8 +108,8 @@ private:
     std::uint8_t* wbuf_ = nullptr;   // one request's write (max(write_chunk, chunk) bytes)
     Aio aio_;
     std::uint64_t tag_ = 0;
-    std::vector<std::uint64_t> in_pending_;
-    std::array<std::uint8_t, bot::csw_len> csw_{};   // bulk-in writes queued and not yet collected
+    std::vector<std::uint64_t> in_pending_;   // bulk-in writes queued and not yet collected
+    std::array<std::uint8_t, bot::csw_len> csw_{};
     pthread_t data_thread_{};
     std::atomic<bool> reset_{false}, wedged_{false};
     std::atomic<std::uint64_t> commands_{0}, reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0}, errors_{0}, phase_errors_{0},
