@@ -216,8 +216,9 @@ int MscServer::run()
         std::lock_guard lk(faults_mu_);
         publish_faults();
     }
-    // The CSW is queued without waiting for it, so the next CBW's read follows at once; it is a plain read (the
-    // completion wakes this thread directly, where an AIO read goes through a kernel worker first).
+    // The next CBW is read with a plain read (its completion wakes this thread directly, where an AIO read goes
+    // through a kernel worker first): once the CSW of a large read is queued, or once the host has taken a CSW
+    // written with a plain write (see command()).
     auto* cbw_buf = bufs_.back();
     while (!g_msc_stop) {
         g_waiting = true;   // SIGTERM now: exit at once (every acknowledged write is on the backing)
