@@ -37,10 +37,11 @@ bool MscServer::flush_in()
 // sends its next CBW on bulk-out, the server would hold that CBW until the host timed out and reset again.
 bool MscServer::plain_io(int fd, bool write, const iovec* v, int count)
 {
+    if (count == 0) return false;
     std::size_t n = 0;
     for (int i = 0; i < count; ++i) n += v[i].iov_len;
     for (;;) {
-        if (reset_ || g_msc_stop || count == 0) return false;
+        if (reset_ || g_msc_stop) return false;
         const ssize_t r = write ? ::writev(fd, v, count) : ::readv(fd, v, count);
         if (r < 0 && errno == EINTR) continue;
         return r == static_cast<ssize_t>(n);   // a short read: the host ended its transfer early (see bus_read)

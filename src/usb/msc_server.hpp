@@ -74,15 +74,18 @@ private:
     bool bus_write(const std::uint8_t* p, std::size_t n, bool stage = false);   // stage: queued with the next unstaged write
     bool bus_read(std::uint8_t* p, std::size_t n);
     bool flush_in();   // what is staged on bulk-in, queued (false: reset, SIGTERM or the host gone)
-    // Plain (blocking) reads and writes: a CBW's or a small write's data, and a reply that is one USB request (see
-    // command()). write_staged_now writes the one staged request. False: a reset, SIGTERM, the host gone, or short.
+    // Plain (blocking) reads and writes: a write's data that fits one request, and a reply that is one USB request
+    // (see command()). write_staged_now writes the one staged request. False: a reset, SIGTERM, the host gone, or short.
     bool write_staged_now();
-    bool write_now(const std::uint8_t* p, std::size_t n) { return plain_io_one(in_.get(), true, const_cast<std::uint8_t*>(p), n); }
-    bool read_sync(std::uint8_t* p, std::size_t n) { return plain_io_one(out_.get(), false, p, n); }
-    bool plain_io_one(int fd, bool write, std::uint8_t* p, std::size_t n)
+    bool write_now(const std::uint8_t* p, std::size_t n)
+    {
+        const iovec v{const_cast<std::uint8_t*>(p), n};
+        return plain_io(in_.get(), true, &v, 1);
+    }
+    bool read_sync(std::uint8_t* p, std::size_t n)
     {
         const iovec v{p, n};
-        return plain_io(fd, write, &v, 1);
+        return plain_io(out_.get(), false, &v, 1);
     }
     bool plain_io(int fd, bool write, const iovec* v, int count);
     std::optional<long long> await(std::uint64_t tag);
