@@ -56,8 +56,8 @@ int main(int argc, char** argv)
     }
     const std::size_t chunk = std::strtoull(argv[1], nullptr, 0), total = std::strtoull(argv[2], nullptr, 0);
     const int port = argc > 3 ? std::atoi(argv[3]) : 5099;
-    if (chunk == 0 || total < chunk) {
-        std::fprintf(stderr, "tcp-segments: CHUNK must be > 0 and at most TOTAL\n");
+    if (chunk == 0 || total < chunk || total % chunk != 0) {
+        std::fprintf(stderr, "tcp-segments: TOTAL must be a whole number of CHUNKs (CHUNK > 0)\n");
         return 2;
     }
     const int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;

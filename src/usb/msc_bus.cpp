@@ -1,6 +1,7 @@
 // The bus side of devemu's mass-storage function: its requests on the bulk endpoints (Linux AIO on FunctionFS, staged
-// so that a reply's data and its CSW go in one io_submit), the plain reads that a CBW or a small write needs, the plain
-// writes of a reply that is one request, and collecting, settling and cancelling what is queued.
+// so that a reply's data and its CSW go in one io_submit), the plain reads of a write's data that fits one request and
+// the plain writes of a reply that is one request (one loop; the CBW has its own read in the serve loop), and
+// collecting, settling and cancelling what is queued.
 #include <sys/uio.h>
 #include <unistd.h>
 
