@@ -2,13 +2,11 @@
 // at a time, and prints how the bus and the function shared the time. Events needed: timer:hrtimer_expire_entry
 // (dummy_hcd's transfer scheduler is an hrtimer on Debian 12's 6.1), gadget:usb_gadget_giveback_request,
 // gadget:usb_ep_queue, sched:sched_wakeup. Run by tools/trace-gadget; see the README ("Where a 4k read's time goes").
+// The columns are named by --header and explained by --legend (kLegend below), so that the script and this reader
+// cannot disagree on them.
 //
-//   ticks/cmd   dummy_hcd scheduler runs per command: a CBW, a data and a CSW transfer take one each at best; a
-//               reply queued after the host's URB has waited for a run costs one more
-//   reply       from the CBW's giveback to the function's first bulk-in queue (its reply), p50 / p90, in µs
-//   wake        from the CBW's giveback to the wake-up of the task that queues the reply, p50 / p90
-//
-// Usage: gadget-ticks LABEL < trace      (exit 2: no dummy_hcd run or no CBW in the trace)
+// Usage: gadget-ticks LABEL < trace | gadget-ticks --header | gadget-ticks --legend
+//        (exit 2: no dummy_hcd run or no CBW in the trace)
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -17,6 +15,14 @@
 #include <vector>
 
 namespace {
+
+constexpr const char* kRow = "  %-10s %8s %9s %14s %12s %9s\n";
+constexpr const char* kLegend =
+    "  cmds/s     commands served per second in the traced second\n"
+    "  ticks/cmd  dummy_hcd scheduler runs per command (a CBW, a data and a CSW transfer: 3 at best; a reply queued after\n"
+    "             the host's URB waited for a run costs one more)\n"
+    "  reply      from the CBW's arrival (its request given back) to the function's reply queued on bulk-in\n"
+    "  wake       from the CBW's arrival to the wake-up of the function's task (mostly on the other CPU than the bus's: an IPI)\n";
 
 struct Event {
     double t = 0;
@@ -73,6 +79,8 @@ std::string pct(std::vector<double> v)
 int main(int argc, char** argv)
 {
     const std::string label = argc > 1 ? argv[1] : "trace";
+    if (label == "--header") return std::printf(kRow, "path", "cmds/s", "ticks/cmd", "reply", "wake", "ticks/s"), 0;
+    if (label == "--legend") return std::fputs(kLegend, stdout), 0;
     std::vector<Event> ev;
     for (std::string line; std::getline(std::cin, line);)
         if (Event e; parse(line, e)) ev.push_back(std::move(e));
@@ -110,7 +118,10 @@ int main(int argc, char** argv)
         return 2;
     }
     const double span = last > first ? last - first : 1;
-    std::printf("  %-10s %8.0f %9.2f %14s %12s %9.0f\n", label.c_str(), cbws / span, static_cast<double>(ticks) / cbws, pct(reply).c_str(),
-                pct(wake).c_str(), ticks / span);
+    char rate[32], per[32], runs[32];
+    std::snprintf(rate, sizeof rate, "%.0f", cbws / span);
+    std::snprintf(per, sizeof per, "%.2f", static_cast<double>(ticks) / cbws);
+    std::snprintf(runs, sizeof runs, "%.0f", ticks / span);
+    std::printf(kRow, label.c_str(), rate, per, pct(reply).c_str(), pct(wake).c_str(), runs);
     return 0;
 }
