@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "backing/backing.hpp"
 #include "backing/blockdev.hpp"
+#include "bench/placement.hpp"
 #include "core/fs.hpp"
 #include "core/kmod.hpp"
 #include "core/process.hpp"
@@ -297,6 +299,7 @@ core::Status check_request(const PathsRequest& r)
 core::Result<PathsOutcome> run_paths(const PathsRequest& r)
 {
     DEVEMU_CHECK(check_request(r));
+    if (r.split_cpus) DEVEMU_CHECK(SplitCpus::possible());
     const std::string baseline = !r.baseline.empty() ? r.baseline : uses(r.paths, {"raw"}) ? "raw" : r.paths[0];
     // The backing: zram:SIZE or ext4:SIZE made here (and filled), or what the user names.
     std::string dev;
@@ -413,6 +416,18 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
     for (auto& p : r.paths)
         if (devices[p].empty()) return core::fail(Errc::timeout, "path " + p + " came up without a disk", r.state_dir.string(), "see dmesg");
 
+    // --split-cpus: the device's side (what the units started, the kernel's threads of these paths) away from the
+    // engine's CPU for the measured runs; the verify pass and the teardown run unpinned.
+    std::optional<SplitCpus> split;
+    if (r.split_cpus) {
+        std::vector<std::string> kthreads;
+        if (uses(r.paths, {"usb"})) kthreads.push_back("file-storage");
+        if (uses(r.paths, {"iscsi", "iscsi-user"})) kthreads.insert(kthreads.end(), {"iscsi_trx", "iscsi_ttx"});
+        DEVEMU_TRY(placed, SplitCpus::place(sd, kthreads));
+        split.emplace(std::move(placed));
+        DEVEMU_CHECK(split->engine_pinned());
+    }
+
     // Alternating rounds: case by case, every path once per round.
     uring::BenchOptions base = r.base;
     if (base.runtime <= 0) base.runtime = 5;
@@ -428,10 +443,12 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
                 DEVEMU_CHECK(stopped());
                 got[case_name(c) + "|" + p].push_back(s);
             }
+    if (split) split->engine_free();
 
     PathsOutcome out;
     json j = {{"backing", r.backing}, {"device", dev}, {"filled", made}, {"regime", ext4 ? "a file on ext4 on zram (page cache: buffered paths read it without sleeping)" : made ? "a zram device" : "the user's"}, {"rounds", r.rounds}, {"runtime", base.runtime}, {"direct", base.direct},
               {"engine", "devemu io_uring"}, {"baseline", baseline}, {"numjobs", base.numjobs}, {"cpu", "whole machine busy time (/proc/stat) per I/O"}};
+    j["split_cpus"] = split ? split->to_json() : json(false);
     j["paths"] = json::array();
     for (auto& p : r.paths) j["paths"].push_back({{"path", p}, {"what", find_path(p)->what}, {"device", devices[p]}});
     j["cases"] = json::array();

@@ -39,6 +39,7 @@ struct PathsRequest {
     unsigned rounds = 3;
     std::string baseline;             // the path the ratios are to; empty: raw when measured, else the first
     bool verify = false;              // after measuring: a crc32c write/read-back pass on every path
+    bool split_cpus = false;          // the engine on CPU 0, the device's side on the others (bench/placement.hpp)
     std::filesystem::path state_dir;  // private: the units of the run (removed at the end)
 };
 

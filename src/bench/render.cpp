@@ -15,6 +15,9 @@ std::string paths_table(const json& j)
                                   "devemu's io_uring engine on each path's disk ({}); CPU = the whole machine's busy time per I/O\n",
                                   j["backing"].get<std::string>(), j["filled"].get<bool>() ? " (filled with random data first)" : "", j["rounds"].get<unsigned>(),
                                   j["runtime"].get<double>(), j["direct"].get<bool>() ? "O_DIRECT" : "buffered");
+    if (j.contains("split_cpus") && j["split_cpus"].is_object())
+        out += fmt::format("--split-cpus: the engine on CPU {}; on CPU {} the device's side ({} tasks: devemu's servers, tgtd, the kernel's target threads)\n",
+                           j["split_cpus"]["host_cpus"].get<std::string>(), j["split_cpus"]["device_cpus"].get<std::string>(), j["split_cpus"]["device_tasks"].size());
     for (auto& c : j["cases"]) {
         out += fmt::format("\n{}\n  {:<10} {:>10} {:>9} {:>9} {:>9} {:>11} {:>7} {:>7}\n", c["case"].get<std::string>(), "path", "IOPS", "MB/s", "p50 us",
                            "p99 us", "CPU us/IO", "spread", "vs " + j["baseline"].get<std::string>());

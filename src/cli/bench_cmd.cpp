@@ -54,6 +54,9 @@ int bench_paths(Context& ctx, const Args& args)
             want_vm = true;
         } else if (a == "--in-vm") {
             in_vm = true;
+        } else if (a == "--split-cpus") {
+            r.split_cpus = true;
+            relay.push_back(a);
         } else {
             if (a.starts_with("--rw") || a.starts_with("--bs") || a.starts_with("--iodepth")) explicit_case = true;
             rest.push_back(a);

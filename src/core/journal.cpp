@@ -111,8 +111,7 @@ std::uint64_t process_start_time(std::int64_t pid)
     return 0;
 }
 
-// Processes whose command line contains `marker` (not this one).
-static std::vector<std::pair<std::int64_t, std::uint64_t>> processes_with(const std::string& marker)
+std::vector<std::pair<std::int64_t, std::uint64_t>> processes_with(const std::string& marker)
 {
     std::vector<std::pair<std::int64_t, std::uint64_t>> out;
     std::error_code ec;

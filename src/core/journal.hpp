@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -63,6 +64,9 @@ void register_undo(std::string name, std::function<Status(const UndoRecord&)> st
 
 // Start time of a process from /proc/PID/stat (field 22), 0 when it is gone (or a zombie).
 [[nodiscard]] std::uint64_t process_start_time(std::int64_t pid);
+
+// Processes whose command line contains `marker` (not this one): pid and start time.
+[[nodiscard]] std::vector<std::pair<std::int64_t, std::uint64_t>> processes_with(const std::string& marker);
 
 namespace testing {
 // Called after a step's undo record is durable and before the step acts. Tests use it to simulate a crash.

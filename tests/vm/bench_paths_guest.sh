@@ -22,6 +22,38 @@ assert [p['path'] for p in d['cases'][0]['paths']] == '$paths'.split(','), d
 assert all(len(p['runs_iops']) == 2 and p['total_ios'] > 0 for p in d['cases'][0]['paths']), d"
 check "nothing left after it" nothing_left
 
+# --split-cpus: during the measured runs devemu's USB server and TCMU handler (every thread), f_mass_storage's
+# thread and LIO iSCSI's threads are on the device's CPU (1), the engine on CPU 0; the JSON lists them; one CPU is refused.
+paths=usb,usb-user,user,iscsi
+"$devemu" -q bench --paths $paths zram:64M --case randread:4k:4 --runtime 3 --repeat 1 --split-cpus --json >/tmp/s.json 2>/tmp/s.err &
+pid=$!
+masks=""
+for _ in $(seq 900); do   # sample the masks while a path is measured
+    if [ "$(taskset -p $pid 2>/dev/null | awk '{print $NF}')" = 1 ]; then
+        for p in $(pgrep -f 'devemu (usb|tcmu)-serve') $(pgrep -x file-storage) $(pgrep -x iscsi_trx); do
+            for t in /proc/$p/task/*; do masks="$masks $(cat $t/comm 2>/dev/null | tr -d ' '):$(taskset -p ${t##*/} 2>/dev/null | awk '{print $NF}')"; done
+        done
+        break
+    fi
+    sleep 0.1
+done
+wait $pid; rc=$?
+expect_rc() { [ "$rc" = 0 ] && ok "$1" || bad "$1: exit $rc: $(tail -2 /tmp/s.err)"; }
+expect_rc "--split-cpus run on $paths"
+[ -n "$masks" ] && ! echo "$masks" | tr ' ' '\n' | grep -v '^$' | grep -qv ':2$' && echo "$masks" | grep -q 'file-storage:2' \
+    && echo "$masks" | grep -q 'iscsi_trx:2' && echo "$masks" | grep -q 'devemu:2' \
+    && ok "mid-run: the engine on CPU 0 (mask 1), the device's side on CPU 1 (mask 2)" || bad "mid-run masks: [$masks]"
+check "the JSON names the device's tasks" python3 -c "
+import json; d = json.load(open('/tmp/s.json')); s = d['split_cpus']
+assert s['host_cpus'] == '0' and s['device_cpus'] == '1', s
+comms = {t['comm'] for t in s['device_tasks']}
+assert {'devemu', 'file-storage', 'iscsi_trx', 'iscsi_ttx'} <= comms, comms
+assert all(p['total_ios'] > 0 for p in d['cases'][0]['paths']), d"
+check "nothing left after it" nothing_left
+taskset -c 0 "$devemu" bench --paths usb zram:64M --runtime 1 --repeat 1 --split-cpus >/tmp/s1.out 2>&1; rc=$?
+[ "$rc" = 2 ] && grep -q 'needs two CPUs' /tmp/s1.out && ok "one CPU: exit 2, says --split-cpus needs two" || bad "one CPU: exit $rc: $(cat /tmp/s1.out)"
+check "nothing made for it" nothing_left
+
 # Ctrl-C while a path is being measured: the run ends (non-zero, says so) and tears everything down. On an
 # ext4:SIZE backing (a file on ext4 on zram: its mount goes too).
 paths=fileio,user,iscsi-user,tgt-aio,usb,usb-user
