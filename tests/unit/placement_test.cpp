@@ -38,7 +38,7 @@ TEST_CASE("cpu_list writes a CPU set as taskset -c takes it")
     CHECK(bench::cpu_list(cpus({})) == "");
 }
 
-TEST_CASE("--split-cpus: a unit's process group goes to the device's CPUs and comes back, the engine to CPU 0")
+TEST_CASE("split-cpus placement: a unit's process group goes to the device's CPUs and comes back, the engine to CPU 0")
 {
     const cpu_set_t all = mask_of(0);
     if (CPU_COUNT(&all) < 2) {
@@ -91,7 +91,7 @@ TEST_CASE("--split-cpus: a unit's process group goes to the device's CPUs and co
     ::waitpid(child, nullptr, 0);
 }
 
-TEST_CASE("--split-cpus on one CPU is refused with exit 2 before anything is made")
+TEST_CASE("split-cpus placement on one CPU is refused with exit 2 before anything is made")
 {
     const cpu_set_t all = mask_of(0);
     int first = 0;
