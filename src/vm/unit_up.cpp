@@ -217,6 +217,15 @@ core::Result<json> guest_units(const DetachedVm& vmh, const Launch& l)
     return units;
 }
 
+// A failed VM's console, copied out of its run directory (which `down` removes) to STATE/logs/NAME.console.log.
+std::optional<fs::path> keep_console(const core::StateDir& sd, const std::string& name, const fs::path& run_dir)
+{
+    const fs::path to = sd.root() / "logs" / (name + ".console.log");
+    auto text = core::read_file(run_dir / "console.log");
+    if (!text || !core::make_dirs(to.parent_path(), 0700) || !core::write_file_atomic(to, *text, 0600)) return std::nullopt;
+    return to;
+}
+
 // Starts qemu and records the unit as "booting": from here on, `down` (or a failure below) removes everything.
 core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx, Launch& l, DetachedVm& vmh)
 {
@@ -271,8 +280,14 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     auto units = guest_units(vmh, l);
     if (!units) {   // the record and journal exist: stop through the one path that removes everything
         auto e = units.error();
-        if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed)
+        if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
             if (auto err = core::last_line(core::read_file(l.cfg.run_dir / "stderr.log").value_or("")); !err.empty()) e.what += "; in the VM: " + err;
+            // The VM hung, stopped or broke: its run directory goes with it, so its console is kept for the user.
+            if (auto kept = keep_console(sd, l.name, l.cfg.run_dir)) {
+                e.where = l.name;
+                e.fix = "read the VM's console, kept in " + kept->string();
+            }
+        }
         tx.commit();
         if (auto s = stop_vm_unit(sd, l.name, *rec); !s) spdlog::error("{}", s.error().message());
         return std::unexpected(e);

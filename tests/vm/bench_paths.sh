@@ -9,7 +9,7 @@ field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 out=$("$devemu" -q bench --paths all zram:128M --case randread:4k:8 --case write:64k:4 --runtime 1 --repeat 1 --verify --json \
       --svg "$state/paths.svg" 2>"$state/err"); rc=$?
 expect_eq "bench --paths all (in the VM it booted) exits 0" 0 "$rc"
-[ "$rc" = 0 ] || cat "$state/err"
+[ "$rc" = 0 ] || show_failure "$state/err"
 expect_eq "ten paths" "raw fileio iblock user iscsi iscsi-user tgt-rdwr tgt-aio usb usb-user" \
     "$(field "' '.join(p['path'] for p in d['paths'])" <<<"$out" 2>/dev/null)"
 expect_eq "every path has its own disk" 10 "$(field "len(set(p['device'] for p in d['paths']))" <<<"$out" 2>/dev/null)"

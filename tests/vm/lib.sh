@@ -13,6 +13,15 @@ expect_contains() { # name haystack needle
     case "$2" in *"$3"*) ok "$1" ;; *) bad "$1: [$3] not in [$2]" ;; esac
 }
 qemu_left() { pgrep -f "qemu-system-x86_64.*$state" || true; }
+one_line() { [ "$(printf '%s\n' "$1" | grep -c .)" = 1 ]; }
+# Prints a failed command's stderr (a file) and, when it names a VM console devemu kept, that console's end.
+show_failure() {
+    cat "$1"
+    local kept
+    kept=$(grep -o 'kept in [^ )]*' "$1" | head -1 | cut -c9-)
+    [ -n "$kept" ] && [ -f "$kept" ] && { echo "--- the end of $kept:"; tail -40 "$kept"; }
+    return 0
+}
 # Boots one VM (`vm run --host-root` plus the options given before --) to run a guest half (the script after --,
 # with its arguments); prints its output and judges it by its closing "N passed, M failed" line and exit status.
 run_guest_suite() {

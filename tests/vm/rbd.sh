@@ -31,7 +31,6 @@ mk_real() { # file keyring pool [mon_host]
 keyring = \"$2\""
 }
 ceph_left() { pgrep -f "$state/units/ceph" || true; }
-one_line() { [ "$(printf '%s\n' "$1" | grep -c .)" = 1 ]; }
 for tool in ceph-mon ceph-osd rbd iscsi-test-cu; do
     command -v $tool >/dev/null || { bad "$tool is not installed (tools/setup installs it)"; finish; exit 1; }
 done
@@ -67,7 +66,7 @@ rbdc() { ip netns exec "$ns" rbd -c "$conf" "$@"; }
 # --- the shipped profile: iSCSI over rbd, checked by the host's libiscsi tools --------------------------------
 out=$("$devemu" -q up --vm --json "$src/targets/rbd-iscsi.toml" 2>"$state/err"); rc=$?
 expect_eq "up --vm targets/rbd-iscsi.toml" 0 "$rc"
-[ "$rc" = 0 ] || cat "$state/err"
+[ "$rc" = 0 ] || show_failure "$state/err"
 if [ "$rc" = 0 ]; then
     url=$(field "d[0]['access']['urls'][0]" <<<"$out")
     case "$url" in iscsi://127.0.0.1:*) ok "portal forwarded to 127.0.0.1 ($url)" ;; *) bad "url $url" ;; esac
@@ -95,7 +94,7 @@ mk_loop "$state/loop.toml" rbdl rbd loop-img 96M 'cluster = "local"'
 # --exec makes it a host-root VM: the host's tools (and rbd, for the no---vm path below) run in it.
 out=$("$devemu" -q up --vm --json --exec "sleep 100000" "$state/loop.toml" 2>"$state/err"); rc=$?
 expect_eq "up --vm a tcm_loop target over rbd" 0 "$rc"
-[ "$rc" = 0 ] || cat "$state/err"
+[ "$rc" = 0 ] || show_failure "$state/err"
 if [ "$rc" = 0 ]; then
     dev=$(field "list(d[0]['access']['devices'].values())[0]" <<<"$out")
     got=$("$devemu" vm exec rbdl -- sh -c "head -c 16777216 /dev/urandom > /tmp/a && dd if=/tmp/a of=$dev bs=1M oflag=direct 2>/dev/null && dd if=$dev of=/tmp/b bs=1M count=16 iflag=direct 2>/dev/null && cmp /tmp/a /tmp/b && sha256sum < /tmp/a" | tr -d '\r')
@@ -179,7 +178,7 @@ backstore = "usbu"
 EOF
 out=$("$devemu" -q up --vm --json --exec "sleep 100000" "$state/usb.toml" 2>"$state/err"); rc=$?
 expect_eq "up --vm a gadget with two rbd LUNs (kernel function, devemu's own)" 0 "$rc"
-[ "$rc" = 0 ] || cat "$state/err"
+[ "$rc" = 0 ] || show_failure "$state/err"
 if [ "$rc" = 0 ]; then
     for fn in k u; do
         dev=$(field "[l['disk'] for l in d[0]['gadget']['luns'] if l['function'] == '$fn'][0]" <<<"$out")

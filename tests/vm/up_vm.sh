@@ -9,7 +9,7 @@ for prof in "$src"/targets/*.toml; do
     name=$(basename "$prof" .toml)
     out=$("$devemu" -q up --vm --json "$prof" 2>"$state/err"); rc=$?
     expect_eq "$name: up --vm" 0 "$rc"
-    [ "$rc" = 0 ] || { cat "$state/err"; continue; }
+    [ "$rc" = 0 ] || { show_failure "$state/err"; continue; }
     unit=$(field "d[0]['vm']" <<<"$out")
     fabric=$(field "d[0]['access']['fabric']" <<<"$out")
     if [ "$fabric" = iscsi ]; then
@@ -73,7 +73,7 @@ for prof in "$src"/gadgets/*.toml; do
     grep -q '^type = "ffs"' "$prof" && exec_args=(--exec "$app /dev/usb-ffs/app")
     out=$("$devemu" -q up --vm --json "${exec_args[@]}" "$prof" 2>"$state/err"); rc=$?
     expect_eq "$name: up --vm" 0 "$rc"
-    [ "$rc" = 0 ] || { cat "$state/err"; continue; }
+    [ "$rc" = 0 ] || { show_failure "$state/err"; continue; }
     unit=$(field "d[0]['vm']" <<<"$out")
     bus=$(field "d[0]['gadget']['host']['bus']" <<<"$out")
     [ "$bus" -ge 1 ] 2>/dev/null && ok "$name: enumerated on bus $bus in the VM" || bad "$name: not enumerated: $out"
@@ -127,6 +127,24 @@ expect_eq "guest-side refusal exits 2" 2 "$rc"
 expect_contains "guest-side refusal names the setting" "$err" "no-such-algo"
 [ -z "$(qemu_left)" ] && ok "guest-side refusal leaves no qemu" || bad "qemu left after refusal"
 expect_eq "guest-side refusal leaves no unit" "no units (state dir $state)" "$("$devemu" ls)"
+
+# The VM dies while up --vm waits for the guest: one line naming the console devemu kept (the run directory goes),
+# and nothing else left.
+rm -rf "$state/logs"
+"$devemu" -q up --vm "$src/targets/zram-iscsi.toml" >/dev/null 2>"$state/died.err" &
+pid=$!
+for _ in $(seq 1 600); do grep -qs "SeaBIOS" "$state"/units/*/console.log && break; sleep 0.1; done
+pkill -9 -f "qemu-system-x86_64.*$state"
+wait $pid; rc=$?
+[ "$rc" != 0 ] && ok "the VM killed during up --vm: up fails (exit $rc)" || bad "up --vm returned 0 with its VM killed"
+err=$(cat "$state/died.err")
+one_line "$err" && ok "... in one line" || bad "... not one line: [$err]"
+kept=$(ls "$state"/logs/*.console.log 2>/dev/null | head -1)
+[ -n "$kept" ] && expect_contains "... naming the VM's console it kept" "$err" "kept in $kept" || bad "no console kept in $state/logs: [$err]"
+[ -n "$kept" ] && grep -q "SeaBIOS" "$kept" && ok "... which holds what the VM printed" || bad "kept console lacks the boot: $(head -c 300 "$kept" 2>/dev/null)"
+[ -n "$kept" ] && expect_eq "... readable by its owner only" 600 "$(stat -c %a "$kept")"
+[ -z "$(qemu_left)" ] && ok "... no qemu left" || bad "qemu left after its VM died"
+expect_eq "... no unit left" "no units (state dir $state)" "$("$devemu" ls)"
 
 # kill -9 of devemu while up --vm waits for the guest: `down --all` still reaps the VM (journal).
 "$devemu" -q up --vm "$src/targets/zram-iscsi.toml" >/dev/null 2>&1 &
