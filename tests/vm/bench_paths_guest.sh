@@ -55,16 +55,26 @@ taskset -c 0 "$devemu" bench --paths usb zram:64M --runtime 1 --repeat 1 --split
 check "nothing made for it" nothing_left
 
 # Ctrl-C while a path is being measured: the run ends (non-zero, says so) and tears everything down. On an
-# ext4:SIZE backing (a file on ext4 on zram: its mount goes too).
+# ext4:SIZE backing (a file on ext4 on zram: its mount goes too). With --split-cpus, and another gadget up beside the
+# run: that gadget's f_mass_storage thread is moved for the measurement too, and put back after the Ctrl-C.
+src=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
+other() { DEVEMU_STATE_DIR=/run/devemu-other "$devemu" -q "$@"; }
+other up "$src/gadgets/msc-file.toml" >/dev/null 2>/tmp/other.err || bad "another gadget up: $(cat /tmp/other.err)"
+fs_other=$(pgrep -x file-storage | head -1)
+mask_of() { taskset -p "$1" 2>/dev/null | awk '{print $NF}'; }
+mask_before=$(mask_of "$fs_other")
 paths=fileio,user,iscsi-user,tgt-aio,usb,usb-user
-"$devemu" bench --paths $paths ext4:64M --case randread:4k:8 --runtime 30 --repeat 1 >/tmp/int.out 2>&1 &
+"$devemu" bench --paths $paths ext4:64M --case randread:4k:8 --runtime 30 --repeat 1 --split-cpus >/tmp/int.out 2>&1 &
 pid=$!
 for _ in $(seq 600); do [ -e "$DEVEMU_STATE_DIR/bench-paths/units/bench-login-tgt-aio.journal" ] && break; sleep 0.1; done
 sleep 3   # into the first 30 s measurement
 check "tgtd, the gadgets and the ext4 backing are up mid-run" sh -c "pgrep tgtd && ls $G | grep -q bench-usb && grep -q bench-paths/mnt /proc/mounts"
+expect_eq "mid-run: the other gadget's file-storage thread (mask $mask_before before) is on the device's CPU" 2 "$(mask_of "$fs_other")"
 kill -INT $pid
 wait $pid; rc=$?
 [ "$rc" != 0 ] && grep -q interrupted /tmp/int.out && ok "Ctrl-C: exit $rc, says it was interrupted" || bad "Ctrl-C: exit $rc: $(tail -3 /tmp/int.out)"
+expect_eq "after Ctrl-C: its mask is put back" "$mask_before" "$(mask_of "$fs_other")"
+other down msc0 >/dev/null 2>&1 || bad "another gadget down"
 check "nothing left after Ctrl-C" nothing_left
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
