@@ -12,6 +12,7 @@ nothing_left() { # no LIO object, no gadget, no session, no tgtd, no server or h
     left="$left $(ls "$DEVEMU_STATE_DIR/bench-paths/units" 2>/dev/null) $(grep bench-paths /proc/mounts)"
     [ -z "$(echo "$left" | tr -d ' \n')" ] && [ "$(ls /sys/block | grep -c zram)" = "$zram_base" ] || { echo "left: $left $(ls /sys/block | grep zram)"; return 1; }
 }
+mask_of() { taskset -p "$1" 2>/dev/null | awk '{print $NF}'; }   # a task's CPU mask, as hex
 cd /tmp
 
 paths=fileio,iblock,user,iscsi,tgt-aio,usb,usb-user
@@ -29,9 +30,9 @@ paths=usb,usb-user,user,iscsi
 pid=$!
 masks=""
 for _ in $(seq 900); do   # sample the masks while a path is measured
-    if [ "$(taskset -p $pid 2>/dev/null | awk '{print $NF}')" = 1 ]; then
+    if [ "$(mask_of $pid)" = 1 ]; then
         for p in $(pgrep -f 'devemu (usb|tcmu)-serve') $(pgrep -x file-storage) $(pgrep -x iscsi_trx); do
-            for t in /proc/$p/task/*; do masks="$masks $(cat $t/comm 2>/dev/null | tr -d ' '):$(taskset -p ${t##*/} 2>/dev/null | awk '{print $NF}')"; done
+            for t in /proc/$p/task/*; do masks="$masks $(cat $t/comm 2>/dev/null | tr -d ' '):$(mask_of ${t##*/})"; done
         done
         break
     fi
@@ -61,7 +62,6 @@ src=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 other() { DEVEMU_STATE_DIR=/run/devemu-other "$devemu" -q "$@"; }
 other up "$src/gadgets/msc-file.toml" >/dev/null 2>/tmp/other.err || bad "another gadget up: $(cat /tmp/other.err)"
 fs_other=$(pgrep -x file-storage | head -1)
-mask_of() { taskset -p "$1" 2>/dev/null | awk '{print $NF}'; }
 mask_before=$(mask_of "$fs_other")
 paths=fileio,user,iscsi-user,tgt-aio,usb,usb-user
 "$devemu" bench --paths $paths ext4:64M --case randread:4k:8 --runtime 30 --repeat 1 --split-cpus >/tmp/int.out 2>&1 &
