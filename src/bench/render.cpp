@@ -18,6 +18,9 @@ std::string paths_table(const json& j)
     if (j.contains("split_cpus") && j["split_cpus"].is_object())
         out += fmt::format("--split-cpus: the engine on CPU {}; on CPU {} the device's side ({} tasks: devemu's servers, tgtd, the kernel's target threads)\n",
                            j["split_cpus"]["host_cpus"].get<std::string>(), j["split_cpus"]["device_cpus"].get<std::string>(), j["split_cpus"]["device_tasks"].size());
+    if (j.contains("page_cache") && j["page_cache"].is_object())
+        out += fmt::format("page cache: {:.0f}% of {} resident before the runs, {:.0f}% after\n", j["page_cache"]["before"].get<double>() * 100,
+                           j["page_cache"]["file"].get<std::string>(), j["page_cache"]["after"].get<double>() * 100);
     for (auto& c : j["cases"]) {
         out += fmt::format("\n{}\n  {:<10} {:>10} {:>9} {:>9} {:>9} {:>11} {:>7} {:>7}\n", c["case"].get<std::string>(), "path", "IOPS", "MB/s", "p50 us",
                            "p99 us", "CPU us/IO", "spread", "vs " + j["baseline"].get<std::string>());

@@ -3,10 +3,12 @@
 #include <sys/random.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 #include <fmt/format.h>
 
 #include "core/fd.hpp"
@@ -132,6 +134,25 @@ Result<std::uint64_t> read_number(const fs::path& p, int base)
     DEVEMU_TRY(text, read_attr(p));
     if (auto v = parse_number(text, base)) return *v;
     return fail(Errc::kernel, "not a number: \"" + text + "\"", p.string());
+}
+
+std::optional<double> page_cache_resident(const fs::path& p)
+{
+    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    if (st.st_size == 0) return 1.0;
+    const auto len = static_cast<std::size_t>(st.st_size);
+    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd.get(), 0);
+    if (m == MAP_FAILED) return std::nullopt;
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> in((len + page - 1) / page);
+    const bool ok = ::mincore(m, len, in.data()) == 0;
+    ::munmap(m, len);
+    if (!ok) return std::nullopt;
+    std::size_t n = 0;
+    for (auto v : in) n += v & 1;
+    return static_cast<double>(n) / static_cast<double>(in.size());
 }
 
 Status random_bytes(void* out, std::size_t n)

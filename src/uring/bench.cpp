@@ -359,13 +359,14 @@ void install_stop_handler()
 
 bool interrupted() { return g_stop.load(); }
 
-core::Status fill_device(const std::string& path, std::uint64_t size)
+core::Status fill_device(const std::string& path, std::uint64_t size, bool cached)
 {
     install_stop_handler();
     Target t;
     BenchOptions o;
     o.target = path;
     o.size = size;
+    o.direct = !cached;
     o.fill = true;
     DEVEMU_CHECK(open_target(o, t));
     DEVEMU_CHECK(fill_target(t));

@@ -24,8 +24,9 @@ struct BenchOutcome {
 
 [[nodiscard]] core::Result<BenchOutcome> run_bench(const BenchOptions& o);
 // Writes the whole target once with random data (1 MiB writes, no two MiB alike), synced: what --fill does. A file
-// that does not exist is made `size` bytes long first.
-[[nodiscard]] core::Status fill_device(const std::string& path, std::uint64_t size = 0);
+// that does not exist is made `size` bytes long first. With O_DIRECT, or with `cached` through the page cache, whose
+// pages then stay there (clean).
+[[nodiscard]] core::Status fill_device(const std::string& path, std::uint64_t size = 0, bool cached = false);
 // SIGINT/SIGTERM set a flag every run checks (a run in progress ends with a partial result) instead of killing
 // devemu: so whoever runs several (a sweep, --paths) can stop between them and tear down.
 void install_stop_handler();

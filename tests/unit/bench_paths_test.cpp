@@ -1,6 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+
 #include "bench/paths.hpp"
+#include "core/fs.hpp"
+#include "temp_dir.hpp"
 #include "lio/model.hpp"
 
 using namespace devemu;
@@ -53,6 +60,37 @@ TEST_CASE("the --paths plot has a bar per path and case, labelled with the ratio
     CHECK(bars == 4);
     CHECK(svg.find("0.25x") != std::string::npos);
     CHECK(svg.find("128 KiB read QD8") != std::string::npos);
+}
+
+TEST_CASE("page_cache_resident counts a file's cached pages: all after a buffered write, none after they are dropped")
+{
+    TempDir t;
+    const auto f = t.write("backing.img", std::string(64 << 10, 'x'));   // 16 pages, written through the page cache
+    auto before = core::page_cache_resident(f);
+    REQUIRE(before);
+    CHECK(*before == 1.0);
+    const int fd = ::open(f.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::fdatasync(fd) == 0);   // clean pages can be dropped
+    REQUIRE(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+    ::close(fd);
+    auto after = core::page_cache_resident(f);
+    REQUIRE(after);
+    CHECK(*after < 0.5);
+    CHECK_FALSE(core::page_cache_resident(t.root));              // a directory
+    CHECK_FALSE(core::page_cache_resident(t.root / "absent"));   // gone
+    CHECK(core::page_cache_resident(t.write("empty", "")) == 1.0);
+}
+
+TEST_CASE("the --paths table says how much of a file backing was in the page cache, before and after the runs")
+{
+    nlohmann::json j = {{"backing", "ext4:512M"}, {"filled", true}, {"rounds", 3}, {"runtime", 5.0}, {"direct", true}, {"baseline", "fileio"}};
+    j["paths"] = nlohmann::json::array();
+    j["cases"] = nlohmann::json::array();
+    j["page_cache"] = {{"file", "/m/disk.img"}, {"before", 1.0}, {"after", 0.875}};
+    CHECK(bench::paths_table(j).find("page cache: 100% of /m/disk.img resident before the runs, 88% after\n") != std::string::npos);
+    j["page_cache"] = nullptr;   // a block device: no such line
+    CHECK(bench::paths_table(j).find("page cache") == std::string::npos);
 }
 
 TEST_CASE("a fileio backstore stays fileio on a block device (LIO's buffered path), block is iblock")

@@ -23,6 +23,13 @@ assert [p['path'] for p in d['cases'][0]['paths']] == '$paths'.split(','), d
 assert all(len(p['runs_iops']) == 2 and p['total_ios'] > 0 for p in d['cases'][0]['paths']), d"
 check "nothing left after it" nothing_left
 
+# ext4:SIZE: the file is filled through the page cache, so the runs read it from there, and the JSON says how much of
+# it was there before and after (a fill with O_DIRECT left it all on zram: the first rounds measured zram).
+check "an ext4 backing's file is in the page cache when the runs start" sh -c "'$devemu' -q bench --paths raw,fileio ext4:32M --case randread:4k:4 --runtime 1 --repeat 1 --json > /tmp/e.json"
+check "... all of it (page_cache.before), and the JSON says so after too" python3 -c "
+import json; d = json.load(open('/tmp/e.json')); pc = d['page_cache']
+assert pc['file'].endswith('/disk.img') and pc['before'] >= 0.99 and 0 <= pc['after'] <= 1, pc"
+
 # --split-cpus: during the measured runs devemu's USB server and TCMU handler (every thread), f_mass_storage's
 # thread and LIO iSCSI's threads are on the device's CPU (1), the engine on CPU 0; the JSON lists them; one CPU is refused.
 paths=usb,usb-user,user,iscsi
