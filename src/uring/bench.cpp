@@ -124,12 +124,17 @@ core::Status open_target(const BenchOptions& o, Target& t)
             if (!o.size) return core::fail(Errc::invalid_input, "does not exist and no --size given", t.path, "add --size=1G to create it");
             core::UniqueFd f(::open(t.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
             if (!f) return core::fail_errno("cannot create", t.path);
-            // Lay it out with real blocks (a sparse file would read holes, which is not what one benchmarks).
-            std::string zeros(1 << 20, '\0');
-            for (std::uint64_t off = 0; off < o.size; off += zeros.size())
-                if (::pwrite(f.get(), zeros.data(), std::min<std::uint64_t>(zeros.size(), o.size - off), static_cast<off_t>(off)) < 0)
-                    return core::fail_errno("cannot lay out", t.path);
-            ::fsync(f.get());
+            // Lay it out with real blocks (a sparse file would read holes, which is not what one benchmarks); --fill
+            // writes every block below anyway, so then only its length is set here.
+            if (o.fill) {
+                if (::ftruncate(f.get(), static_cast<off_t>(o.size)) != 0) return core::fail_errno("cannot size", t.path);
+            } else {
+                std::string zeros(1 << 20, '\0');
+                for (std::uint64_t off = 0; off < o.size; off += zeros.size())
+                    if (::pwrite(f.get(), zeros.data(), std::min<std::uint64_t>(zeros.size(), o.size - off), static_cast<off_t>(off)) < 0)
+                        return core::fail_errno("cannot lay out", t.path);
+                ::fsync(f.get());
+            }
         } else if (S_ISREG(st.st_mode) && o.size > static_cast<std::uint64_t>(st.st_size) && write) {
             return core::fail(Errc::invalid_input, fmt::format("is {} bytes, --size asks for {}; devemu does not grow existing files", st.st_size, o.size),
                               t.path, "give a smaller --size or a new file");
@@ -368,8 +373,7 @@ core::Status fill_device(const std::string& path, std::uint64_t size, bool cache
     o.size = size;
     o.direct = !cached;
     o.fill = true;
-    DEVEMU_CHECK(open_target(o, t));
-    DEVEMU_CHECK(fill_target(t));
+    DEVEMU_CHECK(open_target(o, t));   // which fills it (o.fill)
     if (g_stop) return core::fail(Errc::io, "interrupted while filling", path);
     return {};
 }

@@ -2,14 +2,19 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <vector>
 
 #include "backing/blockdev.hpp"
+#include "core/fs.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
+#include "uring/bench.hpp"
 #include "uring/histogram.hpp"
 #include "uring/options.hpp"
 #include "uring/verify.hpp"
+#include "temp_dir.hpp"
 
 using namespace devemu;
 
@@ -177,4 +182,39 @@ TEST_CASE("sweep: axes make a matrix, the plot has a line per block size in each
     CHECK(count("<circle") == 12);    // every point in both panels
     CHECK(svg.find("bs 64 KiB") != std::string::npos);
     CHECK(uring::sweep_table(*pts).find("64 KiB") != std::string::npos);
+}
+
+namespace {
+std::uint64_t written_by_me()   // bytes this process has passed to write(2) and its kin (/proc/self/io wchar)
+{
+    std::ifstream in("/proc/self/io");
+    std::string key;
+    std::uint64_t v = 0;
+    while (in >> key >> v)
+        if (key == "wchar:") return v;
+    return 0;
+}
+}  // namespace
+
+TEST_CASE("fill_device writes a new file once, with random data, and through the page cache when asked")
+{
+    TempDir t;
+    const auto f = t.root / "disk.img";
+    constexpr std::uint64_t size = 4u << 20;
+    const auto before = written_by_me();
+    REQUIRE(uring::fill_device(f.string(), size, /*cached=*/true));
+    const auto wrote = written_by_me() - before;
+    CHECK(wrote >= size);
+    CHECK(wrote < size + size / 2);   // once: not laid out with zeros first, not filled twice
+    CHECK(std::filesystem::file_size(f) == size);
+    CHECK(core::page_cache_resident(f) == 1.0);
+    std::ifstream in(f, std::ios::binary);
+    std::vector<char> mib(1 << 20);
+    for (std::uint64_t off = 0; off < size; off += mib.size()) {
+        in.read(mib.data(), static_cast<std::streamsize>(mib.size()));
+        std::uint64_t first = 0;
+        std::memcpy(&first, mib.data(), 8);
+        CHECK(first == off);   // each MiB starts with its offset: no two alike
+        CHECK(std::count(mib.begin(), mib.end(), '\0') < 64 * 1024);   // random, not zeros
+    }
 }
