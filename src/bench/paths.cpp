@@ -233,7 +233,8 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
     DEVEMU_CHECK(interrupted_status());
 
     DEVEMU_TRY(devices, bring_up(sd, td, r.paths, dev));
-    // A file backing's reads come from the page cache as far as its pages are there: how far, before and after.
+    // Buffered reads of the backing (LIO fileio, the USB functions, tgtd on a file) come from the page cache as far as
+    // its pages are there: how far, before and after the runs (O_DIRECT paths do not use it).
     const auto resident_before = core::page_cache_resident(dev);
 
     // --split-cpus: the device's side (what the units started, the kernel's threads of these paths) away from the

@@ -3,6 +3,8 @@
 #include <sys/random.h>
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -140,9 +142,11 @@ std::optional<double> page_cache_resident(const fs::path& p)
 {
     UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-    if (st.st_size == 0) return 1.0;
-    const auto len = static_cast<std::size_t>(st.st_size);
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) return std::nullopt;
+    std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+    if (S_ISBLK(st.st_mode) && ::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return std::nullopt;
+    if (size == 0) return 1.0;
+    const auto len = static_cast<std::size_t>(size);
     void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd.get(), 0);
     if (m == MAP_FAILED) return std::nullopt;
     const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));

@@ -23,8 +23,8 @@ namespace fs = std::filesystem;
 [[nodiscard]] Status write_file_atomic(const fs::path& p, std::string_view data, unsigned mode = 0644);
 [[nodiscard]] Status make_dirs(const fs::path& p, unsigned mode = 0755);
 
-// A regular file's share of pages in the page cache (mincore over a read-only mapping), 0..1; nothing for anything
-// else (a block device, a path that is gone), or when it cannot be mapped. An empty file counts as all there.
+// A regular file's or a block device's share of pages in the page cache (mincore over a read-only mapping), 0..1;
+// nothing for anything else (a directory, a path that is gone), or when it cannot be mapped. Empty counts as all there.
 [[nodiscard]] std::optional<double> page_cache_resident(const fs::path& p);
 
 // FNV-1a 64: a cache key, not a security hash.

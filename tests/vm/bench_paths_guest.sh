@@ -21,6 +21,9 @@ check "it printed a result for every path" python3 -c "
 import json; d = json.load(open('/tmp/m.json'))
 assert [p['path'] for p in d['cases'][0]['paths']] == '$paths'.split(','), d
 assert all(len(p['runs_iops']) == 2 and p['total_ios'] > 0 for p in d['cases'][0]['paths']), d"
+check "... and how much of the zram device was in the page cache: none after the O_DIRECT fill, some after fileio's reads" python3 -c "
+import json; pc = json.load(open('/tmp/m.json'))['page_cache']
+assert pc['file'].startswith('/dev/zram') and pc['before'] < 0.05 and pc['after'] > pc['before'], pc"
 check "nothing left after it" nothing_left
 
 # ext4:SIZE: the file is filled through the page cache, so the runs read it from there, and the JSON says how much of
