@@ -9,7 +9,6 @@
 #include <chrono>
 #include <map>
 #include <optional>
-#include <thread>
 
 #include "backing/backing.hpp"
 #include "backing/blockdev.hpp"
@@ -22,9 +21,6 @@
 #include "core/progress.hpp"
 #include "core/statedir.hpp"
 #include "core/text.hpp"
-#include "core/unit_kind.hpp"
-#include "lio/initiator.hpp"
-#include "profile/profile.hpp"
 #include "uring/bench.hpp"
 
 namespace devemu::bench {
