@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 #include <fmt/format.h>
@@ -146,17 +147,21 @@ std::optional<double> page_cache_resident(const fs::path& p)
     std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     if (S_ISBLK(st.st_mode) && ::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return std::nullopt;
     if (size == 0) return 1.0;
-    const auto len = static_cast<std::size_t>(size);
-    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd.get(), 0);
-    if (m == MAP_FAILED) return std::nullopt;
-    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    std::vector<unsigned char> in((len + page - 1) / page);
-    const bool ok = ::mincore(m, len, in.data()) == 0;
-    ::munmap(m, len);
-    if (!ok) return std::nullopt;
-    std::size_t n = 0;
-    for (auto v : in) n += v & 1;
-    return static_cast<double>(n) / static_cast<double>(in.size());
+    // A window at a time, so a large disk costs a fixed vector (256 KiB for 1 GiB windows) and one mapping at a time.
+    constexpr std::uint64_t window = 1ull << 30;
+    const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> in(window / page);
+    std::uint64_t resident = 0;
+    for (std::uint64_t off = 0; off < size; off += window) {
+        const auto len = static_cast<std::size_t>(std::min(window, size - off));
+        void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd.get(), static_cast<off_t>(off));
+        if (m == MAP_FAILED) return std::nullopt;
+        const bool ok = ::mincore(m, len, in.data()) == 0;
+        ::munmap(m, len);
+        if (!ok) return std::nullopt;
+        for (std::size_t i = 0; i < (len + page - 1) / page; ++i) resident += in[i] & 1;
+    }
+    return static_cast<double>(resident) / static_cast<double>((size + page - 1) / page);
 }
 
 Status random_bytes(void* out, std::size_t n)

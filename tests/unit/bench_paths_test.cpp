@@ -82,6 +82,23 @@ TEST_CASE("page_cache_resident counts a file's cached pages: all after a buffere
     CHECK(core::page_cache_resident(t.write("empty", "")) == 1.0);
 }
 
+TEST_CASE("page_cache_resident counts past its first 1 GiB window, one page at a time")
+{
+    TempDir t;
+    const auto f = t.root / "sparse.img";
+    const int fd = ::open(f.c_str(), O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    constexpr off_t gib = 1 << 30;
+    REQUIRE(::ftruncate(fd, gib + 8192) == 0);   // holes: nothing cached
+    const std::string page(4096, 'p');
+    REQUIRE(::pwrite(fd, page.data(), page.size(), 0) == 4096);     // one page in the first window
+    REQUIRE(::pwrite(fd, page.data(), page.size(), gib) == 4096);   // one in the second
+    ::close(fd);
+    auto r = core::page_cache_resident(f);
+    REQUIRE(r);
+    CHECK(*r == Approx(2.0 / (262144 + 2)).epsilon(1e-9));
+}
+
 TEST_CASE("the --paths table says how much of a file backing was in the page cache, before and after the runs")
 {
     nlohmann::json j = {{"backing", "ext4:512M"}, {"filled", true}, {"rounds", 3}, {"runtime", 5.0}, {"direct", true}, {"baseline", "fileio"}};
