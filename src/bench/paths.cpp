@@ -229,7 +229,7 @@ core::Result<PathsOutcome> run_paths(const PathsRequest& r)
     DEVEMU_CHECK(interrupted_status());
 
     DEVEMU_TRY(devices, bring_up(sd, td, r.paths, dev));
-    // Buffered reads of the backing (LIO fileio, the USB functions, tgtd on a file) come from the page cache as far as
+    // Buffered reads of the backing (LIO fileio, devemu's handler, tgtd's bs_rdwr, the USB functions) come from the page cache as far as
     // its pages are there: how far, before and after the runs (O_DIRECT paths do not use it).
     const auto resident_before = core::page_cache_resident(dev);
 
