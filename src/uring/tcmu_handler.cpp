@@ -106,6 +106,8 @@ Handler::~Handler()
 void Handler::consume()
 {
     const std::uint32_t head = __atomic_load_n(&dev_.mb->cmd_head, __ATOMIC_ACQUIRE);
+    if (last_ != head) ++batches_;
+    unsigned since_kick = 0;
     while (last_ != head) {
         auto* ent = reinterpret_cast<tcmu_cmd_entry*>(dev_.cmdr + last_);
         const std::uint32_t len = tcmu_hdr_get_len(ent->hdr.len_op);
@@ -121,6 +123,16 @@ void Handler::consume()
             ++commands_;
         }
         last_ = (last_ + len) % dev_.cmdr_size;
+        // TcmuConfig::kick_every: what is done so far goes back now, not after the last command of the pass. A
+        // kick lost (EINTR, EAGAIN) is made up by the loop's own after the pass.
+        if (cfg_.kick_every && ++since_kick >= cfg_.kick_every && last_ != head) {
+            since_kick = 0;
+            const std::uint32_t one = 1;
+            if (complete()) {
+                ++early_kicks_;
+                (void)!::write(dev_.uio.get(), &one, sizeof one);
+            }
+        }
     }
 }
 
@@ -202,7 +214,8 @@ nlohmann::json Handler::stats() const
             {"reads", reads_},     {"writes", writes_},                {"bytes_read", bytes_read_},   {"bytes_written", bytes_written_},
             {"errors", errors_},   {"depth", cfg_.depth},              {"registered_file", files_registered_},
             {"faults", chain_.to_json()}, {"deferred", deferred_.size()}, {"dropped_writes", dropped_writes_},
-            {"tmrs", tmrs_}, {"aborted", aborted_}, {"cache_first", cache_first_}, {"reads_from_cache", cached_reads_}};
+            {"tmrs", tmrs_}, {"aborted", aborted_}, {"cache_first", cache_first_}, {"reads_from_cache", cached_reads_},
+            {"batches", batches_}, {"early_kicks", early_kicks_}};
 }
 
 void Handler::fail(Pending& pe, scsi::Sense s, int err, std::uint32_t info)

@@ -153,6 +153,7 @@ private:
     fault::Chain chain_;
     std::vector<Pending*> deferred_;   // into queue_ (a list: stable)
     std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0, cached_reads_ = 0;
+    std::uint64_t batches_ = 0, early_kicks_ = 0;   // passes over the ring that found commands; kicks within one
 };
 
 // Serves `dev` from `backing` until SIGTERM/SIGINT (then finishes what is in flight). Returns an exit code.

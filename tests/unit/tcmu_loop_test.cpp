@@ -322,3 +322,49 @@ TEST_CASE("the handler's LUN asks for 256 KiB commands and takes up to half its 
     REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     CHECK(served.get() == 0);
 }
+
+namespace {
+
+// Kicks the handler sent for 24 reads the page cache holds, announced at once (one pass over the ring).
+int kicks_for_one_pass(unsigned kick_every)
+{
+    TempDir tmp;
+    const auto file = tmp.root / "backing";
+    std::vector<std::uint8_t> init(1 << 20);
+    for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 5 + 2);
+    auto backing = make_backing(file, init);   // just written: in the page cache
+    FakeKernel k;
+    TcmuConfig cfg;
+    cfg.backing = file.string();
+    cfg.size = init.size();
+    cfg.cache_first = true;   // each read is done as it is read from the ring
+    cfg.kick_every = kick_every;
+    Geometry geom;
+    auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
+    for (std::uint32_t i = 0; i < 24; ++i) k.queue(false, i * 8, 8, i * 4096);
+    k.announce();
+    // Not tail_at: it reads the kicks away. Every response is in before the loop's own kick after the pass.
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (__atomic_load_n(&k.dev.mb->cmd_tail, __ATOMIC_ACQUIRE) != k.head && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));   // the last kick follows the tail's store
+    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
+    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(served.get() == 0);
+    REQUIRE(__atomic_load_n(&k.dev.mb->cmd_tail, __ATOMIC_ACQUIRE) == k.head);
+    for (std::uint32_t i = 0; i < 24; ++i) CHECK(std::memcmp(k.data(i * 4096), init.data() + i * 4096, 4096) == 0);
+    int kicks = 0;
+    std::uint32_t one = 0;
+    while (::read(k.side.get(), &one, sizeof one) == sizeof one) ++kicks;
+    return kicks;
+}
+
+}  // namespace
+
+TEST_CASE("within one pass over the ring the handler sends back what is done every kick_every commands")
+{
+    // 24 commands, done as they are read: with 8, kicks after the 8th and the 16th, then the loop's after the pass.
+    CHECK(kicks_for_one_pass(8) == 3);
+    // Off: one kick, after the last command; the first command's initiator waited for the other 23.
+    CHECK(kicks_for_one_pass(0) == 1);
+}
