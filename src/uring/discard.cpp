@@ -3,26 +3,47 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "core/fs.hpp"
 
 namespace devemu::uring {
 
+namespace {
+// zram0, ram0 (brd), or a partition of one (/sys/dev/block/MAJ:MIN links to .../block/zram0[/zram0p1]).
+bool ram_device(dev_t dev)
+{
+    std::error_code ec;
+    const auto link = std::filesystem::read_symlink("/sys/dev/block/" + std::to_string(major(dev)) + ":" + std::to_string(minor(dev)), ec);
+    if (ec) return false;
+    for (const auto& part : link) {
+        const auto n = part.string();
+        if ((n.starts_with("zram") || n.starts_with("ram")) && n.find_first_of("0123456789") != std::string::npos) return true;
+    }
+    return false;
+}
+}  // namespace
+
 Geometry probe_geometry(int fd, const struct stat& st)
 {
     Geometry g;
     if (!S_ISBLK(st.st_mode)) {
         g.align = st.st_blksize > 0 ? static_cast<std::uint64_t>(st.st_blksize) : 4096;
+        struct statfs sf {};
+        g.ram = (::fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)) || ram_device(st.st_dev);
         return g;
     }
+    g.ram = ram_device(st.st_rdev);
     g.blockdev = true;
     int lbs = 0;
     if (::ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs >= 512) g.logical = static_cast<std::uint32_t>(lbs);

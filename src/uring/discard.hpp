@@ -14,9 +14,12 @@ struct Geometry {
     bool blockdev = false;
     std::uint32_t logical = 512;   // the backing's logical block size (BLKSSZGET); 512 for a file
     std::uint64_t align = 1;       // bytes: a discard acts on whole units of this (max of logical and discard_granularity)
+    bool ram = false;              // the data lives in RAM (zram, brd, tmpfs, or a file on a filesystem on zram or brd)
 };
 
-// From the kernel: BLKSSZGET and /sys/dev/block/MAJ:MIN/queue/discard_granularity; a file: its st_blksize.
+// From the kernel: BLKSSZGET and /sys/dev/block/MAJ:MIN/queue/discard_granularity; a file: its st_blksize. `ram`: the
+// device (the file's filesystem's, or the block device itself) is zram or brd by its /sys/dev/block name, or the
+// file is on tmpfs/ramfs.
 [[nodiscard]] Geometry probe_geometry(int fd, const struct stat& st);
 
 // [off, off+len) cut at `align`: an unaligned head, an aligned middle, an unaligned tail (any may be empty).

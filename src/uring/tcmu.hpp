@@ -29,6 +29,16 @@ struct TcmuConfig {
     // Reads try the page cache first (preadv2 RWF_NOWAIT) before io_uring; unset: when io_uring would hand every
     // read to its workers (Handler::reads_go_to_workers). Set by tests.
     std::optional<bool> cache_first;
+    // Writes of up to 64 KiB are done on the handler's own thread (pwritev) rather than through io_uring, which on
+    // Linux 6.1 hands every buffered write to a file (and every write to a device that takes no non-blocking I/O)
+    // to its workers; unset: when the backing lives in RAM (Geometry::ram), where a write is a copy (and zram's
+    // compression), not a wait for a device, and the hand-off to a worker and back costs more than the write. A
+    // real disk keeps io_uring: a write the handler waited for would hold every command behind it. Measured
+    // 2026-12-07 (VM, ext4 on zram, `bench --paths fileio,user --baseline fileio`, four alternating rounds):
+    // `user` against LIO fileio at 4k random writes QD32 0.79-0.98x through io_uring, 1.17-1.39x inline; 4k
+    // random 50/50 read-write 0.85-0.96x against 1.33-1.58x; 128k writes (larger than 64 KiB: io_uring either way)
+    // 1.08-1.22x and 1.15-1.22x. Set by tests.
+    std::optional<bool> inline_writes;
     // The LUN's OPTIMAL TRANSFER LENGTH (Block Limits VPD), in bytes; Linux's sd makes it the disk's request size
     // (max_sectors_kb). The handler copies each command twice on its one thread (backing -> data area, then the
     // kernel's copy out at the kick), so one large command leaves LIO and the initiator waiting, where several

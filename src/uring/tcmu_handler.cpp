@@ -54,6 +54,8 @@ core::Status Handler::init()
     files_registered_ = io_uring_register_files(&ring_, &fd_, 1) == 0;
     cache_first_ = cfg_.cache_first ? *cfg_.cache_first : reads_go_to_workers();
     if (cache_first_) spdlog::info("tcmu: io_uring hands reads of {} to its workers (its device takes no non-blocking I/O): reads try the page cache first", cfg_.backing);
+    inline_writes_ = !cfg_.readonly && (cfg_.inline_writes ? *cfg_.inline_writes : geom_.ram);
+    if (inline_writes_) spdlog::info("tcmu: {} lives in RAM: writes of up to 64 KiB are done on the handler's thread", cfg_.backing);
     return {};
 }
 
@@ -95,6 +97,19 @@ bool Handler::read_from_cache(Pending& pe, std::uint64_t off, std::uint64_t byte
     pe.moved = bytes;
     if (pe.ops == 0) pe.done = true;
     ++cached_reads_;
+    return true;
+}
+
+bool Handler::write_inline(Pending& pe, std::uint64_t off, std::uint64_t bytes, bool fua)
+{
+    if (!inline_writes_ || bytes > 64 * 1024 || (fua && cfg_.write_cache)) return false;   // FUA with a cache: io_uring links the flush
+    ssize_t n;
+    do n = ::pwritev(fd_, pe.iov.data(), static_cast<int>(pe.iov.size()), static_cast<off_t>(off));
+    while (n < 0 && errno == EINTR);
+    if (n >= 0 && static_cast<std::uint64_t>(n) < bytes) return false;   // short (the disk filled up?): io_uring writes it all
+    if (n < 0) fail(pe, scsi::medium_error_write, errno);
+    else pe.moved = bytes, ++inline_written_;
+    if (pe.ops == 0) pe.done = true;
     return true;
 }
 
@@ -215,6 +230,7 @@ nlohmann::json Handler::stats() const
             {"errors", errors_},   {"depth", cfg_.depth},              {"registered_file", files_registered_},
             {"faults", chain_.to_json()}, {"deferred", deferred_.size()}, {"dropped_writes", dropped_writes_},
             {"tmrs", tmrs_}, {"aborted", aborted_}, {"cache_first", cache_first_}, {"reads_from_cache", cached_reads_},
+            {"inline_writes", inline_writes_}, {"writes_inline", inline_written_},
             {"batches", batches_}, {"early_kicks", early_kicks_}};
 }
 
@@ -303,6 +319,7 @@ void Handler::rw(Pending& pe, bool write, std::uint64_t off, std::uint64_t bytes
     if (write) ++writes_, bytes_written_ += bytes;
     else ++reads_, bytes_read_ += bytes;
     if (!write && cache_first_ && read_from_cache(pe, off, bytes)) return;
+    if (write && write_inline(pe, off, bytes, fua)) return;
     auto* s = sqe();
     if (write) io_uring_prep_writev(s, fd_, pe.iov.data(), static_cast<unsigned>(pe.iov.size()), off);
     else io_uring_prep_readv(s, fd_, pe.iov.data(), static_cast<unsigned>(pe.iov.size()), off);

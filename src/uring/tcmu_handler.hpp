@@ -107,6 +107,9 @@ private:
     bool reads_go_to_workers();
     // Then a read tries the page cache first (preadv2 RWF_NOWAIT, on this thread): true when it was all there.
     bool read_from_cache(Pending& pe, std::uint64_t off, std::uint64_t bytes);
+    // TcmuConfig::inline_writes: a small write done here (pwritev). True when it is done (or failed: the command's
+    // sense says so); false when io_uring is to write it (too large, not inline, a short write).
+    bool write_inline(Pending& pe, std::uint64_t off, std::uint64_t bytes, bool fua);
 
     void use_file(io_uring_sqe* s);
 
@@ -143,6 +146,7 @@ private:
     bool files_registered_ = false;
     bool read_len_ = false;
     bool cache_first_ = false;    // cfg.cache_first, or what reads_go_to_workers() found
+    bool inline_writes_ = false;  // cfg.inline_writes, or geom.ram
     core::UniqueFd efd_;
     std::uint32_t last_ = 0;      // the next entry to consume
     std::uint32_t tail_ = 0;      // the next slot a completion goes into (mb->cmd_tail is only ever ours)
@@ -152,7 +156,7 @@ private:
     std::uint64_t inflight_ = 0, commands_ = 0, reads_ = 0, writes_ = 0, bytes_read_ = 0, bytes_written_ = 0, errors_ = 0, max_queue_ = 0;
     fault::Chain chain_;
     std::vector<Pending*> deferred_;   // into queue_ (a list: stable)
-    std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0, cached_reads_ = 0;
+    std::uint64_t dropped_writes_ = 0, tmrs_ = 0, aborted_ = 0, cached_reads_ = 0, inline_written_ = 0;
     std::uint64_t batches_ = 0, early_kicks_ = 0;   // passes over the ring that found commands; kicks within one
 };
 

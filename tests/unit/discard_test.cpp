@@ -68,3 +68,20 @@ TEST_CASE("an unmapped range of a file reads zeros and nothing around it changes
         }
     }
 }
+
+TEST_CASE("a backing in RAM is told from one on a disk")
+{
+    // tmpfs: in RAM (the handler writes small blocks itself there: TcmuConfig::inline_writes).
+    char shm[] = "/dev/shm/devemu-test-XXXXXX";
+    devemu::core::UniqueFd f(::mkstemp(shm));
+    REQUIRE(f);
+    ::unlink(shm);
+    struct stat st {};
+    REQUIRE(::fstat(f.get(), &st) == 0);
+    CHECK(probe_geometry(f.get(), st).ram);
+    // This test's own program: a file where it was built, on a disk.
+    devemu::core::UniqueFd self(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    REQUIRE(self);
+    REQUIRE(::fstat(self.get(), &st) == 0);
+    CHECK(!probe_geometry(self.get(), st).ram);
+}

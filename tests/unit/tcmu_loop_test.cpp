@@ -368,3 +368,57 @@ TEST_CASE("within one pass over the ring the handler sends back what is done eve
     // Off: one kick, after the last command; the first command's initiator waited for the other 23.
     CHECK(kicks_for_one_pass(0) == 1);
 }
+
+namespace {
+
+// Eight 4 KiB writes, then eight reads of the same blocks; the handler's stats afterwards.
+nlohmann::json eight_writes(bool inline_writes)
+{
+    TempDir tmp;
+    const auto file = tmp.root / "backing";
+    auto backing = make_backing(file, std::vector<std::uint8_t>(1 << 20, 0x33));
+    FakeKernel k;
+    TcmuConfig cfg;
+    cfg.backing = file.string();
+    cfg.size = 1 << 20;
+    cfg.stats = tmp.root / "stats.json";
+    cfg.inline_writes = inline_writes;
+    Geometry geom;
+    auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
+    for (std::uint32_t i = 0; i < 8; ++i) {
+        std::memset(k.data(i * 4096), 0x40 + static_cast<int>(i), 4096);
+        k.queue(true, 64 + i * 8, 8, i * 4096);
+    }
+    k.announce();
+    REQUIRE(k.all_done(std::chrono::milliseconds(2000)));
+    std::memset(k.data(0), 0, 8 * 4096);
+    for (std::uint32_t i = 0; i < 8; ++i) k.queue(false, 64 + i * 8, 8, i * 4096);
+    k.announce();
+    REQUIRE(k.all_done(std::chrono::milliseconds(2000)));
+    for (std::uint32_t i = 0; i < 8; ++i) {
+        CHECK(k.status_at((8 + i) * kEntry) == 0);
+        CHECK(k.data(i * 4096)[0] == 0x40 + i);
+        CHECK(k.data(i * 4096)[4095] == 0x40 + i);
+    }
+    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
+    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(served.get() == 0);
+    std::vector<std::uint8_t> got(8 * 4096);   // in the file, whichever way they went
+    REQUIRE(::pread(backing.get(), got.data(), got.size(), 64 * 512) == static_cast<ssize_t>(got.size()));
+    for (std::uint32_t i = 0; i < 8; ++i) CHECK(got[i * 4096 + 100] == 0x40 + i);
+    return nlohmann::json::parse(std::ifstream(cfg.stats));
+}
+
+}  // namespace
+
+TEST_CASE("small writes are done on the handler's thread when asked (a backing in RAM), through io_uring otherwise")
+{
+    auto on = eight_writes(true);
+    CHECK(on.value("inline_writes", false));
+    CHECK(on.value("writes", 0) == 8);
+    CHECK(on.value("writes_inline", 0) == 8);
+    auto off = eight_writes(false);
+    CHECK(!off.value("inline_writes", true));
+    CHECK(off.value("writes", 0) == 8);
+    CHECK(off.value("writes_inline", -1) == 0);
+}
