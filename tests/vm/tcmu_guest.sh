@@ -137,6 +137,9 @@ check "user on zram: fio verify through $zdisk" fio --name=z --filename="$zdisk"
 sleep 2   # the handler writes its counts about once a second
 zcf=$(unit_json uzram "u['handlers']['uz']['cache_first']"); zrc=$(unit_json uzram "u['handlers']['uz']['reads_from_cache']")
 check "user on zram: reads try the page cache first (cache_first=$zcf), and fio's verify reads came from it ($zrc)" sh -c "[ '$zcf' = True ] && [ '$zrc' -gt 0 ]"
+# zram is RAM: the handler writes small blocks itself rather than through io_uring's workers (TcmuConfig::inline_writes).
+ziw=$(unit_json uzram "u['handlers']['uz']['inline_writes']"); zwi=$(unit_json uzram "u['handlers']['uz']['writes_inline']")
+check "user on zram: writes done on the handler's thread (inline_writes=$ziw), fio's among them ($zwi)" sh -c "[ '$ziw' = True ] && [ '$zwi' -gt 0 ]"
 check "user on zram: WRITE SAME with UNMAP becomes a discard (reads zeros)" sh -c "sg_write_same --unmap --lba=0 --num=2048 $zdisk && dd if=$zdisk bs=1M count=1 iflag=direct status=none | cmp - /dev/zero -n 1048576"
 check "user on zram: down" "$devemu" down uzram
 check "user on zram: the zram device is gone" sh -c "[ \$(ls /sys/block | grep -c zram) = $zbase ]"
@@ -148,6 +151,8 @@ printf '[[backstore]]\nname = "ub"\ntype = "user"\nhandler = "uring"\npath = "%s
 check "user on a block device ($lo): up" "$devemu" up ublk.toml
 bdisk=$(unit_json ublk "u['access']['devices']['0']")
 check "user on a block device: fio verify through $bdisk" fio --name=b --filename="$bdisk" --rw=randwrite --bs=4k --size=16M --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --output=/tmp/fio6.out --eta=never
+biw=$(unit_json ublk "u['handlers']['ub']['inline_writes']"); bwi=$(unit_json ublk "u['handlers']['ub']['writes_inline']")
+check "user on a loop device: writes go through io_uring (inline_writes=$biw, $bwi inline)" sh -c "[ '$biw' = False ] && [ '$bwi' = 0 ]"
 check "user on a block device: down" "$devemu" down ublk
 mkfs.ext4 -q "$lo"
 "$devemu" up ublk.toml > /tmp/bad.out 2>&1; rc=$?
