@@ -118,6 +118,22 @@ std::pair<pthread_t, std::future<int>> start_loop(const TcmuConfig& cfg, FakeKer
     return {started.get(), std::move(served)};
 }
 
+// SIGTERM to the loop's thread: it finishes what is in flight and returns 0.
+void stop_loop(pthread_t loop, std::future<int>& served)
+{
+    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
+    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(served.get() == 0);
+}
+
+TcmuConfig config_for(const std::filesystem::path& file, std::size_t size)
+{
+    TcmuConfig cfg;
+    cfg.backing = file.string();
+    cfg.size = size;
+    return cfg;
+}
+
 // The backing file holding `init` (synced: its pages clean), opened read-write.
 devemu::core::UniqueFd make_backing(const std::filesystem::path& file, const std::vector<std::uint8_t>& init)
 {
@@ -148,9 +164,7 @@ TEST_CASE("the TCMU loop serves commands announced while it sleeps, and stops on
     for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 7 + 3);
     auto backing = make_backing(file, init);
     FakeKernel k;
-    TcmuConfig cfg;
-    cfg.backing = file.string();
-    cfg.size = init.size();
+    auto cfg = config_for(file, init.size());
     cfg.depth = 16;   // fewer entries than one round's commands: the handler makes room as it goes
     Geometry geom;
 
@@ -191,9 +205,7 @@ TEST_CASE("the TCMU loop serves commands announced while it sleeps, and stops on
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     CHECK(process_cpu_s() - cpu0 < 0.1);
     // Asleep, the loop must be woken by the signal (SIGTERM: finish what is in flight, then return 0).
-    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
-    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-    CHECK(served.get() == 0);
+    stop_loop(loop, served);
 }
 
 namespace {
@@ -209,9 +221,7 @@ std::vector<std::uint16_t> held_then_five(std::uint16_t mailbox_flags)
     tmp.write("faults", R"([{"type": "stall", "lba": "0..7"}])");
     FakeKernel k;
     k.dev.mb->flags = mailbox_flags;
-    TcmuConfig cfg;
-    cfg.backing = file.string();
-    cfg.size = init.size();
+    auto cfg = config_for(file, init.size());
     cfg.faults = tmp.root / "faults";
     Geometry geom;
     auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
@@ -226,9 +236,7 @@ std::vector<std::uint16_t> held_then_five(std::uint16_t mailbox_flags)
             CHECK(k.data((i + 1) * 4096)[0] == 0x5a);   // read i+1's data (the data area starts as zeros)
             CHECK(k.data((i + 1) * 4096 + 4095)[0] == 0x5a);
         }
-    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
-    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-    CHECK(served.get() == 0);
+    stop_loop(loop, served);
     CHECK(k.all_done(std::chrono::milliseconds(0)));
     CHECK(k.status_at(5 * kEntry) == 0);
     return ids;
@@ -269,9 +277,7 @@ TEST_CASE("reads that try the page cache first are served from it, and through i
     for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 13 + 1);
     auto backing = make_backing(file, init);   // synced: its pages can be dropped below
     FakeKernel k;
-    TcmuConfig cfg;
-    cfg.backing = file.string();
-    cfg.size = init.size();
+    auto cfg = config_for(file, init.size());
     cfg.stats = tmp.root / "stats.json";
     cfg.cache_first = true;   // what the handler chooses where io_uring would hand each read to its workers
     Geometry geom;
@@ -288,9 +294,7 @@ TEST_CASE("reads that try the page cache first are served from it, and through i
     REQUIRE(resident_pages(backing.get(), init.size()) == 0);
     std::memset(k.data(0), 0, 8 * 4096);
     read_eight(1024);
-    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
-    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-    CHECK(served.get() == 0);
+    stop_loop(loop, served);
     const auto stats = nlohmann::json::parse(std::ifstream(cfg.stats));
     CHECK(stats.value("cache_first", false));
     CHECK(stats.value("reads", 0) == 16);
@@ -306,9 +310,7 @@ TEST_CASE("the handler's LUN asks for 256 KiB commands and takes up to half its 
     const auto file = tmp.root / "backing";
     auto backing = make_backing(file, std::vector<std::uint8_t>(1 << 20, 0x11));
     FakeKernel k;
-    TcmuConfig cfg;
-    cfg.backing = file.string();
-    cfg.size = 1 << 20;
+    auto cfg = config_for(file, 1 << 20);
     Geometry geom;
     auto [loop, served] = start_loop(cfg, k, backing.get(), geom);
     k.queue_cdb(std::vector<std::uint8_t>{0x12, 1, 0xb0, 0, 64, 0}, 64, 0);   // INQUIRY, VPD Block Limits
@@ -318,9 +320,7 @@ TEST_CASE("the handler's LUN asks for 256 KiB commands and takes up to half its 
     CHECK(k.data(1)[0] == 0xb0);
     CHECK(devemu::scsi::be32(k.data(12)) == 256 * 1024 / 512);              // optimal transfer length, in 512-byte blocks
     CHECK(devemu::scsi::be32(k.data(8)) == (kMapSize - kDataOff) / 2 / 512);   // maximum transfer length: half the data area
-    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
-    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-    CHECK(served.get() == 0);
+    stop_loop(loop, served);
 }
 
 namespace {
@@ -334,9 +334,7 @@ int kicks_for_one_pass(unsigned kick_every)
     for (std::size_t i = 0; i < init.size(); ++i) init[i] = static_cast<std::uint8_t>(i * 5 + 2);
     auto backing = make_backing(file, init);   // just written: in the page cache
     FakeKernel k;
-    TcmuConfig cfg;
-    cfg.backing = file.string();
-    cfg.size = init.size();
+    auto cfg = config_for(file, init.size());
     cfg.cache_first = true;   // each read is done as it is read from the ring
     cfg.kick_every = kick_every;
     Geometry geom;
@@ -348,9 +346,7 @@ int kicks_for_one_pass(unsigned kick_every)
     while (__atomic_load_n(&k.dev.mb->cmd_tail, __ATOMIC_ACQUIRE) != k.head && std::chrono::steady_clock::now() < end)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));   // the last kick follows the tail's store
-    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
-    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-    CHECK(served.get() == 0);
+    stop_loop(loop, served);
     REQUIRE(__atomic_load_n(&k.dev.mb->cmd_tail, __ATOMIC_ACQUIRE) == k.head);
     for (std::uint32_t i = 0; i < 24; ++i) CHECK(std::memcmp(k.data(i * 4096), init.data() + i * 4096, 4096) == 0);
     int kicks = 0;
@@ -378,9 +374,7 @@ nlohmann::json eight_writes(bool inline_writes)
     const auto file = tmp.root / "backing";
     auto backing = make_backing(file, std::vector<std::uint8_t>(1 << 20, 0x33));
     FakeKernel k;
-    TcmuConfig cfg;
-    cfg.backing = file.string();
-    cfg.size = 1 << 20;
+    auto cfg = config_for(file, 1 << 20);
     cfg.stats = tmp.root / "stats.json";
     cfg.inline_writes = inline_writes;
     Geometry geom;
@@ -400,9 +394,7 @@ nlohmann::json eight_writes(bool inline_writes)
         CHECK(k.data(i * 4096)[0] == 0x40 + i);
         CHECK(k.data(i * 4096)[4095] == 0x40 + i);
     }
-    REQUIRE(::pthread_kill(loop, SIGTERM) == 0);
-    REQUIRE(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
-    CHECK(served.get() == 0);
+    stop_loop(loop, served);
     std::vector<std::uint8_t> got(8 * 4096);   // in the file, whichever way they went
     REQUIRE(::pread(backing.get(), got.data(), got.size(), 64 * 512) == static_cast<ssize_t>(got.size()));
     for (std::uint32_t i = 0; i < 8; ++i) CHECK(got[i * 4096 + 100] == 0x40 + i);
