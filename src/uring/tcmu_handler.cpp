@@ -118,7 +118,14 @@ Handler::~Handler()
     if (ring_ok_) io_uring_queue_exit(&ring_);
 }
 
-void Handler::consume()
+core::Status Handler::kick()
+{
+    const std::uint32_t one = 1;
+    if (::write(dev_.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) return core::fail_errno("cannot kick", cfg_.uio_prefix);
+    return {};
+}
+
+core::Status Handler::consume()
 {
     const std::uint32_t head = __atomic_load_n(&dev_.mb->cmd_head, __ATOMIC_ACQUIRE);
     if (last_ != head) ++batches_;
@@ -138,17 +145,16 @@ void Handler::consume()
             ++commands_;
         }
         last_ = (last_ + len) % dev_.cmdr_size;
-        // TcmuConfig::kick_every: what is done so far goes back now, not after the last command of the pass. A
-        // kick lost (EINTR, EAGAIN) is made up by the loop's own after the pass.
+        // TcmuConfig::kick_every: what is done so far goes back now, not after the last command of the pass.
         if (cfg_.kick_every && ++since_kick >= cfg_.kick_every && last_ != head) {
             since_kick = 0;
-            const std::uint32_t one = 1;
             if (complete()) {
                 ++early_kicks_;
-                (void)!::write(dev_.uio.get(), &one, sizeof one);
+                DEVEMU_CHECK(kick());
             }
         }
     }
+    return {};
 }
 
 void Handler::submit()

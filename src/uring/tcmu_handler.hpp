@@ -56,8 +56,8 @@ public:
 
     int efd() const { return efd_.get(); }
 
-    // New entries between our cursor and the kernel's head.
-    void consume();
+    // New entries between our cursor and the kernel's head. Fails only when an early kick cannot be written.
+    core::Status consume();
 
     void submit();
 
@@ -67,6 +67,10 @@ public:
     // tail past it: out of order when the kernel offers it (TCMU_MAILBOX_FLAG_CAP_OOOC), else in ring order.
     // True when any command was completed.
     bool complete();
+
+    // Tells the kernel to reap what complete() wrote (a write to the UIO device). A kick lost to EINTR or EAGAIN is
+    // made up by the next; any other failure is returned (the supervisor's next handler resets the ring).
+    core::Status kick();
 
     // Everything in flight finished (before a synchronous operation that must be ordered after it).
     void drain();

@@ -147,21 +147,23 @@ int serve_ring(const TcmuConfig& cfg, Device& dev, const std::string& uio, int b
         return 2;
     }
     auto last_stats = std::chrono::steady_clock::time_point{};
-    const std::uint32_t one = 1;
     bool stopping = false;
     spdlog::debug("tcmu: serving {} ({} bytes mapped) from {}", uio, dev.map_size, cfg.backing);
     // Commands that came before the first wait are there now: serve them before waiting.
     for (;;) {
-        h.consume();
+        if (auto s = h.consume(); !s) {
+            spdlog::error("{}: {}", uio, s.error().message());
+            return 1;   // the supervisor starts a new handler, which resets the ring (the initiator resends)
+        }
         const auto next = h.release_due();
         h.note_queue();
         h.submit();
         h.reap();
-        // The kick tells the kernel to reap our completions; one lost (EINTR) is made up by the next.
-        if (h.complete() && ::write(dev.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) {
-            spdlog::error("cannot kick {}: {}", uio, std::strerror(errno));
-            return 1;   // the supervisor starts a new handler, which resets the ring (the initiator resends)
-        }
+        if (h.complete())
+            if (auto s = h.kick(); !s) {
+                spdlog::error("{}: {}", uio, s.error().message());
+                return 1;
+            }
         if (!cfg.stats.empty() && std::chrono::steady_clock::now() - last_stats > std::chrono::seconds(1)) {
             write_stats(cfg.stats, h);
             last_stats = std::chrono::steady_clock::now();
