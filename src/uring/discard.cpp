@@ -20,11 +20,16 @@
 namespace devemu::uring {
 
 namespace {
+std::string sys_dev_block(dev_t dev)
+{
+    return "/sys/dev/block/" + std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
+}
+
 // zram0, ram0 (brd), or a partition of one (/sys/dev/block/MAJ:MIN links to .../block/zram0[/zram0p1]).
 bool ram_device(dev_t dev)
 {
     std::error_code ec;
-    const auto link = std::filesystem::read_symlink("/sys/dev/block/" + std::to_string(major(dev)) + ":" + std::to_string(minor(dev)), ec);
+    const auto link = std::filesystem::read_symlink(sys_dev_block(dev), ec);
     if (ec) return false;
     for (const auto& part : link) {
         const auto n = part.string();
@@ -48,7 +53,7 @@ Geometry probe_geometry(int fd, const struct stat& st)
     int lbs = 0;
     if (::ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs >= 512) g.logical = static_cast<std::uint32_t>(lbs);
     g.align = g.logical;
-    const std::string q = "/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)) + "/queue/";
+    const std::string q = sys_dev_block(st.st_rdev) + "/queue/";
     if (auto gran = core::read_attr(q + "discard_granularity")) {
         const auto v = std::strtoull(gran->c_str(), nullptr, 10);
         if (v > g.align && v % g.align == 0) g.align = v;
