@@ -24,5 +24,5 @@ expect_eq "verify passed on every path" "raw fileio iblock user iscsi iscsi-user
 expect_eq "the SVG is on the host: a bar per path and case" 20 "$(grep -c '<title>' "$state/paths.svg" 2>/dev/null)"
 expect_eq "the zram backing was filled (data really there)" True "$(field "d['filled']" <<<"$out" 2>/dev/null)"
 
-run_guest_suite --memory 1536 --timeout 900 -- "$here/bench_paths_guest.sh" "$(readlink -f "$devemu")"
+run_guest_suite --memory 1536 --timeout 750 -- "$here/bench_paths_guest.sh" "$(readlink -f "$devemu")"
 finish

@@ -5,5 +5,5 @@
 # and IOPS).
 . "$(dirname "$0")/lib.sh"
 here=$(dirname "$(readlink -f "$0")")
-run_guest_suite --memory 1536 --timeout 900 -- "$here/fault_guest.sh" "$(readlink -f "$devemu")"
+run_guest_suite --memory 1536 --timeout 750 -- "$here/fault_guest.sh" "$(readlink -f "$devemu")"
 finish

@@ -24,6 +24,8 @@ show_failure() {
 }
 # Boots one VM (`vm run --host-root` plus the options given before --) to run a guest half (the script after --,
 # with its arguments); prints its output and judges it by its closing "N passed, M failed" line and exit status.
+# Its --timeout stays well under the ctest TIMEOUT: a guest that hangs is then ended by devemu, which prints what
+# the guest printed so far and the console's last lines, where ctest's kill would print nothing.
 run_guest_suite() {
     local opts=() out rc summary
     while [ "$1" != -- ]; do opts+=("$1"); shift; done

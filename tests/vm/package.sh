@@ -7,5 +7,5 @@ here=$(dirname "$(readlink -f "$0")")
 src=$(readlink -f "$here/../..")
 deb=$("$src/tools/package" --from "$(dirname "$(readlink -f "$devemu")")" "$state" 2>"$state/pkg.err")
 [ -f "$deb" ] && ok "tools/package built $(basename "$deb")" || bad "tools/package: $(cat "$state/pkg.err")"
-run_guest_suite --systemd --memory 2048 --timeout 900 -- "$here/package_guest.sh" "$deb"
+run_guest_suite --systemd --memory 2048 --timeout 750 -- "$here/package_guest.sh" "$deb"
 finish
