@@ -5,6 +5,7 @@
 
 #include "scsi/bytes.hpp"
 #include "scsi/opcodes.hpp"
+#include "scsi/supported.hpp"
 
 namespace devemu::scsi {
 
@@ -340,6 +341,12 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         r[13] = d.lbppb_exponent & 0x0f;          // logical blocks per physical block exponent
         if (d.can_unmap) r[14] = 0x80 | 0x40;   // LBPME, LBPRZ
         return reply(r, be32(&c[10]));
+    }
+    case op::maintenance_in: {   // MAINTENANCE IN: REPORT SUPPORTED OPERATION CODES only
+        if (!need(12) || (c[1] & 0x1f) != op::report_supported_opcodes_sa) return fail(invalid_field);
+        auto r = report_supported_opcodes(c, d);
+        if (!r) return fail(invalid_field);
+        return reply(std::move(*r), be32(&c[6]));
     }
     default:   // the data path
         return decode_io(c, d);

@@ -1,7 +1,8 @@
 #pragma once
-// The SCSI core: block-device emulation (SBC-3/SPC-4 subset) for every userspace front-end (the TCMU handler today):
-// decodes a CDB into either an immediate reply (INQUIRY, READ CAPACITY, MODE SENSE, …: data + status) or an I/O the
-// data path performs (read, write, flush, discard, compare). Pure code: no I/O, unit-tested.
+// The SCSI core: block-device emulation (SBC-3/SPC-4 subset) for every userspace front-end (the TCMU handler and
+// devemu's USB mass storage): decodes a CDB into either an immediate reply (INQUIRY, READ CAPACITY, MODE SENSE, REPORT
+// SUPPORTED OPERATION CODES, …: data + status) or an I/O the data path performs (read, write, flush, discard,
+// compare). Pure code: no I/O, unit-tested.
 #include <cstdint>
 #include <span>
 #include <string>

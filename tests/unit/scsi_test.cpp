@@ -6,6 +6,7 @@
 #include "scsi/bytes.hpp"
 #include "scsi/emulation.hpp"
 #include "scsi/opcodes.hpp"
+#include "scsi/supported.hpp"
 
 using namespace devemu::scsi;
 using Bytes = std::vector<std::uint8_t>;
@@ -151,7 +152,7 @@ TEST_CASE("UNMAP parameter lists, and what is not a command")
     CHECK_FALSE(parse_unmap(list, out));
     CHECK_FALSE(parse_unmap(Bytes{0, 1, 0}, out));
     CHECK(parse_unmap({}, out));
-    CHECK(refused(decode(Bytes{0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, dev()), invalid_opcode));
+    CHECK(refused(decode(Bytes{0x04, 0, 0, 0, 0, 0}, dev()), invalid_opcode));   // FORMAT UNIT
     CHECK(refused(decode(Bytes{}, dev()), invalid_opcode));
     CHECK(refused(decode(Bytes{0x28, 0}, dev()), invalid_field));   // too short for its opcode
     auto s = sense_bytes(miscompare, 17);
@@ -198,4 +199,105 @@ TEST_CASE("a CDB's length follows its opcode's group code")
     CHECK(cdb_length(devemu::scsi::op::read12) == 12);
     CHECK(cdb_length(0x7f) == 16);   // group 3 (variable length): never shorter than what follows
     CHECK(cdb_length(0xc0) == 16);   // vendor group 6
+}
+
+namespace {
+// REPORT SUPPORTED OPERATION CODES: RCTD, REPORTING OPTIONS, requested opcode and service action, allocation length.
+Bytes rsoc(std::uint8_t options, std::uint8_t code = 0, std::uint16_t sa = 0, bool rctd = false, std::uint32_t alloc = 65535)
+{
+    Bytes c(12, 0);
+    c[0] = 0xa3;
+    c[1] = 0x0c;
+    c[2] = static_cast<std::uint8_t>((rctd ? 0x80 : 0) | options);
+    c[3] = code;
+    put16(&c[4], sa);
+    put32(&c[6], alloc);
+    return c;
+}
+// A CDB of the command's length: the opcode, its service action if it has one, zeros elsewhere.
+Bytes bare(const SupportedCommand& s)
+{
+    Bytes c(s.usage.size(), 0);
+    c[0] = s.opcode;
+    if (s.service_action) c[1] = *s.service_action;
+    return c;
+}
+}  // namespace
+
+TEST_CASE("REPORT SUPPORTED OPERATION CODES lists exactly the commands the core decodes")
+{
+    for (bool can_unmap : {true, false}) {
+        auto d = dev();
+        d.can_unmap = can_unmap;
+        const auto cmds = supported_commands(d);
+        std::vector<bool> listed(256, false);
+        for (const auto& s : cmds) {
+            INFO("opcode " << int(s.opcode));
+            CHECK(s.usage.size() == op::cdb_length(s.opcode));
+            CHECK(s.usage[0] == s.opcode);
+            CHECK_FALSE(refused(decode(bare(s), d), invalid_opcode));   // decoded (a zero length may be refused as a field)
+            if (!s.service_action) listed[s.opcode] = true;
+        }
+        for (int code = 0; code < 256; ++code) {
+            if (listed[code] || code == op::service_action_in16 || code == op::maintenance_in) continue;
+            INFO("opcode " << code);
+            Bytes c(16, 0);
+            c[0] = static_cast<std::uint8_t>(code);
+            CHECK(refused(decode(c, d), invalid_opcode));
+        }
+        const bool unmap_listed = std::any_of(cmds.begin(), cmds.end(), [](const auto& s) { return s.opcode == op::unmap; });
+        CHECK(unmap_listed == can_unmap);
+    }
+
+    // All commands: a 4-byte header, then 8-byte descriptors (20 with RCTD: a timeouts descriptor each).
+    const auto d = dev();
+    const auto n = supported_commands(d).size();
+    auto all = decode(rsoc(0), d);
+    REQUIRE(all.status == good);
+    REQUIRE(all.data.size() == 4 + 8 * n);
+    CHECK(be32(&all.data[0]) == 8 * n);
+    bool saw_rc16 = false;
+    for (std::size_t i = 4; i < all.data.size(); i += 8) {
+        const bool servactv = all.data[i + 5] & 0x01;
+        CHECK((all.data[i + 5] & 0x02) == 0);   // CTDP clear without RCTD
+        CHECK(be16(&all.data[i + 6]) == op::cdb_length(all.data[i]));
+        if (!servactv) CHECK(be16(&all.data[i + 2]) == 0);
+        if (all.data[i] == op::service_action_in16) saw_rc16 = servactv && be16(&all.data[i + 2]) == op::read_capacity16_sa;
+    }
+    CHECK(saw_rc16);
+    auto timed = decode(rsoc(0, 0, 0, true), d);
+    REQUIRE(timed.data.size() == 4 + 20 * n);
+    for (std::size_t i = 4; i < timed.data.size(); i += 20) {
+        CHECK((timed.data[i + 5] & 0x02) != 0);
+        CHECK(be16(&timed.data[i + 8]) == 0x0a);
+    }
+    CHECK(decode(rsoc(0, 0, 0, false, 20), d).data.size() == 20);   // the allocation length cuts it
+
+    // One command (001b), one service action (010b), either (011b).
+    auto read10 = decode(rsoc(1, op::read10), d);
+    REQUIRE(read10.status == good);
+    CHECK((read10.data[1] & 0x07) == 0x03);   // supported
+    REQUIRE(be16(&read10.data[2]) == 10);
+    REQUIRE(read10.data.size() == 14);
+    CHECK(read10.data[4] == op::read10);
+    CHECK(read10.data[5] == 0xf8);            // RDPROTECT, DPO, FUA
+    CHECK(read10.data[11] == 0xff);           // the transfer length's low byte
+    CHECK(decode(rsoc(3, op::read10, 7), d).data[1] == 0x03);   // 011b: the service action is ignored
+    CHECK((decode(rsoc(1, 0x04), d).data[1] & 0x07) == 0x01);   // FORMAT UNIT: not supported
+    CHECK(refused(decode(rsoc(1, op::service_action_in16), d), invalid_field));   // it has service actions
+    CHECK(refused(decode(rsoc(2, op::read10), d), invalid_field));               // it has none
+    auto rc16 = decode(rsoc(2, op::service_action_in16, op::read_capacity16_sa), d);
+    CHECK((rc16.data[1] & 0x07) == 0x03);
+    CHECK(rc16.data[5] == op::read_capacity16_sa);   // the usage data carries the service action
+    CHECK((decode(rsoc(2, op::service_action_in16, op::get_lba_status_sa), d).data[1] & 0x07) == 0x01);
+    auto self = decode(rsoc(3, op::maintenance_in, op::report_supported_opcodes_sa, true), d);
+    CHECK(self.data[1] == (0x80 | 0x03));
+    CHECK(self.data.size() == 4 + 12 + 12);
+    CHECK(refused(decode(rsoc(5), d), invalid_field));   // reserved reporting options
+    // MODE SENSE sets DPOFUA: then DPO (and FUA where the command has it) must be in the usage data (libiscsi checks).
+    REQUIRE((decode(Bytes{op::mode_sense6, 0, 0x3f, 0, 255, 0}, d).data[2] & 0x10) != 0);
+    for (auto code : {op::read10, op::write10, op::read12, op::write12, op::read16, op::write16, op::compare_and_write})
+        CHECK((decode(rsoc(1, code), d).data[5] & 0x18) == 0x18);
+    for (auto code : {op::verify10, op::verify16, op::write_verify10, op::write_verify16}) CHECK((decode(rsoc(1, code), d).data[5] & 0x10) == 0x10);
+    CHECK(refused(decode(Bytes{0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, d), invalid_field));   // REPORT TARGET PORT GROUPS: not ours
 }

@@ -33,7 +33,13 @@ check "sg_vpd -a decodes every page" sh -c "sg_vpd -a $disk > /tmp/vpd.out 2>&1 
 # The LUN's OPTIMAL TRANSFER LENGTH (256 KiB) is what sd makes the disk's request size: a 1 MiB read is 4 commands.
 check "sg_vpd: optimal transfer length 512 blocks, maximum larger" sh -c "sg_vpd -p bl $disk | grep -q 'Optimal transfer length: 512 blocks' && [ \$(sg_vpd -p bl $disk | sed -n 's/.*Maximum transfer length: \\([0-9]*\\) blocks.*/\\1/p') -gt 512 ]"
 check "the disk's requests are 256 KiB (max_sectors_kb $(cat /sys/block/${disk#/dev/}/queue/max_sectors_kb))" test "$(cat /sys/block/${disk#/dev/}/queue/max_sectors_kb)" = 256
+# REPORT SUPPORTED OPERATION CODES (the shared SCSI core): sd asked it at attach (for WRITE SAME), sg_inq and sg_vpd
+# asked their pages: nothing was refused. sg_opcodes reads the list and one command's CDB usage bits.
+check "sg_opcodes lists Read(16), Read capacity(16), Report supported operation codes" sh -c "sg_opcodes $disk > /tmp/opc.out 2>&1 && grep -q 'Read(16)' /tmp/opc.out && grep -q 'Read capacity(16)' /tmp/opc.out && grep -q 'Report supported operation codes' /tmp/opc.out"
+check "sg_opcodes -o 0x28: READ(10) supported, usage bits 28 f8 ff ff ff ff 00 ff ff 00" sh -c "sg_opcodes -o 0x28 $disk > /tmp/opc1.out 2>&1 && grep -q 'Command is supported' /tmp/opc1.out && tr -s ' ' < /tmp/opc1.out | grep -q -i 'Usage data: *28 f8 ff ff ff ff 00 ff ff 00'"
+check "sg_opcodes -o 0x04 (FORMAT UNIT): NOT supported" sh -c "sg_opcodes -o 0x04 $disk 2>&1 | grep -q 'NOT supported'"
 sleep 2; c0=$(unit_json uloop "u['handlers']['u0']['commands']")
+expect_eq "the handler refused nothing the kernel and sg3-utils asked (errors)" 0 "$(unit_json uloop "u['handlers']['u0']['errors']")"
 dd if="$disk" of=/dev/null bs=1M count=8 iflag=direct status=none
 sleep 2; c1=$(unit_json uloop "u['handlers']['u0']['commands']")
 check "eight 1 MiB reads were 32 commands to the handler ($((c1 - c0)))" sh -c "[ $((c1 - c0)) -ge 32 ] && [ $((c1 - c0)) -le 34 ]"
@@ -82,12 +88,13 @@ backstore = "u1"
 P
 check "iscsi + user: up" "$devemu" up uiscsi.toml
 url=iscsi://127.0.0.1:3260/iqn.2026-11.org.devemu:uiscsi/0
-suites=SCSI.Read10,SCSI.Write10,SCSI.Read16,SCSI.Write16,SCSI.ReadCapacity16,SCSI.Inquiry,SCSI.Unmap,SCSI.WriteSame10,SCSI.WriteSame16,SCSI.Verify10,SCSI.Verify16,SCSI.WriteVerify10,SCSI.CompareAndWrite,SCSI.GetLBAStatus
+suites=SCSI.Read10,SCSI.Write10,SCSI.Read16,SCSI.Write16,SCSI.ReadCapacity16,SCSI.Inquiry,SCSI.Unmap,SCSI.WriteSame10,SCSI.WriteSame16,SCSI.Verify10,SCSI.Verify16,SCSI.WriteVerify10,SCSI.CompareAndWrite,SCSI.GetLBAStatus,SCSI.ReportSupportedOpcodes
 iscsi-test-cu -d -t "$suites" "$url" > /tmp/cu.out 2>&1
 summary=$(grep -E '^ +tests ' /tmp/cu.out)
 echo "iscsi-test-cu: $summary"
 failed_tests=$(echo "$summary" | awk '{print $5}')
 [ "$failed_tests" = 0 ] && ok "iscsi-test-cu $suites: all pass ($summary)" || bad "iscsi-test-cu: $(grep -A2 FAILED /tmp/cu.out | head -12)"
+check "iscsi-test-cu ran its REPORT SUPPORTED OPERATION CODES tests (not skipped as unimplemented)" sh -c "grep -q -i 'supported_opcodes\|SupportedOpcodes' /tmp/cu.out && ! grep -q 'READ_SUPPORTED_OPCODES is not implemented' /tmp/cu.out"
 check "iscsi + user: down" "$devemu" down uiscsi
 
 # --- UNMAP on every backing kind, with libiscsi's --dataloss tests: a zram device's 4 KiB logical block and discard

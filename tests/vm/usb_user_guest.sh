@@ -32,6 +32,7 @@ check "the backing ($zdev) holds the pattern" cmp -n 4194304 -i 0:8388608 /tmp/p
 check "devemu check passes" "$devemu" check msc-user
 cp /tmp/check.out /tmp/msc-check.out
 expect_eq "check ran the thirteen BOT cases, all ok" 13 "$(grep -cE 'ok.*BOT case +[0-9]+ \(' /tmp/msc-check.out)"
+check "sg_opcodes through usb-storage: the shared SCSI core's list (Read(16), Report supported operation codes)" sh -c "sg_opcodes $disk > /tmp/opc.out 2>&1 && grep -q 'Read(16)' /tmp/opc.out && grep -q 'Report supported operation codes' /tmp/opc.out"
 disk=$(disk_of msc-user 0)
 check "fio crc32c verify through $disk" fio --name=v --filename="$disk" --rw=randwrite --bs=4k-128k --size=16M --offset=64M --direct=1 \
     --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 --output=/tmp/fio.out
