@@ -37,8 +37,7 @@ namespace {
 // commands, so the host sees a retry, not an error.
 core::Status take_over_ring(Device& dev, const std::string& uio_prefix)
 {
-    const std::uint32_t one = 1;
-    if (::write(dev.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) return core::fail_errno("cannot kick", uio_prefix);
+    DEVEMU_CHECK(kick(dev, uio_prefix));
     const auto tail = __atomic_load_n(&dev.mb->cmd_tail, __ATOMIC_ACQUIRE), head = __atomic_load_n(&dev.mb->cmd_head, __ATOMIC_ACQUIRE);
     if (tail == head) return {};
     // "tcm-user/HBA/NAME/" is the UIO name's prefix; the device is target/core/user_HBA/NAME in configfs.

@@ -118,12 +118,7 @@ Handler::~Handler()
     if (ring_ok_) io_uring_queue_exit(&ring_);
 }
 
-core::Status Handler::kick()
-{
-    const std::uint32_t one = 1;
-    if (::write(dev_.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) return core::fail_errno("cannot kick", cfg_.uio_prefix);
-    return {};
-}
+core::Status Handler::kick() { return uring::kick(dev_, cfg_.uio_prefix); }
 
 core::Status Handler::consume()
 {

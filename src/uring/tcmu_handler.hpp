@@ -68,8 +68,8 @@ public:
     // True when any command was completed.
     bool complete();
 
-    // Tells the kernel to reap what complete() wrote (a write to the UIO device). A kick lost to EINTR or EAGAIN is
-    // made up by the next; any other failure is returned (the supervisor's next handler resets the ring).
+    // Tells the kernel to reap what complete() wrote (uring::kick); a failure ends the handler (the supervisor's next
+    // one resets the ring).
     core::Status kick();
 
     // Everything in flight finished (before a synchronous operation that must be ordered after it).

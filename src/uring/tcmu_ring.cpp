@@ -1,7 +1,9 @@
 #include "uring/tcmu_ring.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <thread>
 
@@ -38,6 +40,13 @@ core::Status map_device(const std::string& uio, std::size_t size, Device& dev)
     dev.mb = reinterpret_cast<tcmu_mailbox*>(dev.base);
     dev.cmdr = dev.base + dev.mb->cmdr_off;
     dev.cmdr_size = dev.mb->cmdr_size;
+    return {};
+}
+
+core::Status kick(const Device& dev, const std::string& uio_prefix)
+{
+    const std::uint32_t one = 1;
+    if (::write(dev.uio.get(), &one, sizeof one) < 0 && errno != EINTR && errno != EAGAIN) return core::fail_errno("cannot kick", uio_prefix);
     return {};
 }
 

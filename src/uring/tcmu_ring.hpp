@@ -95,5 +95,8 @@ struct Device {
 [[nodiscard]] core::Result<std::pair<std::string, std::size_t>> find_uio(const std::string& prefix, std::chrono::seconds wait);
 // Opens and maps it.
 [[nodiscard]] core::Status map_device(const std::string& uio, std::size_t size, Device& dev);
+// Tells the kernel to reap the completions written to the ring (a write to the UIO device). A kick lost to EINTR or
+// EAGAIN is made up by the next; any other failure is returned, naming the device by its UIO prefix.
+[[nodiscard]] core::Status kick(const Device& dev, const std::string& uio_prefix);
 
 }  // namespace devemu::uring
