@@ -187,6 +187,21 @@ Plan rw(std::uint64_t lba, std::uint64_t blocks, Op op, const Device& d, bool fu
     return p;
 }
 
+// GET LBA STATUS: checked here, answered by the front-end from its backing (lba_status.hpp).
+Plan get_lba_status(std::span<const std::uint8_t> c, const Device& d)
+{
+    const std::uint64_t lba = be64(&c[2]);
+    if (lba >= d.blocks) return fail(lba_out_of_range);
+    if (c[14] > 4) return fail(invalid_field);   // REPORT TYPE: all, non-zero status, mapped, deallocated, anchored
+    Plan p;
+    p.op = Op::get_lba_status;
+    p.lba = lba;
+    p.blocks = d.blocks - lba;
+    p.alloc = be32(&c[10]);
+    p.report_type = c[14];
+    return p;
+}
+
 }  // namespace
 
 bool parse_unmap(std::span<const std::uint8_t> p, std::vector<std::pair<std::uint64_t, std::uint32_t>>& out)
@@ -333,8 +348,10 @@ Plan decode(std::span<const std::uint8_t> c, const Device& d)
         put32(&r[4], d.block_size);
         return reply(r, 8);
     }
-    case op::service_action_in16: {   // SERVICE ACTION IN(16)
-        if (!need(16) || (c[1] & 0x1f) != op::read_capacity16_sa) return fail(invalid_opcode);   // READ CAPACITY(16) only
+    case op::service_action_in16: {   // SERVICE ACTION IN(16): READ CAPACITY(16), GET LBA STATUS
+        if (!need(16)) return fail(invalid_field);
+        if ((c[1] & 0x1f) == op::get_lba_status_sa) return get_lba_status(c, d);
+        if ((c[1] & 0x1f) != op::read_capacity16_sa) return fail(invalid_field);   // SPC-4: an unsupported service action
         std::vector<std::uint8_t> r(32, 0);
         put64(&r[0], d.blocks - 1);
         put32(&r[8], d.block_size);

@@ -1,7 +1,7 @@
 #pragma once
 // The SCSI core: block-device emulation (SBC-3/SPC-4 subset) for every userspace front-end (the TCMU handler and
 // devemu's USB mass storage): decodes a CDB into either an immediate reply (INQUIRY, READ CAPACITY, MODE SENSE, REPORT
-// SUPPORTED OPERATION CODES, …: data + status) or an I/O the data path performs (read, write, flush, discard,
+// SUPPORTED OPERATION CODES, …: data + status), a question for the backing (GET LBA STATUS) or an I/O the data path performs (read, write, flush, discard,
 // compare). Pure code: no I/O, unit-tested.
 #include <cstdint>
 #include <span>
@@ -30,7 +30,8 @@ struct Device {
     std::uint32_t optimal_transfer_blocks = 0;
 };
 
-enum class Op { reply, read, write, flush, write_same, unmap, compare_and_write, verify };
+// get_lba_status: the front-end asks its backing (lba_status.hpp) and replies; every other op is data or a reply.
+enum class Op { reply, read, write, flush, write_same, unmap, compare_and_write, verify, get_lba_status };
 
 struct Plan {
     Op op = Op::reply;
@@ -42,6 +43,8 @@ struct Plan {
     bool unmap = false;        // write_same: UNMAP bit (punch the range instead of writing)
     bool ndob = false;         // write_same(16): no data-out buffer, the block is zeros (libiscsi unmaps this way)
     bool bytchk = false;       // verify / write-and-verify: compare with the data-out buffer
+    std::uint32_t alloc = 0;   // get_lba_status: the allocation length (lba..lba+blocks is what is left of the LUN)
+    std::uint8_t report_type = 0;   // get_lba_status: SBC-4's REPORT TYPE
 };
 
 [[nodiscard]] Plan decode(std::span<const std::uint8_t> cdb, const Device& dev);

@@ -67,6 +67,8 @@ std::vector<SupportedCommand> supported_commands(const Device& d)
         {op::write_same16, {}, sixteen(op::write_same16, protect | 0x19)},   // ANCHOR, UNMAP, NDOB
         {op::service_action_in16, op::read_capacity16_sa,
          Bytes{op::service_action_in16, op::read_capacity16_sa, 0, 0, 0, 0, 0, 0, 0, 0, ff, ff, ff, ff, 0, 0}},
+        {op::service_action_in16, op::get_lba_status_sa,
+         Bytes{op::service_action_in16, op::get_lba_status_sa, ff, ff, ff, ff, ff, ff, ff, ff, ff, ff, ff, ff, 0x07, 0}},   // REPORT TYPE
         {op::maintenance_in, op::report_supported_opcodes_sa,
          Bytes{op::maintenance_in, op::report_supported_opcodes_sa, 0x87, ff, ff, ff, ff, ff, ff, ff, 0, 0}},   // RCTD, REPORTING OPTIONS
         {op::read12, {}, twelve(op::read12, protect_fua)},

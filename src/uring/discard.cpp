@@ -114,4 +114,20 @@ bool unmap_range(int fd, const Geometry& g, std::uint64_t off, std::uint64_t len
            (s.tail_len == 0 || write_zeros(fd, s.tail_off, s.tail_len));
 }
 
+std::optional<scsi::Run> run_at(int fd, std::uint64_t off, std::uint64_t end)
+{
+    if (off >= end) return std::nullopt;
+    const off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+    if (data < 0) return errno == ENXIO ? std::optional<scsi::Run>{scsi::Run{false, end - off}} : std::nullopt;
+    if (static_cast<std::uint64_t>(data) > off) return scsi::Run{false, std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end) - off};
+    const off_t hole = ::lseek(fd, static_cast<off_t>(off), SEEK_HOLE);
+    if (hole < 0 || static_cast<std::uint64_t>(hole) <= off) return std::nullopt;
+    return scsi::Run{true, std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end) - off};
+}
+
+scsi::Plan lba_status(int fd, const scsi::Plan& plan, const scsi::Device& d)
+{
+    return scsi::lba_status(plan, d, [fd](std::uint64_t off, std::uint64_t end) { return run_at(fd, off, end); });
+}
+
 }  // namespace devemu::uring

@@ -3,10 +3,13 @@
 // punches a hole (the filesystem zeroes partial blocks itself); a block device deallocates only whole units of its
 // discard alignment (zram skips a partial page without zeroing it), so the unaligned head and tail are written
 // with zeros and the aligned middle is zeroed by the device (fallocate PUNCH_HOLE = write-zeroes without fallback,
-// which zram and loop do by freeing; else BLKZEROOUT).
+// which zram and loop do by freeing; else BLKZEROOUT). And GET LBA STATUS, which asks what is deallocated.
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <optional>
+
+#include "scsi/lba_status.hpp"
 
 namespace devemu::uring {
 
@@ -30,5 +33,13 @@ struct Split {
 
 // Makes the range read back zeros, deallocating what the backing can. False with errno on failure.
 [[nodiscard]] bool unmap_range(int fd, const Geometry& g, std::uint64_t off, std::uint64_t len);
+
+// What the backing holds at byte `off` (GET LBA STATUS): a file's data or hole up to `end` (SEEK_DATA/SEEK_HOLE;
+// past its last data or its end, a hole); a block device is all data. nullopt when the backing cannot tell.
+[[nodiscard]] std::optional<scsi::Run> run_at(int fd, std::uint64_t off, std::uint64_t end);
+
+// GET LBA STATUS answered from the backing behind `fd` (run_at): the reply to decode()'s Op::get_lba_status, which
+// every front-end asks at once (a metadata lookup, not I/O), so it never reaches their data paths.
+[[nodiscard]] scsi::Plan lba_status(int fd, const scsi::Plan& plan, const scsi::Device& d);
 
 }  // namespace devemu::uring

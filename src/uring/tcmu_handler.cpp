@@ -339,6 +339,7 @@ void Handler::rw(Pending& pe, bool write, std::uint64_t off, std::uint64_t bytes
 void Handler::start(Pending& pe, std::span<const std::uint8_t> cdb)
 {
     auto plan = scsi::decode(cdb, sd_);
+    if (plan.op == scsi::Op::get_lba_status) plan = lba_status(fd_, plan, sd_);   // the backing's holes: a reply
     if (plan.status != scsi::good) {
         fail(pe, plan.sense);
         pe.done = true;

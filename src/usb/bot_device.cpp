@@ -70,6 +70,7 @@ Intent intent_of(const scsi::Plan& plan, std::span<const std::uint8_t> cdb, std:
     case scsi::Op::unmap: return sized(Dir::out, cdb.size() >= 9 ? (std::uint32_t{cdb[7]} << 8 | cdb[8]) : 0);
     case scsi::Op::compare_and_write: return sized(Dir::out, 2 * bytes);
     case scsi::Op::verify: return plan.bytchk ? sized(Dir::out, bytes) : Intent{};
+    case scsi::Op::get_lba_status: return sized(Dir::in, plan.alloc);   // answered before this (msc_command.cpp)
     }
     return {};
 }

@@ -225,7 +225,9 @@ scsi::Plan MscServer::plan_for(const bot::Cbw& cbw, Lun* lun)
     if (!lun) return failed(scsi::lun_not_supported);
     lun->sense.clear();
     if (c[0] == 0x23) return bot::read_format_capacities(c, lun->dev);
-    return scsi::decode(c, lun->dev);
+    auto plan = scsi::decode(c, lun->dev);
+    if (plan.op == scsi::Op::get_lba_status) plan = uring::lba_status(lun->fd.get(), plan, lun->dev);   // the backing's holes: a reply
+    return plan;
 }
 
 bool MscServer::pass_faults(Lun& lun, scsi::Plan& plan, bool& dropped, std::uint32_t& info)

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -66,6 +67,46 @@ TEST_CASE("an unmapped range of a file reads zeros and nothing around it changes
             FAIL("byte " << i << " is wrong after the unmap");
             break;
         }
+    }
+}
+
+TEST_CASE("a file's data and holes, as GET LBA STATUS asks for them")
+{
+    TempDir t;   // on this machine's ext4 (and tmpfs /dev/shm below): both keep holes
+    for (const std::string& dir : {t.root.string(), std::string("/dev/shm")}) {
+        INFO(dir);
+        const auto path = dir + "/runs-" + std::to_string(::getpid()) + ".img";
+        devemu::core::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600));
+        REQUIRE(fd);
+        ::unlink(path.c_str());
+        REQUIRE(::ftruncate(fd.get(), 8 << 20) == 0);   // 8 MiB, all hole
+        std::vector<char> d(64 << 10, 'x');
+        REQUIRE(::pwrite(fd.get(), d.data(), d.size(), 1 << 20) == static_cast<ssize_t>(d.size()));   // data at 1 MiB
+        const std::uint64_t end = 8 << 20;
+        auto r = run_at(fd.get(), 0, end);
+        REQUIRE(r);
+        CHECK_FALSE(r->data);
+        CHECK(r->len == 1 << 20);
+        r = run_at(fd.get(), 1 << 20, end);
+        REQUIRE(r);
+        CHECK(r->data);
+        CHECK(r->len == 64 << 10);
+        r = run_at(fd.get(), (1 << 20) + 4096, end);   // inside the data
+        REQUIRE(r);
+        CHECK((r->data && r->len == (64 << 10) - 4096));
+        r = run_at(fd.get(), (1 << 20) + (64 << 10), end);   // after the last data: a hole to the end
+        REQUIRE(r);
+        CHECK((!r->data && r->len == end - (1 << 20) - (64 << 10)));
+        r = run_at(fd.get(), 0, 4096);   // never past `end`
+        REQUIRE(r);
+        CHECK(r->len == 4096);
+        // Punched by UNMAP: a hole again.
+        struct stat st {};
+        REQUIRE(::fstat(fd.get(), &st) == 0);
+        REQUIRE(unmap_range(fd.get(), probe_geometry(fd.get(), st), 1 << 20, 32 << 10));
+        r = run_at(fd.get(), 0, end);
+        REQUIRE(r);
+        CHECK((!r->data && r->len == (1 << 20) + (32 << 10)));
     }
 }
 

@@ -5,6 +5,7 @@
 
 #include "scsi/bytes.hpp"
 #include "scsi/emulation.hpp"
+#include "scsi/lba_status.hpp"
 #include "scsi/opcodes.hpp"
 #include "scsi/supported.hpp"
 
@@ -256,15 +257,19 @@ TEST_CASE("REPORT SUPPORTED OPERATION CODES lists exactly the commands the core 
     REQUIRE(all.status == good);
     REQUIRE(all.data.size() == 4 + 8 * n);
     CHECK(be32(&all.data[0]) == 8 * n);
-    bool saw_rc16 = false;
+    bool saw_rc16 = false, saw_glbas = false;
     for (std::size_t i = 4; i < all.data.size(); i += 8) {
         const bool servactv = all.data[i + 5] & 0x01;
         CHECK((all.data[i + 5] & 0x02) == 0);   // CTDP clear without RCTD
         CHECK(be16(&all.data[i + 6]) == op::cdb_length(all.data[i]));
         if (!servactv) CHECK(be16(&all.data[i + 2]) == 0);
-        if (all.data[i] == op::service_action_in16) saw_rc16 = servactv && be16(&all.data[i + 2]) == op::read_capacity16_sa;
+        if (all.data[i] == op::service_action_in16 && servactv) {
+            saw_rc16 = saw_rc16 || be16(&all.data[i + 2]) == op::read_capacity16_sa;
+            saw_glbas = saw_glbas || be16(&all.data[i + 2]) == op::get_lba_status_sa;
+        }
     }
     CHECK(saw_rc16);
+    CHECK(saw_glbas);
     auto timed = decode(rsoc(0, 0, 0, true), d);
     REQUIRE(timed.data.size() == 4 + 20 * n);
     for (std::size_t i = 4; i < timed.data.size(); i += 20) {
@@ -289,7 +294,8 @@ TEST_CASE("REPORT SUPPORTED OPERATION CODES lists exactly the commands the core 
     auto rc16 = decode(rsoc(2, op::service_action_in16, op::read_capacity16_sa), d);
     CHECK((rc16.data[1] & 0x07) == 0x03);
     CHECK(rc16.data[5] == op::read_capacity16_sa);   // the usage data carries the service action
-    CHECK((decode(rsoc(2, op::service_action_in16, op::get_lba_status_sa), d).data[1] & 0x07) == 0x01);
+    CHECK((decode(rsoc(2, op::service_action_in16, op::get_lba_status_sa), d).data[1] & 0x07) == 0x03);
+    CHECK((decode(rsoc(2, op::service_action_in16, 0x13), d).data[1] & 0x07) == 0x01);   // an unknown one: not supported
     auto self = decode(rsoc(3, op::maintenance_in, op::report_supported_opcodes_sa, true), d);
     CHECK(self.data[1] == (0x80 | 0x03));
     CHECK(self.data.size() == 4 + 12 + 12);
@@ -300,4 +306,104 @@ TEST_CASE("REPORT SUPPORTED OPERATION CODES lists exactly the commands the core 
         CHECK((decode(rsoc(1, code), d).data[5] & 0x18) == 0x18);
     for (auto code : {op::verify10, op::verify16, op::write_verify10, op::write_verify16}) CHECK((decode(rsoc(1, code), d).data[5] & 0x10) == 0x10);
     CHECK(refused(decode(Bytes{0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, d), invalid_field));   // REPORT TARGET PORT GROUPS: not ours
+}
+
+namespace {
+Bytes glbas(std::uint64_t lba, std::uint32_t alloc, std::uint8_t report_type = 0)
+{
+    auto c = cdb16(op::service_action_in16, lba, alloc, op::get_lba_status_sa);
+    c[14] = report_type;
+    return c;
+}
+struct Desc {
+    std::uint64_t lba;
+    std::uint32_t blocks;
+    std::uint8_t status;
+};
+std::vector<Desc> descriptors(const Plan& p)
+{
+    std::vector<Desc> v;
+    for (std::size_t i = 8; i + 16 <= p.data.size(); i += 16) v.push_back({be64(&p.data[i]), be32(&p.data[i + 8]), p.data[i + 12]});
+    return v;
+}
+// A backing of 512-byte blocks laid out in bytes: data in [4096, 12288) and [20000, 20100), holes elsewhere.
+std::optional<Run> layout(std::uint64_t off, std::uint64_t end)
+{
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> data = {{4096, 12288}, {20000, 20100}};
+    std::uint64_t next = end;
+    for (auto [a, b] : data) {
+        if (off >= a && off < b) return Run{true, b - off};
+        if (a > off) next = std::min(next, a);
+    }
+    return Run{false, next - off};
+}
+}  // namespace
+
+TEST_CASE("GET LBA STATUS: the range is checked, and the backing's holes become deallocated blocks")
+{
+    auto d = dev();
+    auto p = decode(glbas(100, 24), d);
+    REQUIRE(p.op == Op::get_lba_status);
+    CHECK(p.lba == 100);
+    CHECK(p.blocks == d.blocks - 100);
+    CHECK(p.alloc == 24);
+    CHECK(refused(decode(glbas(d.blocks, 24), d), lba_out_of_range));
+    CHECK(refused(decode(glbas(~0ull, 24), d), lba_out_of_range));
+    CHECK(refused(decode(glbas(0, 24, 5), d), invalid_field));              // reserved report type
+    CHECK(refused(decode(cdb16(op::service_action_in16, 0, 32, 0x13), d), invalid_field));   // unknown service action
+
+    // From LBA 0: 8 deallocated, 16 mapped, then a hole up to 20000 (blocks 24..38: 20000 is inside block 39), the
+    // block holding [20000, 20100) mapped, and the rest deallocated.
+    auto r = lba_status(decode(glbas(0, 1024), d), d, layout);
+    REQUIRE(r.status == good);
+    auto v = descriptors(r);
+    REQUIRE(v.size() == 5);
+    CHECK(be32(&r.data[0]) == 4 + 16 * 5);
+    CHECK((v[0].lba == 0 && v[0].blocks == 8 && v[0].status == 1));
+    CHECK((v[1].lba == 8 && v[1].blocks == 16 && v[1].status == 0));
+    CHECK((v[2].lba == 24 && v[2].blocks == 15 && v[2].status == 1));
+    CHECK((v[3].lba == 39 && v[3].blocks == 1 && v[3].status == 0));
+    CHECK((v[4].lba == 40 && v[4].blocks == d.blocks - 40 && v[4].status == 1));
+
+    // The first descriptor starts at the starting LBA, also inside a run.
+    v = descriptors(lba_status(decode(glbas(10, 1024), d), d, layout));
+    REQUIRE_FALSE(v.empty());
+    CHECK((v[0].lba == 10 && v[0].blocks == 14 && v[0].status == 0));
+    // The allocation length decides how many descriptors come back (24 bytes: one).
+    r = lba_status(decode(glbas(0, 24), d), d, layout);
+    CHECK(r.data.size() == 24);
+    CHECK(descriptors(r).size() == 1);
+    CHECK(lba_status(decode(glbas(0, 0), d), d, layout).data.empty());
+    // Report types: mapped only, deallocated only, anchored (none).
+    v = descriptors(lba_status(decode(glbas(0, 1024, 2), d), d, layout));
+    REQUIRE(v.size() == 2);
+    CHECK((v[0].lba == 8 && v[1].lba == 39 && v[0].status == 0 && v[1].status == 0));
+    v = descriptors(lba_status(decode(glbas(0, 1024, 3), d), d, layout));
+    CHECK(v.size() == 3);
+    for (auto& e : v) CHECK(e.status == 1);
+    CHECK(descriptors(lba_status(decode(glbas(0, 1024, 4), d), d, layout)).empty());
+    // A backing that cannot tell (a block device without holes, a probe that fails): all mapped, in one descriptor.
+    v = descriptors(lba_status(decode(glbas(5, 1024), d), d, [](std::uint64_t, std::uint64_t) { return std::optional<Run>{}; }));
+    REQUIRE(v.size() == 1);
+    CHECK((v[0].lba == 5 && v[0].blocks == d.blocks - 5 && v[0].status == 0));
+    // 4 KiB logical blocks: a block with any data in it is mapped.
+    d.block_size = 4096;
+    d.blocks = 16;
+    v = descriptors(lba_status(decode(glbas(0, 1024), d), d, layout));
+    REQUIRE(v.size() == 5);
+    CHECK((v[0].blocks == 1 && v[0].status == 1));   // [0, 4096)
+    CHECK((v[1].blocks == 2 && v[1].status == 0));   // [4096, 12288)
+    CHECK((v[2].blocks == 1 && v[2].status == 1));   // [12288, 16384)
+    CHECK((v[3].lba == 4 && v[3].blocks == 1 && v[3].status == 0));   // [16384, 20480) holds [20000, 20100)
+    CHECK((v[4].lba == 5 && v[4].blocks == 11 && v[4].status == 1));
+}
+
+TEST_CASE("GET LBA STATUS splits a run longer than 2^32-1 blocks")
+{
+    Device d;
+    d.blocks = 0x1'8000'0000ull;   // 6 Gi blocks of 512
+    auto v = descriptors(lba_status(decode(glbas(0, 1024), d), d, [](std::uint64_t off, std::uint64_t end) { return std::optional<Run>{Run{false, end - off}}; }));
+    REQUIRE(v.size() == 2);
+    CHECK((v[0].lba == 0 && v[0].blocks == 0xffffffffu));
+    CHECK((v[1].lba == 0xffffffffull && v[1].blocks == d.blocks - 0xffffffffull));
 }

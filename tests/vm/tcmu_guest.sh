@@ -48,7 +48,13 @@ check "fio: random read of it back, verified" fio --name=v --filename="$disk" --
 head -c 1M /dev/urandom > /tmp/pat
 dd if=/tmp/pat of="$disk" bs=1M seek=80 oflag=direct status=none
 check "what went through the disk is in the backing file" cmp -n 1048576 -i 0:83886080 /tmp/pat /tmp/u0.img
-check "sg_unmap: the range then reads as zeros" sh -c "sg_unmap --lba=163840 --num=2048 $disk && dd if=$disk bs=1M skip=80 count=1 iflag=direct status=none | cmp - /dev/zero -n 1048576"
+check "sg_unmap: the range then reads as zeros" sh -c "sg_unmap --force --lba=163840 --num=2048 $disk && dd if=$disk bs=1M skip=80 count=1 iflag=direct status=none | cmp - /dev/zero -n 1048576"
+# GET LBA STATUS (the shared SCSI core asks the backing file for its data and holes): what UNMAP punched and what was
+# never written are deallocated, fio's 64 MiB is mapped. sg_get_lba_status -b: "LBA blocks status(0 mapped, 1 deallocated)".
+check "sg_get_lba_status at LBA 163840: deallocated to the end (32768 blocks: the unmapped range and the never written rest)" sh -c "sg_get_lba_status -b --lba=163840 $disk | grep -q -E '^0x0*28000 +0x8000 +1 '"
+check "sg_get_lba_status -t 2 (mapped only): fio's 64 MiB, LBA 0 to 131071, in one descriptor" sh -c "sg_get_lba_status -b -t 2 $disk | grep -q -E '^0x0+ +0x20000 +0 '"
+check "sg_get_lba_status at LBA 140000 (never written): deallocated to the end, 56608 blocks" sh -c "sg_get_lba_status -b --lba=140000 $disk | grep -q -E '^0x0*222e0 +0xdd20 +1 '"
+check "sg_get_lba_status at LBA 1000 (inside what fio wrote): mapped up to LBA 131072" sh -c "sg_get_lba_status -b --lba=1000 $disk | grep -q -E '^0x0*3e8 +0x1fc18 +0 '"
 check "ls shows the handler's pid, queue depth and counts" sh -c "\"$devemu\" ls | grep -E 'handler u0: pid [0-9]+, [0-9]+ in flight \\(max [0-9]+\\), [0-9]+ commands'"
 check "ls says healthy" sh -c "\"$devemu\" ls | grep -q 'uloop  target  up  healthy'"
 
@@ -94,6 +100,7 @@ summary=$(grep -E '^ +tests ' /tmp/cu.out)
 echo "iscsi-test-cu: $summary"
 failed_tests=$(echo "$summary" | awk '{print $5}')
 [ "$failed_tests" = 0 ] && ok "iscsi-test-cu $suites: all pass ($summary)" || bad "iscsi-test-cu: $(grep -A2 FAILED /tmp/cu.out | head -12)"
+check "iscsi-test-cu ran its GET LBA STATUS tests (not skipped as unimplemented)" sh -c "grep -q -i 'get_lba_status\|GetLBAStatus' /tmp/cu.out && ! grep -q -i 'GET_LBA_STATUS is not implemented\|GETLBASTATUS is not implemented' /tmp/cu.out"
 check "iscsi-test-cu ran its REPORT SUPPORTED OPERATION CODES tests (not skipped as unimplemented)" sh -c "grep -q -i 'supported_opcodes\|SupportedOpcodes' /tmp/cu.out && ! grep -q 'READ_SUPPORTED_OPCODES is not implemented' /tmp/cu.out"
 check "iscsi + user: down" "$devemu" down uiscsi
 
@@ -109,11 +116,17 @@ for backing in zram:64M "$culo"; do
     if [ "${backing%%:*}" = zram ]; then
         check "user on $backing: READ CAPACITY(16) says 8 logical blocks per physical block (512e)" sh -c "iscsi-readcapacity16 $cuurl | grep -qi 'PHYSICAL BLOCK EXPONENT:3'"
     fi
-    iscsi-test-cu -d -t "$unmap_suites" "$cuurl" > /tmp/cu-unmap.out 2>&1
+    suites=$unmap_suites
+    # libiscsi's GetLBAStatus.UnmapSingle asks at LBA i+1 and wants the first descriptor at i+lbppb: on a 512e LUN
+    # (lbppb 8) that descriptor would not hold the LBA asked, which SBC-3 5.7 requires of the first one (and
+    # sg_get_lba_status checks). With lbppb 1 (the file and loop runs) it runs and passes; here its two other tests run.
+    [ "${backing%%:*}" = zram ] && suites=${unmap_suites/SCSI.GetLBAStatus/SCSI.GetLBAStatus.Simple,SCSI.GetLBAStatus.BeyondEol}
+    iscsi-test-cu -d -t "$suites" "$cuurl" > /tmp/cu-unmap.out 2>&1
     summary=$(grep -E '^ +(tests|asserts) ' /tmp/cu-unmap.out | tr -s ' ' | tr '\n' ';')
     failed_tests=$(grep -E '^ +tests ' /tmp/cu-unmap.out | awk '{print $5}')
     failed_asserts=$(grep -E '^ +asserts ' /tmp/cu-unmap.out | awk '{print $5}')
-    [ "$failed_tests" = 0 ] && [ "$failed_asserts" = 0 ] && ok "user on $backing: iscsi-test-cu --dataloss $unmap_suites ($summary)" || bad "user on $backing: iscsi-test-cu: $summary $(grep -B1 -A3 FAILED /tmp/cu-unmap.out | head -12)"
+    [ "$failed_tests" = 0 ] && [ "$failed_asserts" = 0 ] && ok "user on $backing: iscsi-test-cu --dataloss $suites ($summary)" || bad "user on $backing: iscsi-test-cu: $summary $(grep -B1 -A3 FAILED /tmp/cu-unmap.out | head -12)"
+    check "user on $backing: GET LBA STATUS was answered, not skipped" sh -c "! grep -q 'GETLBASTATUS is not implemented' /tmp/cu-unmap.out"
     check "user on $backing over iSCSI: down" "$devemu" down ucu
 done
 losetup -d "$culo"

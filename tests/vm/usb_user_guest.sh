@@ -120,6 +120,14 @@ fdisk=$(disk_of fusb 0)
 refuse "a read of the bad range fails" dd if="$fdisk" of=/dev/null bs=4k skip=8192 count=1 iflag=direct status=none
 check "... with a medium error in the kernel log" sh -c "dmesg | grep -i -E 'Medium Error|Unrecovered read error' | grep -q ${fdisk#/dev/}"
 check "a read elsewhere works" dd if="$fdisk" of=/dev/null bs=4k skip=100 count=16 iflag=direct status=none
+# GET LBA STATUS through usb-storage (16-byte CDBs over BOT): the sparse file's holes are deallocated, what is written
+# is mapped, and an UNMAP (sg_unmap: sd does not discard on usb-storage) punches a hole again.
+check "a 1 MiB pattern written at 16 MiB" dd if=/tmp/pattern of="$fdisk" bs=1M count=1 seek=16 oflag=direct status=none
+check "sg_get_lba_status: LBA 0 to 32767 deallocated (never written)" sh -c "sg_get_lba_status -b $fdisk | grep -q -E '^0x0+ +0x8000 +1 '"
+check "sg_get_lba_status: LBA 32768 on mapped, 2048 blocks" sh -c "sg_get_lba_status -b --lba=32768 $fdisk | grep -q -E '^0x0*8000 +0x800 +0 '"
+check "sg_unmap the first 1024 of them" sg_unmap --force --lba=32768 --num=1024 "$fdisk"
+check "sg_get_lba_status: LBA 32768 deallocated again, from LBA 0 (33792 blocks)" sh -c "sg_get_lba_status -b $fdisk | grep -q -E '^0x0+ +0x8400 +1 '"
+check "... and LBA 33792 still mapped (1024 blocks)" sh -c "sg_get_lba_status -b --lba=33792 $fdisk | grep -q -E '^0x0*8400 +0x400 +0 '"
 check "ls counts the errors (the stats file is rewritten twice a second)" wait_for '[ "$(server fusb ms errors)" -ge 1 ] 2>/dev/null' 30
 check "down" "$devemu" down fusb
 
