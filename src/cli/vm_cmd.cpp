@@ -82,6 +82,7 @@ void add_vm_options(po::options_description& opts)
         ("bin", po::value<std::vector<std::string>>()->composing(), "host binary to copy in with its libraries")
         ("env", po::value<std::vector<std::string>>()->composing(), "K=V for the command")
         ("timeout", po::value<unsigned>()->default_value(0), "seconds; then qemu is killed and the exit is 124")
+        ("boot-timeout", po::value<unsigned>()->default_value(90), "seconds for the guest to reach devemu-init; a boot that hangs is killed and booted once more (0: no watchdog)")
         ("memory", po::value<unsigned>()->default_value(1024), "guest memory, MiB")
         ("cpus", po::value<unsigned>()->default_value(2), "guest CPUs")
         ("console", "stream the kernel console to stderr")
@@ -120,6 +121,7 @@ vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const 
     o.net = vmap.count("net") > 0;
     o.modules = vmap["modules"].as<std::string>();
     o.timeout_s = vmap["timeout"].as<unsigned>();
+    o.boot_timeout_s = vmap["boot-timeout"].as<unsigned>();
     o.memory_mb = vmap["memory"].as<unsigned>();
     o.cpus = vmap["cpus"].as<unsigned>();
     o.console = vmap.count("console") > 0;

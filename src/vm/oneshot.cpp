@@ -134,6 +134,7 @@ core::Result<int> run_oneshot(const OneShot& o)
     cfg.memory_mb = o.memory_mb;
     cfg.cpus = o.cpus;
     cfg.timeout = std::chrono::seconds(o.timeout_s);
+    cfg.boot_timeout = std::chrono::seconds(o.boot_timeout_s);
     cfg.console = o.console;
     cfg.accel = o.accel;
     cfg.extra_append = o.append;

@@ -21,6 +21,7 @@ struct OneShot {
     std::vector<std::string> binaries;  // host binaries copied in with their libraries
     std::vector<std::string> env;       // K=V
     unsigned timeout_s = 0, memory_mb = 1024, cpus = 2;
+    unsigned boot_timeout_s = 90;       // VmConfig::boot_timeout
     bool console = false;
     std::string append, accel = "auto";
     std::filesystem::path emit;         // not empty: write initrd.cpio and qemu.args there instead of booting

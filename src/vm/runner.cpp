@@ -246,19 +246,26 @@ public:
     // Until the guest's command has ended and qemu with it, or the deadline, or a signal.
     void pump()
     {
-        const auto deadline = c_.timeout.count() ? start_ + c_.timeout : std::chrono::steady_clock::time_point::max();
+        using clock = std::chrono::steady_clock;
+        const auto deadline = c_.timeout.count() ? start_ + c_.timeout : clock::time_point::max();
+        const auto boot_deadline = c_.boot_timeout.count() ? start_ + c_.boot_timeout : clock::time_point::max();
         for (;;) {
             build_poll_set();
             if (qemu_gone_ && !qerr_r_ && std::none_of(chan_.begin(), chan_.end(), [](auto& f) { return f.valid(); })) break;
             if (qemu_gone_ && fds_.empty()) break;
+            const auto until = init_at_ ? deadline : std::min(deadline, boot_deadline);
             int wait_ms = -1;
-            if (deadline != std::chrono::steady_clock::time_point::max()) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+            if (until != clock::time_point::max()) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()).count();
                 wait_ms = static_cast<int>(std::max<long>(0, left));
             }
             if (qemu_gone_) wait_ms = wait_ms < 0 ? 500 : std::min(wait_ms, 500);   // drain, but do not hang on a stuck socket
             int r = ::poll(fds_.data(), fds_.size(), wait_ms);
             if (r < 0 && errno == EINTR) continue;
+            if (r == 0 && !qemu_gone_ && !init_at_ && clock::now() >= boot_deadline && clock::now() < deadline) {
+                res_.boot_hung = true;
+                break;
+            }
             if (r == 0) {
                 timed_out_ = !qemu_gone_;
                 break;
@@ -277,8 +284,12 @@ public:
                       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count(), qemu_status);
         std::string tail;
         for (auto& l : res_.console_tail) tail += "\n  | " + l;
+        if (res_.boot_hung) {
+            res_.exit_code = 124;
+            return res_;
+        }
         if (timed_out_) {
-            spdlog::error("vm: timed out after {} s; qemu killed. Last console lines:{}", c_.timeout.count(), tail);
+            spdlog::error("vm: timed out after {} s ({}); qemu killed. Last console lines:{}", c_.timeout.count(), phase(), tail);
             res_.exit_code = 124;
             return res_;
         }
@@ -322,9 +333,20 @@ private:
         if (res_.console_tail.size() > 20) res_.console_tail.pop_front();
     }
 
+    // Where the guest was when time ran out: booting, in devemu-init, or running the command (for how long).
+    std::string phase() const
+    {
+        auto secs = [](auto d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); };
+        if (!init_at_) return "the guest's kernel never started devemu-init: it hung while booting";
+        if (!run_at_) return fmt::format("devemu-init started after {} s but not the command (modules, mounts)", secs(*init_at_ - start_));
+        return fmt::format("the command had run for {} s", secs(std::chrono::steady_clock::now() - *run_at_));
+    }
+
     void on_ctl(const std::string& l)
     {
-        if (l.starts_with("DEVEMU-EXIT ")) guest_exit_ = static_cast<int>(core::parse_number(l.substr(12)).value_or(1));
+        if (l == "DEVEMU-INIT") init_at_ = std::chrono::steady_clock::now();
+        else if (l == "DEVEMU-RUN") run_at_ = std::chrono::steady_clock::now();
+        else if (l.starts_with("DEVEMU-EXIT ")) guest_exit_ = static_cast<int>(core::parse_number(l.substr(12)).value_or(1));
         else if (l.starts_with("DEVEMU-ERROR ")) guest_error_ = l.substr(13);
     }
 
@@ -375,18 +397,16 @@ private:
     std::vector<std::pair<Kind, int>> who_;
     std::string qemu_stderr_, guest_error_;
     std::optional<int> guest_exit_;
+    std::optional<std::chrono::steady_clock::time_point> init_at_, run_at_;
     Lines console_lines_, ctl_lines_;
     bool timed_out_ = false, interrupted_ = false, qemu_gone_ = false;
 };
 
-}  // namespace
-
-core::Result<VmResult> run_vm(const VmConfig& c)
+// One boot: the session above, and the --mpath-disk relay when asked.
+core::Result<VmResult> boot_once(const VmConfig& c, const VmConfig& cfg, bool kvm)
 {
     VmResult res;
-    DEVEMU_TRY(boot, prepare_boot(c));
-    auto& [cfg, accel] = boot;
-    res.accel_kvm = accel.kvm;
+    res.accel_kvm = kvm;
     Session session(c, res);
     DEVEMU_CHECK(session.open());
     // --mpath-disk: qemu connects its path relay and its monitor to these at start; a thread serves them
@@ -396,7 +416,7 @@ core::Result<VmResult> run_vm(const VmConfig& c)
         DEVEMU_TRY(q, core::listen_unix(c.run_dir / "qmp.sock"));
         relay_l = std::move(r), qmp_l = std::move(q);
     }
-    DEVEMU_CHECK(session.spawn(cfg, accel.kvm));
+    DEVEMU_CHECK(session.spawn(cfg, kvm));
     std::thread paths;
     if (relay_l) {
         auto accept_one = [](int l) {
@@ -410,6 +430,26 @@ core::Result<VmResult> run_vm(const VmConfig& c)
     session.pump();
     auto out = session.finish();   // qemu is gone: the relay's sockets are closed and its thread returns
     if (paths.joinable()) paths.join();
+    return out;
+}
+
+}  // namespace
+
+core::Result<VmResult> run_vm(const VmConfig& c)
+{
+    DEVEMU_TRY(boot, prepare_boot(c));
+    auto& [cfg, accel] = boot;
+    auto out = boot_once(c, cfg, accel.kvm);
+    if (out && out->boot_hung) {   // nothing of the command ran: booting again is safe
+        std::string tail;
+        for (auto& l : out->console_tail) tail += "\n  | " + l;
+        spdlog::warn("vm: the guest did not start devemu-init within {} s (a hang while booting); qemu killed, booting it again. "
+                     "Last console lines:{}", c.boot_timeout.count(), tail);
+        out = boot_once(c, cfg, accel.kvm);
+        if (out && out->boot_hung)
+            return core::fail(Errc::kernel, fmt::format("the guest hung while booting, twice (no devemu-init within {} s)", c.boot_timeout.count()),
+                              (c.run_dir / "console.log").string(), "run with --console to watch the boot");
+    }
     return out;
 }
 

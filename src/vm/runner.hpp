@@ -1,7 +1,7 @@
 #pragma once
 // Runs qemu on a kernel + initrd built by image.hpp and relays the guest's channels: ttyS0 kernel console (to a
 // log, and live with `console`), ttyS1 the command's stdout, ttyS2 its stderr, ttyS3 devemu-init's control
-// lines ("DEVEMU-EXIT n", "DEVEMU-ERROR ..."). qemu dies with devemu (PR_SET_PDEATHSIG) and at the deadline.
+// lines ("DEVEMU-INIT", "DEVEMU-RUN", "DEVEMU-EXIT n", "DEVEMU-ERROR ..."). qemu dies with devemu (PR_SET_PDEATHSIG) and at the deadline.
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -42,6 +42,9 @@ struct VmConfig {
     int tap_fd = -1;
     std::string tap_mac;
     std::chrono::seconds timeout{0};       // 0: none
+    // The boot watchdog: a guest whose devemu-init has not said "DEVEMU-INIT" by then hung while booting (seen
+    // once under TCG, before any console line); qemu is killed and the guest booted once more. 0: none.
+    std::chrono::seconds boot_timeout{90};
     bool console = false;                  // stream the kernel console to stderr_fd
     int stdout_fd = 1, stderr_fd = 2;      // where the command's output (and the console) is streamed
     std::string extra_append;
@@ -53,6 +56,7 @@ struct VmConfig {
 struct VmResult {
     int exit_code = 0;                     // the command's, 124 on timeout
     std::deque<std::string> console_tail;  // last 20 console lines
+    bool boot_hung = false;                // the last boot never reached devemu-init (the first one is retried)
     bool accel_kvm = false;
 };
 

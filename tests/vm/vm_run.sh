@@ -28,6 +28,18 @@ expect_eq "timeout exits 124" 124 "$rc"
 [ "$took" -le 10 ] && ok "timeout took ${took}s" || bad "timeout took ${took}s"
 expect_contains "timeout shows the console" "$(cat "$state/err")" "Last console lines"
 [ -z "$(qemu_left)" ] && ok "no qemu after timeout" || bad "qemu left after timeout"
+expect_contains "the timeout says where the guest was" "$(cat "$state/err")" "the command had run for"
+
+# 3b. A boot that hangs (here the kernel runs a shell that waits on the console instead of devemu-init) is killed
+# after --boot-timeout and booted once more; hung twice, it is an error that says so, and nothing is left running.
+start=$(date +%s)
+"$devemu" vm run --boot-timeout 4 --append rdinit=/bin/sh -- true 2>"$state/err"; rc=$?
+took=$(( $(date +%s) - start ))
+[ "$rc" != 0 ] && ok "a boot that hangs fails (exit $rc)" || bad "a boot that hangs exited 0"
+expect_contains "the first hang is booted again" "$(cat "$state/err")" "booting it again"
+expect_contains "the second is an error naming the hang" "$(cat "$state/err")" "hung while booting, twice"
+[ "$took" -le 30 ] && ok "two hung boots took ${took}s" || bad "two hung boots took ${took}s"
+[ -z "$(qemu_left)" ] && ok "no qemu after a hung boot" || bad "qemu left after a hung boot"
 
 # 4. Host root: the host's tools run in the guest, writes stay in the guest.
 out=$("$devemu" -q vm run --host-root -- fio --version); rc=$?

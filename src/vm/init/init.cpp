@@ -1,7 +1,8 @@
 // devemu-init: the guest's /init. Static, libc only: it mounts the basics, loads the modules the host resolved
 // (in order, with finit_module: no fork+exec per module, which costs ~30 ms each under TCG), brings up the
 // network and the host-root overlay when asked, runs the command with stdout on ttyS1 and stderr on ttyS2,
-// reports "DEVEMU-EXIT <status>" on ttyS3, and powers off. Kernel messages stay on ttyS0.
+// reports "DEVEMU-EXIT <status>" on ttyS3, and powers off. Kernel messages stay on ttyS0. "DEVEMU-INIT" on ttyS3
+// says it started (the kernel booted), "DEVEMU-RUN" that the command starts.
 //
 // /devemu/run.conf, one directive per line:
 //   module PATH [OPTS]   finit_module with its parameters, in order; ENODEV/EEXIST are fine (no such hardware,
@@ -357,6 +358,7 @@ bool copy_file(const char* from, const char* to, mode_t mode)
         else if (!std::strncmp(line, "env ", 4) && envc < 62) envp[envc++] = line + 4;
     }
     envp[envc] = nullptr;
+    say("DEVEMU-RUN\n");
     char num[16];
     std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", false, cwd, envp, out_fd, err_fd));
     say("DEVEMU-EXIT %s\n", num);
@@ -390,6 +392,7 @@ int main(int argc, char** argv)
     int out_fd = open_raw_tty("/dev/ttyS1");
     int err_fd = open_raw_tty("/dev/ttyS2");
     if (ctl_fd < 0 || out_fd < 0 || err_fd < 0) die("serial", "ttyS1..3");
+    say("DEVEMU-INIT\n");   // the kernel booted: the host stops its boot watchdog
 
     size_t conf_len = 0, argv_len = 0;
     char* conf = slurp("/devemu/run.conf", &conf_len);
@@ -444,6 +447,7 @@ int main(int argc, char** argv)
     if (int m = ::open("/devemu/command-started", O_WRONLY | O_CREAT | O_CLOEXEC, 0600); m >= 0) ::close(m);
     else std::perror("devemu-init: /devemu/command-started");
     if (systemd && host) boot_systemd();
+    say("DEVEMU-RUN\n");   // the command starts (the host's timeout message says how long it ran)
     char num[16];
     std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", host, cwd, envp, out_fd, err_fd));
     say("DEVEMU-EXIT %s\n", num);
