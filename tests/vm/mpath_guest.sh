@@ -20,6 +20,7 @@ fabric = "loopback"
 paths = 2
 multipath = true
 no_path_retry = 2
+polling_interval = 1
 [[target.lun]]
 backstore = "m0"
 P
