@@ -99,6 +99,14 @@ void write_all(int fd, const char* p, size_t n)
     }
 }
 
+// The last console lines, one "  | " line each, for an error or a warning.
+std::string tail_text(const VmResult& r)
+{
+    std::string tail;
+    for (auto& l : r.console_tail) tail += "\n  | " + l;
+    return tail;
+}
+
 // Line splitter for the console tail and the control channel.
 struct Lines {
     std::string partial;
@@ -282,8 +290,7 @@ public:
         const int qemu_status = qemu_.terminate(std::chrono::milliseconds(1000));
         spdlog::debug("vm: finished in {} ms, qemu status {}",
                       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count(), qemu_status);
-        std::string tail;
-        for (auto& l : res_.console_tail) tail += "\n  | " + l;
+        const std::string tail = tail_text(res_);
         if (res_.boot_hung) {
             res_.exit_code = 124;
             return res_;
@@ -441,10 +448,8 @@ core::Result<VmResult> run_vm(const VmConfig& c)
     auto& [cfg, accel] = boot;
     auto out = boot_once(c, cfg, accel.kvm);
     if (out && out->boot_hung) {   // nothing of the command ran: booting again is safe
-        std::string tail;
-        for (auto& l : out->console_tail) tail += "\n  | " + l;
         spdlog::warn("vm: the guest did not start devemu-init within {} s (a hang while booting); qemu killed, booting it again. "
-                     "Last console lines:{}", c.boot_timeout.count(), tail);
+                     "Last console lines:{}", c.boot_timeout.count(), tail_text(*out));
         out = boot_once(c, cfg, accel.kvm);
         if (out && out->boot_hung)
             return core::fail(Errc::kernel, fmt::format("the guest hung while booting, twice (no devemu-init within {} s)", c.boot_timeout.count()),
