@@ -17,14 +17,20 @@ namespace devemu::cli {
 int cmd_fault(Context& ctx, const Args& args)
 {
     po::options_description opts("devemu fault NAME[:BACKSTORE] add KEY=VALUE… | clear [ID] | ls [--json]\n"
-                                  "devemu fault NAME path down|up\n\n"
+                                  "devemu fault NAME path [K] down|up\n"
+                                  "devemu fault NAME alua GROUP STATE\n"
+                                  "devemu fault GADGET usb FAULT [count=N]\n\n"
                                   "Faults in a unit's data path (a `user` backstore's handler), changed at run time; each change is\n"
                                   "atomic: no command is lost or served twice. Keys as in a profile's [[backstore.fault]]:\n"
                                   "  type=delay delay=5ms|1ms..20ms     type=error [probability=0.01] [mode=always|once|sticky]\n"
                                   "  type=flakey up=10s down=2s [drop_writes=true]   type=stall [for=30s]   type=rate iops=N|bandwidth=20M\n"
                                   "  any: id=NAME op=read|write|rw lba=FIRST..LAST seed=N\n"
                                   "path down|up: a loopback target's commands fail as a lost transport; an iSCSI target drops its\n"
-                                  "sessions and refuses logins (an initiator's queued I/O completes when it is up and it logs back in).\n"
+                                  "sessions and refuses logins (an initiator's queued I/O completes when it is up and it logs back in);\n"
+                                  "K: one path of a multipath unit (1, 2, …). alua GROUP STATE: a target port group's ALUA state\n"
+                                  "  (active/optimized, active/non-optimized, standby, unavailable, transitioning).\n"
+                                  "usb FAULT: disconnect|connect (any gadget); for devemu's own function, the next N commands get\n"
+                                  "  halt-in|halt-out|stall-data|stall-status|bad-signature|bad-tag|bad-residue|no-csw.\n"
                                   "Example: devemu fault t0 add type=error op=read lba=2048..4095; devemu fault t0 clear");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 2)) return *rc;

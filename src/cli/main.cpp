@@ -30,6 +30,7 @@ Commands:
   doctor               what this kernel can emulate, and what is missing (--json)
   profile check FILE…  validate profiles without touching anything
   vm run [opts] -- CMD run CMD in a throw-away VM of the distribution kernel, exit with its status
+  vm exec NAME -- CMD  run CMD in the VM of an `up --vm` unit
   ls                   units devemu has brought up (--json)
   up PROFILE [--vm]    bring up the targets and gadgets a profile declares
   down NAME|--all|--profile F  remove what `up` made
@@ -37,7 +38,8 @@ Commands:
   check NAME|VID:PID   exercise a target or gadget as an initiator/host would
   gadget eject|insert  media change on a removable USB mass-storage LUN
   capture NAME -o F    a gadget's USB traffic (usbmon) as pcapng for Wireshark/tshark
-  fault NAME add|clear|ls  faults in a target's data path at run time (delay, error, flakey, stall, rate)
+  fault NAME add|clear|ls|path|alua|usb  faults at run time: block (delay, error, flakey, stall,
+                       rate), lost paths, ALUA states, USB (disconnect, halts, stalls, bad or no CSW)
   failover NAME        cut and restore a multipath unit's paths under verified I/O, timed
   bench TARGET         io_uring backstore benchmark beside fio
   bench --paths LIST BACKING  one backing behind every path (LIO, iSCSI, tgtd, USB), measured side by side
