@@ -133,7 +133,9 @@ std::vector<Node> gadget_nodes(const profile::Gadget& g, const std::map<std::str
     attr(G + "/idVendor", hex4(g.vendor_id));
     attr(G + "/idProduct", hex4(g.product_id));
     attr(G + "/bcdDevice", hex4(g.bcd_device));
-    attr(G + "/bcdUSB", g.speed == Speed::super ? "0x0300" : "0x0200");
+    // Not read back: the kernel rewrites bcdUSB when a host enumerates the gadget (composite.c: 0x0320 at super
+    // speed, 0x0210 for a high-speed link on a super-speed UDC), so `ls` would call every enumerated one drift.
+    n.push_back({NodeKind::attr, G + "/bcdUSB", g.speed == Speed::super ? "0x0300" : "0x0200", false, ""});
     attr(G + "/max_speed", max_speed_name(g.speed));
     dir(G + "/strings/0x409");
     attr(G + "/strings/0x409/manufacturer", g.manufacturer);
