@@ -58,5 +58,7 @@ std::optional<int> parse_command(const Args& args, boost::program_options::optio
 int report(const core::Error& e);
 // What a command run elsewhere (an `up --vm` guest) printed, as it printed it; its exit code (or the error's).
 int relayed(const core::Result<core::Relayed>& r);
+// A relayed command's output as it comes (core::OutputSink), for relayed() to end with its status.
+void print_relayed(bool to_stderr, std::string_view data);
 
 }  // namespace devemu::cli

@@ -17,6 +17,12 @@ int report(const core::Error& e)
     return e.exit_code();
 }
 
+void print_relayed(bool to_stderr, std::string_view data)
+{
+    auto& o = to_stderr ? std::cerr : std::cout;
+    o << data << std::flush;
+}
+
 int relayed(const core::Result<core::Relayed>& r)
 {
     if (!r) return report(r.error());

@@ -104,7 +104,7 @@ int vm_exec_cmd(const Context& ctx, const std::string& name, const std::vector<s
     auto rec = sd->load(name);
     const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr;
     if (!kind || !kind->relay) return report({core::Errc::missing, "no `up --vm` unit named " + name, ctx.state_dir.string(), "devemu ls"});
-    return relayed(kind->relay(*rec, command));
+    return relayed(kind->relay(*rec, command, print_relayed));
 }
 
 vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const std::vector<std::string>& command)

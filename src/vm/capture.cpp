@@ -112,7 +112,8 @@ core::Result<VmCaptureResult> capture_in_vm(const VmRecord& rec, const VmCapture
     std::string cmd;
     for (auto& a : guest_devemu({"-q", "capture", out.gadget, "-o", g + ".pcapng", "--duration", std::to_string(opt.duration.count()), "--json"}, rec.devemu))
         cmd += sh_quote(a) + " ";
-    // In the background: the VM runs one exec at a time, and the user's I/O (devemu vm exec) goes on meanwhile.
+    // In the background, its pid kept: a Ctrl-C here stops it with SIGINT there (a closed exec would kill it), so
+    // that it completes its file.
     cmd += "> " + g + ".json 2> " + g + ".err < /dev/null & echo $! > " + g + ".pid";
     const StopOnSignal stop;
     // The share is mounted at the first capture (9p is not loaded at boot: see plan_launch).

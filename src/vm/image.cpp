@@ -274,6 +274,7 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     if (!run.cwd.empty()) conf += "cwd " + run.cwd + "\n";
     for (auto& e : run.env) conf += "env " + e + "\n";
     if (run.stay) conf += "stay 1\n";
+    if (run.stay && run.exec_ports > 0) conf += fmt::format("execports {}\n", run.exec_ports);
     w.add_file("devemu/run.conf", conf);
     auto nul_joined = [](const std::vector<std::string>& v) {
         std::string joined;

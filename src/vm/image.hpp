@@ -49,6 +49,7 @@ struct RunSpec {
     std::vector<fs::path> files;            // host files to add at the same path (profiles)
     std::vector<std::pair<std::string, std::string>> secret_files;   // guest path (under /devemu) -> content, mode 0600
     bool stay = false;                      // long-lived: init waits for "down" on the control tty
+    int exec_ports = 0;                     // with stay: virtio ports org.devemu.exec.K it serves `exec` on
     std::vector<std::string> down_argv;     // what "down" runs before power-off
 };
 

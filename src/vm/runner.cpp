@@ -69,6 +69,12 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
                            fmt::format("virtio-net-pci,netdev=n1,romfile={}", c.tap_mac.empty() ? "" : ",mac=" + c.tap_mac)});
     if (c.host_root)
         a.insert(a.end(), {"-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"});
+    if (detached && c.exec_ports > 0) {   // `devemu vm exec` and the commands relayed into the guest, several at once
+        a.insert(a.end(), {"-device", "virtio-serial-pci,id=vexec"});
+        for (int k = 0; k < c.exec_ports; ++k)
+            a.insert(a.end(), {"-chardev", fmt::format("socket,id=x{},path={},server=on,wait=off", k, (c.run_dir / fmt::format("exec{}.sock", k)).string()),
+                               "-device", fmt::format("virtserialport,bus=vexec.0,chardev=x{},name=org.devemu.exec.{}", k, k)});
+    }
     if (!c.mpath_disk.empty() && !detached) {
         auto m = mpath_disk_args(c.mpath_disk, c.run_dir);
         a.insert(a.end(), m.begin(), m.end());

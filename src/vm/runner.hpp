@@ -51,6 +51,7 @@ struct VmConfig {
     std::string accel = "auto";          // auto | kvm | tcg
     fs::path cache_dir;                    // where the KVM verdict is cached
     fs::path mpath_disk;                   // vm run --mpath-disk: two virtio-scsi paths to this file (vm/qemu_paths)
+    int exec_ports = 0;                    // detached: virtio ports org.devemu.exec.K on run_dir/execK.sock (vm_exec)
 };
 
 struct VmResult {

@@ -4,6 +4,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "ceph/rbd_up.hpp"
@@ -11,6 +16,8 @@
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
+#include "core/unix_socket.hpp"
+#include "core/progress.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
 #include "vm/runner.hpp"
@@ -44,21 +51,17 @@ std::vector<std::string> guest_devemu(const std::vector<std::string>& args, cons
     return argv;
 }
 
-core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args)
+namespace {
+
+// The old way, for a VM started before the exec ports: one command at a time on the control tty, its output read
+// from the VM's stdout/stderr logs.
+core::Result<Ran> exec_on_control_tty(const VmRecord& rec, const std::string& joined)
 {
     const auto pid = static_cast<pid_t>(rec.pid);
-    if (pid <= 0 || core::process_start_time(pid) != rec.start_time)
-        return core::fail(core::Errc::missing, "the VM of this unit is not running", rec.name, "devemu down " + rec.name + " and up again");
     const fs::path dir = rec.run_dir;
     auto size_of = [](const fs::path& p) { std::error_code ec; auto n = fs::file_size(p, ec); return ec ? std::uintmax_t{0} : n; };
     const auto out0 = size_of(dir / "stdout.log"), err0 = size_of(dir / "stderr.log");
-    std::string line = "exec ";
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i].find_first_of("\n\x1f") != std::string::npos)
-            return core::fail(core::Errc::invalid_input, "an argument holds a newline", args[i], "");
-        line += (i ? "\x1f" : "") + args[i];
-    }
-    DEVEMU_TRY(ran, control(rec.ctl, line + "\n", "DEVEMU-RAN", std::chrono::seconds(900), pid));
+    DEVEMU_TRY(ran, control(rec.ctl, "exec " + joined + "\n", "DEVEMU-RAN", std::chrono::seconds(900), pid));
     // The guest drained its serial lines before answering; let qemu's file writes land.
     for (int i = 0, stable = 0; i < 40 && stable < 3; ++i) {
         auto a = size_of(dir / "stdout.log") + size_of(dir / "stderr.log");
@@ -73,6 +76,114 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
     };
     return Ran{static_cast<int>(core::parse_number(ran.substr(std::min<std::size_t>(ran.size(), 11))).value_or(1)), tail_from(dir / "stdout.log", out0),
                tail_from(dir / "stderr.log", err0)};
+}
+
+// A free exec port of the VM (its lock held by the returned fd while the command runs), waiting while all are busy.
+core::Result<std::pair<core::UniqueFd, int>> take_exec_port(const VmRecord& rec, std::chrono::seconds timeout)
+{
+    const fs::path dir = rec.run_dir;
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        for (int k = 0; k < kExecPorts; ++k) {
+            core::UniqueFd lock(::open((dir / fmt::format("exec{}.lock", k)).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+            if (!lock) return core::fail_errno("cannot open", (dir / fmt::format("exec{}.lock", k)).string());
+            if (::flock(lock.get(), LOCK_EX | LOCK_NB) == 0) {
+                core::progress_clear();
+                return std::pair{std::move(lock), k};
+            }
+        }
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count();
+        if (secs >= timeout.count())
+            return core::fail(core::Errc::timeout, fmt::format("all {} exec channels of the VM stayed busy for {} s", kExecPorts, timeout.count()), rec.name,
+                              "see what runs there: devemu vm exec " + rec.name + " -- ps");
+        if (secs >= 2) core::progress(fmt::format("{} commands already run in the VM of {}; waiting for one to end… {}s", kExecPorts, rec.name, secs));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+}  // namespace
+
+core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args, const core::OutputSink& sink, std::chrono::seconds timeout)
+{
+    const auto pid = static_cast<pid_t>(rec.pid);
+    if (pid <= 0 || core::process_start_time(pid) != rec.start_time)
+        return core::fail(core::Errc::missing, "the VM of this unit is not running", rec.name, "devemu down " + rec.name + " and up again");
+    std::string joined;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i].find_first_of("\n\x1f") != std::string::npos)
+            return core::fail(core::Errc::invalid_input, "an argument holds a newline", args[i], "");
+        joined += (i ? "\x1f" : "") + args[i];
+    }
+    const fs::path dir = rec.run_dir;
+    std::error_code ec;
+    if (!fs::exists(dir / "exec0.sock", ec)) {
+        DEVEMU_TRY(old, exec_on_control_tty(rec, joined));
+        if (sink) sink(false, old.out), sink(true, old.err), old.out.clear(), old.err.clear();
+        return old;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    DEVEMU_TRY(taken, take_exec_port(rec, timeout));
+    const fs::path sock = dir / fmt::format("exec{}.sock", taken.second);
+    DEVEMU_TRY(conn, core::connect_unix(sock, "is the VM still running? see devemu ls"));
+    const std::string id = fmt::format("{}.{}", ::getpid(), taken.second);
+    const std::string req = "exec " + id + " " + joined + "\n";
+    for (std::size_t off = 0; off < req.size();) {
+        const ssize_t w = ::write(conn.get(), req.data() + off, req.size() - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return core::fail_errno("cannot write to", sock.string());
+        off += static_cast<std::size_t>(w);
+    }
+    // Frames until "ID x STATUS": "ID o|e LEN\n" + LEN bytes (vm/init/exec_port.cpp). Frames of another ID are a
+    // command of a host that left before it ended (the guest still ran it when this connection came): skipped.
+    Ran out;
+    std::string buf;
+    bool started = false;   // "ID s PID": the guest runs it (a port nobody serves never says so)
+    const auto start_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+        const auto nl = buf.find('\n');
+        if (nl != std::string::npos) {
+            const auto head = core::split(buf.substr(0, nl), ' ');
+            if (head.size() == 3 && head[1] == "s") {
+                started = started || head[0] == id;
+                buf.erase(0, nl + 1);
+                continue;
+            }
+            if (head.size() == 3 && head[1] == "x") {
+                if (head[0] == id) {
+                    out.rc = static_cast<int>(core::parse_number(head[2]).value_or(1));
+                    return out;
+                }
+                buf.erase(0, nl + 1);
+                continue;
+            }
+            const auto len = head.size() == 3 ? core::parse_number(head[2]) : std::nullopt;
+            if (!len || (head[1] != "o" && head[1] != "e"))
+                return core::fail(core::Errc::kernel, "the VM's exec channel sent an unreadable frame", sock.string(), "see console.log beside it");
+            if (buf.size() >= nl + 1 + *len) {
+                if (head[0] == id && sink) sink(head[1] == "e", std::string_view(buf).substr(nl + 1, *len));
+                else if (head[0] == id) (head[1] == "o" ? out.out : out.err) += buf.substr(nl + 1, *len);
+                buf.erase(0, nl + 1 + *len);
+                continue;
+            }
+        }
+        if (!started && std::chrono::steady_clock::now() > start_by)
+            return core::fail(core::Errc::timeout, fmt::format("exec channel {} of the VM did not start the command within 20 s", taken.second), rec.name,
+                              "see console.log in " + dir.string());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0)
+            return core::fail(core::Errc::timeout, fmt::format("the command in the VM did not end within {} s", timeout.count()), rec.name,
+                              "it was stopped; see console.log in " + dir.string());
+        pollfd p{conn.get(), POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 1000)));
+        if (r < 0 && errno != EINTR) return core::fail_errno("poll", sock.string());
+        if (core::process_start_time(pid) != rec.start_time) return core::fail(core::Errc::kernel, "the VM stopped", rec.name, "see console.log in " + dir.string());
+        if (r <= 0) continue;
+        char chunk[65536];
+        const ssize_t n = ::read(conn.get(), chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return core::fail(core::Errc::kernel, "the VM closed its exec channel", sock.string(), "see console.log beside it");
+        buf.append(chunk, static_cast<std::size_t>(n));
+    }
 }
 
 namespace {
@@ -143,10 +254,10 @@ void register_vm_kind()
         return h;
     };
     k.describe = describe_vm;
-    k.relay = [](const json& j, std::vector<std::string> argv) -> core::Result<core::Relayed> {
+    k.relay = [](const json& j, std::vector<std::string> argv, const core::OutputSink& sink) -> core::Result<core::Relayed> {
         DEVEMU_TRY(rec, vm_record(j));
         if (!argv.empty() && argv[0] == "devemu") argv = guest_devemu({argv.begin() + 1, argv.end()}, rec.devemu);
-        DEVEMU_TRY(r, vm_exec(rec, argv));
+        DEVEMU_TRY(r, vm_exec(rec, argv, sink));
         return core::Relayed{r.rc, r.out, r.err};
     };
     k.check = [](const core::StateDir&, const std::string&, const json& j, const core::CheckRequest& req) -> core::Result<core::CheckOutcome> {

@@ -3,6 +3,7 @@
 // the profile inside (the same code path as on a host with LIO and dummy_hcd), its iSCSI portals forwarded to
 // 127.0.0.1 on free ports. Its record lists the guest's units; `check` and `gadget` reach them through the VM's
 // control socket (vm_exec); `down` asks the guest to remove its units and power off, then reaps qemu.
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -49,7 +50,12 @@ struct Ran {
     int rc = 0;
     std::string out, err;
 };
-// Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools).
-[[nodiscard]] core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args);
+// Runs ARGS in the running VM of an `up --vm` unit record (its devemu, its tools). Up to kExecPorts commands run at
+// once, each on its own virtio port (vm/init/exec_port.cpp); more wait for one to end.
+inline constexpr int kExecPorts = 4;
+// With a sink, the output goes there as it comes (Ran's out and err stay empty).
+// `timeout` bounds the wait for a free port and the command (ended when it passes).
+[[nodiscard]] core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args, const core::OutputSink& sink = {},
+                                        std::chrono::seconds timeout = std::chrono::seconds(900));
 
 }  // namespace devemu::vm

@@ -114,6 +114,8 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     if (!prof.gadgets.empty()) l.cfg.shares.push_back({capture_dir(l.cfg.run_dir), kGuestCaptureDir});
     l.run.down_argv = guest_devemu({"-q", "down", "--all"});
     l.run.stay = true;
+    l.run.exec_ports = l.cfg.exec_ports = kExecPorts;
+    l.run.load.push_back("virtio_console");
     return l;
 }
 

@@ -104,7 +104,7 @@ if [ "$rc" = 0 ]; then
 
     # Kill the OSD mid-write and restart it: the write completes (krbd resends) or fails cleanly, and every byte
     # dd reported written is there afterwards.
-    log=$state/units/rbdl/stdout.log
+    log=$state/kill.out   # vm exec streams the guest's output as it comes
     "$devemu" vm exec rbdl -- sh -c "head -c 33554432 /dev/urandom > /tmp/c; echo WRITING; dd if=/tmp/c of=$dev bs=8k seek=2048 oflag=direct 2>/tmp/dd; echo \"dd exit \$?\"; cat /tmp/dd" >"$state/kill.out" 2>&1 &
     writer=$!
     for _ in $(seq 1 600); do grep -q WRITING "$log" 2>/dev/null && break; sleep 0.05; done

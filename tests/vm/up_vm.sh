@@ -75,6 +75,7 @@ for prof in "$src"/gadgets/*.toml; do
     expect_eq "$name: up --vm" 0 "$rc"
     [ "$rc" = 0 ] || { show_failure "$state/err"; continue; }
     unit=$(field "d[0]['vm']" <<<"$out")
+    gunit=$(field "d[0]['unit']" <<<"$out")   # the gadget's unit in the guest
     bus=$(field "d[0]['gadget']['host']['bus']" <<<"$out")
     [ "$bus" -ge 1 ] 2>/dev/null && ok "$name: enumerated on bus $bus in the VM" || bad "$name: not enumerated: $out"
     "$devemu" check --json "$unit" >"$state/check" 2>&1; rc=$?
@@ -108,6 +109,28 @@ for prof in "$src"/gadgets/*.toml; do
         wait $cap; rc=$?
         [ "$rc" = 2 ] && grep -q "ended without a result" "$state/dead.err" && [ ! -e "$state/dead.pcapng" ] && ok "$name: ... exit 2, says so, no file" || bad "$name: dead capture: $rc $(cat "$state/dead.err")"
         [ -d "$state/units/$unit/capture" ] && [ -z "$(ls "$state/units/$unit/capture")" ] && ok "$name: nothing left in the VM's capture share" || bad "$name: left: $(ls "$state/units/$unit/capture")"
+        # Several commands in the VM at once (its exec ports): a fault or a second exec while a long one runs answers
+        # at once with its own output only; the long one streams its output as it comes and gets its own.
+        "$devemu" vm exec "$unit" -- sh -c 'echo long-started; sleep 6; echo long-done' >"$state/long.out" 2>&1 &
+        long=$!
+        for _ in $(seq 1 100); do grep -q long-started "$state/long.out" && break; sleep 0.1; done
+        grep -q long-started "$state/long.out" && ok "$name: vm exec streams the guest's output as it comes" || bad "$name: nothing streamed: $(cat "$state/long.out")"
+        t0=$(date +%s%N)
+        fault_out=$("$devemu" fault "$unit" ls 2>&1); rc=$?
+        second=$("$devemu" vm exec "$unit" -- sh -c 'echo second; echo second-err >&2' 2>&1)
+        ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        expect_eq "$name: devemu fault ls during a running vm exec" 0 "$rc"
+        [ "$ms" -lt 4000 ] && kill -0 $long 2>/dev/null && ok "$name: fault ls and a second vm exec took $ms ms while the first still ran" \
+            || bad "$name: fault ls and a second vm exec took $ms ms (the first still running: $(kill -0 $long 2>/dev/null && echo yes || echo no))"
+        expect_eq "$name: the second exec printed its own output only" "second second-err" "$(echo $second)"
+        case "$fault_out" in *long*) bad "$name: fault ls printed another command's output: $fault_out" ;; *) ok "$name: fault ls printed its own output only" ;; esac
+        wait $long; expect_eq "$name: the long exec's status" 0 "$?"
+        expect_eq "$name: the long exec's output, all of it, its own" "long-started long-done" "$(echo $(cat "$state/long.out"))"
+        # Ctrl-C on the host ends the command in the VM.
+        timeout -s INT 2 "$devemu" vm exec "$unit" -- sleep 61 >/dev/null 2>&1
+        sleep 0.5
+        left=$("$devemu" vm exec "$unit" -- sh -c 'ps | grep "sleep 6[1]" || true')
+        [ -z "$left" ] && ok "$name: a vm exec interrupted on the host ends its command in the VM" || bad "$name: left running in the VM: $left"
     fi
     lun=$(field "([l['lun'] for l in d[0]['gadget']['luns'] if l['removable'] and l['file']] + [''])[0]" <<<"$out")
     if [ -n "$lun" ]; then   # a removable LUN with a medium: eject it through the VM

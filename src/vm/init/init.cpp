@@ -17,12 +17,16 @@
 //   systemd 1            (with hostroot) boot the host's systemd as PID 1 in the overlay root instead of running the
 //                        command directly: a target of devemu's own (basic.target + one service) runs the command
 //                        through this binary (`/run/devemu-init --command`), which reports its status and powers off
+//   execports N          (with stay) serve `exec` on the virtio ports org.devemu.exec.0…N-1, several at once
+//                        (exec_port.cpp)
 //   stay 1               after reporting the exit status, stay up and serve control lines on ttyS3:
 //                        "down" runs /devemu/down-argv, reports "DEVEMU-DOWN <status>" and powers off;
 //                        "exec A\x1fB\x1f…" runs A B … (stdout/stderr on ttyS1/ttyS2), reports "DEVEMU-RAN <status>"
 // /devemu/argv: the command, NUL-separated.
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/reboot.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -206,24 +210,8 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
     int argc = 0;
     for (size_t off = 0; off < len && argc < 255; off += std::strlen(args + off) + 1) argv[argc++] = args + off;
     argv[argc] = nullptr;
-    pid_t pid = ::fork();
+    const pid_t pid = devemu_init::spawn_command(argv, {host, cwd, envp}, out_fd, err_fd);
     if (pid < 0) return 127;
-    if (pid == 0) {
-        ::setsid();
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
-        ::dup2(out_fd, 1);
-        ::dup2(err_fd, 2);
-        if (host && (::chroot("/newroot") != 0 || ::chdir("/") != 0)) {
-            std::perror("devemu-init: chroot");
-            ::_exit(127);
-        }
-        if (::chdir(cwd) != 0 && ::chdir("/") != 0) std::perror("devemu-init: chdir");
-        for (char** e = envp; *e; ++e) ::putenv(*e);
-        ::execvp(argv[0], argv);
-        std::fprintf(stderr, "devemu-init: cannot run %s: %s\n", argv[0], std::strerror(errno));
-        ::_exit(127);
-    }
     int status = 0;
     for (;;) {
         pid_t r = ::waitpid(-1, &status, 0);
@@ -241,7 +229,11 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
     static char line[8192];
     size_t n = 0;
     for (;;) {
+        // PID 1 reaps every orphan: a command's background child outlives it (the exec ports' commands too, which
+        // never come through here), and a zombie still answers `kill -0`.
         while (::waitpid(-1, nullptr, WNOHANG) > 0) {}
+        pollfd pf{ctl_fd, POLLIN, 0};
+        if (::poll(&pf, 1, 250) <= 0) continue;
         char c;
         ssize_t r = ::read(ctl_fd, &c, 1);
         if (r <= 0) {
@@ -377,6 +369,29 @@ namespace devemu_init {
     power_off();
 }
 
+int spawn_command(char** argv, const ExecEnv& env, int out_fd, int err_fd)
+{
+    const pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    ::setsid();
+    sigset_t none;   // a blocked signal stays blocked across exec (the exec ports block SIGIO)
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    if (env.host && (::chroot("/newroot") != 0 || ::chdir("/") != 0)) {
+        std::perror("devemu-init: chroot");
+        ::_exit(127);
+    }
+    if (::chdir(env.cwd) != 0 && ::chdir("/") != 0) std::perror("devemu-init: chdir");
+    for (char** e = env.envp; *e; ++e) ::putenv(*e);
+    ::execvp(argv[0], argv);
+    std::fprintf(stderr, "devemu-init: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+}
+
 }  // namespace devemu_init
 
 int main(int argc, char** argv)
@@ -400,6 +415,7 @@ int main(int argc, char** argv)
     if (!conf || !args || argv_len == 0) die("config", "/devemu");
 
     bool host = false, stay = false, systemd = false;
+    int exec_ports = 0;
     const char* cwd = "/";
     char* envp[64];
     int envc = base_env(envp);
@@ -418,6 +434,7 @@ int main(int argc, char** argv)
         else if (!std::strcmp(line, "env") && envc < 62) envp[envc++] = val;
         else if (!std::strcmp(line, "stay")) stay = true;
         else if (!std::strcmp(line, "systemd")) systemd = true;
+        else if (!std::strcmp(line, "execports")) exec_ports = std::atoi(val);
         // "share" lines are handled below, once the root is final.
     }
     envp[envc] = nullptr;
@@ -447,6 +464,7 @@ int main(int argc, char** argv)
     if (int m = ::open("/devemu/command-started", O_WRONLY | O_CREAT | O_CLOEXEC, 0600); m >= 0) ::close(m);
     else std::perror("devemu-init: /devemu/command-started");
     if (systemd && host) boot_systemd();
+    if (stay && exec_ports > 0) devemu_init::start_exec_ports(exec_ports, {host, cwd, envp});
     say("DEVEMU-RUN\n");   // the command starts (the host's timeout message says how long it ran)
     char num[16];
     std::snprintf(num, sizeof num, "%d", run_command("/devemu/argv", host, cwd, envp, out_fd, err_fd));

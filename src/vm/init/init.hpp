@@ -11,4 +11,17 @@ void loopback_up();
 void network();
 void second_nic(char* spec);
 
+// How a command runs: in the host-root overlay (chroot /newroot) or not, its working directory and environment.
+struct ExecEnv {
+    bool host = false;
+    const char* cwd = "/";
+    char** envp = nullptr;
+};
+
+// Forks the command (its own session, stdin /dev/null, stdout/stderr on the fds given); -1 when fork fails.
+int spawn_command(char** argv, const ExecEnv& env, int out_fd, int err_fd);
+
+// An `up --vm` guest: `count` servers of the exec ports org.devemu.exec.0…count-1 (exec_port.cpp), forked.
+void start_exec_ports(int count, const ExecEnv& env);
+
 }  // namespace devemu_init

@@ -1,0 +1,253 @@
+// devemu-init's exec ports (an `up --vm` guest): one server per virtio port org.devemu.exec.K, so that several
+// `devemu vm exec` (and the commands that relay into the guest: fault, check, ls) run at once, each with its own
+// output. The control tty (ttyS3) runs one command at a time and shares ttyS1/ttyS2 between them: a `devemu fault`
+// waited for a user's `vm exec -- fio …` to end and printed fio's output as its own.
+//
+// A port carries one host connection at a time (the host takes a port with flock on run_dir/execK.lock):
+//   host  -> guest   "exec ID A\x1fB\x1f…\n"
+//   guest -> host    "ID s PID\n" (started), "ID o LEN\n" + LEN bytes of stdout, "ID e LEN\n" + LEN bytes of stderr, …,
+//                    "ID x STATUS\n"
+// The host closing its end (Ctrl-C, a timeout) ends the command: its process group gets SIGTERM, then SIGKILL.
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "vm/init/init.hpp"
+
+namespace devemu_init {
+
+namespace {
+
+// The /dev node of the virtio port named `name`, once the driver has made it (ports appear after the module loads).
+bool find_port(const char* name, char* dev, size_t dev_len)
+{
+    DIR* d = ::opendir("/sys/class/virtio-ports");
+    if (!d) return false;
+    bool found = false;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], buf[128] = {};
+        std::snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == 0)) buf[--n] = 0;
+        if (n > 0 && !std::strcmp(buf, name)) {
+            std::snprintf(dev, dev_len, "/dev/%s", e->d_name);
+            found = ::access(dev, F_OK) == 0;
+            break;
+        }
+    }
+    ::closedir(d);
+    return found;
+}
+
+// Writes all of it to the port (non-blocking: a host that left makes this fail instead of hanging the server).
+bool port_write(int fd, const char* p, size_t n)
+{
+    while (n) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w > 0) {
+            p += w, n -= static_cast<size_t>(w);
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno != EAGAIN) return false;
+        pollfd pf{fd, POLLOUT, 0};
+        if (::poll(&pf, 1, 5000) <= 0 || (pf.revents & POLLHUP)) return false;
+    }
+    return true;
+}
+
+bool frame(int port, const char* id, char kind, const char* data, size_t n)
+{
+    char head[96];
+    const int h = std::snprintf(head, sizeof head, "%s %c %zu\n", id, kind, n);
+    return port_write(port, head, static_cast<size_t>(h)) && port_write(port, data, n);
+}
+
+// Ends the command's process group: SIGTERM, then SIGKILL after 2 s.
+void end_group(pid_t pid)
+{
+    ::kill(-pid, SIGTERM);
+    for (int i = 0; i < 20; ++i) {
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+        ::usleep(100000);
+    }
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+}
+
+bool send_status(int port, const char* id, int status)
+{
+    char tail[96];
+    const int h = std::snprintf(tail, sizeof tail, "%s x %d\n", id, status);
+    return port_write(port, tail, static_cast<size_t>(h));
+}
+
+// The request may arrive before the driver has heard that the host connected (data and control messages are
+// separate queues): wait until it has, so that the port's POLLHUP means the host left.
+bool host_connected(int port)
+{
+    for (int i = 0; i < 200; ++i) {
+        pollfd pf{port, 0, 0};
+        if (::poll(&pf, 1, 0) >= 0 && !(pf.revents & POLLHUP)) return true;
+        ::usleep(10000);
+    }
+    return false;
+}
+
+long now_ms()
+{
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+// One request "exec ID ARGS": runs it and streams its output as frames, then its status.
+void serve_one(int port, char* line, const ExecEnv& env)
+{
+    char* id = line + 5;
+    char* args = std::strchr(id, ' ');
+    if (!args || !host_connected(port)) return;
+    *args++ = 0;
+    char* argv[256];
+    int argc = 0;
+    for (char* a = args; a && argc < 255;) {
+        argv[argc++] = a;
+        char* sep = std::strchr(a, 0x1f);
+        if (sep) *sep++ = 0;
+        a = sep;
+    }
+    argv[argc] = nullptr;
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+        send_status(port, id, 127);
+        return;
+    }
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+        ::close(out[0]);
+        ::close(out[1]);
+        send_status(port, id, 127);
+        return;
+    }
+    const pid_t pid = spawn_command(argv, env, out[1], err[1]);
+    ::close(out[1]);
+    ::close(err[1]);
+    char started[96];   // "ID s PID": the host knows its command runs (and that this port is served at all)
+    const int sh = std::snprintf(started, sizeof started, "%s s %d\n", id, static_cast<int>(pid));
+    if (pid > 0 && !port_write(port, started, static_cast<size_t>(sh))) {
+        end_group(pid);
+        ::close(out[0]);
+        ::close(err[0]);
+        return;
+    }
+    bool host_here = true, exited = pid <= 0;
+    int status = pid <= 0 ? 127 << 8 : 0;
+    long exited_at = exited ? now_ms() : 0;
+    int open_fds = 2;
+    // The port: POLLHUP only (the host left). The pidfd: readable when the command exits.
+    const int pidfd = pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1;
+    pollfd pf[4] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {port, 0, 0}, {pidfd, POLLIN, 0}};
+    while (host_here && open_fds > 0) {
+        // A command that exited may leave a background child holding the pipes: what is already there is sent,
+        // then (within a second) the status; what that child writes later goes nowhere.
+        const int r = ::poll(pf, exited ? 3 : 4, exited ? 100 : 500);
+        if (r < 0 && errno != EINTR) break;
+        if (r > 0 && (pf[2].revents & POLLHUP)) host_here = false;
+        for (int k = 0; k < 2 && host_here && r > 0; ++k) {
+            if (pf[k].fd < 0 || !(pf[k].revents & (POLLIN | POLLHUP))) continue;
+            char buf[16384];
+            const ssize_t n = ::read(pf[k].fd, buf, sizeof buf);
+            if (n > 0) host_here = frame(port, id, k ? 'e' : 'o', buf, static_cast<size_t>(n));
+            else if (n == 0 || errno != EINTR) {
+                ::close(pf[k].fd);
+                pf[k].fd = -1;
+                --open_fds;
+            }
+        }
+        if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true, exited_at = now_ms();
+        if (exited && (r == 0 || now_ms() - exited_at > 1000)) break;
+    }
+    for (int k = 0; k < 2; ++k)
+        if (pf[k].fd >= 0) ::close(pf[k].fd);
+    if (pidfd >= 0) ::close(pidfd);
+    if (!exited) {
+        if (!host_here) {
+            end_group(pid);   // the host left (Ctrl-C, its timeout): nobody waits for this command any more
+            return;
+        }
+        ::waitpid(pid, &status, 0);
+    }
+    if (host_here) send_status(port, id, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+[[noreturn]] void serve_port(const char* name, const ExecEnv& env)
+{
+    char dev[300];
+    for (int i = 0; !find_port(name, dev, sizeof dev); ++i) {
+        if (i == 300) ::_exit(0);   // no such port within 30 s: a VM without exec ports
+        ::usleep(100000);
+    }
+    // With no host connected the port reads 0 at once: wait for SIGIO (a host connecting, data) instead of spinning.
+    sigset_t io;
+    sigemptyset(&io);
+    sigaddset(&io, SIGIO);
+    ::sigprocmask(SIG_BLOCK, &io, nullptr);
+    const int port = ::open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (port < 0 || ::fcntl(port, F_SETOWN, ::getpid()) != 0 || ::fcntl(port, F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
+        std::perror("devemu-init: exec port");
+        ::_exit(1);
+    }
+    static char line[16384];
+    size_t n = 0;
+    for (;;) {
+        pollfd pf{port, POLLIN, 0};
+        ::poll(&pf, 1, -1);   // returns at once while no host is connected
+        char c[4096];
+        const ssize_t r = ::read(port, c, sizeof c);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            n = 0;   // no host (or a half-sent request of one that left)
+            const timespec wait{1, 0};
+            ::sigtimedwait(&io, nullptr, &wait);
+            continue;
+        }
+        for (ssize_t i = 0; i < r; ++i) {
+            if (c[i] != '\n') {
+                if (n < sizeof line - 1) line[n++] = c[i];
+                continue;
+            }
+            line[n] = 0;
+            n = 0;
+            // One request per connection: anything after it in this read is dropped.
+            if (!std::strncmp(line, "exec ", 5)) serve_one(port, line, env);
+            break;
+        }
+    }
+}
+
+}  // namespace
+
+void start_exec_ports(int count, const ExecEnv& env)
+{
+    for (int k = 0; k < count; ++k) {
+        const pid_t pid = ::fork();
+        if (pid != 0) continue;   // the parent goes on (a failed fork leaves that port unserved)
+        char name[64];
+        std::snprintf(name, sizeof name, "org.devemu.exec.%d", k);
+        serve_port(name, env);
+    }
+}
+
+}  // namespace devemu_init
