@@ -219,7 +219,7 @@ core::Result<core::CheckOutcome> check_vm(const VmRecord& rec, const core::Check
     return out;
 }
 
-core::Described describe_vm(const json& j, core::DescribeFor, bool secrets)
+core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
 {
     core::Described d;
     auto rec = vm_record(j);
@@ -229,6 +229,31 @@ core::Described describe_vm(const json& j, core::DescribeFor, bool secrets)
     std::string line;
     for (auto& [target, port] : rec->forwards) line += fmt::format("{}{}@127.0.0.1:{}", line.empty() ? "" : "  ", target, port);
     if (!line.empty()) d.lines.push_back(line);
+    if (what != core::DescribeFor::up && core::process_start_time(rec->pid) == rec->start_time) {
+        // `ls`: the guest's own view of its units (their health against the guest's configfs, a server's counters).
+        auto r = vm_exec(*rec, guest_devemu({"ls", "--json"}, rec->devemu), {}, std::chrono::seconds(20));
+        const json units = r && r->rc == 0 ? json::parse(r->out, nullptr, false) : json();
+        if (!units.is_array()) {
+            d.json["health"] = {{"status", "unknown"}, {"detail", "cannot ask the VM: " + (r ? core::last_line(r->err) : r.error().message())}};
+            return d;
+        }
+        d.json["guest"] = units;
+        json detail = json::array();
+        std::string worst = "healthy";
+        for (auto& u : units) {
+            const std::string name = u.value("name", "?"), status = u.contains("health") ? u["health"].value("status", "?") : "?";
+            d.lines.push_back(fmt::format("in the VM: {} {} {}", name, u.value("kind", "?"), status));
+            if (status == "healthy") continue;
+            worst = status;
+            const json det = u.contains("health") ? u["health"].value("detail", json()) : json();
+            if (det.is_string()) detail.push_back("in the VM, " + name + ": " + det.get<std::string>());
+            for (auto& l : det.is_array() ? det : json::array()) detail.push_back("in the VM, " + name + ": " + l.get<std::string>());
+        }
+        for (auto& u : rec->units)   // what `up` made and the guest no longer lists
+            if (std::none_of(units.begin(), units.end(), [&](const json& g) { return g.value("name", "") == u.unit; }))
+                worst = "drift", detail.push_back("in the VM, " + u.unit + ": gone (devemu down " + rec->name + ", then up again)");
+        if (worst != "healthy") d.json["health"] = {{"status", worst}, {"detail", detail}};
+    }
     if (secrets)   // the guest's units' CHAP secrets, kept in this 0600 record
         for (auto& u : rec->units)
             if (u.access.contains("chap_secret") && u.access.contains("initiator"))

@@ -131,13 +131,21 @@ for prof in "$src"/gadgets/*.toml; do
         sleep 0.5
         left=$("$devemu" vm exec "$unit" -- sh -c 'ps | grep "sleep 6[1]" || true')
         [ -z "$left" ] && ok "$name: a vm exec interrupted on the host ends its command in the VM" || bad "$name: left running in the VM: $left"
+        # ls asks the guest: its units, their health against the guest's configfs, the server's counters.
+        cmds=$("$devemu" ls --json | field "[g for u in d if u['name']=='$unit' for g in u['guest'] if g['name']=='$gunit'][0]['servers']['ms0']['commands']")
+        [ "$cmds" -gt 0 ] 2>/dev/null && ok "$name: ls --json shows the guest's unit and the commands its server served ($cmds)" || bad "$name: ls --json guest: $cmds"
     fi
     lun=$(field "([l['lun'] for l in d[0]['gadget']['luns'] if l['removable'] and l['file']] + [''])[0]" <<<"$out")
     if [ -n "$lun" ]; then   # a removable LUN with a medium: eject it through the VM
         "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null; expect_eq "$name: eject LUN $lun through the VM" 0 "$?"
         "$devemu" check --no-write "$unit" 2>&1 | grep -q "LUN $lun: TEST UNIT READY — no medium" && ok "$name: check sees no medium" || bad "$name: medium still there"
     fi
-    "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
+    "$devemu" ls | grep -q "^$unit  vm  up  healthy  .*in the VM: $gunit gadget healthy" && ok "$name: ls shows it healthy, in the VM too" || bad "$name: ls: $("$devemu" ls)"
+    if [ "$name" = msc-file ]; then   # drift in the guest's configfs is the unit's drift on the host
+        "$devemu" vm exec "$unit" -- sh -c "echo '' > /sys/kernel/config/usb_gadget/$gunit/UDC"
+        "$devemu" ls | grep -A1 "^$unit  vm  up  drift" | grep -q "in the VM, $gunit: .*/UDC: asked for" && ok "$name: ls on the host shows the guest's drift (UDC unbound there)" \
+            || bad "$name: ls after unbinding in the VM: $("$devemu" ls)"
+    fi
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
     [ -z "$(pgrep -f "$state/units/ceph" || true)" ] && ok "$name: no ceph daemon left" || bad "$name: ceph daemons left"
