@@ -36,7 +36,9 @@ in the guest), so any installed tool runs. Either way /lib/modules/VERSION is th
 own module requests) find the rest.
 
 `vm exec` runs CMD in the running VM of an `up --vm` unit (its tools: busybox, or the host's with --exec/FunctionFS
-profiles), relays its output and exits with its status.
+profiles), streams its output and exits with its status. Up to four run at once (`devemu fault`, `check` and `ls`
+of the unit use the same channels), so faults can be changed while a `vm exec` does I/O; Ctrl-C ends CMD in the
+VM too. No stdin.
 
 Examples:
   devemu vm run -- sh -c 'uname -r; exit 3'
@@ -46,6 +48,8 @@ Examples:
   devemu vm run --fwd 3260:3260 --timeout 60 -- sleep 30
   devemu vm run --host-root --mpath-disk disk.img -- devemu failover --qemu-paths --flaps 4
   devemu vm exec rbd0 -- cat /sys/bus/rbd/devices/0/name
+  devemu vm exec t0 -- dd if=/dev/sda of=/dev/null bs=4k iflag=direct &   # a loopback LUN in the VM
+  devemu fault t0 add type=error op=read lba=2048..4095
 
 Options)";
 
