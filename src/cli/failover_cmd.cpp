@@ -85,7 +85,7 @@ int cmd_failover(Context& ctx, const Args& args)
         for (auto [flag, key] : {std::pair{"flaps", "flaps"}, {"down-for", "down_for_ms"}, {"between", "between_ms"}, {"all-down", "all_down_ms"}, {"duration", "duration_s"},
                                  {"iodepth", "iodepth"}, {"rw", "rw"}, {"bs", "bs"}})
             a.push_back(fmt::format("--{}={}", flag, options[key].is_string() ? options[key].get<std::string>() : options[key].dump()));
-        auto r = kind->relay(*rec, a, {});
+        auto r = kind->relay(*rec, a, {}, -1);
         if (!r) return report(r.error());
         j = json::parse(r->out, nullptr, false);
         if (!j.is_object()) return relayed(r);

@@ -48,7 +48,7 @@ int cmd_fault(Context& ctx, const Args& args)
         std::vector<std::string> a = {"devemu", "fault"};
         a.insert(a.end(), p.positional.begin(), p.positional.end());
         if (p.has("json")) a.push_back("--json");
-        return relayed(kind->relay(*rec, a, print_relayed));
+        return relayed(kind->relay(*rec, a, print_relayed, -1));
     }
     if (!kind || !kind->fault) return report({core::Errc::invalid_input, "a " + rec->value("kind", "?") + " unit has no fault chain", name, "faults go on a target's `user` backstore"});
     auto out = kind->fault(*rec, backstore, *req);

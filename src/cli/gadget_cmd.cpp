@@ -41,7 +41,7 @@ int cmd_gadget(Context& ctx, const Args& args)
         if (verb == "insert") a.push_back(p.positional[2]);
         if (p.has("force")) a.push_back("--force");
         if (p.has("json")) a.push_back("--json");
-        return relayed(kind->relay(*rec, a, print_relayed));
+        return relayed(kind->relay(*rec, a, print_relayed, -1));
     }
     auto s = usb::change_media(*sd, p.positional[1], lun, verb == "insert" ? p.positional[2] : "", p.has("force"), usb::Roots{});
     if (!s) return report(s.error());

@@ -1,6 +1,7 @@
 // devemu vm run [options] -- CMD ARGS: run CMD in a throw-away VM of the distribution kernel.
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -38,7 +39,7 @@ own module requests) find the rest.
 `vm exec` runs CMD in the running VM of an `up --vm` unit (its tools: busybox, or the host's with --exec/FunctionFS
 profiles), streams its output and exits with its status. Up to four run at once (`devemu fault`, `check` and `ls`
 of the unit use the same channels), so faults can be changed while a `vm exec` does I/O; Ctrl-C ends CMD in the
-VM too. No stdin.
+VM too. Its stdin is this one's unless that is a terminal (`… vm exec NAME -- sh -s < test.sh`).
 
 Examples:
   devemu vm run -- sh -c 'uname -r; exit 3'
@@ -102,13 +103,14 @@ void add_vm_options(po::options_description& opts)
 // devemu vm exec NAME -- CMD: in the running VM of an `up --vm` unit.
 int vm_exec_cmd(const Context& ctx, const std::string& name, const std::vector<std::string>& command)
 {
-    // No lock held while the command runs: it may take long, and other devemu calls (down aside) go on.
+    // No lock held while the command runs: it may take long, and other devemu calls (down aside) go on. Our stdin
+    // is its stdin unless it is a terminal (or closed).
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
     auto rec = sd->load(name);
     const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr;
     if (!kind || !kind->relay) return report({core::Errc::missing, "no `up --vm` unit named " + name, ctx.state_dir.string(), "devemu ls"});
-    return relayed(kind->relay(*rec, command, print_relayed));
+    return relayed(kind->relay(*rec, command, print_relayed, ::isatty(0) || ::fcntl(0, F_GETFD) < 0 ? -1 : 0));
 }
 
 vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const std::vector<std::string>& command)

@@ -97,9 +97,9 @@ struct UnitKind {
     // `devemu check UNIT`: exercise the unit as its host side would. Empty: this kind has nothing to check.
     std::function<Result<CheckOutcome>(const StateDir& sd, const std::string& unit, const nlohmann::json& record, const CheckRequest& req)> check;
     // A unit whose own units live elsewhere (an `up --vm` VM's guest): runs `argv` there; argv[0] "devemu" is that
-    // place's devemu, with its state dir; its output streams to `sink` when one is given. Empty: the unit's kernel
-    // objects are here.
-    std::function<Result<Relayed>(const nlohmann::json& record, std::vector<std::string> argv, const OutputSink& sink)> relay;
+    // place's devemu, with its state dir; its output streams to `sink` when one is given, and `stdin_fd` (-1: none)
+    // is its stdin. Empty: the unit's kernel objects are here.
+    std::function<Result<Relayed>(const nlohmann::json& record, std::vector<std::string> argv, const OutputSink& sink, int stdin_fd)> relay;
     // `devemu fault UNIT[:BACKSTORE] …`: sends `request` ({"op": "add", "keys": {…}} | {"op": "clear"[, "id"]} |
     // {"op": "ls"}) to the fault chains of the unit's data paths (all, or the one named); answers
     // {BACKSTORE: [fault…]}. Empty: this kind's units have no fault chain.

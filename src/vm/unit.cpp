@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
@@ -20,6 +21,7 @@
 #include "core/progress.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
+#include "vm/exec_frames.hpp"
 #include "vm/runner.hpp"
 
 namespace devemu::vm {
@@ -103,7 +105,8 @@ core::Result<std::pair<core::UniqueFd, int>> take_exec_port(const VmRecord& rec,
 
 }  // namespace
 
-core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args, const core::OutputSink& sink, std::chrono::seconds timeout)
+core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args, const core::OutputSink& sink, std::chrono::seconds timeout,
+                          int stdin_fd)
 {
     const auto pid = static_cast<pid_t>(rec.pid);
     if (pid <= 0 || core::process_start_time(pid) != rec.start_time)
@@ -117,6 +120,7 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
     const fs::path dir = rec.run_dir;
     std::error_code ec;
     if (!fs::exists(dir / "exec0.sock", ec)) {
+        if (stdin_fd >= 0) spdlog::warn("{}: this VM was started by an older devemu: the command gets no stdin", rec.name);
         DEVEMU_TRY(old, exec_on_control_tty(rec, joined));
         if (sink) sink(false, old.out), sink(true, old.err), old.out.clear(), old.err.clear();
         return old;
@@ -126,63 +130,59 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
     const fs::path sock = dir / fmt::format("exec{}.sock", taken.second);
     DEVEMU_TRY(conn, core::connect_unix(sock, "is the VM still running? see devemu ls"));
     const std::string id = fmt::format("{}.{}", ::getpid(), taken.second);
-    const std::string req = "exec " + id + " " + joined + "\n";
+    const std::string req = (stdin_fd >= 0 ? "execi " : "exec ") + id + " " + joined + "\n";
     for (std::size_t off = 0; off < req.size();) {
         const ssize_t w = ::write(conn.get(), req.data() + off, req.size() - off);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return core::fail_errno("cannot write to", sock.string());
         off += static_cast<std::size_t>(w);
     }
-    // Frames until "ID x STATUS": "ID o|e LEN\n" + LEN bytes (vm/init/exec_port.cpp). Frames of another ID are a
-    // command of a host that left before it ended (the guest still ran it when this connection came): skipped.
+    // Until this command's "ID x STATUS"; its output to the sink, or collected.
     Ran out;
-    std::string buf;
-    bool started = false;   // "ID s PID": the guest runs it (a port nobody serves never says so)
-    const auto start_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const core::OutputSink collect = [&](bool to_stderr, std::string_view d) { (to_stderr ? out.err : out.out).append(d); };
+    ExecFrames frames(id);
+    const auto start_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);   // a port nobody serves never starts it
+    // stdin, once the command runs (the guest reads the request line alone): "i LEN\n" + bytes, "i 0\n" at its end.
+    std::string to_send;
+    bool stdin_open = stdin_fd >= 0;
     for (;;) {
-        const auto nl = buf.find('\n');
-        if (nl != std::string::npos) {
-            const auto head = core::split(buf.substr(0, nl), ' ');
-            if (head.size() == 3 && head[1] == "s") {
-                started = started || head[0] == id;
-                buf.erase(0, nl + 1);
-                continue;
-            }
-            if (head.size() == 3 && head[1] == "x") {
-                if (head[0] == id) {
-                    out.rc = static_cast<int>(core::parse_number(head[2]).value_or(1));
-                    return out;
-                }
-                buf.erase(0, nl + 1);
-                continue;
-            }
-            const auto len = head.size() == 3 ? core::parse_number(head[2]) : std::nullopt;
-            if (!len || (head[1] != "o" && head[1] != "e"))
-                return core::fail(core::Errc::kernel, "the VM's exec channel sent an unreadable frame", sock.string(), "see console.log beside it");
-            if (buf.size() >= nl + 1 + *len) {
-                if (head[0] == id && sink) sink(head[1] == "e", std::string_view(buf).substr(nl + 1, *len));
-                else if (head[0] == id) (head[1] == "o" ? out.out : out.err) += buf.substr(nl + 1, *len);
-                buf.erase(0, nl + 1 + *len);
-                continue;
+        if (frames.status()) {
+            out.rc = *frames.status();
+            return out;
+        }
+        if (stdin_open && frames.started() && to_send.empty()) {
+            pollfd ip{stdin_fd, POLLIN, 0};
+            if (::poll(&ip, 1, 0) > 0) {
+                char data[65536];
+                const ssize_t n = ::read(stdin_fd, data, sizeof data);
+                if (n > 0) to_send = fmt::format("i {}\n", n) + std::string(data, static_cast<std::size_t>(n));
+                else if (n == 0 || errno != EINTR) to_send = "i 0\n", stdin_open = false;
             }
         }
-        if (!started && std::chrono::steady_clock::now() > start_by)
+        if (!to_send.empty()) {
+            const ssize_t w = ::send(conn.get(), to_send.data(), to_send.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w > 0) to_send.erase(0, static_cast<std::size_t>(w));
+            else if (w < 0 && errno != EAGAIN && errno != EINTR) return core::fail_errno("cannot write to", sock.string());
+        }
+        if (!frames.started() && std::chrono::steady_clock::now() > start_by)
             return core::fail(core::Errc::timeout, fmt::format("exec channel {} of the VM did not start the command within 20 s", taken.second), rec.name,
                               "see console.log in " + dir.string());
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
         if (left <= 0)
             return core::fail(core::Errc::timeout, fmt::format("the command in the VM did not end within {} s", timeout.count()), rec.name,
                               "it was stopped; see console.log in " + dir.string());
-        pollfd p{conn.get(), POLLIN, 0};
-        const int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 1000)));
+        // The channel (its output; room for stdin still to send) and stdin itself once the command runs.
+        pollfd p[2] = {{conn.get(), static_cast<short>(POLLIN | (to_send.empty() ? 0 : POLLOUT)), 0},
+                       {stdin_open && frames.started() && to_send.empty() ? stdin_fd : -1, POLLIN, 0}};
+        const int r = ::poll(p, 2, static_cast<int>(std::min<long>(left, 1000)));
         if (r < 0 && errno != EINTR) return core::fail_errno("poll", sock.string());
         if (core::process_start_time(pid) != rec.start_time) return core::fail(core::Errc::kernel, "the VM stopped", rec.name, "see console.log in " + dir.string());
-        if (r <= 0) continue;
+        if (r <= 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         char chunk[65536];
         const ssize_t n = ::read(conn.get(), chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return core::fail(core::Errc::kernel, "the VM closed its exec channel", sock.string(), "see console.log beside it");
-        buf.append(chunk, static_cast<std::size_t>(n));
+        DEVEMU_CHECK(frames.feed(std::string_view(chunk, static_cast<std::size_t>(n)), sink ? sink : collect));
     }
 }
 
@@ -279,10 +279,10 @@ void register_vm_kind()
         return h;
     };
     k.describe = describe_vm;
-    k.relay = [](const json& j, std::vector<std::string> argv, const core::OutputSink& sink) -> core::Result<core::Relayed> {
+    k.relay = [](const json& j, std::vector<std::string> argv, const core::OutputSink& sink, int stdin_fd) -> core::Result<core::Relayed> {
         DEVEMU_TRY(rec, vm_record(j));
         if (!argv.empty() && argv[0] == "devemu") argv = guest_devemu({argv.begin() + 1, argv.end()}, rec.devemu);
-        DEVEMU_TRY(r, vm_exec(rec, argv, sink));
+        DEVEMU_TRY(r, vm_exec(rec, argv, sink, std::chrono::seconds(900), stdin_fd));
         return core::Relayed{r.rc, r.out, r.err};
     };
     k.check = [](const core::StateDir&, const std::string&, const json& j, const core::CheckRequest& req) -> core::Result<core::CheckOutcome> {

@@ -55,7 +55,8 @@ struct Ran {
 inline constexpr int kExecPorts = 4;
 // With a sink, the output goes there as it comes (Ran's out and err stay empty).
 // `timeout` bounds the wait for a free port and the command (ended when it passes).
+// `stdin_fd` (-1: /dev/null) is read to its end and is the command's stdin.
 [[nodiscard]] core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& args, const core::OutputSink& sink = {},
-                                        std::chrono::seconds timeout = std::chrono::seconds(900));
+                                        std::chrono::seconds timeout = std::chrono::seconds(900), int stdin_fd = -1);
 
 }  // namespace devemu::vm

@@ -126,6 +126,12 @@ for prof in "$src"/gadgets/*.toml; do
         case "$fault_out" in *long*) bad "$name: fault ls printed another command's output: $fault_out" ;; *) ok "$name: fault ls printed its own output only" ;; esac
         wait $long; expect_eq "$name: the long exec's status" 0 "$?"
         expect_eq "$name: the long exec's output, all of it, its own" "long-started long-done" "$(echo $(cat "$state/long.out"))"
+        # stdin: a script for the guest's shell, and 3 MB of random bytes that arrive whole.
+        got=$(printf 'echo from-stdin\nexit 4\n' | "$devemu" vm exec "$unit" -- sh -s); rc=$?
+        expect_eq "$name: a script on vm exec's stdin runs in the VM" "from-stdin 4" "$got $rc"
+        head -c 3000000 /dev/urandom >"$state/blob"
+        expect_eq "$name: 3 MB on vm exec's stdin arrive whole (md5sum in the VM)" "$(md5sum <"$state/blob" | cut -d' ' -f1)" \
+            "$("$devemu" vm exec "$unit" -- md5sum <"$state/blob" | cut -d' ' -f1)"
         # Ctrl-C on the host ends the command in the VM.
         timeout -s INT 2 "$devemu" vm exec "$unit" -- sleep 61 >/dev/null 2>&1
         sleep 0.5

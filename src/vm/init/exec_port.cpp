@@ -4,7 +4,8 @@
 // waited for a user's `vm exec -- fio …` to end and printed fio's output as its own.
 //
 // A port carries one host connection at a time (the host takes a port with flock on run_dir/execK.lock):
-//   host  -> guest   "exec ID A\x1fB\x1f…\n"
+//   host  -> guest   "exec ID A\x1fB\x1f…\n" (stdin /dev/null), or "execi ID …\n" and, once the command started,
+//                    its stdin as "i LEN\n" + LEN bytes, ended by "i 0\n"
 //   guest -> host    "ID s PID\n" (started), "ID o LEN\n" + LEN bytes of stdout, "ID e LEN\n" + LEN bytes of stderr, …,
 //                    "ID x STATUS\n"
 // The host closing its end (Ctrl-C, a timeout) ends the command: its process group gets SIGTERM, then SIGKILL.
@@ -115,10 +116,69 @@ long now_ms()
     return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-// One request "exec ID ARGS": runs it and streams its output as frames, then its status.
+// The host's stdin for the command ("execi"): frames "i LEN\n" + LEN bytes, "i 0\n" at its end, written into the
+// command's stdin pipe as it takes them (the port is not read while a frame's bytes wait for the pipe).
+struct StdinPump {
+    int pipe = -1;                 // the command's stdin, non-blocking; -1 once closed
+    bool done = true;              // the host sent its end (or sends no stdin at all)
+    size_t left = 0;               // bytes of the current frame still to come
+    char head[32] = {};
+    size_t head_len = 0;
+    char buf[65536];
+    size_t pos = 0, len = 0;       // buf[pos, len): read from the port, not yet handled
+
+    bool wants_port() const { return !done && pos == len; }
+    bool wants_pipe() const { return pos < len && left > 0 && pipe >= 0; }
+    void close_pipe()
+    {
+        if (pipe >= 0) ::close(pipe);
+        pipe = -1;
+    }
+    // Handles what is in buf; false on a malformed frame.
+    bool pump()
+    {
+        while (pos < len) {
+            if (left == 0) {   // a header
+                const char c = buf[pos++];
+                if (c != '\n') {
+                    if (head_len < sizeof head - 1) head[head_len++] = c;
+                    continue;
+                }
+                head[head_len] = 0;
+                head_len = 0;
+                if (head[0] != 'i' || head[1] != ' ') return false;
+                left = std::strtoul(head + 2, nullptr, 10);
+                if (left == 0) {
+                    done = true;
+                    close_pipe();
+                    pos = len;   // nothing may follow the end
+                }
+                continue;
+            }
+            const size_t n = len - pos < left ? len - pos : left;
+            if (pipe < 0) {   // the command closed its stdin (or ended): the rest is dropped
+                pos += n, left -= n;
+                continue;
+            }
+            const ssize_t w = ::write(pipe, buf + pos, n);
+            if (w > 0) {
+                pos += static_cast<size_t>(w), left -= static_cast<size_t>(w);
+                continue;
+            }
+            if (w < 0 && errno == EAGAIN) return true;   // wait for POLLOUT
+            if (w < 0 && errno == EINTR) continue;
+            close_pipe();   // EPIPE: nobody reads it any more
+        }
+        return true;
+    }
+};
+
+// One request "exec ID ARGS" (stdin /dev/null) or "execi ID ARGS" (stdin from the host): runs it and streams its
+// output as frames, then its status.
 void serve_one(int port, char* line, const ExecEnv& env)
 {
-    char* id = line + 5;
+    const bool with_stdin = !std::strncmp(line, "execi ", 6);
+    char* id = line + (with_stdin ? 6 : 5);
     char* args = std::strchr(id, ' ');
     if (!args || !host_connected(port)) return;
     *args++ = 0;
@@ -131,41 +191,60 @@ void serve_one(int port, char* line, const ExecEnv& env)
         a = sep;
     }
     argv[argc] = nullptr;
-    int out[2], err[2];
+    int out[2], err[2] = {-1, -1}, in[2] = {-1, -1};
     if (::pipe2(out, O_CLOEXEC) != 0) {
         send_status(port, id, 127);
         return;
     }
-    if (::pipe2(err, O_CLOEXEC) != 0) {
+    if (::pipe2(err, O_CLOEXEC) != 0 || (with_stdin && ::pipe2(in, O_CLOEXEC) != 0)) {
         ::close(out[0]);
         ::close(out[1]);
+        if (err[0] >= 0) ::close(err[0]), ::close(err[1]);
         send_status(port, id, 127);
         return;
     }
-    const pid_t pid = spawn_command(argv, env, out[1], err[1]);
+    static StdinPump sp;
+    sp = StdinPump{};
+    if (with_stdin) {
+        sp.pipe = in[1];
+        sp.done = false;
+        ::fcntl(in[1], F_SETFL, O_NONBLOCK);
+    }
+    const pid_t pid = spawn_command(argv, env, in[0], out[1], err[1]);
     ::close(out[1]);
     ::close(err[1]);
+    if (in[0] >= 0) ::close(in[0]);
     char started[96];   // "ID s PID": the host knows its command runs (and that this port is served at all)
     const int sh = std::snprintf(started, sizeof started, "%s s %d\n", id, static_cast<int>(pid));
     if (pid > 0 && !port_write(port, started, static_cast<size_t>(sh))) {
         end_group(pid);
         ::close(out[0]);
         ::close(err[0]);
+        sp.close_pipe();
         return;
     }
     bool host_here = true, exited = pid <= 0;
     int status = pid <= 0 ? 127 << 8 : 0;
     long exited_at = exited ? now_ms() : 0;
     int open_fds = 2;
-    // The port: POLLHUP only (the host left). The pidfd: readable when the command exits.
+    // The port: POLLHUP (the host left), POLLIN for stdin frames. The pidfd: readable when the command exits.
+    // The stdin pipe: POLLOUT while a frame's bytes wait for it.
     const int pidfd = pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1;
-    pollfd pf[4] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {port, 0, 0}, {pidfd, POLLIN, 0}};
+    pollfd pf[5] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {port, 0, 0}, {sp.pipe, POLLOUT, 0}, {pidfd, POLLIN, 0}};
     while (host_here && open_fds > 0) {
         // A command that exited may leave a background child holding the pipes: what is already there is sent,
         // then (within a second) the status; what that child writes later goes nowhere.
-        const int r = ::poll(pf, exited ? 3 : 4, exited ? 100 : 500);
+        pf[2].events = sp.wants_port() ? POLLIN : 0;
+        pf[3].fd = sp.wants_pipe() ? sp.pipe : -1;
+        pf[4].fd = exited ? -1 : pidfd;
+        const int r = ::poll(pf, 5, exited ? 100 : 500);
         if (r < 0 && errno != EINTR) break;
+        if (r > 0 && (pf[2].revents & POLLIN) && sp.wants_port()) {
+            const ssize_t n = ::read(port, sp.buf, sizeof sp.buf);
+            if (n > 0) sp.pos = 0, sp.len = static_cast<size_t>(n);
+        }
         if (r > 0 && (pf[2].revents & POLLHUP)) host_here = false;
+        if (!sp.pump()) host_here = false;   // a malformed frame: the channel is out of step
         for (int k = 0; k < 2 && host_here && r > 0; ++k) {
             if (pf[k].fd < 0 || !(pf[k].revents & (POLLIN | POLLHUP))) continue;
             char buf[16384];
@@ -183,6 +262,7 @@ void serve_one(int port, char* line, const ExecEnv& env)
     for (int k = 0; k < 2; ++k)
         if (pf[k].fd >= 0) ::close(pf[k].fd);
     if (pidfd >= 0) ::close(pidfd);
+    sp.close_pipe();
     if (!exited) {
         if (!host_here) {
             end_group(pid);   // the host left (Ctrl-C, its timeout): nobody waits for this command any more
@@ -195,6 +275,7 @@ void serve_one(int port, char* line, const ExecEnv& env)
 
 [[noreturn]] void serve_port(const char* name, const ExecEnv& env)
 {
+    ::signal(SIGPIPE, SIG_IGN);   // a command that closed its stdin: EPIPE, not death (commands get SIG_DFL back)
     char dev[300];
     for (int i = 0; !find_port(name, dev, sizeof dev); ++i) {
         if (i == 300) ::_exit(0);   // no such port within 30 s: a VM without exec ports
@@ -230,8 +311,10 @@ void serve_one(int port, char* line, const ExecEnv& env)
             }
             line[n] = 0;
             n = 0;
-            // One request per connection: anything after it in this read is dropped.
-            if (!std::strncmp(line, "exec ", 5)) serve_one(port, line, env);
+            // One request per connection; with "execi" its stdin frames follow, and the first of them may be in this
+            // read already: hand them back to the port's reader is not possible, so the host waits for "ID s"
+            // before it sends any (vm/unit.cpp).
+            if (!std::strncmp(line, "exec ", 5) || !std::strncmp(line, "execi ", 6)) serve_one(port, line, env);
             break;
         }
     }

@@ -210,7 +210,7 @@ int run_command(const char* argv_file, bool host, const char* cwd, char** envp, 
     int argc = 0;
     for (size_t off = 0; off < len && argc < 255; off += std::strlen(args + off) + 1) argv[argc++] = args + off;
     argv[argc] = nullptr;
-    const pid_t pid = devemu_init::spawn_command(argv, {host, cwd, envp}, out_fd, err_fd);
+    const pid_t pid = devemu_init::spawn_command(argv, {host, cwd, envp}, -1, out_fd, err_fd);
     if (pid < 0) return 127;
     int status = 0;
     for (;;) {
@@ -369,16 +369,16 @@ namespace devemu_init {
     power_off();
 }
 
-int spawn_command(char** argv, const ExecEnv& env, int out_fd, int err_fd)
+int spawn_command(char** argv, const ExecEnv& env, int in_fd, int out_fd, int err_fd)
 {
     const pid_t pid = ::fork();
     if (pid != 0) return pid;
     ::setsid();
-    sigset_t none;   // a blocked signal stays blocked across exec (the exec ports block SIGIO)
+    sigset_t none;   // a blocked signal stays blocked across exec, an ignored one ignored (the exec ports: SIGIO, SIGPIPE)
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, 0);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::dup2(in_fd >= 0 ? in_fd : ::open("/dev/null", O_RDONLY), 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
     if (env.host && (::chroot("/newroot") != 0 || ::chdir("/") != 0)) {

@@ -18,8 +18,9 @@ struct ExecEnv {
     char** envp = nullptr;
 };
 
-// Forks the command (its own session, stdin /dev/null, stdout/stderr on the fds given); -1 when fork fails.
-int spawn_command(char** argv, const ExecEnv& env, int out_fd, int err_fd);
+// Forks the command (its own session, stdin from in_fd or /dev/null when -1, stdout/stderr on the fds given); -1
+// when fork fails.
+int spawn_command(char** argv, const ExecEnv& env, int in_fd, int out_fd, int err_fd);
 
 // An `up --vm` guest: `count` servers of the exec ports org.devemu.exec.0…count-1 (exec_port.cpp), forked.
 void start_exec_ports(int count, const ExecEnv& env);
