@@ -17,8 +17,8 @@
 #include "core/journal.hpp"
 #include "core/process.hpp"
 #include "core/text.hpp"
-#include "core/unix_socket.hpp"
 #include "core/progress.hpp"
+#include "core/unix_socket.hpp"
 #include "lio/access.hpp"
 #include "lio/check.hpp"
 #include "vm/exec_frames.hpp"
@@ -141,7 +141,8 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
     Ran out;
     const core::OutputSink collect = [&](bool to_stderr, std::string_view d) { (to_stderr ? out.err : out.out).append(d); };
     ExecFrames frames(id);
-    const auto start_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);   // a port nobody serves never starts it
+    const auto start_wait = std::min(timeout, std::chrono::seconds(20));   // a port nobody serves never starts it
+    const auto start_by = std::chrono::steady_clock::now() + start_wait;
     // stdin, once the command runs (the guest reads the request line alone): "i LEN\n" + bytes, "i 0\n" at its end.
     std::string to_send;
     bool stdin_open = stdin_fd >= 0;
@@ -165,7 +166,7 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
             else if (w < 0 && errno != EAGAIN && errno != EINTR) return core::fail_errno("cannot write to", sock.string());
         }
         if (!frames.started() && std::chrono::steady_clock::now() > start_by)
-            return core::fail(core::Errc::timeout, fmt::format("exec channel {} of the VM did not start the command within 20 s", taken.second), rec.name,
+            return core::fail(core::Errc::timeout, fmt::format("exec channel {} of the VM did not start the command within {} s", taken.second, start_wait.count()), rec.name,
                               "see console.log in " + dir.string());
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
         if (left <= 0)
@@ -231,16 +232,19 @@ core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
     if (!line.empty()) d.lines.push_back(line);
     if (what != core::DescribeFor::up && core::process_start_time(rec->pid) == rec->start_time) {
         // `ls`: the guest's own view of its units (their health against the guest's configfs, a server's counters).
-        auto r = vm_exec(*rec, guest_devemu({"ls", "--json"}, rec->devemu), {}, std::chrono::seconds(20));
-        const json units = r && r->rc == 0 ? json::parse(r->out, nullptr, false) : json();
-        if (!units.is_array()) {
-            d.json["health"] = {{"status", "unknown"}, {"detail", "cannot ask the VM: " + (r ? core::last_line(r->err) : r.error().message())}};
-            return d;
+        auto r = vm_exec(*rec, guest_devemu({"ls", "--json"}, rec->devemu), {}, std::chrono::seconds(10));
+        const json answer = r && r->rc == 0 ? json::parse(r->out, nullptr, false) : json();
+        const bool answered = answer.is_array();
+        const json units = answered ? answer : json::array();
+        if (answered) d.json["guest"] = units;
+        else {
+            const std::string why = !r ? r.error().message() : r->rc != 0 ? fmt::format("its devemu ls exited {}: {}", r->rc, core::last_line(r->err)) : "unreadable answer";
+            d.json["health"] = {{"status", "unknown"}, {"detail", "cannot ask the VM: " + why}};
         }
-        d.json["guest"] = units;
         json detail = json::array();
         std::string worst = "healthy";
         for (auto& u : units) {
+            if (!u.is_object()) continue;
             const std::string name = u.value("name", "?"), status = u.contains("health") ? u["health"].value("status", "?") : "?";
             d.lines.push_back(fmt::format("in the VM: {} {} {}", name, u.value("kind", "?"), status));
             if (status == "healthy") continue;
@@ -250,7 +254,7 @@ core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
             for (auto& l : det.is_array() ? det : json::array()) detail.push_back("in the VM, " + name + ": " + l.get<std::string>());
         }
         for (auto& u : rec->units)   // what `up` made and the guest no longer lists
-            if (std::none_of(units.begin(), units.end(), [&](const json& g) { return g.value("name", "") == u.unit; }))
+            if (answered && std::none_of(units.begin(), units.end(), [&](const json& g) { return g.value("name", "") == u.unit; }))
                 worst = "drift", detail.push_back("in the VM, " + u.unit + ": gone (devemu down " + rec->name + ", then up again)");
         if (worst != "healthy") d.json["health"] = {{"status", worst}, {"detail", detail}};
     }
