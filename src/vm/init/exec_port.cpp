@@ -71,11 +71,17 @@ bool port_write(int fd, const char* p, size_t n)
     return true;
 }
 
-bool frame(int port, const char* id, char kind, const char* data, size_t n)
+// A frame's header line "ID KIND VALUE" (VALUE: a PID, a length or a status), and for 'o'/'e' its data after it.
+bool send_head(int port, const char* id, char kind, long value)
 {
     char head[96];
-    const int h = std::snprintf(head, sizeof head, "%s %c %zu\n", id, kind, n);
-    return port_write(port, head, static_cast<size_t>(h)) && port_write(port, data, n);
+    const int h = std::snprintf(head, sizeof head, "%s %c %ld\n", id, kind, value);
+    return port_write(port, head, static_cast<size_t>(h));
+}
+
+bool frame(int port, const char* id, char kind, const char* data, size_t n)
+{
+    return send_head(port, id, kind, static_cast<long>(n)) && port_write(port, data, n);
 }
 
 // Ends the command's process group: SIGTERM, then SIGKILL after 2 s.
@@ -88,13 +94,6 @@ void end_group(pid_t pid)
     }
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
-}
-
-bool send_status(int port, const char* id, int status)
-{
-    char tail[96];
-    const int h = std::snprintf(tail, sizeof tail, "%s x %d\n", id, status);
-    return port_write(port, tail, static_cast<size_t>(h));
 }
 
 // The request may arrive before the driver has heard that the host connected (data and control messages are
@@ -193,14 +192,14 @@ void serve_one(int port, char* line, const ExecEnv& env)
     argv[argc] = nullptr;
     int out[2], err[2] = {-1, -1}, in[2] = {-1, -1};
     if (::pipe2(out, O_CLOEXEC) != 0) {
-        send_status(port, id, 127);
+        send_head(port, id, 'x', 127);
         return;
     }
     if (::pipe2(err, O_CLOEXEC) != 0 || (with_stdin && ::pipe2(in, O_CLOEXEC) != 0)) {
         ::close(out[0]);
         ::close(out[1]);
         if (err[0] >= 0) ::close(err[0]), ::close(err[1]);
-        send_status(port, id, 127);
+        send_head(port, id, 'x', 127);
         return;
     }
     static StdinPump sp;
@@ -214,9 +213,8 @@ void serve_one(int port, char* line, const ExecEnv& env)
     ::close(out[1]);
     ::close(err[1]);
     if (in[0] >= 0) ::close(in[0]);
-    char started[96];   // "ID s PID": the host knows its command runs (and that this port is served at all)
-    const int sh = std::snprintf(started, sizeof started, "%s s %d\n", id, static_cast<int>(pid));
-    if (pid > 0 && !port_write(port, started, static_cast<size_t>(sh))) {
+    // "ID s PID": the host knows its command runs (and that this port is served at all).
+    if (pid > 0 && !send_head(port, id, 's', pid)) {
         end_group(pid);
         ::close(out[0]);
         ::close(err[0]);
@@ -270,7 +268,7 @@ void serve_one(int port, char* line, const ExecEnv& env)
         }
         ::waitpid(pid, &status, 0);
     }
-    if (host_here) send_status(port, id, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    if (host_here) send_head(port, id, 'x', WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
 [[noreturn]] void serve_port(const char* name, const ExecEnv& env)
