@@ -151,15 +151,6 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
             out.rc = *frames.status();
             return out;
         }
-        if (stdin_open && frames.started() && to_send.empty()) {
-            pollfd ip{stdin_fd, POLLIN, 0};
-            if (::poll(&ip, 1, 0) > 0) {
-                char data[65536];
-                const ssize_t n = ::read(stdin_fd, data, sizeof data);
-                if (n > 0) to_send = fmt::format("i {}\n", n) + std::string(data, static_cast<std::size_t>(n));
-                else if (n == 0 || errno != EINTR) to_send = "i 0\n", stdin_open = false;
-            }
-        }
         if (!to_send.empty()) {
             const ssize_t w = ::send(conn.get(), to_send.data(), to_send.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w > 0) to_send.erase(0, static_cast<std::size_t>(w));
@@ -178,6 +169,12 @@ core::Result<Ran> vm_exec(const VmRecord& rec, const std::vector<std::string>& a
         const int r = ::poll(p, 2, static_cast<int>(std::min<long>(left, 1000)));
         if (r < 0 && errno != EINTR) return core::fail_errno("poll", sock.string());
         if (core::process_start_time(pid) != rec.start_time) return core::fail(core::Errc::kernel, "the VM stopped", rec.name, "see console.log in " + dir.string());
+        if (r > 0 && p[1].fd >= 0 && p[1].revents) {   // stdin has data, its end, or is unreadable (that ends it too)
+            char data[65536];
+            const ssize_t n = ::read(stdin_fd, data, sizeof data);
+            if (n > 0) to_send = fmt::format("i {}\n", n) + std::string(data, static_cast<std::size_t>(n));
+            else if (n == 0 || errno != EINTR) to_send = "i 0\n", stdin_open = false;
+        }
         if (r <= 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         char chunk[65536];
         const ssize_t n = ::read(conn.get(), chunk, sizeof chunk);
