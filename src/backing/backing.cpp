@@ -112,7 +112,7 @@ core::Result<Backing> resolve_base(const profile::Backstore& b, const Roots& roo
     case profile::BackstoreType::fileio: {
         struct stat st {};
         if (::stat(b.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {   // LIO fileio on a device: its page cache
-            DEVEMU_CHECK(check_block_device_free(b.path, force));
+            DEVEMU_CHECK(check_block_device_free(b.path, force || b.host_disk));
             DEVEMU_TRY(size, block_device_size(b.path));
             return Backing{Kind::block, b.path, size, -1};
         }
@@ -120,7 +120,7 @@ core::Result<Backing> resolve_base(const profile::Backstore& b, const Roots& roo
     }
     case profile::BackstoreType::block: {
         // Faults from an earlier `up` hold the device with devemu's own dm devices; those do not make it busy.
-        DEVEMU_CHECK(check_block_device_free(b.path, force, b.faults.empty() ? "" : "devemu-"));
+        DEVEMU_CHECK(check_block_device_free(b.path, force || b.host_disk, b.faults.empty() ? "" : "devemu-"));
         DEVEMU_TRY(size, block_device_size(b.path));
         return Backing{Kind::block, b.path, size, -1};
     }
@@ -136,7 +136,7 @@ core::Result<Backing> resolve_base(const profile::Backstore& b, const Roots& roo
         }
         struct stat st {};
         if (::stat(b.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
-            DEVEMU_CHECK(check_block_device_free(b.path, force));
+            DEVEMU_CHECK(check_block_device_free(b.path, force || b.host_disk));
             DEVEMU_TRY(size, block_device_size(b.path));
             return Backing{Kind::block, b.path, size, -1};
         }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <iostream>
 #include <numeric>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "core/statedir.hpp"
 #include "core/unit_kind.hpp"
 #include "profile/profile.hpp"
+#include "vm/host_disks.hpp"
 #include "vm/unit.hpp"
 
 namespace po = boost::program_options;
@@ -37,7 +39,8 @@ void add_up_options(po::options_description& opts)
                                                                   "(a service at boot); then the target fails, named")(
         "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
                                                 "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")(
-        "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET[/PATH]=PORT, the host's forward of a portal");
+        "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET[/PATH]=PORT, the host's forward of a portal")(
+        "host-disk", po::value<std::vector<std::string>>()->composing(), "internal: BACKSTORE=SERIAL, the virtio disk a host file became");
 }
 
 core::Result<core::UpRequest> request_of(const Parsed& p, bool apply)
@@ -129,10 +132,21 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     if (p.has("vm")) return up_in_vm(ctx, p);
     auto req = request_of(p, apply);
     if (!req) return report(req.error());
+    std::map<std::string, std::string> host_disks;   // in an `up --vm` guest: backstore -> virtio disk serial
+    if (p.has("host-disk"))
+        for (auto& a : p.vm["host-disk"].as<std::vector<std::string>>()) {
+            const auto eq = a.find('=');
+            if (eq == std::string::npos) return report({core::Errc::invalid_input, "--host-disk takes BACKSTORE=SERIAL", a, ""});
+            host_disks[a.substr(0, eq)] = a.substr(eq + 1);
+        }
     std::vector<profile::Profile> profiles;
+    std::set<std::string> host_disk_names;
+    for (auto& [b, serial] : host_disks) host_disk_names.insert(b);
     for (auto& f : p.positional) {   // everything validated before anything is touched
-        auto prof = profile::load(f);
+        auto prof = profile::load(f, host_disk_names);
         if (!prof) return report(prof.error());
+        if (!host_disks.empty())
+            if (auto s = vm::use_host_disks(*prof, host_disks); !s) return report(s.error());
         if (auto s = profile::check_exposure(*prof, req->insecure); !s) return report(s.error());
         profiles.push_back(std::move(*prof));
     }

@@ -417,7 +417,7 @@ std::string first_line(const std::string& s)
 
 }  // namespace
 
-Result<Profile> parse(const std::string& text, const std::string& file_name)
+Result<Profile> parse(const std::string& text, const std::string& file_name, const std::set<std::string>& host_disks)
 {
     toml::value root;
     try {
@@ -460,17 +460,18 @@ Result<Profile> parse(const std::string& text, const std::string& file_name)
         for (auto& f : g.functions)
             for (auto& l : f.luns)
                 if (auto* b = p.backstore(l.backstore); !f.engine_set && b && b->type == BackstoreType::user) f.user_engine = true;
+    for (auto& b : p.backstores) b.host_disk = host_disks.count(b.name) > 0;
     DEVEMU_CHECK(validate(p));
     return p;
 }
 
-Result<Profile> load(const std::filesystem::path& file)
+Result<Profile> load(const std::filesystem::path& file, const std::set<std::string>& host_disks)
 {
     std::ifstream in(file);
     if (!in) return core::fail(Errc::missing, "cannot read the profile", file.string(), "check the path");
     std::stringstream ss;
     ss << in.rdbuf();
-    return parse(ss.str(), file.string());
+    return parse(ss.str(), file.string(), host_disks);
 }
 
 }  // namespace devemu::profile

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct Backstore {
     std::vector<fault::Spec> faults;
     // [[backstore.alua]]: its target port groups (kernel backstores); a LUN names the one its port joins
     std::vector<AluaGroup> alua;
+    // Not a profile key: in an `up --vm` guest, `path` is the virtio disk the host's file or device became (the host
+    // made and checked it; its data may hold a filesystem the guest must not refuse). See vm::host_disks.
+    bool host_disk = false;
     Loc loc;
 };
 
@@ -152,9 +156,10 @@ struct Profile {
     [[nodiscard]] const Backstore* backstore(const std::string& name) const;
 };
 
-// Parses and validates. Errors: Errc::invalid_input with where = "file:line".
-[[nodiscard]] core::Result<Profile> load(const std::filesystem::path& file);
-[[nodiscard]] core::Result<Profile> parse(const std::string& text, const std::string& file_name);
+// Parses and validates. Errors: Errc::invalid_input with where = "file:line". `host_disks`: in an `up --vm` guest, the
+// backstores whose files or devices are the host's (marked host_disk; their paths are not looked for here).
+[[nodiscard]] core::Result<Profile> load(const std::filesystem::path& file, const std::set<std::string>& host_disks = {});
+[[nodiscard]] core::Result<Profile> parse(const std::string& text, const std::string& file_name, const std::set<std::string>& host_disks = {});
 // Semantic checks across objects (references, duplicates, backing files). Called by parse().
 [[nodiscard]] core::Status validate(const Profile& p);
 // The rules a command's flags can lift: an iSCSI portal off loopback needs an ACL with CHAP for every initiator

@@ -24,8 +24,10 @@ std::unexpected<core::Error> bad(const Loc& l, std::string msg, std::string fix 
 Status check_backing(const Backstore& b)
 {
     struct stat st {};
+    const bool on_host = b.host_disk && !b.path.empty();   // an `up --vm` guest: the host checked the file or device
     switch (b.type) {
     case BackstoreType::fileio: {
+        if (on_host) return {};
         if (b.path.empty()) return bad(b.loc, fmt::format("fileio backstore '{}' needs 'path'", b.name), "add path = \"/var/lib/devemu/disk.img\"");
         if (::stat(b.path.c_str(), &st) == 0) {
             if (S_ISDIR(st.st_mode)) return bad(b.loc, fmt::format("path {} is a directory", b.path), "name a file");
@@ -44,6 +46,7 @@ Status check_backing(const Backstore& b)
         return {};
     }
     case BackstoreType::block:
+        if (on_host) return {};
         if (b.path.empty()) return bad(b.loc, fmt::format("block backstore '{}' needs 'path' (the device)", b.name), "add path = \"/dev/sdX\"");
         if (::stat(b.path.c_str(), &st) != 0)
             return bad(b.loc, fmt::format("block device {} does not exist", b.path), "check the path, or use a zram backstore");
@@ -77,6 +80,7 @@ Status check_backing(const Backstore& b)
             if (!core::parse_size(b.path.substr(5))) return bad(b.loc, fmt::format("\"{}\" is not zram:SIZE", b.path));
             return {};
         }
+        if (on_host) return {};
         if (::stat(b.path.c_str(), &st) != 0 && !b.size)
             return bad(b.loc, fmt::format("backing {} does not exist and no size is given", b.path), "add size = \"1G\"");
         return {};

@@ -75,6 +75,8 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
             a.insert(a.end(), {"-chardev", fmt::format("socket,id=x{},path={},server=on,wait=off", k, (c.run_dir / fmt::format("exec{}.sock", k)).string()),
                                "-device", fmt::format("virtserialport,bus=vexec.0,chardev=x{},name=org.devemu.exec.{}", k, k)});
     }
+    const auto disks = host_disk_args(c.disks);
+    a.insert(a.end(), disks.begin(), disks.end());
     if (!c.mpath_disk.empty() && !detached) {
         auto m = mpath_disk_args(c.mpath_disk, c.run_dir);
         a.insert(a.end(), m.begin(), m.end());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "vm/host_disks.hpp"
 #include "vm/kernel.hpp"
 
 namespace devemu::vm {
@@ -52,6 +53,7 @@ struct VmConfig {
     fs::path cache_dir;                    // where the KVM verdict is cached
     fs::path mpath_disk;                   // vm run --mpath-disk: two virtio-scsi paths to this file (vm/qemu_paths)
     int exec_ports = 0;                    // detached: virtio ports org.devemu.exec.K on run_dir/execK.sock (vm_exec)
+    std::vector<HostDisk> disks;           // up --vm: the host's backing files and devices, as virtio disks
 };
 
 struct VmResult {

@@ -227,6 +227,10 @@ core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
     std::string line;
     for (auto& [target, port] : rec->forwards) line += fmt::format("{}{}@127.0.0.1:{}", line.empty() ? "" : "  ", target, port);
     if (!line.empty()) d.lines.push_back(line);
+    if (!rec->host_disks.empty()) {
+        d.json["host_disks"] = rec->host_disks;
+        for (auto& [b, path] : rec->host_disks) d.lines.push_back(fmt::format("data: {} on the host's {}", b, path));
+    }
     if (what != core::DescribeFor::up && core::process_start_time(rec->pid) == rec->start_time) {
         // `ls`: the guest's own view of its units (their health against the guest's configfs, a server's counters).
         auto r = vm_exec(*rec, guest_devemu({"ls", "--json"}, rec->devemu), {}, std::chrono::seconds(10));

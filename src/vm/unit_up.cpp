@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 #include <thread>
 
@@ -140,6 +141,30 @@ core::Status prepare_host_rbd(const core::StateDir& sd, const UpVmRequest& req, 
     return {};
 }
 
+// Backstores on host files and devices: the VM gets each as a virtio disk (vm/host_disks.hpp), the guest serves the
+// disk in place of the path.
+core::Status prepare_host_disks(const core::StateDir& sd, const UpVmRequest& req, core::Transaction& tx, Launch& l)
+{
+    DEVEMU_TRY(disks, plan_host_disks(l.prof, tx, req.force));
+    if (disks.empty()) return {};
+    // Two VMs writing one file would corrupt it (qemu's lock would refuse the second, in words less clear).
+    for (auto& unit : sd.units()) {
+        auto j = sd.load(unit);
+        auto other = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
+        if (!other || other->kind != "vm") continue;
+        for (auto& d : disks)
+            for (auto& [b, path] : other->host_disks)
+                if (path == d.path.string())
+                    return core::fail(core::Errc::busy, "the VM of unit '" + unit + "' serves this file already (backstore " + b + ")", path,
+                                      "devemu down " + unit + " first, or give this profile a copy");
+    }
+    for (auto& d : disks)
+        for (auto& b : d.backstores) l.run.argv.push_back("--host-disk=" + b + "=" + d.serial);
+    l.run.load.push_back("virtio_blk");
+    l.cfg.disks = std::move(disks);
+    return {};
+}
+
 // What a user needs of one guest target, with the forwarded portal in place of the guest's; the CHAP secret only
 // when asked (the guest printed it: it runs with --secrets; the 0600 record keeps it).
 json forwarded_access(json info, const std::string& portal, bool secrets, const json& forwards, const std::string& unit)
@@ -252,6 +277,8 @@ core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx,
     rec.ceph_eth1 = l.run.eth1_addr;
     rec.ceph_local_started = l.prep.started_local;
     rec.rbd_images = l.prep.images;
+    for (auto& d : l.cfg.disks)
+        for (auto& b : d.backstores) rec.host_disks[b] = d.path.string();
     DEVEMU_CHECK(sd.save(l.name, rec));
     return rec;
 }
@@ -270,6 +297,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     DetachedVm vmh;
     core::Result<VmRecord> rec = std::unexpected(core::Error{});
     if (auto s = prepare_host_rbd(sd, req, tx, l); !s) rec = std::unexpected(s.error());
+    else if (auto d = prepare_host_disks(sd, req, tx, l); !d) rec = std::unexpected(d.error());
     else if (auto b = build_initrd(base, kernel, l.run, l.cfg.initrd); !b) rec = std::unexpected(b.error());
     else rec = start_vm(sd, tx, l, vmh);
     if (!rec) {   // nothing runs yet: undo what the host made (an image, a cluster this call started)
@@ -284,8 +312,12 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
         auto e = units.error();
         if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
             if (auto err = core::last_line(core::read_file(l.cfg.run_dir / "stderr.log").value_or("")); !err.empty()) e.what += "; in the VM: " + err;
-            // The VM hung, stopped or broke: its run directory goes with it, so its console is kept for the user.
-            if (auto kept = keep_console(sd, l.name, l.cfg.run_dir)) {
+            std::string said(core::trim(core::read_file(l.cfg.run_dir / "qemu.log").value_or("")));
+            if (!said.empty()) {   // qemu's own complaint (a disk it cannot open or lock): it never booted, no console
+                std::replace(said.begin(), said.end(), '\n', ' ');
+                if (said.starts_with("qemu-system-x86_64: ")) said = said.substr(20);
+                e = core::Error{said.find("lock") != std::string::npos ? core::Errc::busy : e.code, "qemu: " + said, l.name, ""};
+            } else if (auto kept = keep_console(sd, l.name, l.cfg.run_dir)) {   // the VM hung, stopped or broke
                 e.where = l.name;
                 e.fix = "read the VM's console, kept in " + kept->string();
             }
@@ -296,9 +328,13 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     }
     UpVmResult res;
     take_guest_units(*units, l, req.secrets, rec->units, res);
+    if (!rec->host_disks.empty())
+        for (auto& shown : res.shown) shown["host_disks"] = rec->host_disks;
     rec->state = "up";
     tx.commit();
     DEVEMU_CHECK(sd.save(l.name, *rec));
+    for (auto& d : l.cfg.disks)
+        res.lines.push_back(fmt::format("  data       {} on the host: {} (the VM's virtio disk {}; kept after down)", core::join(d.backstores, ", "), d.path.string(), d.serial));
     res.lines.push_back(fmt::format("  vm         {} (pid {}, {}); stop it with: devemu down {}", l.name, vmh.pid, vmh.accel_kvm ? "kvm" : "tcg", l.name));
     return res;
 }

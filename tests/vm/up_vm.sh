@@ -5,6 +5,13 @@
 src=$(cd "$(dirname "$0")/../.." && pwd)
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# A shipped profile's backing file (/tmp/devemu-*.img) is made on the host by up --vm and stays after down; the ones
+# this test made go at its end.
+made_files=()
+host_files() { grep -o '^path = "/[^"]*"' "$1" | cut -d'"' -f2; }
+for prof in "$src"/targets/*.toml "$src"/gadgets/*.toml; do
+    for f in $(host_files "$prof"); do [ -e "$f" ] || made_files+=("$f"); done
+done
 for prof in "$src"/targets/*.toml; do
     name=$(basename "$prof" .toml)
     out=$("$devemu" -q up --vm --json "$prof" 2>"$state/err"); rc=$?
@@ -57,6 +64,7 @@ for prof in "$src"/targets/*.toml; do
     fi
     "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
+    for f in $(host_files "$prof"); do [ -s "$f" ] && ok "$name: its backing file $f is on the host after down" || bad "$name: no $f on the host"; done
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
     # Nothing else either: a local Ceph cluster `up` started (rbd profiles) goes with the unit.
     expect_eq "$name: no unit left" "no units (state dir $state)" "$("$devemu" ls)"
@@ -153,9 +161,51 @@ for prof in "$src"/gadgets/*.toml; do
             || bad "$name: ls after unbinding in the VM: $("$devemu" ls)"
     fi
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
+    for f in $(host_files "$prof"); do [ -s "$f" ] && ok "$name: its backing file $f is on the host after down" || bad "$name: no $f on the host"; done
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
     [ -z "$(pgrep -f "$state/units/ceph" || true)" ] && ok "$name: no ceph daemon left" || bad "$name: ceph daemons left"
 done
+
+# Backstores on the host's files and devices: the VM gets each as a virtio disk, so a user's image is served as it is
+# (a filesystem in it too) and what initiators write lands in the host's file, there after down.
+mkdir -p "$state/fsroot" && echo "from the host" >"$state/fsroot/hello"
+mkfs.ext4 -q -F -d "$state/fsroot" "$state/fs.img" 16M >/dev/null 2>&1
+head -c 8388608 /dev/urandom >"$state/data.img"
+head_md5=$(head -c 2097152 "$state/data.img" | md5sum)
+printf '[[backstore]]\nname = "data"\ntype = "user"\nhandler = "uring"\nbacking = "%s"\n[[backstore]]\nname = "fs"\ntype = "fileio"\npath = "%s"\n[[target]]\nname = "hd0"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "data"\n[[target.lun]]\nbackstore = "fs"\n' \
+    "$state/data.img" "$state/fs.img" >"$state/hd.toml"
+out=$("$devemu" -q up --vm --json "$state/hd.toml" 2>"$state/err"); rc=$?
+expect_eq "host files behind a VM's LUNs: up --vm" 0 "$rc"
+[ "$rc" = 0 ] || show_failure "$state/err"
+expect_eq "... up --json names the host file of each" "$state/data.img $state/fs.img" "$(field "d[0]['host_disks']['data'] + ' ' + d[0]['host_disks']['fs']" <<<"$out")"
+dev0=$(field "d[0]['access']['devices']['0']" <<<"$out"); dev1=$(field "d[0]['access']['devices']['1']" <<<"$out")
+expect_eq "... the LUN reads what the host file holds (md5sum in the VM)" "$(md5sum <"$state/data.img" | cut -d' ' -f1)" \
+    "$("$devemu" vm exec hd0 -- md5sum "$dev0" | cut -d' ' -f1)"
+expect_eq "... the filesystem in the host's image mounts in the VM, its file there" "from the host" \
+    "$("$devemu" vm exec hd0 -- sh -c "/sbin/modprobe ext4 && mount -o ro $dev1 /mnt && cat /mnt/hello; umount /mnt" 2>&1)"
+head -c 1048576 /dev/urandom >"$state/blob"
+"$devemu" vm exec hd0 -- dd of="$dev0" bs=1M seek=2 oflag=direct iflag=fullblock <"$state/blob" >/dev/null 2>&1
+expect_eq "... a write in the VM" 0 "$?"
+"$devemu" ls | grep -q "^hd0  vm  up  healthy  data: data on the host's $state/data.img  data: fs on the host's $state/fs.img" \
+    && ok "... ls names the host files" || bad "... ls: $("$devemu" ls)"
+sed 's/name = "hd0"/name = "hd1"/' "$state/hd.toml" >"$state/hd1.toml"
+err=$("$devemu" up --vm "$state/hd1.toml" 2>&1 >/dev/null); rc=$?
+expect_eq "... a second VM on the same file: refused, exit 2" 2 "$rc"
+expect_contains "... naming the unit that serves it" "$err" "the VM of unit 'hd0' serves this file already"
+expect_eq "... no second qemu" 1 "$(qemu_left | wc -l)"
+"$devemu" -q down hd0 >/dev/null; expect_eq "... down" 0 "$?"
+expect_eq "... the write is in the host's file after down" "$(md5sum <"$state/blob" | cut -d' ' -f1)" \
+    "$(dd if="$state/data.img" bs=1M skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
+expect_eq "... the rest of it untouched" "$head_md5" "$(head -c 2097152 "$state/data.img" | md5sum)"
+# A host device that holds a filesystem is refused on the host, before any VM, unless --force.
+loopdev=$(losetup -f --show "$state/fs.img")
+printf '[[backstore]]\nname = "dev"\ntype = "block"\npath = "%s"\n[[target]]\nname = "hd2"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "dev"\n' "$loopdev" >"$state/dev.toml"
+err=$("$devemu" up --vm "$state/dev.toml" 2>&1 >/dev/null); rc=$?
+expect_eq "a host device holding ext4 behind up --vm: exit 2" 2 "$rc"
+expect_contains "... says why and how to mean it" "$err" "holds a ext4 filesystem"
+[ -z "$(qemu_left)" ] && ok "... no qemu" || bad "... qemu left"
+losetup -d "$loopdev"
+expect_eq "... no unit left" "no units (state dir $state)" "$("$devemu" ls)"
 
 # A profile the guest refuses (a clash of two LUN numbers is caught on the host; an unloadable setting in the guest):
 printf '[[backstore]]\nname = "bad"\ntype = "zram"\nsize = "16M"\ncomp_algorithm = "no-such-algo"\n[[target]]\nname = "bad"\n[[target.lun]]\nbackstore = "bad"\n' > "$state/bad.toml"
@@ -192,4 +242,5 @@ kill -9 $pid; wait $pid 2>/dev/null
 "$devemu" -q down --all >/dev/null 2>&1
 sleep 1
 [ -z "$(qemu_left)" ] && ok "down --all reaps it" || bad "qemu left after down --all"
+rm -f "${made_files[@]}"
 finish

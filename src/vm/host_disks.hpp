@@ -1,0 +1,39 @@
+#pragma once
+// up --vm: a backstore on a host file or block device (fileio, block, a `user` backstore on a path) reaches the VM
+// as a virtio disk, so that its data is the host's — written through to the file, there after `down` — and not a
+// new file in the guest's RAM. The host makes and checks the file or device (the never-clobber rules apply there);
+// the guest's devemu finds each disk by its serial and serves it in place of the path.
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/transaction.hpp"
+#include "profile/profile.hpp"
+
+namespace devemu::vm {
+
+struct HostDisk {
+    std::vector<std::string> backstores;   // the backstores on it (two may name the same file)
+    std::filesystem::path path;            // the host's file or device
+    std::string serial;                    // the virtio disk's serial in the guest ("devemu-N", at most 20 bytes)
+    bool readonly = false;
+};
+
+// The host files and devices `prof`'s backstores use, each resolved on the host as a plain `up` would: a file is
+// created sparse when absent and never resized (unless `force`), a device holding a filesystem or partition table
+// is refused (unless `force`). rbd, zram and "zram:SIZE" backings stay in the VM.
+[[nodiscard]] core::Result<std::vector<HostDisk>> plan_host_disks(const profile::Profile& prof, core::Transaction& tx, bool force);
+
+// qemu's -drive and -device arguments for the disks.
+[[nodiscard]] std::vector<std::string> host_disk_args(const std::vector<HostDisk>& disks);
+
+// The guest's `up --host-disk BACKSTORE=SERIAL`: each named backstore's path becomes the virtio disk with that serial
+// (looked for in `sys_block` for up to `wait`), marked host_disk.
+[[nodiscard]] core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, std::string>& serials,
+                                          const std::filesystem::path& sys_block = "/sys/block", const std::filesystem::path& dev = "/dev",
+                                          std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+}  // namespace devemu::vm
