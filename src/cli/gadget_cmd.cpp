@@ -9,6 +9,7 @@
 #include "core/progress.hpp"
 #include "usb/capture.hpp"
 #include "vm/capture.hpp"
+#include "vm/host_disks.hpp"
 #include "vm/record.hpp"
 #include "usb/gadget.hpp"
 #include "core/unit_kind.hpp"
@@ -24,7 +25,8 @@ int cmd_gadget(Context& ctx, const Args& args)
                                   "Media change on a removable mass-storage LUN of a gadget that is up (the host sees the medium go or come).\n"
                                   "Example: devemu gadget eject msc0; devemu gadget insert msc0 /tmp/other.img");
     opts.add_options()("lun", po::value<unsigned>()->default_value(0), "LUN number")(
-        "force", "eject even when the host has locked the medium; insert a device that holds data");
+        "force", "eject even when the host has locked the medium; insert a device that holds data")(
+        "host-disk", po::value<std::string>(), "internal: in an `up --vm` guest, FILE is the host's, plugged in as the virtio disk with this serial");
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 2)) return *rc;
     const auto& verb = p.positional[0];
@@ -36,17 +38,35 @@ int cmd_gadget(Context& ctx, const Args& args)
     const auto lun = p.vm["lun"].as<unsigned>();
     const auto rec = sd->load(p.positional[1]);
     if (const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr; kind && kind->relay) {
-        // A gadget of `up --vm`: the media change happens in the VM (FILE is a path there).
+        // A gadget of `up --vm`: the media change happens in the VM. FILE is the host's when the host has it (plugged
+        // into the VM as a disk, the host's never-clobber rules applied here), else a path in the VM.
         std::vector<std::string> a = {"devemu", "gadget", verb, p.positional[1], "--lun", std::to_string(lun)};
         if (verb == "insert") a.push_back(p.positional[2]);
+        std::error_code ec;
+        if (verb == "insert" && rec->value("kind", "") == "vm" && std::filesystem::exists(p.positional[2], ec)) {
+            auto serial = vm::plug_host_medium(*sd, p.positional[1], p.positional[2], p.has("force"));
+            if (!serial) return report(serial.error());
+            a.push_back("--host-disk=" + *serial);
+        }
         if (p.has("force")) a.push_back("--force");
         if (p.has("json")) a.push_back("--json");
         return relayed(kind->relay(*rec, a, print_relayed, -1));
     }
-    auto s = usb::change_media(*sd, p.positional[1], lun, verb == "insert" ? p.positional[2] : "", p.has("force"), usb::Roots{});
+    // In an `up --vm` guest, a host file plugged in as a virtio disk (the host checked it: it may hold a filesystem).
+    std::string file = verb == "insert" ? p.positional[2] : "", in_vm;
+    if (p.has("host-disk")) {
+        auto node = vm::find_virtio_disk(p.vm["host-disk"].as<std::string>());
+        if (!node) return report(node.error());
+        in_vm = node->string();
+    }
+    auto s = usb::change_media(*sd, p.positional[1], lun, in_vm.empty() ? file : in_vm, p.has("force") || !in_vm.empty(), usb::Roots{});
     if (!s) return report(s.error());
-    if (p.has("json")) std::cout << json{{"unit", p.positional[1]}, {"lun", lun}, {"medium", verb == "insert" ? p.positional[2] : ""}}.dump() << "\n";
-    else std::cout << p.positional[1] << " LUN " << lun << ": " << (verb == "insert" ? "medium " + p.positional[2] : std::string("ejected")) << "\n";
+    const std::string where = in_vm.empty() ? "" : " (the VM's " + in_vm + ")";
+    if (p.has("json")) {
+        json j{{"unit", p.positional[1]}, {"lun", lun}, {"medium", file}};
+        if (!in_vm.empty()) j["in_vm"] = in_vm;
+        std::cout << j.dump() << "\n";
+    } else std::cout << p.positional[1] << " LUN " << lun << ": " << (verb == "insert" ? "medium " + file + where : std::string("ejected")) << "\n";
     return 0;
 }
 

@@ -1,5 +1,8 @@
 #include "vm/host_disks.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -7,6 +10,11 @@
 #include <thread>
 
 #include "backing/backing.hpp"
+#include "backing/blockdev.hpp"
+#include "core/fd.hpp"
+#include "core/unix_socket.hpp"
+#include "vm/qemu_paths.hpp"
+#include "vm/record.hpp"
 #include "core/fs.hpp"
 #include "core/text.hpp"
 
@@ -70,11 +78,9 @@ std::vector<std::string> host_disk_args(const std::vector<HostDisk>& disks)
     return a;
 }
 
-core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, std::string>& serials, const fs::path& sys_block,
-                            const fs::path& dev, std::chrono::milliseconds wait)
+core::Result<fs::path> find_virtio_disk(const std::string& serial, const fs::path& sys_block, const fs::path& dev, std::chrono::milliseconds wait)
 {
-    // serial -> vdX, as the virtio disks appear
-    auto find = [&](const std::string& serial) -> std::optional<std::string> {
+    auto find = [&]() -> std::optional<std::string> {
         std::error_code ec;
         for (auto& e : fs::directory_iterator(sys_block, ec)) {
             const auto name = e.path().filename().string();
@@ -84,18 +90,78 @@ core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, 
         return std::nullopt;
     };
     const auto deadline = std::chrono::steady_clock::now() + wait;
+    std::optional<std::string> vd;
+    while (!(vd = find()) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!vd) return core::fail(core::Errc::missing, "the VM has no virtio disk with serial " + serial, sys_block.string(), "");
+    const fs::path node = dev / *vd;
+    while (::access(node.c_str(), F_OK) != 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return node;
+}
+
+core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, std::string>& serials, const fs::path& sys_block,
+                            const fs::path& dev, std::chrono::milliseconds wait)
+{
     for (auto& [name, serial] : serials) {
         auto it = std::find_if(prof.backstores.begin(), prof.backstores.end(), [&](const profile::Backstore& b) { return b.name == name; });
         if (it == prof.backstores.end()) return core::fail(core::Errc::invalid_input, "no backstore '" + name + "' in the profile", prof.file, "");
-        std::optional<std::string> vd;
-        while (!(vd = find(serial)) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        if (!vd) return core::fail(core::Errc::missing, "the VM has no virtio disk with serial " + serial + " (the host's " + it->path + ")", sys_block.string(), "");
-        const fs::path node = dev / *vd;
-        while (::access(node.c_str(), F_OK) != 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        it->path = node.string();
+        auto node = find_virtio_disk(serial, sys_block, dev, wait);
+        if (!node) return core::fail(node.error().code, node.error().what + " (the host's " + it->path + ")", node.error().where, "");
+        it->path = node->string();
         it->host_disk = true;
     }
     return {};
+}
+
+core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::string& unit, const fs::path& file_in, bool force)
+{
+    std::error_code ec;
+    const fs::path file = fs::weakly_canonical(fs::absolute(file_in, ec), ec);
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return core::fail_errno("cannot use as medium", file_in.string());
+    if (S_ISBLK(st.st_mode)) DEVEMU_CHECK(backing::check_block_device_free(file, force));
+    else if (!S_ISREG(st.st_mode) || st.st_size < 512)
+        return core::fail(core::Errc::invalid_input, "not an image file (of 512 bytes or more) nor a block device", file_in.string(), "");
+    auto load = [&]() -> core::Result<VmRecord> {
+        DEVEMU_TRY(j, sd.load(unit));
+        return vm_record(j);
+    };
+    DEVEMU_TRY(rec0, load());
+    const fs::path dir = rec0.run_dir;
+    core::UniqueFd lock(::open((dir / "qmp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock || ::flock(lock.get(), LOCK_EX) != 0) return core::fail_errno("cannot lock", (dir / "qmp.lock").string());
+    DEVEMU_TRY(rec, load());   // as it is now that no other insert runs
+    for (auto& [serial, path] : rec.media)   // a backstore's, or plugged in before: the same disk again
+        if (path == file.string()) return serial;
+    for (auto& other : sd.units()) {
+        if (other == unit) continue;
+        auto j = sd.load(other);
+        auto r = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
+        if (!r || r->kind != "vm") continue;
+        for (auto* m : {&r->host_disks, &r->media})
+            for (auto& [what, path] : *m)
+                if (path == file.string())
+                    return core::fail(core::Errc::busy, "the VM of unit '" + other + "' serves this file already (" + what + ")", file_in.string(),
+                                      "devemu down " + other + " first, or insert a copy");
+    }
+    if (!fs::exists(dir / "qmp.sock", ec))
+        return core::fail(core::Errc::missing, "this VM was started by an older devemu (no monitor to plug a host file into)", unit,
+                          "devemu down " + unit + ", then up --vm again");
+    DEVEMU_TRY(conn, core::connect_unix(dir / "qmp.sock", "is the VM still running? see devemu ls"));
+    DEVEMU_TRY(qmp, Qmp::start(std::move(conn)));
+    std::size_t n = 0;
+    while (rec.media.count(fmt::format("devemu-m{}", n))) ++n;
+    const std::string id = fmt::format("m{}", n), serial = "devemu-" + id;
+    DEVEMU_TRY(added, qmp.hmp(fmt::format("drive_add 0 file={},format=raw,if=none,id={},cache=writeback,discard=unmap", qemu_escape(file.string()), id)));
+    if (std::string said(core::trim(added)); said != "OK")
+        return core::fail(said.find("lock") != std::string::npos ? core::Errc::busy : core::Errc::kernel, "qemu: " + said, file_in.string(), "");
+    DEVEMU_TRY(dev, qmp.hmp(fmt::format("device_add virtio-blk-pci,drive={},serial={},id=dev-{}", id, serial, id)));
+    if (std::string said(core::trim(dev)); !said.empty()) {
+        (void)qmp.hmp("drive_del " + id);
+        return core::fail(said.find("lock") != std::string::npos ? core::Errc::busy : core::Errc::kernel, "qemu: " + said, file_in.string(), "");
+    }
+    rec.media[serial] = file.string();
+    DEVEMU_CHECK(sd.save(unit, rec));
+    return serial;
 }
 
 }  // namespace devemu::vm

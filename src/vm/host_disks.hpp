@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/statedir.hpp"
 #include "core/transaction.hpp"
 #include "profile/profile.hpp"
 
@@ -35,5 +36,16 @@ struct HostDisk {
 [[nodiscard]] core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, std::string>& serials,
                                           const std::filesystem::path& sys_block = "/sys/block", const std::filesystem::path& dev = "/dev",
                                           std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+// The virtio disk with `serial` in `sys_block` (its node in `dev`), once it is there (up to `wait`).
+[[nodiscard]] core::Result<std::filesystem::path> find_virtio_disk(const std::string& serial, const std::filesystem::path& sys_block = "/sys/block",
+                                                                   const std::filesystem::path& dev = "/dev",
+                                                                   std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+// `devemu gadget insert NAME FILE` on an `up --vm` gadget, FILE being the host's: plugs FILE into the running VM as
+// a virtio disk (QMP drive_add + device_add) and records it in the unit's `media`; returns the disk's serial, for
+// the guest's `gadget insert --host-disk SERIAL`. A file already plugged into this VM is the same disk again; a file
+// another unit serves is refused; a device holding data is refused unless `force`. The disk stays until `down`.
+[[nodiscard]] core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::string& unit, const std::filesystem::path& file, bool force);
 
 }  // namespace devemu::vm

@@ -74,6 +74,8 @@ std::vector<std::string> qemu_argv(const VmConfig& c, bool kvm, bool detached)
         for (int k = 0; k < c.exec_ports; ++k)
             a.insert(a.end(), {"-chardev", fmt::format("socket,id=x{},path={},server=on,wait=off", k, (c.run_dir / fmt::format("exec{}.sock", k)).string()),
                                "-device", fmt::format("virtserialport,bus=vexec.0,chardev=x{},name=org.devemu.exec.{}", k, k)});
+        // The monitor, for what changes the VM's hardware while it runs (a host file inserted as a gadget's medium).
+        a.insert(a.end(), {"-chardev", fmt::format("socket,id=qmp,path={},server=on,wait=off", (c.run_dir / "qmp.sock").string()), "-mon", "chardev=qmp,mode=control"});
     }
     const auto disks = host_disk_args(c.disks);
     a.insert(a.end(), disks.begin(), disks.end());

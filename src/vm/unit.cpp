@@ -231,6 +231,11 @@ core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
         d.json["host_disks"] = rec->host_disks;
         for (auto& [b, path] : rec->host_disks) d.lines.push_back(fmt::format("data: {} on the host's {}", b, path));
     }
+    for (auto& [serial, path] : rec->media) {   // the ones `gadget insert` plugged in (the rest are backstores')
+        if (std::any_of(rec->host_disks.begin(), rec->host_disks.end(), [&](const auto& b) { return b.second == path; })) continue;
+        d.json["media"][serial] = path;
+        d.lines.push_back(fmt::format("data: the host's {} plugged in ({})", path, serial));
+    }
     if (what != core::DescribeFor::up && core::process_start_time(rec->pid) == rec->start_time) {
         // `ls`: the guest's own view of its units (their health against the guest's configfs, a server's counters).
         auto r = vm_exec(*rec, guest_devemu({"ls", "--json"}, rec->devemu), {}, std::chrono::seconds(10));

@@ -117,6 +117,7 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     l.run.stay = true;
     l.run.exec_ports = l.cfg.exec_ports = kExecPorts;
     l.run.load.push_back("virtio_console");
+    l.run.load.push_back("virtio_blk");   // the host's backing files, and media `gadget insert` plugs in later
     return l;
 }
 
@@ -153,14 +154,14 @@ core::Status prepare_host_disks(const core::StateDir& sd, const UpVmRequest& req
         auto other = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
         if (!other || other->kind != "vm") continue;
         for (auto& d : disks)
-            for (auto& [b, path] : other->host_disks)
-                if (path == d.path.string())
-                    return core::fail(core::Errc::busy, "the VM of unit '" + unit + "' serves this file already (backstore " + b + ")", path,
-                                      "devemu down " + unit + " first, or give this profile a copy");
+            for (auto* m : {&other->host_disks, &other->media})
+                for (auto& [what, path] : *m)
+                    if (path == d.path.string())
+                        return core::fail(core::Errc::busy, "the VM of unit '" + unit + "' serves this file already (" + what + ")", path,
+                                          "devemu down " + unit + " first, or give this profile a copy");
     }
     for (auto& d : disks)
         for (auto& b : d.backstores) l.run.argv.push_back("--host-disk=" + b + "=" + d.serial);
-    l.run.load.push_back("virtio_blk");
     l.cfg.disks = std::move(disks);
     return {};
 }
@@ -277,8 +278,10 @@ core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx,
     rec.ceph_eth1 = l.run.eth1_addr;
     rec.ceph_local_started = l.prep.started_local;
     rec.rbd_images = l.prep.images;
-    for (auto& d : l.cfg.disks)
+    for (auto& d : l.cfg.disks) {
         for (auto& b : d.backstores) rec.host_disks[b] = d.path.string();
+        rec.media[d.serial] = d.path.string();
+    }
     DEVEMU_CHECK(sd.save(l.name, rec));
     return rec;
 }

@@ -154,6 +154,24 @@ for prof in "$src"/gadgets/*.toml; do
         "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null; expect_eq "$name: eject LUN $lun through the VM" 0 "$?"
         "$devemu" check --no-write "$unit" 2>&1 | grep -q "LUN $lun: TEST UNIT READY — no medium" && ok "$name: check sees no medium" || bad "$name: medium still there"
     fi
+    if [ -n "$lun" ] && [ -n "$(host_files "$prof")" ]; then
+        # A host file inserted as the medium: plugged into the running VM as a disk, read and written there, the
+        # host's after down; the profile's own file goes back in as the same disk.
+        "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null
+        head -c 4194304 /dev/urandom >"$state/medium.img"
+        "$devemu" -q gadget insert --lun "$lun" "$unit" "$state/medium.img" >/dev/null; expect_eq "$name: insert a host file as the medium" 0 "$?"
+        disk=$(field "[l['disk'] for l in d[0]['gadget']['luns'] if str(l['lun']) == '$lun'][0]" <<<"$out")
+        expect_eq "$name: ... the VM's usb-storage reads the host file's data" "$(md5sum <"$state/medium.img" | cut -d' ' -f1)" \
+            "$("$devemu" vm exec "$unit" -- md5sum "$disk" | cut -d' ' -f1)"
+        head -c 1048576 /dev/urandom >"$state/mblob"
+        "$devemu" vm exec "$unit" -- dd of="$disk" bs=1M seek=1 oflag=direct iflag=fullblock <"$state/mblob" >/dev/null 2>&1
+        expect_eq "$name: ... a write to it in the VM" 0 "$?"
+        "$devemu" ls | grep -q "data: the host's $state/medium.img plugged in" && ok "$name: ... ls names it" || bad "$name: ... ls: $("$devemu" ls)"
+        "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null
+        own=$(host_files "$prof" | head -1)
+        "$devemu" -q gadget insert --lun "$lun" "$unit" "$own" >/dev/null; expect_eq "$name: ... the profile's own file back in" 0 "$?"
+        expect_eq "$name: ... as the disk it was (nothing else plugged in)" 1 "$("$devemu" ls --json | field "len([u for u in d if u['name']=='$unit'][0].get('media', {}))")"
+    fi
     "$devemu" ls | grep -q "^$unit  vm  up  healthy  .*in the VM: $gunit gadget healthy" && ok "$name: ls shows it healthy, in the VM too" || bad "$name: ls: $("$devemu" ls)"
     if [ "$name" = msc-file ]; then   # drift in the guest's configfs is the unit's drift on the host
         "$devemu" vm exec "$unit" -- sh -c "echo '' > /sys/kernel/config/usb_gadget/$gunit/UDC"
@@ -162,6 +180,11 @@ for prof in "$src"/gadgets/*.toml; do
     fi
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
     for f in $(host_files "$prof"); do [ -s "$f" ] && ok "$name: its backing file $f is on the host after down" || bad "$name: no $f on the host"; done
+    if [ -s "$state/mblob" ]; then
+        expect_eq "$name: the write to the inserted medium is in the host's file after down" "$(md5sum <"$state/mblob" | cut -d' ' -f1)" \
+            "$(dd if="$state/medium.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
+        rm -f "$state/mblob"
+    fi
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
     [ -z "$(pgrep -f "$state/units/ceph" || true)" ] && ok "$name: no ceph daemon left" || bad "$name: ceph daemons left"
 done
