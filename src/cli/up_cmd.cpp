@@ -129,6 +129,11 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     add_up_options(opts);
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
+    // A VM of `up --vm` starts empty and is never reconciled (a second up of the unit is refused), so its plan would
+    // be the whole profile; `plan --vm` used to go on and bring the VM up.
+    if (p.has("vm") && !apply)
+        return report({core::Errc::invalid_input, "plan --vm: an `up --vm` VM starts empty, so up would make everything the profile declares",
+                       p.positional.empty() ? "" : p.positional[0], "check the profile with `devemu profile check FILE`; on a kernel with LIO, `devemu plan` shows the difference"});
     if (p.has("vm")) return up_in_vm(ctx, p);
     auto req = request_of(p, apply);
     if (!req) return report(req.error());

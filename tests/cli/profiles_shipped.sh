@@ -13,5 +13,14 @@ for want in targets/zram-iscsi.toml targets/file-iscsi.toml targets/loopback-loc
     [ -f "$src/$want" ] || { echo "FAIL $want is missing"; fails=$((fails + 1)); }
 done
 "$devemu" profile check --json "$src"/targets/zram-iscsi.toml | grep -q '"ok": true' || { echo "FAIL --json"; fails=$((fails + 1)); }
+# plan changes nothing, also with --vm (it used to bring the VM up): exit 2, one line, no qemu, no unit.
+n=$((n + 1))
+sd=$(mktemp -d)
+err=$("$devemu" --state-dir "$sd" plan --vm "$src/targets/zram-iscsi.toml" 2>&1 >/dev/null); rc=$?
+if [ "$rc" != 2 ] || [ "$(printf '%s\n' "$err" | wc -l)" != 1 ] || [ -n "$(pgrep -f "qemu-system-x86_64.*$sd" || true)" ] \
+    || [ -n "$(ls -A "$sd/units" 2>/dev/null)" ]; then
+    echo "FAIL plan --vm: exit $rc, $err"; fails=$((fails + 1)); pkill -f "qemu-system-x86_64.*$sd"
+fi
+rm -rf "$sd"
 echo "$((n - fails)) passed, $fails failed"
 [ "$fails" = 0 ]
