@@ -9,6 +9,7 @@
 #include "lio/access.hpp"
 #include "lio/kind.hpp"
 #include "core/fs.hpp"
+#include "core/text.hpp"
 #include "core/statedir.hpp"
 #include "lio/saveconfig.hpp"
 #include "lio/unit.hpp"
@@ -74,16 +75,27 @@ int cmd_export(Context& ctx, const Args& args)
     auto names = p.positional;
     if (names.empty()) names = sd->units();
     std::vector<json> recs;
+    std::vector<std::pair<std::string, json>> in_vms;
     for (auto& n : names) {
         auto rec = sd->load(n);
         if (!rec) return report(rec.error());
-        if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay) {
-            std::cerr << "devemu: note: " << n << " runs in a VM; export it there (its configfs is the guest's)\n";
-            continue;
-        }
-        recs.push_back(*rec);
+        if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay) in_vms.emplace_back(n, *rec);
+        else recs.push_back(*rec);
     }
-    auto doc = lio::to_saveconfig(recs, lio::Roots{}).dump(2) + "\n";
+    auto whole = lio::to_saveconfig(recs, lio::Roots{});
+    // An `up --vm` unit: its guest's devemu exports the guest's targets (attributes read from the guest's configfs);
+    // a backstore on a host file names the host's file, not the VM's disk.
+    for (auto& [n, rec] : in_vms) {
+        const auto* kind = core::find_kind(rec.value("kind", ""));
+        auto r = kind->relay(rec, {"devemu", "export"}, {}, -1);
+        if (!r) return report(r.error());
+        if (r->rc != 0) return report({core::Errc::kernel, "export in the VM failed (exit " + std::to_string(r->rc) + "): " + core::last_line(r->err), n, ""});
+        const auto part = json::parse(r->out, nullptr, false);
+        if (part.is_discarded()) return report({core::Errc::kernel, "the VM's export is not JSON", n, ""});
+        const auto host_paths = rec.value("host_disks", json::object()).get<std::map<std::string, std::string>>();
+        if (auto s = lio::merge_saveconfig(whole, part, host_paths, n); !s) return report(s.error());
+    }
+    auto doc = whole.dump(2) + "\n";
     if (vm.count("output")) {
         if (auto s = core::write_file_atomic(vm["output"].as<std::string>(), doc, 0600); !s) return report(s.error());
     } else {

@@ -273,4 +273,34 @@ json to_saveconfig(const std::vector<json>& records, const Roots& roots)
     return {{"fabric_modules", json::array()}, {"storage_objects", sos}, {"targets", targets}};
 }
 
+core::Status merge_saveconfig(nlohmann::json& into, const nlohmann::json& part, const std::map<std::string, std::string>& host_paths,
+                              const std::string& from)
+{
+    using nlohmann::json;
+    if (!part.is_object()) return core::fail(core::Errc::invalid_input, "not a saveconfig.json", from, "");
+    for (const char* k : {"fabric_modules", "storage_objects", "targets"})
+        if (!into.contains(k) || !into[k].is_array()) into[k] = json::array();
+    for (auto so : part.value("storage_objects", json::array())) {
+        if (!so.is_object()) continue;
+        const std::string name = so.value("name", ""), plugin = so.value("plugin", "");
+        for (auto& have : into["storage_objects"])
+            if (have.value("name", "") == name && have.value("plugin", "") == plugin)
+                return core::fail(core::Errc::invalid_input, "two units have a " + plugin + " backstore named '" + name + "'", from, "export them one at a time");
+        if (auto h = host_paths.find(name); h != host_paths.end()) {
+            if (so.contains("dev")) so["dev"] = h->second;
+            if (const std::string cfg = so.value("config", ""); !cfg.empty()) so["config"] = cfg.substr(0, cfg.find('/')) + "/" + h->second;
+        }
+        into["storage_objects"].push_back(so);
+    }
+    for (auto& t : part.value("targets", json::array())) {
+        for (auto& have : into["targets"])
+            if (have.value("wwn", "") == t.value("wwn", "") && have.value("fabric", "") == t.value("fabric", ""))
+                return core::fail(core::Errc::invalid_input, "two units have the target " + t.value("wwn", "?"), from, "export them one at a time");
+        into["targets"].push_back(t);
+    }
+    for (auto& f : part.value("fabric_modules", json::array()))
+        if (std::none_of(into["fabric_modules"].begin(), into["fabric_modules"].end(), [&](const json& h) { return h == f; })) into["fabric_modules"].push_back(f);
+    return {};
+}
+
 }  // namespace devemu::lio

@@ -151,7 +151,10 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     std::size_t n = 0;
     while (rec.media.count(fmt::format("devemu-m{}", n))) ++n;
     const std::string id = fmt::format("m{}", n), serial = "devemu-" + id;
-    DEVEMU_TRY(added, qmp.hmp(fmt::format("drive_add 0 file={},format=raw,if=none,id={},cache=writeback,discard=unmap", qemu_escape(file.string()), id)));
+    // HMP splits its arguments at spaces: the options go as one quoted string (a path may hold spaces or quotes).
+    std::string opts = fmt::format("file={},format=raw,if=none,id={},cache=writeback,discard=unmap", qemu_escape(file.string()), id), quoted = "\"";
+    for (char c : opts) quoted += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    DEVEMU_TRY(added, qmp.hmp("drive_add 0 " + quoted + "\""));
     if (std::string said(core::trim(added)); said != "OK")
         return core::fail(said.find("lock") != std::string::npos ? core::Errc::busy : core::Errc::kernel, "qemu: " + said, file_in.string(), "");
     DEVEMU_TRY(dev, qmp.hmp(fmt::format("device_add virtio-blk-pci,drive={},serial={},id=dev-{}", id, serial, id)));

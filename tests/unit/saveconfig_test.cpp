@@ -89,3 +89,30 @@ TEST_CASE("saveconfig.json in: what devemu does not take is listed, and a broken
     dangling["targets"][0]["tpgs"][0]["luns"][0]["storage_object"] = "/backstores/fileio/nope";
     CHECK_FALSE(lio::from_saveconfig(dangling, "d.json"));
 }
+
+TEST_CASE("saveconfig merge: a VM's export joins the host's, its disks named by the host's files")
+{
+    using nlohmann::json;
+    json whole = {{"fabric_modules", json::array()}, {"storage_objects", {{{"plugin", "fileio"}, {"name", "a"}, {"dev", "/srv/a.img"}}}},
+                  {"targets", {{{"wwn", "iqn.2026-11.org.devemu:a"}, {"fabric", "iscsi"}}}}};
+    const json part = {{"fabric_modules", {{{"name", "iscsi"}}}},
+                       {"storage_objects", {{{"plugin", "fileio"}, {"name", "f"}, {"dev", "/dev/vda"}},
+                                            {{"plugin", "user"}, {"name", "u"}, {"config", "uring//dev/vdb"}},
+                                            {{"plugin", "block"}, {"name", "z"}, {"dev", "/dev/zram0"}}}},
+                       {"targets", {{{"wwn", "iqn.2026-11.org.devemu:f"}, {"fabric", "iscsi"}}}}};
+    REQUIRE(devemu::lio::merge_saveconfig(whole, part, {{"f", "/tmp/f.img"}, {"u", "/tmp/u.img"}}, "vm0"));
+    REQUIRE(whole["storage_objects"].size() == 4);
+    CHECK(whole["storage_objects"][1]["dev"] == "/tmp/f.img");
+    CHECK(whole["storage_objects"][2]["config"] == "uring//tmp/u.img");
+    CHECK(whole["storage_objects"][3]["dev"] == "/dev/zram0");   // made in the VM: left as the VM named it
+    CHECK(whole["targets"].size() == 2);
+    CHECK(whole["fabric_modules"].size() == 1);
+    REQUIRE(devemu::lio::merge_saveconfig(whole, {{"fabric_modules", {{{"name", "iscsi"}}}}}, {}, "vm1"));
+    CHECK(whole["fabric_modules"].size() == 1);   // one of each
+
+    auto twice = devemu::lio::merge_saveconfig(whole, part, {}, "vm2");
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().what == "two units have a fileio backstore named 'f'");
+    CHECK(twice.error().where == "vm2");
+    CHECK_FALSE(devemu::lio::merge_saveconfig(whole, json::array(), {}, "vm3"));
+}

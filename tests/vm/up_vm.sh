@@ -63,6 +63,12 @@ for prof in "$src"/targets/*.toml; do
         case "$dev" in /dev/sd*) ok "$name: loopback LUN is $dev in the VM" ;; *) bad "$name: device [$dev]" ;; esac
     fi
     "$devemu" ls | grep -q "^$unit  vm  up  healthy" && ok "$name: ls shows it healthy" || bad "$name: ls: $("$devemu" ls)"
+    if [ -n "$(host_files "$prof")" ]; then   # export asks the VM; a backstore on a host file names the host's file
+        "$devemu" export "$unit" >"$state/export.json" 2>"$state/export.err"; rc=$?
+        expect_eq "$name: export of a VM's target" 0 "$rc"
+        expect_eq "$name: ... its storage object names the host's file, its target is there" "$(host_files "$prof" | head -1) 1" \
+            "$(field "' '.join([s.get('dev', '') for s in d['storage_objects']]) + ' ' + str(len(d['targets']))" <"$state/export.json" 2>&1)"
+    fi
     "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: down" 0 "$?"
     for f in $(host_files "$prof"); do [ -s "$f" ] && ok "$name: its backing file $f is on the host after down" || bad "$name: no $f on the host"; done
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
@@ -158,15 +164,15 @@ for prof in "$src"/gadgets/*.toml; do
         # A host file inserted as the medium: plugged into the running VM as a disk, read and written there, the
         # host's after down; the profile's own file goes back in as the same disk.
         "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null
-        head -c 4194304 /dev/urandom >"$state/medium.img"
-        "$devemu" -q gadget insert --lun "$lun" "$unit" "$state/medium.img" >/dev/null; expect_eq "$name: insert a host file as the medium" 0 "$?"
+        head -c 4194304 /dev/urandom >"$state/my medium.img"
+        "$devemu" -q gadget insert --lun "$lun" "$unit" "$state/my medium.img" >/dev/null; expect_eq "$name: insert a host file as the medium" 0 "$?"
         disk=$(field "[l['disk'] for l in d[0]['gadget']['luns'] if str(l['lun']) == '$lun'][0]" <<<"$out")
-        expect_eq "$name: ... the VM's usb-storage reads the host file's data" "$(md5sum <"$state/medium.img" | cut -d' ' -f1)" \
+        expect_eq "$name: ... the VM's usb-storage reads the host file's data" "$(md5sum <"$state/my medium.img" | cut -d' ' -f1)" \
             "$("$devemu" vm exec "$unit" -- md5sum "$disk" | cut -d' ' -f1)"
         head -c 1048576 /dev/urandom >"$state/mblob"
         "$devemu" vm exec "$unit" -- dd of="$disk" bs=1M seek=1 oflag=direct iflag=fullblock <"$state/mblob" >/dev/null 2>&1
         expect_eq "$name: ... a write to it in the VM" 0 "$?"
-        "$devemu" ls | grep -q "data: the host's $state/medium.img plugged in" && ok "$name: ... ls names it" || bad "$name: ... ls: $("$devemu" ls)"
+        "$devemu" ls | grep -q "data: the host's $state/my medium.img plugged in" && ok "$name: ... ls names it" || bad "$name: ... ls: $("$devemu" ls)"
         "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null
         own=$(host_files "$prof" | head -1)
         "$devemu" -q gadget insert --lun "$lun" "$unit" "$own" >/dev/null; expect_eq "$name: ... the profile's own file back in" 0 "$?"
@@ -182,7 +188,7 @@ for prof in "$src"/gadgets/*.toml; do
     for f in $(host_files "$prof"); do [ -s "$f" ] && ok "$name: its backing file $f is on the host after down" || bad "$name: no $f on the host"; done
     if [ -s "$state/mblob" ]; then
         expect_eq "$name: the write to the inserted medium is in the host's file after down" "$(md5sum <"$state/mblob" | cut -d' ' -f1)" \
-            "$(dd if="$state/medium.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
+            "$(dd if="$state/my medium.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
         rm -f "$state/mblob"
     fi
     [ -z "$(qemu_left)" ] && ok "$name: no qemu after down" || bad "$name: qemu left"
