@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "backing/backing.hpp"
@@ -112,6 +113,29 @@ core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, 
     return {};
 }
 
+std::optional<ServedBy> vm_serving(const core::StateDir& sd, const std::string& path, const std::string& except)
+{
+    for (auto& unit : sd.units()) {
+        if (unit == except) continue;
+        auto j = sd.load(unit);
+        auto r = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
+        if (!r || r->kind != "vm") continue;
+        for (auto* m : {&r->host_disks, &r->media})
+            for (auto& [what, p] : *m)
+                if (p == path) return ServedBy{unit, what};
+    }
+    return std::nullopt;
+}
+
+core::Error qemu_error(std::string said, std::string where, core::Errc code)
+{
+    said = std::string(core::trim(said));
+    std::replace(said.begin(), said.end(), '\n', ' ');
+    std::erase(said, '\r');
+    if (said.starts_with("qemu-system-x86_64: ")) said = said.substr(20);
+    return core::Error{said.find("lock") != std::string::npos ? core::Errc::busy : code, "qemu: " + said, std::move(where), ""};
+}
+
 core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::string& unit, const fs::path& file_in, bool force)
 {
     std::error_code ec;
@@ -132,17 +156,9 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     DEVEMU_TRY(rec, load());   // as it is now that no other insert runs
     for (auto& [serial, path] : rec.media)   // a backstore's, or plugged in before: the same disk again
         if (path == file.string()) return serial;
-    for (auto& other : sd.units()) {
-        if (other == unit) continue;
-        auto j = sd.load(other);
-        auto r = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
-        if (!r || r->kind != "vm") continue;
-        for (auto* m : {&r->host_disks, &r->media})
-            for (auto& [what, path] : *m)
-                if (path == file.string())
-                    return core::fail(core::Errc::busy, "the VM of unit '" + other + "' serves this file already (" + what + ")", file_in.string(),
-                                      "devemu down " + other + " first, or insert a copy");
-    }
+    if (auto other = vm_serving(sd, file.string(), unit))
+        return core::fail(core::Errc::busy, "the VM of unit '" + other->unit + "' serves this file already (" + other->what + ")", file_in.string(),
+                          "devemu down " + other->unit + " first, or insert a copy");
     if (!fs::exists(dir / "qmp.sock", ec))
         return core::fail(core::Errc::missing, "this VM was started by an older devemu (no monitor to plug a host file into)", unit,
                           "devemu down " + unit + ", then up --vm again");
@@ -155,12 +171,11 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     std::string opts = fmt::format("file={},format=raw,if=none,id={},cache=writeback,discard=unmap", qemu_escape(file.string()), id), quoted = "\"";
     for (char c : opts) quoted += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
     DEVEMU_TRY(added, qmp.hmp("drive_add 0 " + quoted + "\""));
-    if (std::string said(core::trim(added)); said != "OK")
-        return core::fail(said.find("lock") != std::string::npos ? core::Errc::busy : core::Errc::kernel, "qemu: " + said, file_in.string(), "");
+    if (core::trim(added) != "OK") return std::unexpected(qemu_error(added, file_in.string(), core::Errc::kernel));
     DEVEMU_TRY(dev, qmp.hmp(fmt::format("device_add virtio-blk-pci,drive={},serial={},id=dev-{}", id, serial, id)));
-    if (std::string said(core::trim(dev)); !said.empty()) {
+    if (!core::trim(dev).empty()) {
         (void)qmp.hmp("drive_del " + id);
-        return core::fail(said.find("lock") != std::string::npos ? core::Errc::busy : core::Errc::kernel, "qemu: " + said, file_in.string(), "");
+        return std::unexpected(qemu_error(dev, file_in.string(), core::Errc::kernel));
     }
     rec.media[serial] = file.string();
     DEVEMU_CHECK(sd.save(unit, rec));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,17 @@ struct HostDisk {
 [[nodiscard]] core::Result<std::filesystem::path> find_virtio_disk(const std::string& serial, const std::filesystem::path& sys_block = "/sys/block",
                                                                    const std::filesystem::path& dev = "/dev",
                                                                    std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+// The `up --vm` unit other than `except` whose VM has the host's `path` as a disk (a backstore's or a plugged-in
+// medium), and what it is there; nullopt: none. Two VMs writing one file would corrupt it.
+struct ServedBy {
+    std::string unit, what;
+};
+[[nodiscard]] std::optional<ServedBy> vm_serving(const core::StateDir& sd, const std::string& path, const std::string& except = "");
+
+// qemu's own complaint (its log at start, an HMP answer) as one line: busy when it could not lock an image,
+// else `code`.
+[[nodiscard]] core::Error qemu_error(std::string said, std::string where, core::Errc code);
 
 // `devemu gadget insert NAME FILE` on an `up --vm` gadget, FILE being the host's: plugs FILE into the running VM as
 // a virtio disk (QMP drive_add + device_add) and records it in the unit's `media`; returns the disk's serial, for

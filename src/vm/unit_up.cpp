@@ -149,17 +149,10 @@ core::Status prepare_host_disks(const core::StateDir& sd, const UpVmRequest& req
     DEVEMU_TRY(disks, plan_host_disks(l.prof, tx, req.force));
     if (disks.empty()) return {};
     // Two VMs writing one file would corrupt it (qemu's lock would refuse the second, in words less clear).
-    for (auto& unit : sd.units()) {
-        auto j = sd.load(unit);
-        auto other = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
-        if (!other || other->kind != "vm") continue;
-        for (auto& d : disks)
-            for (auto* m : {&other->host_disks, &other->media})
-                for (auto& [what, path] : *m)
-                    if (path == d.path.string())
-                        return core::fail(core::Errc::busy, "the VM of unit '" + unit + "' serves this file already (" + what + ")", path,
-                                          "devemu down " + unit + " first, or give this profile a copy");
-    }
+    for (auto& d : disks)
+        if (auto other = vm_serving(sd, d.path.string()))
+            return core::fail(core::Errc::busy, "the VM of unit '" + other->unit + "' serves this file already (" + other->what + ")", d.path.string(),
+                              "devemu down " + other->unit + " first, or give this profile a copy");
     for (auto& d : disks)
         for (auto& b : d.backstores) l.run.argv.push_back("--host-disk=" + b + "=" + d.serial);
     l.cfg.disks = std::move(disks);
@@ -315,11 +308,9 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
         auto e = units.error();
         if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
             if (auto err = core::last_line(core::read_file(l.cfg.run_dir / "stderr.log").value_or("")); !err.empty()) e.what += "; in the VM: " + err;
-            std::string said(core::trim(core::read_file(l.cfg.run_dir / "qemu.log").value_or("")));
-            if (!said.empty()) {   // qemu's own complaint (a disk it cannot open or lock): it never booted, no console
-                std::replace(said.begin(), said.end(), '\n', ' ');
-                if (said.starts_with("qemu-system-x86_64: ")) said = said.substr(20);
-                e = core::Error{said.find("lock") != std::string::npos ? core::Errc::busy : e.code, "qemu: " + said, l.name, ""};
+            const auto said = core::read_file(l.cfg.run_dir / "qemu.log").value_or("");
+            if (!core::trim(said).empty()) {   // qemu's own complaint (a disk it cannot open or lock): it never booted, no console
+                e = qemu_error(said, l.name, e.code);
             } else if (auto kept = keep_console(sd, l.name, l.cfg.run_dir)) {   // the VM hung, stopped or broke
                 e.where = l.name;
                 e.fix = "read the VM's console, kept in " + kept->string();

@@ -86,3 +86,15 @@ TEST_CASE("host disks: the guest serves the virtio disk with the serial, its pat
     CHECK(missing.error().what.find("no virtio disk with serial devemu-7") != std::string::npos);
     CHECK_FALSE(vm::use_host_disks(*prof, {{"nope", "devemu-0"}}, t.root / "sys", t.root / "dev", std::chrono::milliseconds(50)));
 }
+
+TEST_CASE("host disks: qemu's complaint is one line, a lock it cannot take is busy")
+{
+    auto e = vm::qemu_error("qemu-system-x86_64: -device virtio-blk-pci,drive=hd0: Failed to get \"write\" lock\r\nIs another process using the image [/a.img]?\n",
+                            "u1", core::Errc::kernel);
+    CHECK(e.code == core::Errc::busy);
+    CHECK(e.what == "qemu: -device virtio-blk-pci,drive=hd0: Failed to get \"write\" lock Is another process using the image [/a.img]?");
+    CHECK(e.where == "u1");
+    auto other = vm::qemu_error("Could not open '/x': No such file or directory", "/x", core::Errc::kernel);
+    CHECK(other.code == core::Errc::kernel);
+    CHECK(other.what == "qemu: Could not open '/x': No such file or directory");
+}
