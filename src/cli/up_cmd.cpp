@@ -68,6 +68,9 @@ int up_in_vm(Context& ctx, const Parsed& p)
 {
     vm::UpVmRequest r;
     if (p.positional.size() != 1) return report({core::Errc::invalid_input, "up --vm takes one profile", "", "run one VM per profile"});
+    if (p.vm["wait-address"].as<unsigned>() > 0)   // it used to be taken and ignored
+        return report({core::Errc::invalid_input, "--wait-address waits for an address of this machine; an up --vm portal is the VM's, forwarded from 127.0.0.1",
+                       "--wait-address", "leave it out with --vm"});
     r.profile = p.positional[0];
     r.secrets = p.has("secrets");
     if (p.has("exec")) r.exec = p.vm["exec"].as<std::string>();
@@ -121,7 +124,8 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
 {
     po::options_description opts(apply ? "devemu up PROFILE… [--vm] [--force] [--insecure] [--exec CMD] [--timeout S] [--json]\n\n"
                                          "Brings up the targets and USB gadgets a profile declares, or updates them: only the difference\n"
-                                         "is applied. A gadget is ready when this machine's host side has enumerated it.\n"
+                                         "is applied (with --vm: in the running VM of the profile). A gadget is ready when this\n"
+                                         "machine's host side has enumerated it.\n"
                                          "Examples: devemu up --vm targets/zram-iscsi.toml\n"
                                          "          devemu up gadgets/ffs-app.toml --exec 'build/ffs-loopback /dev/usb-ffs/app'"
                                        : "devemu plan PROFILE… [--json]\n\nWhat `up` would change; changes nothing.\n"
@@ -129,8 +133,8 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     add_up_options(opts);
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
-    // A VM of `up --vm` starts empty and is never reconciled (a second up of the unit is refused), so its plan would
-    // be the whole profile; `plan --vm` used to go on and bring the VM up.
+    // A VM of `up --vm` starts empty, so its plan would be the whole profile (`plan --vm` used to go on and bring the
+    // VM up); a second `up --vm` of a running one applies the difference in the guest.
     if (p.has("vm") && !apply)
         return report({core::Errc::invalid_input, "plan --vm: an `up --vm` VM starts empty, so up would make everything the profile declares",
                        p.positional.empty() ? "" : p.positional[0], "check the profile with `devemu profile check FILE`; on a kernel with LIO, `devemu plan` shows the difference"});

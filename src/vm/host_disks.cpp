@@ -43,6 +43,24 @@ std::string qemu_escape(const std::string& s)
     return out;
 }
 
+// The monitor of a running `up --vm` VM (run_dir/qmp.sock); the caller holds run_dir/qmp.lock.
+core::Result<Qmp> open_monitor(const fs::path& dir, const std::string& unit)
+{
+    std::error_code ec;
+    if (!fs::exists(dir / "qmp.sock", ec))
+        return core::fail(core::Errc::missing, "this VM was started by an older devemu (it has no monitor socket)", unit,
+                          "devemu down " + unit + ", then up --vm again");
+    DEVEMU_TRY(conn, core::connect_unix(dir / "qmp.sock", "is the VM still running? see devemu ls"));
+    return Qmp::start(std::move(conn));
+}
+
+core::Result<core::UniqueFd> lock_monitor(const fs::path& dir)
+{
+    core::UniqueFd lock(::open((dir / "qmp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock || ::flock(lock.get(), LOCK_EX) != 0) return core::fail_errno("cannot lock", (dir / "qmp.lock").string());
+    return lock;
+}
+
 }  // namespace
 
 core::Result<std::vector<HostDisk>> plan_host_disks(const profile::Profile& prof, core::Transaction& tx, bool force)
@@ -151,19 +169,15 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     };
     DEVEMU_TRY(rec0, load());
     const fs::path dir = rec0.run_dir;
-    core::UniqueFd lock(::open((dir / "qmp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!lock || ::flock(lock.get(), LOCK_EX) != 0) return core::fail_errno("cannot lock", (dir / "qmp.lock").string());
+    DEVEMU_TRY(lock, lock_monitor(dir));   // held to the end: one plug-in at a time
+    (void)lock;
     DEVEMU_TRY(rec, load());   // as it is now that no other insert runs
     for (auto& [serial, path] : rec.media)   // a backstore's, or plugged in before: the same disk again
         if (path == file.string()) return serial;
     if (auto other = vm_serving(sd, file.string(), unit))
         return core::fail(core::Errc::busy, "the VM of unit '" + other->unit + "' serves this file already (" + other->what + ")", file_in.string(),
                           "devemu down " + other->unit + " first, or insert a copy");
-    if (!fs::exists(dir / "qmp.sock", ec))
-        return core::fail(core::Errc::missing, "this VM was started by an older devemu (no monitor to plug a host file into)", unit,
-                          "devemu down " + unit + ", then up --vm again");
-    DEVEMU_TRY(conn, core::connect_unix(dir / "qmp.sock", "is the VM still running? see devemu ls"));
-    DEVEMU_TRY(qmp, Qmp::start(std::move(conn)));
+    DEVEMU_TRY(qmp, open_monitor(dir, unit));
     std::size_t n = 0;
     while (rec.media.count(fmt::format("devemu-m{}", n))) ++n;
     const std::string id = fmt::format("m{}", n), serial = "devemu-" + id;
@@ -180,6 +194,18 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     rec.media[serial] = file.string();
     DEVEMU_CHECK(sd.save(unit, rec));
     return serial;
+}
+
+}  // namespace devemu::vm
+
+namespace devemu::vm {
+
+core::Result<std::string> monitor_command(const fs::path& run_dir, const std::string& unit, const std::string& command)
+{
+    DEVEMU_TRY(lock, lock_monitor(run_dir));
+    (void)lock;
+    DEVEMU_TRY(qmp, open_monitor(run_dir, unit));
+    return qmp.hmp(command);
 }
 
 }  // namespace devemu::vm

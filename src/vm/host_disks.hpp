@@ -60,4 +60,7 @@ struct ServedBy {
 // another unit serves is refused; a device holding data is refused unless `force`. The disk stays until `down`.
 [[nodiscard]] core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::string& unit, const std::filesystem::path& file, bool force);
 
+// One HMP command (hostfwd_add, …) on the monitor of unit's running VM, under the lock `gadget insert` takes; its answer.
+[[nodiscard]] core::Result<std::string> monitor_command(const std::filesystem::path& run_dir, const std::string& unit, const std::string& command);
+
 }  // namespace devemu::vm

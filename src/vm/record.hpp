@@ -29,6 +29,8 @@ struct VmRecord {
     std::string ctl, run_dir;
     std::string devemu;                              // the binary the guest runs (at the same path there)
     std::map<std::string, std::uint16_t> forwards;   // target -> host port on 127.0.0.1
+    std::map<std::string, std::uint16_t> guest_ports;   // target -> the guest's portal port that forward reaches
+    bool host_root = false;                          // the guest's / is the host's (it reads the profile there)
     bool kvm = false;
     bool uses_ceph_local = false, ceph_local_started = false;
     std::string ceph_eth1;                           // the guest's address on the local Ceph cluster's network
@@ -40,7 +42,7 @@ struct VmRecord {
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GuestUnit, unit, kind, access, portal, gadget)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VmRecord, version, name, kind, profile, state, pid, start_time, ctl, run_dir, devemu, forwards, kvm,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VmRecord, version, name, kind, profile, state, pid, start_time, ctl, run_dir, devemu, forwards, guest_ports, host_root, kvm,
                                                 uses_ceph_local, ceph_local_started, ceph_eth1, rbd_images, host_disks, media, units)
 
 // A record as a VmRecord; a field of the wrong type is an error naming the unit, not an exception.

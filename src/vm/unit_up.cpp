@@ -24,6 +24,7 @@
 #include "vm/record.hpp"
 #include "vm/runner.hpp"
 #include "vm/unit.hpp"
+#include "vm/unit_up_detail.hpp"
 
 namespace devemu::vm {
 
@@ -73,28 +74,17 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
     if (prof.targets.empty() && prof.gadgets.empty())
         return core::fail(core::Errc::invalid_input, "the profile has no [[target]] and no [[gadget]]", prof.file, "");
     Launch l{prof};
-    const std::size_t n_units = prof.targets.size() + prof.gadgets.size();
-    l.name = n_units > 1 ? fs::path(prof.file).stem().string() : !prof.targets.empty() ? prof.targets[0].name : prof.gadgets[0].name;
+    l.name = vm_unit_name(prof);
     if (sd.load(l.name)) return core::fail(core::Errc::busy, "unit '" + l.name + "' is already up", sd.root().string(), "devemu down " + l.name + " first");
-    // A FunctionFS app (or any --exec command) runs in the VM: give it the host's / so its binary is there.
-    bool host_root = !req.exec.empty();
-    for (auto& g : prof.gadgets)
-        for (auto& f : g.functions) host_root = host_root || f.type == profile::FunctionType::ffs;
-    // So do the host tools a profile's kernel side runs: multipath-tools and udevd (multipath = true), dmsetup (faults
-    // under a kernel backstore).
-    for (auto& t : prof.targets) host_root = host_root || t.multipath;
-    for (auto& b : prof.backstores) host_root = host_root || (b.type != profile::BackstoreType::user && !b.faults.empty());
+    const bool host_root = needs_host_root(prof, !req.exec.empty());
     l.cfg.cache_dir = req.cache_dir;
     l.cfg.run_dir = sd.unit_dir(l.name);
     l.cfg.net = l.run.net = true;
-    // Every portal of every iSCSI target is forwarded (lio::forward_key names each path's).
-    for (auto& t : prof.targets)
-        if (t.fabric == profile::Fabric::iscsi)
-            for (std::size_t k = 0; k < std::max<std::size_t>(1, t.paths.size()); ++k) {
-                DEVEMU_TRY(port, core::free_loopback_port());
-                l.cfg.forwards.push_back({port, t.path_portal(k).port});
-                l.forwards[lio::forward_key(t.name, k)] = port;
-            }
+    for (auto& f : portal_forwards(prof)) {
+        DEVEMU_TRY(port, core::free_loopback_port());
+        l.cfg.forwards.push_back({port, f.guest});
+        l.forwards[f.key] = port;
+    }
     l.cfg.initrd = l.cfg.run_dir / "initrd.cpio";
     l.run.load = {"configfs"};
     if (host_root) {
@@ -159,75 +149,13 @@ core::Status prepare_host_disks(const core::StateDir& sd, const UpVmRequest& req
     return {};
 }
 
-// What a user needs of one guest target, with the forwarded portal in place of the guest's; the CHAP secret only
-// when asked (the guest printed it: it runs with --secrets; the 0600 record keeps it).
-json forwarded_access(json info, const std::string& portal, bool secrets, const json& forwards, const std::string& unit)
-{
-    if (!portal.empty()) {
-        info["portal"] = portal;
-        json urls = json::array();
-        for (auto& url : info.value("urls", json::array())) {
-            std::string s = lio::with_portal(url, portal);
-            if (!secrets && s.find('@') != std::string::npos) s = s.substr(0, s.find('%') + 1) + "SECRET" + s.substr(s.find('@'));
-            if (auto tp = s.find("target_password="); !secrets && tp != std::string::npos) s = s.substr(0, tp + 16) + "SECRET";
-            urls.push_back(s);
-        }
-        info["urls"] = urls;
-        // Discovery lists 127.0.0.1:PORT too (a second portal in the guest on the forwarded port number).
-        info["iscsiadm"] = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal,
-                                        "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " --login"});
-    }
-    // Paths 2..N: each its own forwarded portal, and its LUNs' URLs through it.
-    if (info.contains("paths") && info["paths"].is_array() && !info["paths"].empty() && !portal.empty()) info["paths"][0]["portal"] = portal;
-    if (info.contains("paths") && info["paths"].is_array())
-        for (std::size_t k = 1; k < info["paths"].size(); ++k)
-            if (const auto key = lio::forward_key(unit, k); forwards.contains(key)) {
-                const std::string fwd = "127.0.0.1:" + std::to_string(forwards[key].get<int>());
-                info["paths"][k]["portal"] = fwd;
-                json urls = json::array();
-                for (auto& url : info.value("urls", json::array())) urls.push_back(lio::with_portal(url, fwd));
-                info["paths"][k]["urls"] = urls;
-            }
-    if (!secrets) info.erase("chap_secret");
-    return info;
-}
-
-// The guest's `up --json` output -> what the record keeps (`stored`) and what the user is shown.
-void take_guest_units(const json& units, const Launch& l, bool secrets, std::vector<GuestUnit>& stored, UpVmResult& res)
-{
-    for (auto& u : units) {
-        const std::string unit = u["unit"];
-        if (u.value("kind", "") == "gadget") {
-            // Its host side is the VM's own kernel: /dev/sdX and the bus numbers are the guest's.
-            json g = u;
-            g["name"] = unit;
-            g["state"] = "up in VM " + l.name;
-            stored.push_back({unit, "gadget", json::object(), "", g});
-            res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"gadget", g}});
-            if (const auto* k = core::find_kind("gadget"); k && k->describe)
-                for (auto& line : k->describe(g, core::DescribeFor::up, secrets).lines) res.lines.push_back(line);
-            continue;
-        }
-        const std::string portal = l.forwards.contains(unit) ? "127.0.0.1:" + std::to_string(l.forwards[unit].get<int>()) : "";
-        const json info = forwarded_access(u["access"], portal, secrets, l.forwards, unit);
-        stored.push_back({unit, "target", u["access"], portal, json::object()});
-        res.shown.push_back({{"unit", unit}, {"vm", l.name}, {"access", info}});
-        for (auto& line : lio::target_lines({{"name", unit}, {"state", "up in VM " + l.name}, {"changes", u["changes"]}}, info)) res.lines.push_back(line);
-    }
-}
-
 // The guest's `devemu up` has ended (DEVEMU-EXIT): its error as ours, or its units once their forwards answer.
 core::Result<json> guest_units(const DetachedVm& vmh, const Launch& l)
 {
     DEVEMU_TRY(exit_line, control(vmh.ctl_socket, "", "DEVEMU-EXIT", std::chrono::seconds(300), vmh.pid));
     const int guest_rc = static_cast<int>(core::parse_number(exit_line.substr(std::min<std::size_t>(exit_line.size(), 12))).value_or(1));
     const auto err = core::read_file(l.cfg.run_dir / "stderr.log").value_or("");
-    if (guest_rc != 0) {   // its own one-line error, with its exit code's meaning
-        auto line = core::last_line(err);
-        if (line.starts_with("devemu: error: ")) line = line.substr(15);
-        const auto code = guest_rc == 1 ? core::Errc::check_failed : guest_rc == 124 ? core::Errc::timeout : core::Errc::invalid_input;
-        return core::fail(code, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(guest_rc) + ")" : line);
-    }
+    if (guest_rc != 0) return std::unexpected(guest_up_error(guest_rc, err));
     auto units = json::parse(core::read_file(l.cfg.run_dir / "stdout.log").value_or("[]"), nullptr, false);
     if (units.is_discarded()) return core::fail(core::Errc::kernel, "unreadable output from devemu in the VM", (l.cfg.run_dir / "stdout.log").string(), "");
     for (auto& [t, port] : l.forwards.items()) {
@@ -266,6 +194,8 @@ core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx,
     rec.run_dir = l.cfg.run_dir.string();
     rec.devemu = core::self_exe().string();
     rec.forwards = l.forwards.get<std::map<std::string, std::uint16_t>>();
+    for (auto& f : portal_forwards(l.prof)) rec.guest_ports[f.key] = f.guest;
+    rec.host_root = l.run.host_root;
     rec.kvm = vmh.accel_kvm;
     rec.uses_ceph_local = l.prep.uses_local;
     rec.ceph_eth1 = l.run.eth1_addr;
@@ -281,8 +211,114 @@ core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx,
 
 }  // namespace
 
+core::Error guest_up_error(int rc, const std::string& err)
+{
+    auto line = core::last_line(err);
+    if (line.starts_with("devemu: error: ")) line = line.substr(15);
+    const auto code = rc == 1 ? core::Errc::check_failed : rc == 124 ? core::Errc::timeout : core::Errc::invalid_input;
+    return core::Error{code, line.empty() ? "devemu up failed in the VM (exit " + std::to_string(rc) + ")" : line, "", ""};
+}
+
+std::string vm_unit_name(const profile::Profile& prof)
+{
+    const std::size_t n_units = prof.targets.size() + prof.gadgets.size();
+    return n_units > 1 ? fs::path(prof.file).stem().string() : !prof.targets.empty() ? prof.targets[0].name : prof.gadgets[0].name;
+}
+
+bool needs_host_root(const profile::Profile& prof, bool exec)
+{
+    // A FunctionFS app (or any --exec command) runs in the VM: give it the host's / so its binary is there.
+    bool host_root = exec;
+    for (auto& g : prof.gadgets)
+        for (auto& f : g.functions) host_root = host_root || f.type == profile::FunctionType::ffs;
+    // So do the host tools a profile's kernel side runs: multipath-tools and udevd (multipath = true), dmsetup (faults
+    // under a kernel backstore).
+    for (auto& t : prof.targets) host_root = host_root || t.multipath;
+    for (auto& b : prof.backstores) host_root = host_root || (b.type != profile::BackstoreType::user && !b.faults.empty());
+    return host_root;
+}
+
+std::vector<PortalForward> portal_forwards(const profile::Profile& prof)
+{
+    std::vector<PortalForward> out;
+    for (auto& t : prof.targets)
+        if (t.fabric == profile::Fabric::iscsi)
+            for (std::size_t k = 0; k < std::max<std::size_t>(1, t.paths.size()); ++k) out.push_back({lio::forward_key(t.name, k), t.path_portal(k).port});
+    return out;
+}
+
+namespace {
+
+// What a user needs of one guest target, with the forwarded portal in place of the guest's; the CHAP secret only
+// when asked (the guest printed it: it runs with --secrets; the 0600 record keeps it).
+json forwarded_access(json info, const std::string& portal, bool secrets, const json& forwards, const std::string& unit)
+{
+    if (!portal.empty()) {
+        info["portal"] = portal;
+        json urls = json::array();
+        for (auto& url : info.value("urls", json::array())) {
+            std::string s = lio::with_portal(url, portal);
+            if (!secrets && s.find('@') != std::string::npos) s = s.substr(0, s.find('%') + 1) + "SECRET" + s.substr(s.find('@'));
+            if (auto tp = s.find("target_password="); !secrets && tp != std::string::npos) s = s.substr(0, tp + 16) + "SECRET";
+            urls.push_back(s);
+        }
+        info["urls"] = urls;
+        // Discovery lists 127.0.0.1:PORT too (a second portal in the guest on the forwarded port number).
+        info["iscsiadm"] = json::array({"iscsiadm -m discovery -t sendtargets -p " + portal,
+                                        "iscsiadm -m node -T " + info.value("wwn", "") + " -p " + portal + " --login"});
+    }
+    // Paths 2..N: each its own forwarded portal, and its LUNs' URLs through it.
+    if (info.contains("paths") && info["paths"].is_array() && !info["paths"].empty() && !portal.empty()) info["paths"][0]["portal"] = portal;
+    if (info.contains("paths") && info["paths"].is_array())
+        for (std::size_t k = 1; k < info["paths"].size(); ++k)
+            if (const auto key = lio::forward_key(unit, k); forwards.contains(key)) {
+                const std::string fwd = "127.0.0.1:" + std::to_string(forwards[key].get<int>());
+                info["paths"][k]["portal"] = fwd;
+                json urls = json::array();
+                for (auto& url : info.value("urls", json::array())) urls.push_back(lio::with_portal(url, fwd));
+                info["paths"][k]["urls"] = urls;
+            }
+    if (!secrets) info.erase("chap_secret");
+    return info;
+}
+
+}  // namespace
+
+void take_guest_units(const json& units, const std::string& vm_name, const json& forwards, bool secrets, std::vector<GuestUnit>& stored, UpVmResult& res)
+{
+    for (auto& u : units) {
+        const std::string unit = u["unit"];
+        if (u.value("kind", "") == "gadget") {
+            // Its host side is the VM's own kernel: /dev/sdX and the bus numbers are the guest's.
+            json g = u;
+            g["name"] = unit;
+            g["state"] = "up in VM " + vm_name;
+            stored.push_back({unit, "gadget", json::object(), "", g});
+            res.shown.push_back({{"unit", unit}, {"vm", vm_name}, {"gadget", g}});
+            if (const auto* k = core::find_kind("gadget"); k && k->describe)
+                for (auto& line : k->describe(g, core::DescribeFor::up, secrets).lines) res.lines.push_back(line);
+            continue;
+        }
+        const std::string portal = forwards.contains(unit) ? "127.0.0.1:" + std::to_string(forwards[unit].get<int>()) : "";
+        const json info = forwarded_access(u["access"], portal, secrets, forwards, unit);
+        stored.push_back({unit, "target", u["access"], portal, json::object()});
+        res.shown.push_back({{"unit", unit}, {"vm", vm_name}, {"access", info}});
+        for (auto& line : lio::target_lines({{"name", unit}, {"state", "up in VM " + vm_name}, {"changes", u["changes"]}}, info)) res.lines.push_back(line);
+    }
+}
+
 core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
 {
+    {   // a VM brought up from this profile runs: its guest applies the difference
+        DEVEMU_TRY(prof, profile::load(req.profile));
+        std::error_code ec;
+        const auto file = fs::weakly_canonical(fs::absolute(prof.file), ec);
+        for (auto& u : sd.units()) {
+            auto j = sd.load(u);
+            auto rec = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
+            if (rec && rec->kind == "vm" && !rec->profile.empty() && fs::weakly_canonical(rec->profile, ec) == file) return reup_vm(sd, req, prof, *rec);
+        }
+    }
     DEVEMU_TRY(l, plan_launch(sd, req));
     DEVEMU_TRY(kernel, find_kernel(req.kernel, req.cache_dir));
     DEVEMU_TRY(base, build_base({kernel}, req.cache_dir));
@@ -321,7 +357,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
         return std::unexpected(e);
     }
     UpVmResult res;
-    take_guest_units(*units, l, req.secrets, rec->units, res);
+    take_guest_units(*units, l.name, l.forwards, req.secrets, rec->units, res);
     if (!rec->host_disks.empty())
         for (auto& shown : res.shown) shown["host_disks"] = rec->host_disks;
     rec->state = "up";

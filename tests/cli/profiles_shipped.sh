@@ -21,6 +21,12 @@ if [ "$rc" != 2 ] || [ "$(printf '%s\n' "$err" | wc -l)" != 1 ] || [ -n "$(pgrep
     || [ -n "$(ls -A "$sd/units" 2>/dev/null)" ]; then
     echo "FAIL plan --vm: exit $rc, $err"; fails=$((fails + 1)); pkill -f "qemu-system-x86_64.*$sd"
 fi
+# --wait-address is for a portal of this machine: with --vm it was taken and ignored.
+err=$("$devemu" --state-dir "$sd" up --vm --wait-address 5 "$src/targets/zram-iscsi.toml" 2>&1 >/dev/null); rc=$?
+if [ "$rc" != 2 ] || [ "$(printf '%s\n' "$err" | wc -l)" != 1 ] || [ -n "$(pgrep -f "qemu-system-x86_64.*$sd" || true)" ] \
+    || [ -n "$(ls -A "$sd/units" 2>/dev/null)" ]; then
+    echo "FAIL up --vm --wait-address: exit $rc, $err"; fails=$((fails + 1)); pkill -f "qemu-system-x86_64.*$sd"
+fi
 rm -rf "$sd"
 echo "$((n - fails)) passed, $fails failed"
 [ "$fails" = 0 ]

@@ -217,6 +217,31 @@ head -c 1048576 /dev/urandom >"$state/blob"
 expect_eq "... a write in the VM" 0 "$?"
 "$devemu" ls | grep -q "^hd0  vm  up  healthy  data: data on the host's $state/data.img  data: fs on the host's $state/fs.img" \
     && ok "... ls names the host files" || bad "... ls: $("$devemu" ls)"
+# up --vm again on the running VM's profile: the guest applies the difference (a LUN on a new host file, plugged in;
+# a new iSCSI target, its portal forwarded), and the same text again changes nothing.
+head -c 4194304 /dev/urandom >"$state/more.img"
+cp "$state/hd.toml" "$state/hd.orig"
+printf '[[backstore]]\nname = "more"\ntype = "fileio"\npath = "%s"\n[[target.lun]]\nbackstore = "more"\n[[backstore]]\nname = "z"\ntype = "zram"\nsize = "16M"\n[[target]]\nname = "hd0i"\niqn = "iqn.2026-11.org.devemu:hd0i"\n[[target.lun]]\nbackstore = "z"\n' \
+    "$state/more.img" >>"$state/hd.toml"
+out=$("$devemu" -q up --vm --json "$state/hd.toml" 2>"$state/err"); rc=$?
+expect_eq "up --vm of a running VM's changed profile" 0 "$rc"
+[ "$rc" = 0 ] || show_failure "$state/err"
+expect_eq "... one qemu still: the same VM" 1 "$(qemu_left | wc -l)"
+dev2=$(field "[u for u in d if u['unit'] == 'hd0'][0]['access']['devices']['2']" <<<"$out" 2>&1)
+expect_eq "... the new LUN reads the new host file (md5sum in the VM)" "$(md5sum <"$state/more.img" | cut -d' ' -f1)" \
+    "$("$devemu" vm exec hd0 -- md5sum "$dev2" | cut -d' ' -f1)"
+expect_eq "... the LUNs it had are the same devices" "$dev0 $dev1" "$(field "' '.join([u for u in d if u['unit'] == 'hd0'][0]['access']['devices'][k] for k in ('0', '1'))" <<<"$out" 2>&1)"
+url=$(field "[u for u in d if u['unit'] == 'hd0i'][0]['access']['urls'][0]" <<<"$out" 2>&1)
+iscsi-inq "$url" >/dev/null 2>&1 && ok "... the new target answers the host's iscsi-inq through its new forward ($url)" || bad "... iscsi-inq $url"
+"$devemu" ls | grep -q "^hd0  vm  up  healthy  hd0i@127.0.0.1:.*data: more on the host's $state/more.img.*in the VM: hd0i target healthy" \
+    && ok "... ls lists the new target and file" || bad "... ls: $("$devemu" ls)"
+again=$("$devemu" up --vm "$state/hd.toml" 2>&1); rc=$?
+expect_eq "... the same profile again: exit 0" 0 "$rc"
+expect_eq "... and nothing changes" "2 2" "$(grep -c '(0 changes)' <<<"$again") $(grep -c 'up in VM hd0 ' <<<"$again")"
+err=$("$devemu" up --vm --exec true "$state/hd.toml" 2>&1 >/dev/null); rc=$?
+expect_eq "... --exec on a running VM: exit 2" 2 "$rc"
+expect_contains "... saying how" "$err" "devemu down hd0, then up --vm again"
+cp "$state/hd.orig" "$state/hd.toml"
 sed 's/name = "hd0"/name = "hd1"/' "$state/hd.toml" >"$state/hd1.toml"
 err=$("$devemu" up --vm "$state/hd1.toml" 2>&1 >/dev/null); rc=$?
 expect_eq "... a second VM on the same file: refused, exit 2" 2 "$rc"
