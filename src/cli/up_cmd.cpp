@@ -101,7 +101,7 @@ int up_profile(const profile::Profile& prof, const core::StateDir& sd, const cor
             if (!req.apply) {
                 out.push_back({{"unit", o.unit}, {"steps", o.steps}});
                 if (as_json) continue;
-                std::cout << kind->name << " " << o.unit << ": " << (o.steps.empty() ? "up to date" : std::to_string(o.steps.size()) + " changes") << "\n";
+                std::cout << kind->name << " " << o.unit << ": " << core::changes_in_words(static_cast<long long>(o.steps.size())) << "\n";
                 for (auto& s : o.steps) std::cout << "  " << s << "\n";
                 continue;
             }

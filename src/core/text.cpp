@@ -156,4 +156,9 @@ std::string join(const std::vector<std::string>& v, std::string_view sep)
     return out;
 }
 
+std::string changes_in_words(long long n)
+{
+    return n == 0 ? "up to date" : n == 1 ? "1 change" : std::to_string(n) + " changes";
+}
+
 }  // namespace devemu::core

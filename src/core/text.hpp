@@ -16,6 +16,8 @@ namespace devemu::core {
 [[nodiscard]] std::string join(const std::vector<std::string>& v, std::string_view sep);
 // The last line of a tool's trimmed output: where a failing program says why.
 [[nodiscard]] std::string last_line(std::string_view s);
+// What `up` made of a unit, in words: "up to date", "1 change", "N changes".
+[[nodiscard]] std::string changes_in_words(long long n);
 
 // A whole number as the kernel writes one (sysfs, configfs, /proc, directory names): `base` 10, 16, or 0 (a 0x
 // prefix means hex). Surrounding white space is allowed, nothing else; nullopt when malformed or out of range.

@@ -120,7 +120,7 @@ std::vector<std::string> target_lines(const json& rec, const json& info)
 {
     std::vector<std::string> out;
     out.push_back(fmt::format("target {}: {}{}", rec.value("name", "?"), rec.value("state", "?"),
-                              rec.contains("changes") ? fmt::format(" ({} changes)", rec["changes"].get<int>()) : ""));
+                              rec.contains("changes") ? " (" + core::changes_in_words(rec["changes"].get<int>()) + ")" : ""));
     if (info.value("fabric", "") == "iscsi") {
         out.push_back("  portal     " + info.value("portal", ""));
         out.push_back("  iqn        " + info.value("wwn", ""));

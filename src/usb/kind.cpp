@@ -30,7 +30,7 @@ std::vector<std::string> gadget_lines(const json& j)
     auto r = gadget_record(j);
     if (!r) return {r.error().message()};
     const auto& rec = *r;
-    out.push_back(fmt::format("gadget {}: {}{}", rec.name, rec.state, j.contains("changes") ? fmt::format(" ({} changes)", rec.changes) : ""));
+    out.push_back(fmt::format("gadget {}: {}{}", rec.name, rec.state, j.contains("changes") ? " (" + core::changes_in_words(rec.changes) + ")" : ""));
     out.push_back("  udc        " + rec.udc);
     out.push_back("  id         " + rec.vid_pid + " serial " + rec.serial);
     const json& host = rec.host;

@@ -237,7 +237,7 @@ iscsi-inq "$url" >/dev/null 2>&1 && ok "... the new target answers the host's is
     && ok "... ls lists the new target and file" || bad "... ls: $("$devemu" ls)"
 again=$("$devemu" up --vm "$state/hd.toml" 2>&1); rc=$?
 expect_eq "... the same profile again: exit 0" 0 "$rc"
-expect_eq "... and nothing changes" "2 2" "$(grep -c '(0 changes)' <<<"$again") $(grep -c 'up in VM hd0 ' <<<"$again")"
+expect_eq "... and nothing changes" "2 2" "$(grep -c '(up to date)' <<<"$again") $(grep -c 'up in VM hd0 ' <<<"$again")"
 err=$("$devemu" up --vm --exec true "$state/hd.toml" 2>&1 >/dev/null); rc=$?
 expect_eq "... --exec on a running VM: exit 2" 2 "$rc"
 expect_contains "... saying how" "$err" "devemu down hd0, then up --vm again"
