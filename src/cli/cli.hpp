@@ -1,6 +1,8 @@
 #pragma once
 // The CLI layer: parsing and printing only. Each command gets the global context and its own arguments.
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,10 @@
 #include "core/error.hpp"
 #include "core/statedir.hpp"
 #include "core/unit_kind.hpp"
+
+namespace devemu::vm {
+struct UpVmRequest;
+}
 
 namespace devemu::cli {
 
@@ -53,6 +59,16 @@ struct Parsed {
 };
 std::optional<int> parse_command(const Args& args, boost::program_options::options_description& opts, Parsed& out,
                                  std::size_t min_positional);
+
+// The internal options of a command `up --vm` runs in its guest (up, import): --advertise TARGET[/PATH]=PORT, the
+// host's forward of a portal; --host-disk BACKSTORE=SERIAL, the virtio disk a host file became.
+void add_guest_options(boost::program_options::options_description& opts);
+[[nodiscard]] core::Result<std::map<std::string, std::uint16_t>> advertised_ports(const Parsed& p);
+[[nodiscard]] core::Result<std::map<std::string, std::string>> host_disk_serials(const Parsed& p);
+// `up --vm` and `import --vm`: `r` (its file and what is particular to the command) completed with the options both
+// take (--secrets, --force, --insecure) and the context, run; prints the notes, then the lines or with --json the
+// units and how to reach them. Returns the exit code.
+int run_up_vm(Context& ctx, const Parsed& p, vm::UpVmRequest r);
 
 // Prints one error line (red on a TTY) and returns its exit code.
 int report(const core::Error& e);

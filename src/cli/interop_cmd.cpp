@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <set>
 
 #include "cli/cli.hpp"
 #include "core/unit_kind.hpp"
@@ -13,6 +14,8 @@
 #include "core/statedir.hpp"
 #include "lio/saveconfig.hpp"
 #include "lio/unit.hpp"
+#include "vm/host_disks.hpp"
+#include "vm/unit.hpp"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -21,25 +24,44 @@ namespace devemu::cli {
 
 int cmd_import(Context& ctx, const Args& args)
 {
-    po::options_description opts("devemu import FILE [--force] [--insecure] [--json]\n\nBrings up what targetcli-fb's saveconfig.json "
+    po::options_description opts("devemu import FILE [--vm] [--force] [--insecure] [--json]\n\nBrings up what targetcli-fb's saveconfig.json "
                                   "describes, through the same validation and reconcile as `up`.\nKeys devemu does not understand are "
-                                  "listed, never dropped silently. Rerunnable.\nExample: devemu import /etc/target/saveconfig.json");
-    opts.add_options()("force", "as for up")("insecure", "as for up");
+                                  "listed, never dropped silently. Rerunnable (with --vm: in the running VM of FILE).\n"
+                                  "Example: devemu import /etc/target/saveconfig.json\n         devemu import --vm saveconfig.json   # a host without LIO");
+    opts.add_options()("force", "as for up")("insecure", "as for up")("secrets", "show CHAP secrets")(
+        "vm", "import it in a VM of the distribution kernel, its portals forwarded to 127.0.0.1 (as up --vm)")("in-vm", "internal: devemu inside the VM");
+    add_guest_options(opts);
     Parsed p;
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     auto& vm = p.vm;
     const auto file = p.positional[0];
+    if (p.has("vm")) {   // the guest's devemu imports it; files and devices stay the host's, as for up --vm
+        vm::UpVmRequest r;
+        r.profile = file;
+        r.saveconfig = true;
+        return run_up_vm(ctx, p, r);
+    }
     auto text = core::read_file(file);
     if (!text) return report(text.error());
     auto doc = json::parse(*text, nullptr, false);
     if (doc.is_discarded()) return report({core::Errc::invalid_input, "not valid JSON", file, "pass the file targetcli's saveconfig wrote"});
-    auto im = lio::from_saveconfig(doc, file);
+    auto serials = host_disk_serials(p);   // in an import --vm guest: storage object -> virtio disk serial
+    if (!serials) return report(serials.error());
+    std::set<std::string> host_disk_names;
+    for (auto& [b, serial] : *serials) host_disk_names.insert(b);
+    auto im = lio::from_saveconfig(doc, file, host_disk_names);
     if (!im) return report(im.error());
+    if (!serials->empty())
+        if (auto s = vm::use_host_disks(im->profile, *serials); !s) return report(s.error());
     for (auto& n : im->notes) std::cerr << "devemu: note: " << n << "\n";
 
     lio::UpOptions opt;
     opt.force = vm.count("force") > 0;
     opt.insecure = vm.count("insecure") > 0;
+    opt.in_vm = p.has("in-vm");
+    auto adv = advertised_ports(p);
+    if (!adv) return report(adv.error());
+    opt.advertise = *adv;
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     if (auto s = lio::prepare_kernel(im->profile, opt); !s) return report(s.error());
@@ -53,7 +75,7 @@ int cmd_import(Context& ctx, const Args& args)
             continue;
         }
         ++ok;
-        const auto access = lio::access_info(*rec, "", false);
+        const auto access = lio::access_info(*rec, "", p.has("secrets"));
         out.push_back({{"unit", t.name}, {"ok", true}, {"changes", (*rec)["changes"]}, {"access", access}});
         if (!vm.count("json")) for (auto& l : lio::target_lines(*rec, access)) std::cout << l << "\n";
     }

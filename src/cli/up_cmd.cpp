@@ -38,10 +38,61 @@ void add_up_options(po::options_description& opts)
         "wait-address", po::value<unsigned>()->default_value(0), "seconds to wait for a portal's address to appear on this machine\n"
                                                                   "(a service at boot); then the target fails, named")(
         "ceph-local", po::value<std::string>(), "how cluster = \"local\" is reached from here: a connection file (JSON:\n"
-                                                "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster")(
-        "advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET[/PATH]=PORT, the host's forward of a portal")(
+                                                "mon_host, user, keyring or secret_file); default: `devemu ceph up`'s cluster");
+    add_guest_options(opts);
+}
+
+}  // namespace
+
+void add_guest_options(po::options_description& opts)
+{
+    opts.add_options()("advertise", po::value<std::vector<std::string>>()->composing(), "internal: TARGET[/PATH]=PORT, the host's forward of a portal")(
         "host-disk", po::value<std::vector<std::string>>()->composing(), "internal: BACKSTORE=SERIAL, the virtio disk a host file became");
 }
+
+core::Result<std::map<std::string, std::uint16_t>> advertised_ports(const Parsed& p)
+{
+    std::map<std::string, std::uint16_t> out;
+    if (p.has("advertise"))
+        for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
+            auto eq = a.find('=');
+            const auto port = eq == std::string::npos ? std::nullopt : core::parse_number(a.substr(eq + 1));
+            if (!port || *port == 0 || *port > 65535) return core::fail(core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, "");
+            out[a.substr(0, eq)] = static_cast<std::uint16_t>(*port);
+        }
+    return out;
+}
+
+core::Result<std::map<std::string, std::string>> host_disk_serials(const Parsed& p)
+{
+    std::map<std::string, std::string> out;
+    if (p.has("host-disk"))
+        for (auto& a : p.vm["host-disk"].as<std::vector<std::string>>()) {
+            const auto eq = a.find('=');
+            if (eq == std::string::npos) return core::fail(core::Errc::invalid_input, "--host-disk takes BACKSTORE=SERIAL", a, "");
+            out[a.substr(0, eq)] = a.substr(eq + 1);
+        }
+    return out;
+}
+
+int run_up_vm(Context& ctx, const Parsed& p, vm::UpVmRequest r)
+{
+    r.secrets = p.has("secrets");
+    r.force = p.has("force");
+    r.insecure = p.has("insecure");
+    r.kernel = ctx.kernel;
+    r.cache_dir = ctx.cache_dir;
+    auto sd = core::StateDir::open(ctx.state_dir);
+    if (!sd) return report(sd.error());
+    auto res = vm::up_vm(*sd, r);
+    if (!res) return report(res.error());
+    for (auto& n : res->notes) std::cerr << "devemu: note: " << n << "\n";
+    if (p.has("json")) std::cout << res->shown.dump(2) << "\n";
+    else for (auto& l : res->lines) std::cout << l << "\n";
+    return 0;
+}
+
+namespace {
 
 core::Result<core::UpRequest> request_of(const Parsed& p, bool apply)
 {
@@ -54,13 +105,8 @@ core::Result<core::UpRequest> request_of(const Parsed& p, bool apply)
     req.timeout = std::chrono::seconds(p.vm["timeout"].as<unsigned>());
     req.address_wait = std::chrono::seconds(p.vm["wait-address"].as<unsigned>());
     if (p.has("ceph-local")) req.ceph_local = p.vm["ceph-local"].as<std::string>();
-    if (p.has("advertise"))
-        for (auto& a : p.vm["advertise"].as<std::vector<std::string>>()) {
-            auto eq = a.find('=');
-            const auto port = eq == std::string::npos ? std::nullopt : core::parse_number(a.substr(eq + 1));
-            if (!port || *port == 0 || *port > 65535) return core::fail(core::Errc::invalid_input, "--advertise takes TARGET=PORT", a, "");
-            req.advertise[a.substr(0, eq)] = static_cast<std::uint16_t>(*port);
-        }
+    DEVEMU_TRY(adv, advertised_ports(p));
+    req.advertise = adv;
     return req;
 }
 
@@ -72,20 +118,9 @@ int up_in_vm(Context& ctx, const Parsed& p)
         return report({core::Errc::invalid_input, "--wait-address waits for an address of this machine; an up --vm portal is the VM's, forwarded from 127.0.0.1",
                        "--wait-address", "leave it out with --vm"});
     r.profile = p.positional[0];
-    r.secrets = p.has("secrets");
     if (p.has("exec")) r.exec = p.vm["exec"].as<std::string>();
     r.timeout = p.vm["timeout"].as<unsigned>();
-    r.force = p.has("force");
-    r.insecure = p.has("insecure");
-    r.kernel = ctx.kernel;
-    r.cache_dir = ctx.cache_dir;
-    auto sd = core::StateDir::open(ctx.state_dir);
-    if (!sd) return report(sd.error());
-    auto res = vm::up_vm(*sd, r);
-    if (!res) return report(res.error());
-    if (p.has("json")) std::cout << res->shown.dump(2) << "\n";
-    else for (auto& l : res->lines) std::cout << l << "\n";
-    return 0;
+    return run_up_vm(ctx, p, r);
 }
 
 // One profile through every kind that has units in it, in the kinds' order; appends what `up --json` or `plan --json`
@@ -141,13 +176,9 @@ int cmd_up(Context& ctx, const Args& args, bool apply)
     if (p.has("vm")) return up_in_vm(ctx, p);
     auto req = request_of(p, apply);
     if (!req) return report(req.error());
-    std::map<std::string, std::string> host_disks;   // in an `up --vm` guest: backstore -> virtio disk serial
-    if (p.has("host-disk"))
-        for (auto& a : p.vm["host-disk"].as<std::vector<std::string>>()) {
-            const auto eq = a.find('=');
-            if (eq == std::string::npos) return report({core::Errc::invalid_input, "--host-disk takes BACKSTORE=SERIAL", a, ""});
-            host_disks[a.substr(0, eq)] = a.substr(eq + 1);
-        }
+    auto serials = host_disk_serials(p);   // in an `up --vm` guest: backstore -> virtio disk serial
+    if (!serials) return report(serials.error());
+    const auto& host_disks = *serials;
     std::vector<profile::Profile> profiles;
     std::set<std::string> host_disk_names;
     for (auto& [b, serial] : host_disks) host_disk_names.insert(b);

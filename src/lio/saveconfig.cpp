@@ -146,7 +146,7 @@ core::Result<std::optional<profile::Target>> saved_target(const json& t, std::si
 
 }  // namespace
 
-core::Result<Imported> from_saveconfig(const json& doc, const std::string& file)
+core::Result<Imported> from_saveconfig(const json& doc, const std::string& file, const std::set<std::string>& host_disks)
 {
     Imported im;
     auto& p = im.profile;
@@ -179,6 +179,7 @@ core::Result<Imported> from_saveconfig(const json& doc, const std::string& file)
         else im.notes.push_back(fmt::format("{}: storage object '{}' is not exported by any target; skipped", file, b.name));
     }
     p.backstores = kept;
+    for (auto& b : p.backstores) b.host_disk = host_disks.count(b.name) > 0;
     DEVEMU_CHECK(profile::validate(p));
     return im;
 }

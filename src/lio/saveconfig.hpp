@@ -5,6 +5,7 @@
 // devemu's units, with the storage objects' attributes read live from configfs.
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,9 @@ struct Imported {
     std::vector<std::string> notes;   // what was not understood or not applied, one line each
 };
 
-[[nodiscard]] core::Result<Imported> from_saveconfig(const nlohmann::json& doc, const std::string& file);
+// `host_disks`: in an `up --vm` guest (import --vm), the storage objects whose files or devices are the host's
+// (marked host_disk, as profile::load does).
+[[nodiscard]] core::Result<Imported> from_saveconfig(const nlohmann::json& doc, const std::string& file, const std::set<std::string>& host_disks = {});
 [[nodiscard]] nlohmann::json to_saveconfig(const std::vector<nlohmann::json>& unit_records, const Roots& roots);
 
 // Adds `part` (a saveconfig.json another kernel wrote: an `up --vm` guest's export) to `into`. `host_paths` maps a

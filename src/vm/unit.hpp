@@ -20,6 +20,7 @@ void register_vm_kind();
 
 struct UpVmRequest {
     std::string profile;           // one profile file
+    bool saveconfig = false;       // `profile` is targetcli-fb's saveconfig.json (import --vm): the guest imports it
     bool secrets = false;          // show CHAP secrets in what is returned
     std::string exec;              // started in the VM (with the host's / as its root); `down` stops it
     unsigned timeout = 30;         // the guest's `up --timeout`
@@ -32,6 +33,7 @@ struct UpVmRequest {
 struct UpVmResult {
     nlohmann::json shown = nlohmann::json::array();   // what `up --json` prints: per guest unit, how to reach it
     std::vector<std::string> lines;                    // what `up` prints
+    std::vector<std::string> notes;                    // import --vm: what the saveconfig held that is not applied
 };
 
 // Boots the VM, brings the profile up in it, waits for its forwarded portals. On any failure nothing is left: no

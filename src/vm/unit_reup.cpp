@@ -83,8 +83,7 @@ core::Result<UpVmResult> reup_vm(const core::StateDir& sd, const UpVmRequest& re
         return std::unexpected(needs_new_vm(name, "a VM with rbd backstores is not updated in place (its images and cluster are made at its start)"));
 
     // Host files and devices: the ones the VM has are the same disks again; a new one is checked and plugged in.
-    std::vector<std::string> argv = {"-q", "up", "--in-vm", "--json", "--secrets", rec.profile, "--timeout", std::to_string(req.timeout)};
-    if (req.insecure) argv.push_back("--insecure");
+    std::vector<std::string> argv = guest_apply_args(req, rec.profile);
     core::Transaction tx(sd.journal(name));
     DEVEMU_TRY(disks, plan_host_disks(prof, tx, req.force));
     std::vector<std::string> data_lines;
@@ -106,8 +105,8 @@ core::Result<UpVmResult> reup_vm(const core::StateDir& sd, const UpVmRequest& re
     DEVEMU_CHECK(profile_in_guest(rec, rec.profile));
     DEVEMU_TRY(ran, vm_exec(rec, guest_devemu(argv, rec.devemu), {}, std::chrono::seconds(300 + req.timeout)));
     // What came up is recorded, also when another unit of the profile failed (the guest rolled that one back).
-    auto units = json::parse(ran.out.empty() ? "[]" : ran.out, nullptr, false);
-    if (units.is_discarded() || !units.is_array()) units = json::array();
+    auto units = guest_units_of(ran.out, req.saveconfig);
+    if (units.is_discarded()) units = json::array();
     const json forwards = rec.forwards;
     UpVmResult res;
     std::vector<GuestUnit> got;

@@ -18,6 +18,7 @@
 #include "core/transaction.hpp"
 #include "lio/access.hpp"
 #include "lio/kind.hpp"
+#include "lio/saveconfig.hpp"
 #include "profile/profile.hpp"
 #include "vm/image.hpp"
 #include "vm/kernel.hpp"
@@ -65,15 +66,17 @@ struct Launch {
     json forwards = json::object();
     ceph::Prepared prep;
     std::optional<CephAttach> attached;
+    bool saveconfig = false;   // import --vm: the guest imports a saveconfig.json
 };
 
-core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& req)
+core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& req, std::vector<std::string>& notes)
 {
-    DEVEMU_TRY(prof, profile::load(req.profile));
+    DEVEMU_TRY(prof, load_vm_profile(req, &notes));
     DEVEMU_CHECK(profile::check_exposure(prof, req.insecure));
     if (prof.targets.empty() && prof.gadgets.empty())
         return core::fail(core::Errc::invalid_input, "the profile has no [[target]] and no [[gadget]]", prof.file, "");
     Launch l{prof};
+    l.saveconfig = req.saveconfig;
     l.name = vm_unit_name(prof);
     if (sd.load(l.name)) return core::fail(core::Errc::busy, "unit '" + l.name + "' is already up", sd.root().string(), "devemu down " + l.name + " first");
     const bool host_root = needs_host_root(prof, !req.exec.empty());
@@ -95,9 +98,8 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
         l.run.binaries = {core::self_exe()};
         l.run.files = {fs::absolute(prof.file)};
     }
-    l.run.argv = guest_devemu({"-q", "up", "--in-vm", "--json", "--secrets", fs::absolute(prof.file).string(), "--timeout", std::to_string(req.timeout)});
+    l.run.argv = guest_devemu(guest_apply_args(req, fs::absolute(prof.file).string()));
     if (!req.exec.empty()) l.run.argv.insert(l.run.argv.end(), {"--exec", req.exec});
-    if (req.insecure) l.run.argv.push_back("--insecure");
     for (auto& [t, port] : l.forwards.items()) l.run.argv.push_back("--advertise=" + t + "=" + std::to_string(port.get<int>()));
     // Gadgets: a writable share the guest's `devemu capture` writes into, so the pcapng lands on the host
     // (vm/capture.hpp) at file speed, not through the serial console (~200 KB/s). Only the device is there from
@@ -156,7 +158,7 @@ core::Result<json> guest_units(const DetachedVm& vmh, const Launch& l)
     const int guest_rc = static_cast<int>(core::parse_number(exit_line.substr(std::min<std::size_t>(exit_line.size(), 12))).value_or(1));
     const auto err = core::read_file(l.cfg.run_dir / "stderr.log").value_or("");
     if (guest_rc != 0) return std::unexpected(guest_up_error(guest_rc, err));
-    auto units = json::parse(core::read_file(l.cfg.run_dir / "stdout.log").value_or("[]"), nullptr, false);
+    auto units = guest_units_of(core::read_file(l.cfg.run_dir / "stdout.log").value_or(""), l.saveconfig);
     if (units.is_discarded()) return core::fail(core::Errc::kernel, "unreadable output from devemu in the VM", (l.cfg.run_dir / "stdout.log").string(), "");
     for (auto& [t, port] : l.forwards.items()) {
         bool ok = false;
@@ -210,6 +212,35 @@ core::Result<VmRecord> start_vm(const core::StateDir& sd, core::Transaction& tx,
 }
 
 }  // namespace
+
+core::Result<profile::Profile> load_vm_profile(const UpVmRequest& req, std::vector<std::string>* notes)
+{
+    if (!req.saveconfig) return profile::load(req.profile);
+    DEVEMU_TRY(text, core::read_file(req.profile));
+    const auto doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded()) return core::fail(core::Errc::invalid_input, "not valid JSON", req.profile, "pass the file targetcli's saveconfig wrote");
+    DEVEMU_TRY(im, lio::from_saveconfig(doc, req.profile));
+    if (notes) notes->insert(notes->end(), im.notes.begin(), im.notes.end());
+    return im.profile;
+}
+
+std::vector<std::string> guest_apply_args(const UpVmRequest& req, const std::string& file)
+{
+    std::vector<std::string> a = {"-q", req.saveconfig ? "import" : "up", "--in-vm", "--json", "--secrets", file};
+    if (!req.saveconfig) a.insert(a.end(), {"--timeout", std::to_string(req.timeout)});
+    if (req.insecure) a.push_back("--insecure");
+    return a;
+}
+
+json guest_units_of(const std::string& out, bool saveconfig)
+{
+    auto j = json::parse(out.empty() ? (saveconfig ? "{}" : "[]") : out, nullptr, false);
+    if (j.is_discarded() || !saveconfig) return j.is_array() || j.is_discarded() ? j : json(json::value_t::discarded);
+    json units = json::array();   // import's {"targets": [{unit, ok, changes, access}], "notes"}: the targets it brought up
+    for (auto& t : j.value("targets", json::array()))
+        if (t.value("ok", false)) units.push_back({{"unit", t.value("unit", "")}, {"kind", "target"}, {"changes", t.value("changes", 0)}, {"access", t.value("access", json::object())}});
+    return units;
+}
 
 core::Error guest_up_error(int rc, const std::string& err)
 {
@@ -309,17 +340,23 @@ void take_guest_units(const json& units, const std::string& vm_name, const json&
 
 core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
 {
+    std::vector<std::string> notes;
     {   // a VM brought up from this profile runs: its guest applies the difference
-        DEVEMU_TRY(prof, profile::load(req.profile));
+        DEVEMU_TRY(prof, load_vm_profile(req, &notes));
         std::error_code ec;
         const auto file = fs::weakly_canonical(fs::absolute(prof.file), ec);
         for (auto& u : sd.units()) {
             auto j = sd.load(u);
             auto rec = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
-            if (rec && rec->kind == "vm" && !rec->profile.empty() && fs::weakly_canonical(rec->profile, ec) == file) return reup_vm(sd, req, prof, *rec);
+            if (rec && rec->kind == "vm" && !rec->profile.empty() && fs::weakly_canonical(rec->profile, ec) == file) {
+                auto res = reup_vm(sd, req, prof, *rec);
+                if (res) res->notes = notes;
+                return res;
+            }
         }
+        notes.clear();   // plan_launch reads the file again
     }
-    DEVEMU_TRY(l, plan_launch(sd, req));
+    DEVEMU_TRY(l, plan_launch(sd, req, notes));
     DEVEMU_TRY(kernel, find_kernel(req.kernel, req.cache_dir));
     DEVEMU_TRY(base, build_base({kernel}, req.cache_dir));
     l.cfg.kernel = kernel;
@@ -357,6 +394,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
         return std::unexpected(e);
     }
     UpVmResult res;
+    res.notes = notes;
     take_guest_units(*units, l.name, l.forwards, req.secrets, rec->units, res);
     if (!rec->host_disks.empty())
         for (auto& shown : res.shown) shown["host_disks"] = rec->host_disks;

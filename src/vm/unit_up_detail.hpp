@@ -13,6 +13,16 @@
 
 namespace devemu::vm {
 
+// The profile `req` names: a TOML profile, or for import --vm a saveconfig.json (its notes appended to `notes`).
+[[nodiscard]] core::Result<profile::Profile> load_vm_profile(const UpVmRequest& req, std::vector<std::string>* notes = nullptr);
+
+// The guest's command that applies `file` (`up --in-vm`, or `import --in-vm` for a saveconfig.json), to which the
+// --advertise and --host-disk options are added.
+[[nodiscard]] std::vector<std::string> guest_apply_args(const UpVmRequest& req, const std::string& file);
+
+// What that command printed (--json) as `up --json`'s units: an array, or a discarded value when it is not JSON.
+[[nodiscard]] nlohmann::json guest_units_of(const std::string& out, bool saveconfig);
+
 // The guest's `devemu up` failed with exit `rc`: its own one-line error (the last of `err`), with the exit's meaning.
 [[nodiscard]] core::Error guest_up_error(int rc, const std::string& err);
 

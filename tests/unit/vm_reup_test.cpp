@@ -34,3 +34,26 @@ TEST_CASE("up --vm: the unit a profile's VM is, what it forwards, whether it nee
     CHECK(vm::portal_forwards(*b).size() == 2);
     CHECK(vm::needs_host_root(*b, false));
 }
+
+TEST_CASE("import --vm: the guest imports the file, and what it brought up is read as up's units")
+{
+    vm::UpVmRequest req;
+    req.saveconfig = true;
+    req.insecure = true;
+    const auto a = vm::guest_apply_args(req, "/x/saveconfig.json");
+    CHECK(a == std::vector<std::string>{"-q", "import", "--in-vm", "--json", "--secrets", "/x/saveconfig.json", "--insecure"});
+    req.saveconfig = false;
+    CHECK(vm::guest_apply_args(req, "/x/p.toml")[1] == "up");
+
+    const auto units = vm::guest_units_of(R"({"targets": [{"unit": "t0", "ok": true, "changes": 3, "access": {"wwn": "iqn.x"}},
+                                                          {"unit": "t1", "ok": false, "error": "no"}], "notes": []})", true);
+    REQUIRE(units.is_array());
+    REQUIRE(units.size() == 1);   // the one that failed is not up
+    CHECK(units[0]["unit"] == "t0");
+    CHECK(units[0]["kind"] == "target");
+    CHECK(units[0]["changes"] == 3);
+    CHECK(units[0]["access"]["wwn"] == "iqn.x");
+    CHECK(vm::guest_units_of("not json", true).is_discarded());
+    CHECK(vm::guest_units_of(R"([{"unit": "u"}])", false).size() == 1);
+    CHECK(vm::guest_units_of(R"({"unit": "u"})", false).is_discarded());   // up prints an array
+}

@@ -77,6 +77,20 @@ for prof in "$src"/targets/*.toml; do
     [ -z "$(pgrep -f "$state/units/ceph" || true)" ] && ok "$name: no ceph daemon left" || bad "$name: ceph daemons left"
     ns=$("$devemu" ceph status --json | field "d['netns']")
     ip netns list | grep -q "^$ns" && bad "$name: namespace $ns is left" || ok "$name: no namespace left"
+    if [ "$fabric" = iscsi ] && [ -s "$state/export.json" ] && [ -z "${imported:-}" ]; then
+        # What export wrote comes back with import --vm (targetcli's format, on a host without LIO), the same.
+        imported=1
+        out=$("$devemu" import --vm --json "$state/export.json" 2>"$state/err"); rc=$?
+        expect_eq "$name: import --vm of its export" 0 "$rc"
+        [ "$rc" = 0 ] || show_failure "$state/err"
+        "$devemu" check "$unit" >"$state/check" 2>&1 && ok "$name: ... the imported target passes check through its forward" || bad "$name: ... check: $(tail -3 "$state/check")"
+        "$devemu" export "$unit" >"$state/export2.json" 2>&1
+        cmp -s "$state/export.json" "$state/export2.json" && ok "$name: ... and exports as it was exported" || bad "$name: ... export differs: $(diff "$state/export.json" "$state/export2.json" | head -5)"
+        again=$("$devemu" import --vm "$state/export.json" 2>&1); rc=$?
+        expect_eq "$name: ... imported again into the running VM: exit 0, up to date" "0 1" "$rc $(grep -c '(up to date)' <<<"$again")"
+        "$devemu" -q down "$unit" >/dev/null; expect_eq "$name: ... down" 0 "$?"
+        [ -z "$(qemu_left)" ] && ok "$name: ... no qemu after down" || bad "$name: ... qemu left"
+    fi
 done
 
 # Every shipped gadget profile: up --vm, then the host's `devemu check` runs the libusb checker in the VM.
