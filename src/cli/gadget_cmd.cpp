@@ -43,14 +43,20 @@ int cmd_gadget(Context& ctx, const Args& args)
         std::vector<std::string> a = {"devemu", "gadget", verb, p.positional[1], "--lun", std::to_string(lun)};
         if (verb == "insert") a.push_back(p.positional[2]);
         std::error_code ec;
-        if (verb == "insert" && rec->value("kind", "") == "vm" && std::filesystem::exists(p.positional[2], ec)) {
-            auto serial = vm::plug_host_medium(*sd, p.positional[1], p.positional[2], p.has("force"));
-            if (!serial) return report(serial.error());
-            a.push_back("--host-disk=" + *serial);
+        const bool vm_unit = rec->value("kind", "") == "vm";
+        std::string serial;
+        if (verb == "insert" && vm_unit && std::filesystem::exists(p.positional[2], ec)) {
+            auto plugged = vm::plug_host_medium(*sd, p.positional[1], p.positional[2], p.has("force"));
+            if (!plugged) return report(plugged.error());
+            serial = *plugged;
+            a.push_back("--host-disk=" + serial);
         }
         if (p.has("force")) a.push_back("--force");
         if (p.has("json")) a.push_back("--json");
-        return relayed(kind->relay(*rec, a, print_relayed, -1));
+        auto r = kind->relay(*rec, a, print_relayed, -1);
+        if (r && r->rc == 0 && vm_unit)   // a medium plugged in for this LUN and now out of it is unplugged
+            if (auto s = vm::media_changed(*sd, p.positional[1], p.positional[1] + "/" + std::to_string(lun), serial); !s) return report(s.error());
+        return relayed(r);
     }
     // In an `up --vm` guest, a host file plugged in as a virtio disk (the host checked it: it may hold a filesystem).
     std::string file = verb == "insert" ? p.positional[2] : "", in_vm;

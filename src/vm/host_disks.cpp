@@ -208,4 +208,27 @@ core::Result<std::string> monitor_command(const fs::path& run_dir, const std::st
     return qmp.hmp(command);
 }
 
+core::Status media_changed(const core::StateDir& sd, const std::string& unit, const std::string& key, const std::string& serial)
+{
+    DEVEMU_TRY(j0, sd.load(unit));
+    DEVEMU_TRY(rec0, vm_record(j0));
+    DEVEMU_TRY(lock, lock_monitor(rec0.run_dir));
+    (void)lock;
+    DEVEMU_TRY(j, sd.load(unit));   // as it is now that no other insert runs
+    DEVEMU_TRY(rec, vm_record(j));
+    const std::string old = rec.inserted.count(key) ? rec.inserted[key] : "";
+    if (serial.empty()) rec.inserted.erase(key);
+    else rec.inserted[key] = serial;
+    const bool held = std::any_of(rec.inserted.begin(), rec.inserted.end(), [&](const auto& kv) { return kv.second == old; });
+    if (!old.empty() && old != serial && old.starts_with("devemu-m") && !held && rec.media.count(old)) {
+        const std::string dev = "dev-" + old.substr(7);
+        DEVEMU_TRY(qmp, open_monitor(rec.run_dir, unit));
+        DEVEMU_TRY(said, qmp.hmp("device_del " + dev));
+        if (!core::trim(said).empty()) return std::unexpected(qemu_error(said, rec.media[old], core::Errc::kernel));
+        DEVEMU_CHECK(qmp.wait_event("DEVICE_DELETED", dev, std::chrono::seconds(20)));
+        rec.media.erase(old);
+    }
+    return sd.save(unit, rec);
+}
+
 }  // namespace devemu::vm

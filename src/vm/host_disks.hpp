@@ -60,6 +60,12 @@ struct ServedBy {
 // another unit serves is refused; a device holding data is refused unless `force`. The disk stays until `down`.
 [[nodiscard]] core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::string& unit, const std::filesystem::path& file, bool force);
 
+// A media change on an `up --vm` gadget's LUN (`key`: GADGET/LUN) went through in the guest: `serial` is the host
+// medium now in it (plug_host_medium's), empty after an eject. A medium `gadget insert` plugged in (devemu-mN) that no
+// LUN holds any longer is unplugged (device_del, qemu's DEVICE_DELETED awaited: the guest has written it back, qemu
+// has let go of the file and its lock) and leaves `media`. The profile's own disks stay.
+[[nodiscard]] core::Status media_changed(const core::StateDir& sd, const std::string& unit, const std::string& key, const std::string& serial);
+
 // One HMP command (hostfwd_add, …) on the monitor of unit's running VM, under the lock `gadget insert` takes; its answer.
 [[nodiscard]] core::Result<std::string> monitor_command(const std::filesystem::path& run_dir, const std::string& unit, const std::string& command);
 

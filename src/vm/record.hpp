@@ -38,12 +38,13 @@ struct VmRecord {
     std::map<std::string, std::string> host_disks;   // backstore -> the host file or device the VM has as a virtio disk
     std::map<std::string, std::string> media;        // virtio serial -> host file or device: the disks above, and the
                                                      // ones `gadget insert` plugged in while it ran
+    std::map<std::string, std::string> inserted;     // GADGET/LUN -> the serial of the host medium `gadget insert` put in it
     std::vector<GuestUnit> units;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GuestUnit, unit, kind, access, portal, gadget)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VmRecord, version, name, kind, profile, state, pid, start_time, ctl, run_dir, devemu, forwards, guest_ports, host_root, kvm,
-                                                uses_ceph_local, ceph_local_started, ceph_eth1, rbd_images, host_disks, media, units)
+                                                uses_ceph_local, ceph_local_started, ceph_eth1, rbd_images, host_disks, media, inserted, units)
 
 // A record as a VmRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<VmRecord> vm_record(const nlohmann::json& j);

@@ -187,10 +187,15 @@ for prof in "$src"/gadgets/*.toml; do
         "$devemu" vm exec "$unit" -- dd of="$disk" bs=1M seek=1 oflag=direct iflag=fullblock <"$state/mblob" >/dev/null 2>&1
         expect_eq "$name: ... a write to it in the VM" 0 "$?"
         "$devemu" ls | grep -q "data: the host's $state/my medium.img plugged in" && ok "$name: ... ls names it" || bad "$name: ... ls: $("$devemu" ls)"
-        "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null
+        "$devemu" -q gadget eject --lun "$lun" "$unit" >/dev/null; expect_eq "$name: ... ejected" 0 "$?"
+        # Out of the LUN, it is unplugged: the VM has no such disk, qemu has let go of the file, the write is in it now.
+        "$devemu" ls | grep -q "my medium.img" && bad "$name: ... still plugged in after the eject: $("$devemu" ls)" || ok "$name: ... unplugged at the eject (ls)"
+        expect_eq "$name: ... the VM's virtio disks: the profile's only" "devemu-0" "$("$devemu" vm exec "$unit" -- sh -c 'cat /sys/block/vd*/serial' | tr -d '\n')"
+        expect_eq "$name: ... the write is in the host's file at the eject" "$(md5sum <"$state/mblob" | cut -d' ' -f1)" \
+            "$(dd if="$state/my medium.img" bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
         own=$(host_files "$prof" | head -1)
         "$devemu" -q gadget insert --lun "$lun" "$unit" "$own" >/dev/null; expect_eq "$name: ... the profile's own file back in" 0 "$?"
-        expect_eq "$name: ... as the disk it was (nothing else plugged in)" 1 "$("$devemu" ls --json | field "len([u for u in d if u['name']=='$unit'][0].get('media', {}))")"
+        expect_eq "$name: ... as the disk it was (nothing plugged in)" 0 "$("$devemu" ls --json | field "len([u for u in d if u['name']=='$unit'][0].get('media', {}))")"
     fi
     "$devemu" ls | grep -q "^$unit  vm  up  healthy  .*in the VM: $gunit gadget healthy" && ok "$name: ls shows it healthy, in the VM too" || bad "$name: ls: $("$devemu" ls)"
     if [ "$name" = msc-file ]; then   # drift in the guest's configfs is the unit's drift on the host
