@@ -97,18 +97,22 @@ int cmd_export(Context& ctx, const Args& args)
     auto names = p.positional;
     if (names.empty()) names = sd->units();
     std::vector<json> recs;
-    std::vector<std::pair<std::string, json>> in_vms;
+    struct InVm {
+        std::string name;
+        json rec;
+        const core::UnitKind* kind;
+    };
+    std::vector<InVm> in_vms;
     for (auto& n : names) {
         auto rec = sd->load(n);
         if (!rec) return report(rec.error());
-        if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay) in_vms.emplace_back(n, *rec);
+        if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay) in_vms.push_back({n, *rec, kind});
         else recs.push_back(*rec);
     }
     auto whole = lio::to_saveconfig(recs, lio::Roots{});
     // An `up --vm` unit: its guest's devemu exports the guest's targets (attributes read from the guest's configfs);
     // a backstore on a host file names the host's file, not the VM's disk.
-    for (auto& [n, rec] : in_vms) {
-        const auto* kind = core::find_kind(rec.value("kind", ""));
+    for (auto& [n, rec, kind] : in_vms) {
         auto r = kind->relay(rec, {"devemu", "export"}, {}, -1);
         if (!r) return report(r.error());
         if (r->rc != 0) return report({core::Errc::kernel, "export in the VM failed (exit " + std::to_string(r->rc) + "): " + core::last_line(r->err), n, ""});

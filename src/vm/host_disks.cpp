@@ -61,6 +61,27 @@ core::Result<core::UniqueFd> lock_monitor(const fs::path& dir)
     return lock;
 }
 
+// A unit's record under its VM's monitor lock (held while `lock` lives), read again once the lock is taken: as it
+// is now that no other plug-in or unplug runs.
+struct LockedVm {
+    core::UniqueFd lock;
+    VmRecord rec;
+};
+core::Result<LockedVm> lock_vm(const core::StateDir& sd, const std::string& unit)
+{
+    auto load = [&]() -> core::Result<VmRecord> {
+        DEVEMU_TRY(j, sd.load(unit));
+        return vm_record(j);
+    };
+    DEVEMU_TRY(before, load());
+    DEVEMU_TRY(lock, lock_monitor(before.run_dir));
+    DEVEMU_TRY(rec, load());
+    return LockedVm{std::move(lock), std::move(rec)};
+}
+
+// gadget insert's disks: drive "mN", serial "devemu-mN", device "dev-mN".
+constexpr std::string_view kSerialPrefix = "devemu-";
+
 }  // namespace
 
 core::Result<std::vector<HostDisk>> plan_host_disks(const profile::Profile& prof, core::Transaction& tx, bool force)
@@ -133,14 +154,11 @@ core::Status use_host_disks(profile::Profile& prof, const std::map<std::string, 
 
 std::optional<ServedBy> vm_serving(const core::StateDir& sd, const std::string& path, const std::string& except)
 {
-    for (auto& unit : sd.units()) {
-        if (unit == except) continue;
-        auto j = sd.load(unit);
-        auto r = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
-        if (!r || r->kind != "vm") continue;
-        for (auto* m : {&r->host_disks, &r->media})
+    for (auto& r : vm_records(sd)) {
+        if (r.name == except) continue;
+        for (auto* m : {&r.host_disks, &r.media})
             for (auto& [what, p] : *m)
-                if (p == path) return ServedBy{unit, what};
+                if (p == path) return ServedBy{r.name, what};
     }
     return std::nullopt;
 }
@@ -163,15 +181,9 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     if (S_ISBLK(st.st_mode)) DEVEMU_CHECK(backing::check_block_device_free(file, force));
     else if (!S_ISREG(st.st_mode) || st.st_size < 512)
         return core::fail(core::Errc::invalid_input, "not an image file (of 512 bytes or more) nor a block device", file_in.string(), "");
-    auto load = [&]() -> core::Result<VmRecord> {
-        DEVEMU_TRY(j, sd.load(unit));
-        return vm_record(j);
-    };
-    DEVEMU_TRY(rec0, load());
-    const fs::path dir = rec0.run_dir;
-    DEVEMU_TRY(lock, lock_monitor(dir));   // held to the end: one plug-in at a time
-    (void)lock;
-    DEVEMU_TRY(rec, load());   // as it is now that no other insert runs
+    DEVEMU_TRY(locked, lock_vm(sd, unit));   // held to the end: one plug-in at a time
+    auto& rec = locked.rec;
+    const fs::path dir = rec.run_dir;
     for (auto& [serial, path] : rec.media)   // a backstore's, or plugged in before: the same disk again
         if (path == file.string()) return serial;
     if (auto other = vm_serving(sd, file.string(), unit))
@@ -180,7 +192,7 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     DEVEMU_TRY(qmp, open_monitor(dir, unit));
     std::size_t n = 0;
     while (rec.media.count(fmt::format("devemu-m{}", n))) ++n;
-    const std::string id = fmt::format("m{}", n), serial = "devemu-" + id;
+    const std::string id = fmt::format("m{}", n), serial = std::string(kSerialPrefix) + id;
     // HMP splits its arguments at spaces: the options go as one quoted string (a path may hold spaces or quotes).
     std::string opts = fmt::format("file={},format=raw,if=none,id={},cache=writeback,discard=unmap", qemu_escape(file.string()), id), quoted = "\"";
     for (char c : opts) quoted += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
@@ -196,10 +208,6 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
     return serial;
 }
 
-}  // namespace devemu::vm
-
-namespace devemu::vm {
-
 core::Result<std::string> monitor_command(const fs::path& run_dir, const std::string& unit, const std::string& command)
 {
     DEVEMU_TRY(lock, lock_monitor(run_dir));
@@ -210,18 +218,14 @@ core::Result<std::string> monitor_command(const fs::path& run_dir, const std::st
 
 core::Status media_changed(const core::StateDir& sd, const std::string& unit, const std::string& key, const std::string& serial)
 {
-    DEVEMU_TRY(j0, sd.load(unit));
-    DEVEMU_TRY(rec0, vm_record(j0));
-    DEVEMU_TRY(lock, lock_monitor(rec0.run_dir));
-    (void)lock;
-    DEVEMU_TRY(j, sd.load(unit));   // as it is now that no other insert runs
-    DEVEMU_TRY(rec, vm_record(j));
+    DEVEMU_TRY(locked, lock_vm(sd, unit));
+    auto& rec = locked.rec;
     const std::string old = rec.inserted.count(key) ? rec.inserted[key] : "";
     if (serial.empty()) rec.inserted.erase(key);
     else rec.inserted[key] = serial;
     const bool held = std::any_of(rec.inserted.begin(), rec.inserted.end(), [&](const auto& kv) { return kv.second == old; });
     if (!old.empty() && old != serial && old.starts_with("devemu-m") && !held && rec.media.count(old)) {
-        const std::string dev = "dev-" + old.substr(7);
+        const std::string dev = "dev-" + old.substr(kSerialPrefix.size());
         DEVEMU_TRY(qmp, open_monitor(rec.run_dir, unit));
         DEVEMU_TRY(said, qmp.hmp("device_del " + dev));
         if (!core::trim(said).empty()) return std::unexpected(qemu_error(said, rec.media[old], core::Errc::kernel));

@@ -57,7 +57,8 @@ struct ServedBy {
 // `devemu gadget insert NAME FILE` on an `up --vm` gadget, FILE being the host's: plugs FILE into the running VM as
 // a virtio disk (QMP drive_add + device_add) and records it in the unit's `media`; returns the disk's serial, for
 // the guest's `gadget insert --host-disk SERIAL`. A file already plugged into this VM is the same disk again; a file
-// another unit serves is refused; a device holding data is refused unless `force`. The disk stays until `down`.
+// another unit serves is refused; a device holding data is refused unless `force`. The disk stays until no LUN holds
+// it (media_changed) or until `down`.
 [[nodiscard]] core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::string& unit, const std::filesystem::path& file, bool force);
 
 // A media change on an `up --vm` gadget's LUN (`key`: GADGET/LUN) went through in the guest: `serial` is the host

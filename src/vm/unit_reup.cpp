@@ -7,8 +7,6 @@
 
 #include <fmt/format.h>
 
-#include <thread>
-
 #include "ceph/prepare.hpp"
 #include "core/fd.hpp"
 #include "core/netns.hpp"
@@ -58,11 +56,11 @@ core::Status add_forwards(const profile::Profile& prof, VmRecord& rec)
 // a guest with the host's / reads the file itself, through a 9p mount that caches (cache=loose): its cached pages go.
 core::Status profile_in_guest(const VmRecord& rec, const std::string& file)
 {
-    core::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return core::fail_errno("cannot read", file);
+    core::UniqueFd fd;
+    if (!rec.host_root && !(fd = core::UniqueFd(::open(file.c_str(), O_RDONLY | O_CLOEXEC)))) return core::fail_errno("cannot read", file);
     const std::vector<std::string> argv = rec.host_root ? std::vector<std::string>{"/bin/busybox", "sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"}
                                                         : std::vector<std::string>{"/bin/busybox", "sh", "-c", "cat > \"$1\"", "sh", file};
-    DEVEMU_TRY(r, vm_exec(rec, argv, {}, std::chrono::seconds(60), rec.host_root ? -1 : fd.get()));
+    DEVEMU_TRY(r, vm_exec(rec, argv, {}, std::chrono::seconds(60), fd ? fd.get() : -1));
     if (r.rc != 0) return core::fail(core::Errc::kernel, "cannot give the VM the profile's new text: " + core::last_line(r.err), rec.name, "");
     return {};
 }
@@ -90,7 +88,7 @@ core::Result<UpVmResult> reup_vm(const core::StateDir& sd, const UpVmRequest& re
     for (auto& d : disks) {
         DEVEMU_TRY(serial, plug_host_medium(sd, name, d.path, req.force));
         for (auto& b : d.backstores) argv.push_back("--host-disk=" + b + "=" + serial);
-        data_lines.push_back(fmt::format("  data       {} on the host: {} (the VM's virtio disk {}; kept after down)", core::join(d.backstores, ", "), d.path.string(), serial));
+        data_lines.push_back(data_line(d.backstores, d.path, serial));
     }
     tx.commit();
     DEVEMU_TRY(j, sd.load(name));   // plug_host_medium recorded what it plugged in
@@ -118,11 +116,7 @@ core::Result<UpVmResult> reup_vm(const core::StateDir& sd, const UpVmRequest& re
     }
     DEVEMU_CHECK(sd.save(name, rec));
     if (ran.rc != 0) return std::unexpected(guest_up_error(ran.rc, ran.err));
-    for (auto& [key, port] : rec.forwards) {
-        bool ok = false;
-        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (!ok) return core::fail(core::Errc::timeout, "the portal of " + key + " does not answer on 127.0.0.1:" + std::to_string(port), name, "");
-    }
+    DEVEMU_CHECK(forwards_answer(rec.forwards, name));
     if (!rec.host_disks.empty())
         for (auto& shown : res.shown) shown["host_disks"] = rec.host_disks;
     for (auto& l : data_lines) res.lines.push_back(l);

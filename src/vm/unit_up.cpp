@@ -69,9 +69,8 @@ struct Launch {
     bool saveconfig = false;   // import --vm: the guest imports a saveconfig.json
 };
 
-core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& req, std::vector<std::string>& notes)
+core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& req, const profile::Profile& prof)
 {
-    DEVEMU_TRY(prof, load_vm_profile(req, &notes));
     DEVEMU_CHECK(profile::check_exposure(prof, req.insecure));
     if (prof.targets.empty() && prof.gadgets.empty())
         return core::fail(core::Errc::invalid_input, "the profile has no [[target]] and no [[gadget]]", prof.file, "");
@@ -160,11 +159,7 @@ core::Result<json> guest_units(const DetachedVm& vmh, const Launch& l)
     if (guest_rc != 0) return std::unexpected(guest_up_error(guest_rc, err));
     auto units = guest_units_of(core::read_file(l.cfg.run_dir / "stdout.log").value_or(""), l.saveconfig);
     if (units.is_discarded()) return core::fail(core::Errc::kernel, "unreadable output from devemu in the VM", (l.cfg.run_dir / "stdout.log").string(), "");
-    for (auto& [t, port] : l.forwards.items()) {
-        bool ok = false;
-        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port.get<std::uint16_t>())); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (!ok) return core::fail(core::Errc::timeout, "the portal of " + t + " does not answer on 127.0.0.1:" + std::to_string(port.get<int>()), l.name, "");
-    }
+    DEVEMU_CHECK(forwards_answer(l.forwards.get<std::map<std::string, std::uint16_t>>(), l.name));
     return units;
 }
 
@@ -240,6 +235,21 @@ json guest_units_of(const std::string& out, bool saveconfig)
     for (auto& t : j.value("targets", json::array()))
         if (t.value("ok", false)) units.push_back({{"unit", t.value("unit", "")}, {"kind", "target"}, {"changes", t.value("changes", 0)}, {"access", t.value("access", json::object())}});
     return units;
+}
+
+core::Status forwards_answer(const std::map<std::string, std::uint16_t>& forwards, const std::string& name)
+{
+    for (auto& [key, port] : forwards) {
+        bool ok = false;
+        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!ok) return core::fail(core::Errc::timeout, "the portal of " + key + " does not answer on 127.0.0.1:" + std::to_string(port), name, "");
+    }
+    return {};
+}
+
+std::string data_line(const std::vector<std::string>& backstores, const fs::path& path, const std::string& serial)
+{
+    return fmt::format("  data       {} on the host: {} (the VM's virtio disk {}; kept after down)", core::join(backstores, ", "), path.string(), serial);
 }
 
 core::Error guest_up_error(int rc, const std::string& err)
@@ -341,22 +351,16 @@ void take_guest_units(const json& units, const std::string& vm_name, const json&
 core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
 {
     std::vector<std::string> notes;
-    {   // a VM brought up from this profile runs: its guest applies the difference
-        DEVEMU_TRY(prof, load_vm_profile(req, &notes));
-        std::error_code ec;
-        const auto file = fs::weakly_canonical(fs::absolute(prof.file), ec);
-        for (auto& u : sd.units()) {
-            auto j = sd.load(u);
-            auto rec = j ? vm_record(*j) : core::Result<VmRecord>(std::unexpected(core::Error{}));
-            if (rec && rec->kind == "vm" && !rec->profile.empty() && fs::weakly_canonical(rec->profile, ec) == file) {
-                auto res = reup_vm(sd, req, prof, *rec);
-                if (res) res->notes = notes;
-                return res;
-            }
+    DEVEMU_TRY(prof, load_vm_profile(req, &notes));
+    std::error_code ec;
+    const auto file = fs::weakly_canonical(fs::absolute(prof.file), ec);
+    for (auto& rec : vm_records(sd))   // a VM brought up from this profile runs: its guest applies the difference
+        if (!rec.profile.empty() && fs::weakly_canonical(rec.profile, ec) == file) {
+            auto res = reup_vm(sd, req, prof, rec);
+            if (res) res->notes = notes;
+            return res;
         }
-        notes.clear();   // plan_launch reads the file again
-    }
-    DEVEMU_TRY(l, plan_launch(sd, req, notes));
+    DEVEMU_TRY(l, plan_launch(sd, req, prof));
     DEVEMU_TRY(kernel, find_kernel(req.kernel, req.cache_dir));
     DEVEMU_TRY(base, build_base({kernel}, req.cache_dir));
     l.cfg.kernel = kernel;
@@ -371,7 +375,6 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     else rec = start_vm(sd, tx, l, vmh);
     if (!rec) {   // nothing runs yet: undo what the host made (an image, a cluster this call started)
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
-        std::error_code ec;
         fs::remove_all(l.cfg.run_dir, ec);
         ceph::stop_local_cluster_if_ours(sd, l.prep.started_local, l.name);
         return std::unexpected(rec.error());
@@ -401,8 +404,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     rec->state = "up";
     tx.commit();
     DEVEMU_CHECK(sd.save(l.name, *rec));
-    for (auto& d : l.cfg.disks)
-        res.lines.push_back(fmt::format("  data       {} on the host: {} (the VM's virtio disk {}; kept after down)", core::join(d.backstores, ", "), d.path.string(), d.serial));
+    for (auto& d : l.cfg.disks) res.lines.push_back(data_line(d.backstores, d.path, d.serial));
     res.lines.push_back(fmt::format("  vm         {} (pid {}, {}); stop it with: devemu down {}", l.name, vmh.pid, vmh.accel_kvm ? "kvm" : "tcg", l.name));
     return res;
 }

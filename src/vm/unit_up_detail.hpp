@@ -1,6 +1,8 @@
 #pragma once
 // What `up --vm` (vm/unit_up.cpp) and its second run on a unit that is up (vm/unit_reup.cpp) share.
 #include <cstdint>
+#include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -22,6 +24,12 @@ namespace devemu::vm {
 
 // What that command printed (--json) as `up --json`'s units: an array, or a discarded value when it is not JSON.
 [[nodiscard]] nlohmann::json guest_units_of(const std::string& out, bool saveconfig);
+
+// Each forwarded portal answers on 127.0.0.1 (10 s each at most), else a timeout naming it and the unit `name`.
+[[nodiscard]] core::Status forwards_answer(const std::map<std::string, std::uint16_t>& forwards, const std::string& name);
+
+// What `up --vm` prints for a host file or device the VM has as a disk.
+[[nodiscard]] std::string data_line(const std::vector<std::string>& backstores, const std::filesystem::path& path, const std::string& serial);
 
 // The guest's `devemu up` failed with exit `rc`: its own one-line error (the last of `err`), with the exit's meaning.
 [[nodiscard]] core::Error guest_up_error(int rc, const std::string& err);
