@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "core/text.hpp"
 #include "profile/profile.hpp"
 
 namespace po = boost::program_options;
@@ -39,8 +40,8 @@ int cmd_profile(Context&, const Args& args)
         out.push_back({{"file", rest[i]}, {"ok", true}, {"backstores", p->backstores.size()}, {"targets", p->targets.size()},
                        {"gadgets", p->gadgets.size()}});
         if (!vm.count("json"))
-            std::cout << rest[i] << ": ok (" << p->backstores.size() << " backstores, " << p->targets.size() << " targets, "
-                      << p->gadgets.size() << " gadgets)\n";
+            std::cout << rest[i] << ": ok (" << core::count_of(std::ssize(p->backstores), "backstore") << ", "
+                      << core::count_of(std::ssize(p->targets), "target") << ", " << core::count_of(std::ssize(p->gadgets), "gadget") << ")\n";
     }
     if (vm.count("json")) std::cout << out.dump(2) << "\n";
     return rc;

@@ -161,4 +161,9 @@ std::string changes_in_words(long long n)
     return n == 0 ? "up to date" : n == 1 ? "1 change" : std::to_string(n) + " changes";
 }
 
+std::string count_of(long long n, std::string_view noun)
+{
+    return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
 }  // namespace devemu::core

@@ -18,6 +18,8 @@ namespace devemu::core {
 [[nodiscard]] std::string last_line(std::string_view s);
 // What `up` made of a unit, in words: "up to date", "1 change", "N changes".
 [[nodiscard]] std::string changes_in_words(long long n);
+// A count and its noun: "1 gadget", "0 gadgets", "3 gadgets" (English plural by an added "s").
+[[nodiscard]] std::string count_of(long long n, std::string_view noun);
 
 // A whole number as the kernel writes one (sysfs, configfs, /proc, directory names): `base` 10, 16, or 0 (a 0x
 // prefix means hex). Surrounding white space is allowed, nothing else; nullopt when malformed or out of range.

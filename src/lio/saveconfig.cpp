@@ -61,8 +61,16 @@ core::Result<std::optional<profile::Backstore>> storage_object(const json& so, c
         unknown_keys(so, {"name", "plugin", "dev", "write_back", "wwn", "readonly", "attributes", "alua_tpgs"}, where, notes);
     } else if (plugin == "user") {
         b.type = profile::BackstoreType::user;
+        // config is SUBTYPE/CFGSTRING: devemu's "uring/PATH", or tcmu-runner's handlers' ("file/PATH", "rbd/POOL/IMAGE", …).
+        // A file's path is served by devemu's handler as well; the others' strings are no path, and are skipped.
         auto cfg = so.value("config", "");
-        b.handler = cfg.substr(0, cfg.find('/'));
+        const auto handler = cfg.substr(0, cfg.find('/'));
+        if (handler != "uring" && handler != "file") {
+            notes.push_back(fmt::format("{}: handler '{}' (config \"{}\") is tcmu-runner's, not devemu's; skipped", where, handler, cfg));
+            return std::nullopt;
+        }
+        if (handler == "file") notes.push_back(where + ": tcmu-runner's 'file' handler: served by devemu's io_uring handler");
+        b.handler = "uring";
         b.path = cfg.find('/') == std::string::npos ? "" : cfg.substr(cfg.find('/') + 1);
         unknown_keys(so, {"name", "plugin", "config", "size", "wwn", "attributes", "alua_tpgs", "hw_max_sectors", "control"}, where, notes);
     } else {
@@ -128,6 +136,10 @@ core::Result<std::optional<profile::Target>> saved_target(const json& t, std::si
         auto so = so_path_to_name.find(l.value("storage_object", ""));
         if (so == so_path_to_name.end())
             return core::fail(Errc::invalid_input, fmt::format("LUN {} uses {}, which is not among the storage objects", lun.id, l.value("storage_object", "")), where);
+        if (so->second.empty()) {
+            notes.push_back(fmt::format("{}: LUN {} uses {}, which is skipped; so is the LUN", where, lun.id, so->first));
+            continue;
+        }
         lun.backstore = so->second;
         lun.loc = {file, 0};
         tg.luns.push_back(lun);
@@ -159,7 +171,10 @@ core::Result<Imported> from_saveconfig(const json& doc, const std::string& file,
     std::map<std::string, std::string> so_path_to_name;   // "/backstores/fileio/disk0" -> "disk0"
     for (auto& so : doc.value("storage_objects", json::array())) {
         DEVEMU_TRY(b, storage_object(so, file, im.notes));
-        if (!b) continue;
+        if (!b) {   // its LUNs are skipped too, each named
+            so_path_to_name[fmt::format("/backstores/{}/{}", so.value("plugin", ""), so.value("name", ""))] = "";
+            continue;
+        }
         so_path_to_name[fmt::format("/backstores/{}/{}", so.value("plugin", ""), b->name)] = b->name;
         p.backstores.push_back(*b);
     }

@@ -149,8 +149,11 @@ Result<Backstore> parse_backstore(const Table& t)
     }
     DEVEMU_TRY(algo, t.str("comp_algorithm"));
     b.comp_algorithm = algo.value_or("lzo-rle");
-    DEVEMU_TRY(handler, t.str("handler"));
-    b.handler = handler.value_or("");
+    DEVEMU_TRY(handler, t.str("handler"));   // the TCMU subtype: devemu serves its own, "uring", which is the default
+    if (handler && *handler != "uring")
+        return t.error("handler", fmt::format("handler \"{}\" is not devemu's: a user backstore is served by devemu's io_uring handler", *handler),
+                       "write handler = \"uring\", or leave it out");
+    b.handler = b.type == BackstoreType::user ? "uring" : "";
     for (auto [key, dst] : {std::pair{"pool", &b.pool}, {"image", &b.image}, {"cluster", &b.cluster},
                             {"mon_host", &b.mon_host}, {"user", &b.user}, {"keyring", &b.keyring}}) {
         DEVEMU_TRY(v, t.str(key));

@@ -74,7 +74,8 @@ Status check_backing(const Backstore& b)
                        "add keyring = \"/etc/ceph/ceph.client." + (b.user.empty() ? std::string("admin") : b.user) + ".keyring\"");
         return {};
     case BackstoreType::user:
-        if (b.handler.empty()) return bad(b.loc, fmt::format("user backstore '{}' needs 'handler'", b.name), "add handler = \"uring\"");
+        if (b.handler != "uring")
+            return bad(b.loc, fmt::format("user backstore '{}': handler \"{}\" is not devemu's io_uring handler", b.name, b.handler), "use handler = \"uring\"");
         if (b.path.empty()) return bad(b.loc, fmt::format("user backstore '{}' needs 'path' (a file, a device or zram:SIZE)", b.name));
         if (b.path.starts_with("zram:")) {
             if (!core::parse_size(b.path.substr(5))) return bad(b.loc, fmt::format("\"{}\" is not zram:SIZE", b.path));

@@ -105,6 +105,17 @@ TEST_CASE("a user backstore takes zram:SIZE")
     CHECK(bad.error().where == "u.toml:5");   // the line of the path key itself
 }
 
+TEST_CASE("a user backstore's handler is devemu's own: it may be left out, another is refused at its line")
+{
+    auto plain = profile::parse("[[backstore]]\nname=\"u\"\ntype=\"user\"\npath=\"zram:1G\"\n", "u.toml");
+    REQUIRE(plain);
+    CHECK(plain->backstores.at(0).handler == "uring");
+    auto other = profile::parse("[[backstore]]\nname=\"u\"\ntype=\"user\"\nhandler=\"file\"\npath=\"zram:1G\"\n", "u.toml");
+    REQUIRE_FALSE(other);
+    CHECK(other.error().where == "u.toml:4");
+    CHECK(other.error().what.find("handler \"file\"") != std::string::npos);
+}
+
 TEST_CASE("line_of agrees with toml11's own line for every value, across two files")
 {
     for (int n : {3, 40}) {

@@ -82,6 +82,33 @@ TEST_CASE("saveconfig.json in: what devemu does not take is listed, and a broken
     for (auto& n : im->notes) bogus = bogus || n.find("'bogus'") != std::string::npos, ramdisk = ramdisk || n.find("'ramdisk'") != std::string::npos;
     CHECK(bogus);
     CHECK(ramdisk);
+    // A LUN on a storage object devemu skips is skipped too, named; the rest of the target comes up.
+    json odd = f.doc;
+    odd["storage_objects"].push_back({{"name", "r"}, {"plugin", "ramdisk"}, {"size", 1024}});
+    odd["storage_objects"].push_back({{"name", "ceph"}, {"plugin", "user"}, {"config", "rbd/pool/img"}, {"size", 1 << 20}});
+    odd["storage_objects"].push_back({{"name", "tf"}, {"plugin", "user"}, {"config", "file//tmp/devemu-saveconfig-tf.img"}, {"size", 1 << 20}});
+    auto& luns = odd["targets"][0]["tpgs"][0]["luns"];
+    const auto before = luns.size();
+    luns.push_back({{"index", 7}, {"storage_object", "/backstores/ramdisk/r"}});
+    luns.push_back({{"index", 8}, {"storage_object", "/backstores/user/ceph"}});
+    luns.push_back({{"index", 9}, {"storage_object", "/backstores/user/tf"}});
+    auto some = lio::from_saveconfig(odd, "odd.json");
+    REQUIRE(some);
+    const auto& first = some->profile.targets[0];
+    CHECK(first.luns.size() == before + 1);   // tcmu-runner's file handler's LUN is served by devemu's
+    auto* tf = some->profile.backstore("tf");
+    REQUIRE(tf);
+    CHECK(tf->handler == "uring");
+    CHECK(tf->path == "/tmp/devemu-saveconfig-tf.img");
+    CHECK_FALSE(some->profile.backstore("ceph"));
+    int skipped_luns = 0;
+    bool rbd_named = false;
+    for (auto& n : some->notes) {
+        if (n.find("which is skipped; so is the LUN") != std::string::npos) ++skipped_luns;
+        rbd_named = rbd_named || n.find("handler 'rbd'") != std::string::npos;
+    }
+    CHECK(skipped_luns == 2);
+    CHECK(rbd_named);
     auto bad = lio::from_saveconfig(json::array(), "x.json");
     REQUIRE_FALSE(bad);
     CHECK(bad.error().where == "x.json");

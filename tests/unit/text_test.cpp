@@ -76,3 +76,13 @@ TEST_CASE("numbers the kernel writes parse, anything else is refused instead of 
     CHECK_FALSE(parse_number("0x", 0));
     CHECK_FALSE(parse_number("99999999999999999999"));   // past 64 bits
 }
+
+TEST_CASE("counts in words take the singular for one")
+{
+    CHECK(changes_in_words(0) == "up to date");
+    CHECK(changes_in_words(1) == "1 change");
+    CHECK(changes_in_words(23) == "23 changes");
+    CHECK(count_of(1, "gadget") == "1 gadget");
+    CHECK(count_of(0, "gadget") == "0 gadgets");
+    CHECK(count_of(3, "backstore") == "3 backstores");
+}
