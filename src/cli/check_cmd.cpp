@@ -24,6 +24,8 @@ int cmd_check(Context& ctx, const Args& args)
                                   "A gadget (or any USB device by VID:PID): over libusb, detaching the kernel driver meanwhile: BOT class\n"
                                   "requests, SCSI commands, CBW/CSW conformance, the BOT thirteen cases, a restored write -> read-verify;\n"
                                   "a vendor bulk pair (the FunctionFS example) gets a loopback round trip. Exit 1 when a check fails.\n"
+                                  "An `up --vm` unit: all its targets and gadgets (or NAME, one of them): iSCSI through the forwards,\n"
+                                  "the rest in its VM.\n"
                                   "Examples: devemu check zram0; devemu check msc0 --bench; devemu check 1d6b:0104");
     opts.add_options()("scratch", po::value<std::string>()->default_value("4M"), "bytes to verify (targets)")(
         "bench", "gadgets: also measure sequential throughput over libusb")(
@@ -46,12 +48,14 @@ int cmd_check(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
     const auto name = p.positional[0];
-    auto rec = sd->load(name);
+    auto u = core::address_unit(*sd, name);   // a unit, or one in an `up --vm` unit's VM
     core::Result<core::CheckOutcome> r = std::unexpected(core::Error{});
-    if (!rec && usb::parse_vid_pid(name)) r = usb::check_usb(nullptr, nullptr, name, req);   // any USB device, no unit
-    else if (!rec) return report(rec.error());
-    else if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->check) r = kind->check(*sd, name, *rec, req);
-    else return report({core::Errc::invalid_input, "nothing to check for this unit kind", name, ""});
+    if (!u && usb::parse_vid_pid(name)) r = usb::check_usb(nullptr, nullptr, name, req);   // any USB device, no unit
+    else if (!u) return report(u.error());
+    else if (u->kind && u->kind->check) {
+        req.held = u->held;
+        r = u->kind->check(*sd, u->unit, u->record, req);
+    } else return report({core::Errc::invalid_input, "nothing to check for this unit kind", name, ""});
     if (!r) return report(r.error());
     std::cout << r->relay_out << std::flush;
     std::cerr << r->relay_err << std::flush;

@@ -76,9 +76,10 @@ int cmd_failover(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
     const auto name = p.positional[0];
-    auto rec = sd->load(name);
-    if (!rec) return report(rec.error());
-    const auto* kind = core::find_kind(rec->value("kind", ""));
+    auto u = core::address_unit(*sd, name);   // a unit, or a target in an `up --vm` unit's VM
+    if (!u) return report(u.error());
+    const auto* kind = u->kind;
+    const auto* rec = &u->record;
     // The report as JSON (with its lines), from this kernel or from an `up --vm` unit's guest, and its exit code.
     if (kind && kind->relay) {   // the paths are in the VM: the guest's devemu runs it with the same options
         std::vector<std::string> a = {"devemu", "failover", name, "--json"};

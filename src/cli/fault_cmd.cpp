@@ -41,9 +41,10 @@ int cmd_fault(Context& ctx, const Args& args)
     if (!req) return report(req.error());
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
-    auto rec = sd->load(name);
-    if (!rec) return report(rec.error());
-    const auto* kind = core::find_kind(rec->value("kind", ""));
+    auto u = core::address_unit(*sd, name);   // a unit, or one in an `up --vm` unit's VM
+    if (!u) return report(u.error());
+    const auto* kind = u->kind;
+    const auto* rec = &u->record;
     if (kind && kind->relay) {   // an `up --vm` unit: its data paths are in the VM
         std::vector<std::string> a = {"devemu", "fault"};
         a.insert(a.end(), p.positional.begin(), p.positional.end());

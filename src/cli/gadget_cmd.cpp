@@ -36,8 +36,10 @@ int cmd_gadget(Context& ctx, const Args& args)
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
     const auto lun = p.vm["lun"].as<unsigned>();
-    const auto rec = sd->load(p.positional[1]);
-    if (const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr; kind && kind->relay) {
+    const auto addressed = core::address_unit(*sd, p.positional[1]);   // a gadget, or one in an `up --vm` unit's VM
+    const auto* rec = addressed ? &addressed->record : nullptr;
+    if (const auto* kind = addressed ? addressed->kind : nullptr; kind && kind->relay) {
+        const std::string& unit = addressed->unit;   // the VM's unit; p.positional[1] is the gadget in it
         // A gadget of `up --vm`: the media change happens in the VM. FILE is the host's when the host has it (plugged
         // into the VM as a disk, the host's never-clobber rules applied here), else a path in the VM.
         std::vector<std::string> a = {"devemu", "gadget", verb, p.positional[1], "--lun", std::to_string(lun)};
@@ -46,7 +48,7 @@ int cmd_gadget(Context& ctx, const Args& args)
         const bool vm_unit = rec->value("kind", "") == "vm";
         std::string serial;
         if (verb == "insert" && vm_unit && std::filesystem::exists(p.positional[2], ec)) {
-            auto plugged = vm::plug_host_medium(*sd, p.positional[1], p.positional[2], p.has("force"));
+            auto plugged = vm::plug_host_medium(*sd, unit, p.positional[2], p.has("force"));
             if (!plugged) return report(plugged.error());
             serial = *plugged;
             a.push_back("--host-disk=" + serial);
@@ -55,7 +57,7 @@ int cmd_gadget(Context& ctx, const Args& args)
         if (p.has("json")) a.push_back("--json");
         auto r = kind->relay(*rec, a, print_relayed, -1);
         if (r && r->rc == 0 && vm_unit)   // a medium plugged in for this LUN and now out of it is unplugged
-            if (auto s = vm::media_changed(*sd, p.positional[1], p.positional[1] + "/" + std::to_string(lun), serial); !s) return report(s.error());
+            if (auto s = vm::media_changed(*sd, unit, p.positional[1] + "/" + std::to_string(lun), serial); !s) return report(s.error());
         return relayed(r);
     }
     // In an `up --vm` guest, a host file plugged in as a virtio disk (the host checked it: it may hold a filesystem).
@@ -85,7 +87,7 @@ int cmd_capture(Context& ctx, const Args& args)
     po::options_description opts("devemu capture NAME -o FILE.pcapng [--duration S] [--gadget G]\n\n"
                                   "Records a gadget's USB traffic (usbmon on its bus, only its device) as pcapng for Wireshark and tshark.\n"
                                   "Stops after --duration, or on Ctrl-C / SIGTERM; the file appears complete or not at all.\n"
-                                  "NAME may be an `up --vm` unit: the capture runs in its VM and the file lands here.\n"
+                                  "NAME may be an `up --vm` unit or a gadget in its VM: the capture runs there and the file lands here.\n"
                                   "Example: devemu capture msc-user -o /tmp/msc.pcapng --duration 10; tshark -r /tmp/msc.pcapng");
     opts.add_options()("output,o", po::value<std::string>()->required(), "the pcapng file")(
         "duration", po::value<unsigned>()->default_value(0), "seconds (0: until interrupted)")(
@@ -94,13 +96,14 @@ int cmd_capture(Context& ctx, const Args& args)
     if (auto rc = parse_command(args, opts, p, 1)) return *rc;
     auto sd = core::StateDir::open(ctx.state_dir);
     if (!sd) return report(sd.error());
-    const auto rec = sd->load(p.positional[0]);
-    if (!rec) return report(rec.error());
+    const auto addressed = core::address_unit(*sd, p.positional[0]);   // a gadget, or one in an `up --vm` unit's VM
+    if (!addressed) return report(addressed.error());
+    const auto* rec = &addressed->record;
     if (rec->value("kind", "") == "vm") {
         auto vrec = vm::vm_record(*rec);
         if (!vrec) return report(vrec.error());
         vm::VmCaptureOptions o;
-        o.gadget = p.has("gadget") ? p.vm["gadget"].as<std::string>() : "";
+        o.gadget = p.has("gadget") ? p.vm["gadget"].as<std::string>() : addressed->held;
         o.file = std::filesystem::absolute(p.vm["output"].as<std::string>()).string();
         o.duration = std::chrono::seconds(p.vm["duration"].as<unsigned>());
         if (!p.has("json"))

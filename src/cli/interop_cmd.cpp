@@ -101,19 +101,22 @@ int cmd_export(Context& ctx, const Args& args)
         std::string name;
         json rec;
         const core::UnitKind* kind;
+        std::string held;   // one target in it; empty: all of them
     };
     std::vector<InVm> in_vms;
     for (auto& n : names) {
-        auto rec = sd->load(n);
-        if (!rec) return report(rec.error());
-        if (const auto* kind = core::find_kind(rec->value("kind", "")); kind && kind->relay) in_vms.push_back({n, *rec, kind});
-        else recs.push_back(*rec);
+        auto u = core::address_unit(*sd, n);   // a unit, or a target in an `up --vm` unit's VM
+        if (!u) return report(u.error());
+        if (u->kind && u->kind->relay) in_vms.push_back({u->unit, u->record, u->kind, u->held});
+        else recs.push_back(u->record);
     }
     auto whole = lio::to_saveconfig(recs, lio::Roots{});
     // An `up --vm` unit: its guest's devemu exports the guest's targets (attributes read from the guest's configfs);
     // a backstore on a host file names the host's file, not the VM's disk.
-    for (auto& [n, rec, kind] : in_vms) {
-        auto r = kind->relay(rec, {"devemu", "export"}, {}, -1);
+    for (auto& [n, rec, kind, held] : in_vms) {
+        std::vector<std::string> argv = {"devemu", "export"};
+        if (!held.empty()) argv.push_back(held);
+        auto r = kind->relay(rec, argv, {}, -1);
         if (!r) return report(r.error());
         if (r->rc != 0) return report({core::Errc::kernel, "export in the VM failed (exit " + std::to_string(r->rc) + "): " + core::last_line(r->err), n, ""});
         const auto part = json::parse(r->out, nullptr, false);

@@ -257,6 +257,17 @@ int cmd_down(Context& ctx, const Args& args)
         recs[i] = top.value_or(json::object());
         if (const auto* k = core::find_kind(recs[i].value("kind", ""))) order[i] = k->down_order;
     }
+    // A name with neither record nor journal may be a unit another holds (a target or gadget in an `up --vm` VM):
+    // its holder removes it, first and one by one (the VM and its record stay).
+    std::vector<char> done(names.size(), 0);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (errors[i] || !recs[i].empty() || std::filesystem::exists(sd->journal(names[i]))) continue;
+        auto u = core::address_unit(*sd, names[i]);
+        if (!u || u->held.empty() || !u->kind || !u->kind->down_held) continue;
+        done[i] = 1;
+        if (auto s = u->kind->down_held(*sd, u->unit, u->held); !s) errors[i] = s.error();
+        else lines[i] = names[i] + ": down (in " + u->unit + ", which stays up)";
+    }
     std::vector<std::size_t> idx(names.size());
     std::iota(idx.begin(), idx.end(), 0);
     std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return order[a] < order[b]; });
@@ -267,7 +278,7 @@ int cmd_down(Context& ctx, const Args& args)
         core::parallel_for(to - from, 64, [&](std::size_t j) {
             const std::size_t i = idx[from + j];
             const auto& n = names[i];
-            if (errors[i]) return;
+            if (errors[i] || done[i]) return;
             if (recs[i].empty() && !std::filesystem::exists(sd->journal(n))) {
                 lines[i] = n + ": nothing to remove";
                 return;

@@ -107,10 +107,10 @@ int vm_exec_cmd(const Context& ctx, const std::string& name, const std::vector<s
     // is its stdin unless it is a terminal (or closed).
     auto sd = core::StateDir::open(ctx.state_dir, false);
     if (!sd) return report(sd.error());
-    auto rec = sd->load(name);
-    const auto* kind = rec ? core::find_kind(rec->value("kind", "")) : nullptr;
+    auto u = core::address_unit(*sd, name);   // the VM's unit, or a unit in it
+    const auto* kind = u ? u->kind : nullptr;
     if (!kind || !kind->relay) return report({core::Errc::missing, "no `up --vm` unit named " + name, ctx.state_dir.string(), "devemu ls"});
-    return relayed(kind->relay(*rec, command, print_relayed, ::isatty(0) || ::fcntl(0, F_GETFD) < 0 ? -1 : 0));
+    return relayed(kind->relay(u->record, command, print_relayed, ::isatty(0) || ::fcntl(0, F_GETFD) < 0 ? -1 : 0));
 }
 
 vm::OneShot oneshot_of(const Context& ctx, const po::variables_map& vmap, const std::vector<std::string>& command)

@@ -47,6 +47,24 @@ std::vector<const UnitKind*> all_kinds()
     return out;
 }
 
+Result<Addressed> address_unit(const StateDir& sd, const std::string& name)
+{
+    auto own = sd.load(name);
+    if (own) return Addressed{name, *own, "", find_kind(own->value("kind", ""))};
+    if (own.error().code != Errc::missing) return std::unexpected(own.error());
+    std::vector<Addressed> holders;
+    for (auto& u : sd.units()) {
+        auto rec = sd.load(u);
+        const auto* kind = rec ? find_kind(rec->value("kind", "")) : nullptr;
+        if (kind && kind->holds && kind->holds(*rec, name)) holders.push_back({u, *rec, name, kind});
+    }
+    if (holders.empty()) return std::unexpected(own.error());
+    if (holders.size() > 1)
+        return fail(Errc::invalid_input, "'" + name + "' is a unit of both " + holders[0].unit + " and " + holders[1].unit, name,
+                    "name it through its VM: devemu vm exec " + holders[0].unit + " -- devemu …");
+    return holders[0];
+}
+
 Status down_unit(const StateDir& sd, const std::string& unit, const nlohmann::json& scalars)
 {
     const auto* kind = scalars.is_object() ? find_kind(scalars.value("kind", "")) : nullptr;

@@ -64,6 +64,7 @@ struct CheckRequest {
     bool write = true;                  // gadgets: false for read-only checks
     std::uint64_t bench_bytes = 0;      // gadgets: 0, or the bytes of a throughput run
     std::vector<std::string> flags;     // the command's flags as given, for a kind that relays them (a VM's guest)
+    std::string held;                   // only this unit of the ones the unit holds (address_unit); empty: all
 };
 // A check's result as the kind renders it (lines and JSON), and its exit code: 0 all passed, 1 a check failed.
 struct CheckOutcome {
@@ -109,7 +110,23 @@ struct UnitKind {
     std::function<Result<Described>(const nlohmann::json& record, const nlohmann::json& options)> failover;
     // Units of a kind with a higher order are removed after all others by `down --all` (a cluster other units use).
     int down_order = 0;
+    // Units this one holds under their own names (an `up --vm` unit: its guest's targets and gadgets), so that
+    // `check`, `fault`, `capture`, `gadget`, `export`, `vm exec` and `down` take those names too. Empty: none.
+    std::function<bool(const nlohmann::json& record, const std::string& name)> holds;
+    // `devemu down HELD`: removes one unit it holds (`unit` stays up). Empty: a held unit goes only with its holder.
+    std::function<Status(const StateDir& sd, const std::string& unit, const std::string& held)> down_held;
 };
+
+// A unit as a command names it: its own record, or, when the state dir has none by that name, the one unit that
+// holds a unit by that name (`held`: that name; empty for a unit of its own). Missing: the state dir's own error;
+// two holders: an error naming both.
+struct Addressed {
+    std::string unit;   // the state dir's unit
+    nlohmann::json record;
+    std::string held;
+    const UnitKind* kind = nullptr;
+};
+[[nodiscard]] Result<Addressed> address_unit(const StateDir& sd, const std::string& name);
 
 // What `down` does for a unit of no known kind, or with only a journal (a crash during `up`): replay its journal in
 // reverse and forget it. Every kind's own `down` starts from this.

@@ -22,6 +22,7 @@
 #include "lio/access.hpp"
 #include "lio/check.hpp"
 #include "vm/exec_frames.hpp"
+#include "vm/host_disks.hpp"
 #include "vm/runner.hpp"
 
 namespace devemu::vm {
@@ -192,29 +193,52 @@ core::Result<core::CheckOutcome> check_vm(const VmRecord& rec, const core::Check
 {
     std::vector<std::pair<std::string, std::vector<lio::CheckResult>>> runs;
     core::CheckOutcome relayed{json(), {}, -1};   // no JSON of its own: the guest printed it
+    std::vector<std::pair<std::string, json>> docs;   // --json: each guest check's answer
     for (auto& u : rec.units) {
-        if (u.kind == "gadget") {
+        if (!req.held.empty() && u.unit != req.held) continue;
+        if (u.kind == "gadget" || u.access.value("fabric", "") != "iscsi") {   // a gadget's host side, a loopback LUN: the VM's kernel
             std::vector<std::string> a = guest_devemu({"check", u.unit}, rec.devemu);
             a.insert(a.end(), req.flags.begin(), req.flags.end());
             DEVEMU_TRY(r, vm_exec(rec, a));
-            relayed.relay_out += r.out;
+            auto doc = req.as_json ? json::parse(r.out, nullptr, false) : json();
+            if (doc.is_object()) docs.push_back({u.unit, doc});
+            else relayed.relay_out += r.out;
             relayed.relay_err += r.err;
             relayed.rc = std::max(relayed.rc, r.rc);
-            continue;
-        }
-        if (u.access.value("fabric", "") != "iscsi") {
-            runs.push_back({u.unit, {{"reach", false, "a loopback LUN lives in the VM's kernel; check it there: devemu vm run"}}});
             continue;
         }
         runs.push_back({u.unit, lio::check_iscsi({lio::with_portal(u.access["urls"][0], u.portal),
                                                   u.access.value("initiator", std::string(lio::kCheckInitiator)), req.scratch})});
     }
-    if (runs.empty() && relayed.rc >= 0) return relayed;
+    if (runs.empty() && docs.size() == 1) relayed.json = docs[0].second;   // one unit's check: its answer as it is
+    if (runs.empty() && docs.size() <= 1 && relayed.rc >= 0) return relayed;
     auto out = lio::render_checks(runs);
+    for (auto& [unit, doc] : docs) {   // one JSON document for several: the targets' units, then each gadget's answer
+        if (doc.contains("units") && doc["units"].is_array())
+            for (auto& one : doc["units"]) out.json["units"].push_back(one);
+        else out.json["units"].push_back({{"unit", unit}, {"gadget", doc}});
+        out.json["ok"] = out.json["ok"].get<bool>() && doc.value("ok", false);
+    }
     out.relay_out = relayed.relay_out;
     out.relay_err = relayed.relay_err;
     out.rc = std::max(out.rc, relayed.rc);
     return out;
+}
+
+// `devemu down HELD` of one unit in a VM: the guest's devemu removes it; a medium `gadget insert` plugged in for it
+// is unplugged; the VM and its other units stay (`up --vm` of the profile again brings it back).
+core::Status down_guest_unit(const core::StateDir& sd, const std::string& unit, const std::string& held)
+{
+    DEVEMU_TRY(j, sd.load(unit));
+    DEVEMU_TRY(rec, vm_record(j));
+    DEVEMU_TRY(r, vm_exec(rec, guest_devemu({"down", held}, rec.devemu)));
+    if (r.rc != 0) return core::fail(core::Errc::kernel, "down in the VM failed (exit " + std::to_string(r.rc) + "): " + core::last_line(r.err), held, "");
+    for (auto& [key, serial] : rec.inserted)
+        if (key.starts_with(held + "/")) DEVEMU_CHECK(media_changed(sd, unit, key, ""));
+    DEVEMU_TRY(now, sd.load(unit));   // media_changed saved what it changed
+    DEVEMU_TRY(after, vm_record(now));
+    std::erase_if(after.units, [&](const GuestUnit& u) { return u.unit == held; });
+    return sd.save(unit, after);
 }
 
 core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
@@ -222,10 +246,16 @@ core::Described describe_vm(const json& j, core::DescribeFor what, bool secrets)
     core::Described d;
     auto rec = vm_record(j);
     if (!rec) return d;
-    d.json["forwards"] = rec->forwards;
+    // The forwards of the targets up in it (one taken down alone keeps its port for the next `up --vm`, unshown).
+    d.json["forwards"] = json::object();
     d.json["pid"] = rec->pid;
     std::string line;
-    for (auto& [target, port] : rec->forwards) line += fmt::format("{}{}@127.0.0.1:{}", line.empty() ? "" : "  ", target, port);
+    for (auto& [key, port] : rec->forwards) {
+        const auto target = key.substr(0, key.find('/'));
+        if (std::none_of(rec->units.begin(), rec->units.end(), [&](const GuestUnit& u) { return u.unit == target; })) continue;
+        d.json["forwards"][key] = port;
+        line += fmt::format("{}{}@127.0.0.1:{}", line.empty() ? "" : "  ", key, port);
+    }
     if (!line.empty()) d.lines.push_back(line);
     if (!rec->host_disks.empty()) {
         d.json["host_disks"] = rec->host_disks;
@@ -299,6 +329,11 @@ void register_vm_kind()
         DEVEMU_TRY(rec, vm_record(j));
         return check_vm(rec, req);
     };
+    k.holds = [](const json& j, const std::string& name) {
+        auto rec = vm_record(j);
+        return rec && std::any_of(rec->units.begin(), rec->units.end(), [&](const GuestUnit& u) { return u.unit == name; });
+    };
+    k.down_held = down_guest_unit;
     core::register_kind(std::move(k));
 }
 

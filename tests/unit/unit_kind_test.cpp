@@ -103,3 +103,42 @@ TEST_CASE("a record from another boot is forgotten when the state dir is opened,
     CHECK(sd->units() == std::vector<std::string>{"now"});
     CHECK_FALSE(std::filesystem::exists(t.root / "sd/units/older.journal"));
 }
+
+TEST_CASE("a unit is addressed by its own name, or by the name of a unit another holds")
+{
+    core::UnitKind hk;
+    hk.name = "test-holder";
+    hk.down = [](const core::StateDir&, const std::string&, const json&) -> core::Status { return {}; };
+    hk.health = [](const json&) { return core::Health{}; };
+    hk.holds = [](const json& rec, const std::string& name) {
+        for (auto& n : rec.value("inner", json::array()))
+            if (n == name) return true;
+        return false;
+    };
+    core::register_kind(std::move(hk));
+    TempDir t;
+    auto sd = core::StateDir::open(t.root / "sd", true);
+    REQUIRE(sd);
+    REQUIRE(sd->save("vm1", {{"kind", "test-holder"}, {"inner", {"vm1", "a", "b"}}}));
+    REQUIRE(sd->save("vm2", {{"kind", "test-holder"}, {"inner", {"b"}}}));
+    auto own = core::address_unit(*sd, "vm1");   // its own record first, though it holds that name too
+    REQUIRE(own);
+    CHECK(own->unit == "vm1");
+    CHECK(own->held.empty());
+    REQUIRE(own->kind);
+    CHECK(own->kind->name == "test-holder");
+    auto held = core::address_unit(*sd, "a");
+    REQUIRE(held);
+    CHECK(held->unit == "vm1");
+    CHECK(held->held == "a");
+    CHECK(held->record["inner"].size() == 3);
+    auto both = core::address_unit(*sd, "b");
+    REQUIRE_FALSE(both);
+    CHECK(both.error().code == core::Errc::invalid_input);
+    CHECK(both.error().what.find("vm1") != std::string::npos);
+    CHECK(both.error().what.find("vm2") != std::string::npos);
+    auto none = core::address_unit(*sd, "zz");
+    REQUIRE_FALSE(none);
+    CHECK(none.error().code == core::Errc::missing);
+    CHECK(none.error().what == "no such unit 'zz'");
+}

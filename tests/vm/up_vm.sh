@@ -240,7 +240,7 @@ expect_eq "... a write in the VM" 0 "$?"
 # a new iSCSI target, its portal forwarded), and the same text again changes nothing.
 head -c 4194304 /dev/urandom >"$state/more.img"
 cp "$state/hd.toml" "$state/hd.orig"
-printf '[[backstore]]\nname = "more"\ntype = "fileio"\npath = "%s"\n[[target.lun]]\nbackstore = "more"\n[[backstore]]\nname = "z"\ntype = "zram"\nsize = "16M"\n[[target]]\nname = "hd0i"\niqn = "iqn.2026-11.org.devemu:hd0i"\n[[target.lun]]\nbackstore = "z"\n' \
+printf '[[backstore]]\nname = "more"\ntype = "fileio"\npath = "%s"\n[[target.lun]]\nbackstore = "more"\n[[backstore]]\nname = "z"\ntype = "zram"\nsize = "16M"\n[[target]]\nname = "hd0i"\niqn = "iqn.2026-11.org.devemu:hd0i"\n[[target.lun]]\nbackstore = "z"\n[[backstore]]\nname = "zl"\ntype = "zram"\nsize = "16M"\n[[target]]\nname = "hd0l"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "zl"\n' \
     "$state/more.img" >>"$state/hd.toml"
 out=$("$devemu" -q up --vm --json "$state/hd.toml" 2>"$state/err"); rc=$?
 expect_eq "up --vm of a running VM's changed profile" 0 "$rc"
@@ -256,7 +256,28 @@ iscsi-inq "$url" >/dev/null 2>&1 && ok "... the new target answers the host's is
     && ok "... ls lists the new target and file" || bad "... ls: $("$devemu" ls)"
 again=$("$devemu" up --vm "$state/hd.toml" 2>&1); rc=$?
 expect_eq "... the same profile again: exit 0" 0 "$rc"
-expect_eq "... and nothing changes" "2 2" "$(grep -c '(up to date)' <<<"$again") $(grep -c 'up in VM hd0 ' <<<"$again")"
+expect_eq "... and nothing changes" "3 3" "$(grep -c '(up to date)' <<<"$again") $(grep -c 'up in VM hd0 ' <<<"$again")"
+# The VM's targets by their own names from the host: a loopback LUN is checked in the VM, an iSCSI target through its
+# forward; `check hd0` checks them all, --json one document. `down` of one target takes it out of the VM, which stays.
+out=$("$devemu" check hd0l 2>&1); rc=$?
+expect_eq "a target in the VM, checked by its own name: exit 0" 0 "$rc"
+expect_contains "... its loopback LUN verified in the VM" "$out" "hd0l LUN 0: write-read-verify"
+j=$("$devemu" check hd0 --json 2>"$state/err"); rc=$?
+expect_eq "check of the VM's unit: exit 0" 0 "$rc"
+[ "$rc" = 0 ] || show_failure "$state/err"
+expect_eq "... --json: one document with every target's LUNs" "True hd0 LUN 0,hd0 LUN 1,hd0 LUN 2,hd0i,hd0l LUN 0" \
+    "$(field "str(d['ok']) + ' ' + ','.join(sorted(u['unit'] for u in d['units']))" <<<"$j" 2>&1)"
+out=$("$devemu" down hd0i 2>&1); rc=$?
+expect_eq "down of one target in the VM: exit 0" 0 "$rc"
+expect_contains "... the VM stays up" "$out" "hd0i: down (in hd0, which stays up)"
+"$devemu" check hd0i >/dev/null 2>&1; expect_eq "... the target is gone (check: no such unit)" 2 "$?"
+expect_eq "... one qemu still" 1 "$(qemu_left | wc -l)"
+lsout=$("$devemu" ls)
+grep -q "^hd0  vm  up  healthy  data: " <<<"$lsout" && ! grep -q hd0i <<<"$lsout" && ok "... ls: hd0 healthy, without it or its forward" || bad "... ls: $lsout"
+out=$("$devemu" up --vm "$state/hd.toml" 2>&1); rc=$?
+expect_eq "... up --vm brings it back: exit 0" 0 "$rc"
+expect_contains "... made again" "$out" "target hd0i: up in VM hd0 ("
+iscsi-inq "$url" >/dev/null 2>&1 && ok "... through the same forward ($url)" || bad "... iscsi-inq $url after it came back"
 err=$("$devemu" up --vm --exec true "$state/hd.toml" 2>&1 >/dev/null); rc=$?
 expect_eq "... --exec on a running VM: exit 2" 2 "$rc"
 expect_contains "... saying how" "$err" "devemu down hd0, then up --vm again"
