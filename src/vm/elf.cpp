@@ -1,11 +1,15 @@
 #include "vm/elf.hpp"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
+#include "core/fd.hpp"
 #include "core/fs.hpp"
 #include "core/text.hpp"
 
@@ -23,12 +27,67 @@ bool at(const std::string& img, std::uint64_t off, T& out)
     return true;
 }
 
+// What the program headers of an ELF64 file cover (its header, its segments: the dynamic section and the strings it
+// names are in them), read with pread: a RelWithDebInfo devemu is 176 MB, and its segments end at 5 MB. A file that
+// is not ELF64, or whose section headers come before the segments end (not what linkers write), is read whole.
+struct Prefix {
+    std::string data;
+    std::uint64_t size = 0;   // the whole file's
+    bool cut = false;         // data is the part the segments cover, the rest left out
+};
+core::Result<Prefix> runtime_prefix(const std::filesystem::path& file)
+{
+    core::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return core::fail_errno("cannot open", file.string());
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return core::fail_errno("cannot read", file.string());
+    Prefix p;
+    p.size = static_cast<std::uint64_t>(st.st_size);
+    auto read_at = [&](std::uint64_t off, std::uint64_t len, std::string& into) -> bool {
+        into.resize(len);
+        std::uint64_t got = 0;
+        while (got < len) {
+            const ssize_t n = ::pread(fd.get(), into.data() + got, len - got, static_cast<off_t>(off + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            got += static_cast<std::uint64_t>(n);
+        }
+        return true;
+    };
+    auto whole = [&]() -> core::Result<Prefix> {
+        DEVEMU_TRY(all, core::read_file(file));
+        p.data = std::move(all);
+        p.size = p.data.size();
+        return p;
+    };
+    Elf64_Ehdr eh{};
+    std::string head;
+    if (!S_ISREG(st.st_mode) || p.size < sizeof eh || !read_at(0, sizeof eh, head)) return whole();
+    std::memcpy(&eh, head.data(), sizeof eh);
+    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phnum == 0 || eh.e_phentsize < sizeof(Elf64_Phdr))
+        return whole();
+    const std::uint64_t ph_end = eh.e_phoff + std::uint64_t(eh.e_phnum) * eh.e_phentsize;
+    std::string phs;
+    if (ph_end > p.size || !read_at(eh.e_phoff, ph_end - eh.e_phoff, phs)) return whole();
+    std::uint64_t end = ph_end;
+    for (unsigned i = 0; i < eh.e_phnum; ++i) {
+        Elf64_Phdr ph{};
+        std::memcpy(&ph, phs.data() + std::uint64_t(i) * eh.e_phentsize, sizeof ph);
+        end = std::max<std::uint64_t>(end, ph.p_offset + ph.p_filesz);
+    }
+    if (end >= p.size || eh.e_shoff < end) return whole();
+    if (!read_at(0, end, p.data)) return whole();
+    p.cut = true;
+    return p;
+}
+
 }  // namespace
 
 core::Result<ElfDeps> read_elf_deps(const std::filesystem::path& file)
 {
-    auto img = core::read_file(file);
-    if (!img) return std::unexpected(img.error());
+    auto prefix = runtime_prefix(file);
+    if (!prefix) return std::unexpected(prefix.error());
+    const std::string* img = &prefix->data;
     Elf64_Ehdr eh{};
     if (!at(*img, 0, eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
         return core::fail(Errc::invalid_input, "not an ELF file", file.string(), "scripts need --host-root");
@@ -107,6 +166,23 @@ core::Result<std::vector<std::string>> elf_closure(const std::filesystem::path& 
             todo.push_back({found, d->runpath});
         }
     }
+    return out;
+}
+
+core::Result<RuntimeImage> elf_runtime_image(const std::filesystem::path& file)
+{
+    DEVEMU_TRY(p, runtime_prefix(file));
+    RuntimeImage out;
+    if (p.cut) {   // no section headers: what they described is not there
+        Elf64_Ehdr eh{};
+        std::memcpy(&eh, p.data.data(), sizeof eh);
+        eh.e_shoff = 0;
+        eh.e_shnum = 0;
+        eh.e_shstrndx = SHN_UNDEF;
+        std::memcpy(p.data.data(), &eh, sizeof eh);
+        out.stripped = p.size - p.data.size();
+    }
+    out.data = std::move(p.data);
     return out;
 }
 

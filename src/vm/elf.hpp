@@ -1,6 +1,7 @@
 #pragma once
 // What a host binary needs to run somewhere else: its ELF interpreter and the DT_NEEDED closure of its shared
 // libraries, resolved the way ld.so would (RUNPATH, then the Debian multiarch directories).
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,5 +21,15 @@ struct ElfDeps {
 // The binary, its interpreter and every library it needs, transitively, as absolute paths (each once).
 // A library that cannot be found is an error naming it.
 [[nodiscard]] core::Result<std::vector<std::string>> elf_closure(const std::filesystem::path& binary);
+
+// The file as a program needs it to run: everything the program headers cover (what the loader maps, the dynamic
+// section, notes), without what only debuggers and linkers read after it (debug info, symbol tables, the section
+// headers). A RelWithDebInfo devemu is 170 MB and runs from 6; an ELF laid out otherwise (sections before the end
+// of its segments) or a file that is not ELF comes back whole. `stripped`: bytes left out.
+struct RuntimeImage {
+    std::string data;
+    std::uint64_t stripped = 0;
+};
+[[nodiscard]] core::Result<RuntimeImage> elf_runtime_image(const std::filesystem::path& file);
 
 }  // namespace devemu::vm

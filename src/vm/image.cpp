@@ -287,7 +287,16 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
     for (auto& [path, data] : run.secret_files) w.add_file(path.starts_with('/') ? path.substr(1) : path, data, 0600);
     for (auto& bin : run.binaries) {
         DEVEMU_TRY(files, elf_closure(bin));
-        for (auto& f : files) DEVEMU_CHECK(w.add_host_file(f, f));
+        for (auto& f : files) {
+            if (!run.runtime_images) {
+                DEVEMU_CHECK(w.add_host_file(f, f));
+                continue;
+            }
+            struct stat st {};   // as it runs: a RelWithDebInfo devemu's debug info (170 of its 176 MB) stays here
+            if (::stat(f.c_str(), &st) != 0) return core::fail_errno("cannot read", f);
+            DEVEMU_TRY(image, elf_runtime_image(f));
+            w.add_file(f, image.data, st.st_mode & 07777);
+        }
     }
     // A throw-away file read once by qemu: no fsync (that is for state that must survive a crash).
     DEVEMU_TRY(base_bytes, core::read_file(base.path));

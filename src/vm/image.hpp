@@ -46,6 +46,8 @@ struct RunSpec {
     std::string cwd;
     std::vector<std::string> env;
     std::vector<fs::path> binaries;         // host binaries to add, with their ELF closure (not with host_root)
+    bool runtime_images = false;            // the binaries as they run (elf_runtime_image), for devemu's own: its
+                                            // debug info is most of it; a user's (vm run --bin) keeps its symbols
     std::vector<fs::path> files;            // host files to add at the same path (profiles)
     std::vector<std::pair<std::string, std::string>> secret_files;   // guest path (under /devemu) -> content, mode 0600
     bool stay = false;                      // long-lived: init waits for "down" on the control tty

@@ -95,6 +95,7 @@ core::Result<Launch> plan_launch(const core::StateDir& sd, const UpVmRequest& re
         l.run.cwd = fs::current_path(ec).string();
     } else {
         l.run.binaries = {core::self_exe()};
+        l.run.runtime_images = true;
         l.run.files = {fs::absolute(prof.file)};
     }
     l.run.argv = guest_devemu(guest_apply_args(req, fs::absolute(prof.file).string()));

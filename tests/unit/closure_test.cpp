@@ -2,10 +2,13 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 
+#include "core/fs.hpp"
 #include "core/kmod.hpp"
+#include "core/process.hpp"
 #include "core/statedir.hpp"
 #include "vm/elf.hpp"
 #include "vm/kernel.hpp"
+#include "temp_dir.hpp"
 
 using namespace devemu;
 
@@ -77,4 +80,25 @@ TEST_CASE("ELF closure: interpreter and DT_NEEDED, transitively")
 
     auto not_elf = vm::elf_closure("/etc/hostname");
     REQUIRE_FALSE(not_elf);
+}
+
+TEST_CASE("an ELF file as it runs: what the program headers cover, runnable, without what comes after")
+{
+    const auto self = core::self_exe();
+    auto img = vm::elf_runtime_image(self);
+    REQUIRE(img);
+    CHECK(img->stripped > 0);   // at least the symbol tables and section headers of a test binary
+    CHECK(img->data.size() + img->stripped == std::filesystem::file_size(self));
+    TempDir t;
+    const auto copy = t.root / "runs";
+    t.write("runs", img->data);
+    std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
+    auto ran = core::run({copy.string(), "counts in words take the singular for one"});   // one case of this binary, run by the copy
+    REQUIRE(ran);
+    CHECK(ran->exit_code == 0);
+    CHECK(ran->out.find("All tests passed") != std::string::npos);
+    auto text = vm::elf_runtime_image("/etc/hostname");   // not ELF: as it is
+    REQUIRE(text);
+    CHECK(text->stripped == 0);
+    CHECK(text->data == core::read_file("/etc/hostname").value());
 }
