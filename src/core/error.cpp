@@ -23,6 +23,7 @@ int Error::exit_code() const
     switch (code) {
     case Errc::timeout: return 124;
     case Errc::check_failed: return 1;
+    case Errc::interrupted: return 130;
     default: return 2;
     }
 }

@@ -16,6 +16,7 @@ enum class Errc {
     timeout,         // a deadline passed: exit 124
     check_failed,    // a verification or check found a difference: exit 1
     not_implemented, // a command whose issue has not landed yet: exit 2
+    interrupted,     // Ctrl-C / SIGTERM / SIGHUP ended it (what it made is undone): exit 130
 };
 
 struct Error {

@@ -20,6 +20,7 @@
 
 #include "core/fd.hpp"
 #include "core/fs.hpp"
+#include "core/interrupt.hpp"
 #include "core/progress.hpp"
 #include "core/journal.hpp"
 #include "core/process.hpp"
@@ -192,6 +193,7 @@ core::Result<std::string> control(const fs::path& ctl_socket, const std::string&
         if (left <= 0) return core::fail(Errc::timeout, "the VM did not answer in time", ctl_socket.string(), "see console.log beside it");
         pollfd p{s.get(), POLLIN, 0};
         int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 1000)));
+        if (core::interrupted()) return core::fail(Errc::interrupted, "interrupted", ctl_socket.string(), "");
         if (auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count(); secs >= 2)
             core::progress(fmt::format("waiting for the VM… {}s", secs));
         if (qemu_pid > 0 && ::kill(qemu_pid, 0) != 0 && errno == ESRCH)

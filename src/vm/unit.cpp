@@ -30,10 +30,10 @@ namespace devemu::vm {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const VmRecord& rec)
+core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const VmRecord& rec, bool clean)
 {
     const bool alive = rec.pid > 0 && core::process_start_time(rec.pid) == rec.start_time;
-    if (alive) {
+    if (alive && clean) {
         // Clean first: the guest removes its targets (its own journal) and powers off; then the journal's kill.
         auto r = control(rec.ctl, "down\n", "DEVEMU-DOWN", std::chrono::seconds(60), static_cast<pid_t>(rec.pid));
         if (!r) spdlog::warn("{}: clean shutdown failed ({}); stopping qemu", name, r.error().message());

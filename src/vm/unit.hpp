@@ -41,7 +41,8 @@ struct UpVmResult {
 [[nodiscard]] core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req);
 
 // Stops an `up --vm` unit: the guest removes its units and powers off (60 s), then the journal reaps qemu.
-[[nodiscard]] core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const VmRecord& rec);
+// !clean: the journal's kill only (an interrupted boot: the guest may not listen yet).
+[[nodiscard]] core::Status stop_vm_unit(const core::StateDir& sd, const std::string& name, const VmRecord& rec, bool clean = true);
 
 // devemu inside an `up --vm` guest, with the guest's state dir, then `args`: the binary the VM was started with
 // (`devemu`, recorded; at the same path in the guest), or this one for a record that does not say.

@@ -15,6 +15,7 @@
 #include "core/journal.hpp"
 #include "core/netns.hpp"
 #include "core/text.hpp"
+#include "core/interrupt.hpp"
 #include "core/transaction.hpp"
 #include "lio/access.hpp"
 #include "lio/kind.hpp"
@@ -242,7 +243,10 @@ core::Status forwards_answer(const std::map<std::string, std::uint16_t>& forward
 {
     for (auto& [key, port] : forwards) {
         bool ok = false;
-        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (int i = 0; i < 100 && !(ok = core::loopback_port_answers(port)); ++i) {
+            if (core::interrupted()) return core::fail(core::Errc::interrupted, "interrupted", name, "");
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
         if (!ok) return core::fail(core::Errc::timeout, "the portal of " + key + " does not answer on 127.0.0.1:" + std::to_string(port), name, "");
     }
     return {};
@@ -361,6 +365,8 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
             if (res) res->notes = notes;
             return res;
         }
+    // From here to the record's "up", Ctrl-C (or SIGTERM, SIGHUP) undoes what this made: no qemu, no record left.
+    core::InterruptScope interrupt_scope;
     DEVEMU_TRY(l, plan_launch(sd, req, prof));
     DEVEMU_TRY(kernel, find_kernel(req.kernel, req.cache_dir));
     DEVEMU_TRY(base, build_base({kernel}, req.cache_dir));
@@ -373,6 +379,7 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     if (auto s = prepare_host_rbd(sd, req, tx, l); !s) rec = std::unexpected(s.error());
     else if (auto d = prepare_host_disks(sd, req, tx, l); !d) rec = std::unexpected(d.error());
     else if (auto b = build_initrd(base, kernel, l.run, l.cfg.initrd); !b) rec = std::unexpected(b.error());
+    else if (core::interrupted()) rec = core::fail(core::Errc::interrupted, "interrupted", l.name, "");
     else rec = start_vm(sd, tx, l, vmh);
     if (!rec) {   // nothing runs yet: undo what the host made (an image, a cluster this call started)
         if (auto r = tx.rollback(); !r) spdlog::error("rollback incomplete: {}", r.error().message());
@@ -383,7 +390,10 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     auto units = guest_units(vmh, l);
     if (!units) {   // the record and journal exist: stop through the one path that removes everything
         auto e = units.error();
-        if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
+        if (e.code == core::Errc::interrupted) {
+            e = {core::Errc::interrupted, "interrupted: the VM is stopped and nothing of it is left", l.name, ""};
+            core::clear_interrupt();   // the undo below runs; a second signal does not stop it
+        } else if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
             if (auto err = core::last_line(core::read_file(l.cfg.run_dir / "stderr.log").value_or("")); !err.empty()) e.what += "; in the VM: " + err;
             const auto said = core::read_file(l.cfg.run_dir / "qemu.log").value_or("");
             if (!core::trim(said).empty()) {   // qemu's own complaint (a disk it cannot open or lock): it never booted, no console
@@ -394,7 +404,8 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
             }
         }
         tx.commit();
-        if (auto s = stop_vm_unit(sd, l.name, *rec); !s) spdlog::error("{}", s.error().message());
+        // Interrupted: the guest may not listen yet (a boot), and it has made nothing to keep, so qemu is killed.
+        if (auto s = stop_vm_unit(sd, l.name, *rec, e.code != core::Errc::interrupted); !s) spdlog::error("{}", s.error().message());
         return std::unexpected(e);
     }
     UpVmResult res;

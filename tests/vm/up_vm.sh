@@ -291,6 +291,19 @@ expect_eq "... no second qemu" 1 "$(qemu_left | wc -l)"
 expect_eq "... the write is in the host's file after down" "$(md5sum <"$state/blob" | cut -d' ' -f1)" \
     "$(dd if="$state/data.img" bs=1M skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
 expect_eq "... the rest of it untouched" "$head_md5" "$(head -c 2097152 "$state/data.img" | md5sum)"
+# Ctrl-C while up --vm waits for its VM: exit 130, and nothing is left (no qemu, no record, no journal).
+set -m   # a background job of a script ignores SIGINT without job control
+"$devemu" up --vm "$state/hd.toml" >/dev/null 2>"$state/err" & upid=$!
+for _ in $(seq 1 200); do [ -n "$(qemu_left)" ] && break; sleep 0.05; done
+sleep 0.5
+kill -INT "$upid"; wait "$upid"; rc=$?
+set +m
+expect_eq "Ctrl-C during up --vm: exit 130" 130 "$rc"
+expect_contains "... saying what it did" "$(cat "$state/err")" "interrupted: the VM is stopped and nothing of it is left"
+sleep 0.5
+[ -z "$(qemu_left)" ] && ok "... no qemu left" || bad "... qemu left: $(qemu_left)"
+expect_eq "... no record, journal or run dir of it left" "" "$(ls -A "$state/units" | grep hd0)"
+expect_eq "... ls: no unit" "no units (state dir $state)" "$("$devemu" ls 2>&1)"
 # A host device that holds a filesystem is refused on the host, before any VM, unless --force.
 loopdev=$(losetup -f --show "$state/fs.img")
 printf '[[backstore]]\nname = "dev"\ntype = "block"\npath = "%s"\n[[target]]\nname = "hd2"\nfabric = "loopback"\n[[target.lun]]\nbackstore = "dev"\n' "$loopdev" >"$state/dev.toml"
