@@ -257,15 +257,15 @@ int cmd_down(Context& ctx, const Args& args)
         recs[i] = top.value_or(json::object());
         if (const auto* k = core::find_kind(recs[i].value("kind", ""))) order[i] = k->down_order;
     }
-    // A name with neither record nor journal may be a unit another holds (a target or gadget in an `up --vm` VM):
-    // its holder removes it, first and one by one (the VM and its record stay).
+    // A name with neither record nor journal is nothing to remove, or a unit another holds (a target or gadget in an
+    // `up --vm` VM): its holder removes it, first and one by one (the VM and its record stay).
     std::vector<char> done(names.size(), 0);
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (errors[i] || !recs[i].empty() || std::filesystem::exists(sd->journal(names[i]))) continue;
-        auto u = core::address_unit(*sd, names[i]);
-        if (!u || u->held.empty() || !u->kind || !u->kind->down_held) continue;
         done[i] = 1;
-        if (auto s = u->kind->down_held(*sd, u->unit, u->held); !s) errors[i] = s.error();
+        auto u = core::address_unit(*sd, names[i]);
+        if (!u || u->held.empty() || !u->kind || !u->kind->down_held) lines[i] = names[i] + ": nothing to remove";
+        else if (auto s = u->kind->down_held(*sd, u->unit, u->held); !s) errors[i] = s.error();
         else lines[i] = names[i] + ": down (in " + u->unit + ", which stays up)";
     }
     std::vector<std::size_t> idx(names.size());
@@ -279,10 +279,6 @@ int cmd_down(Context& ctx, const Args& args)
             const std::size_t i = idx[from + j];
             const auto& n = names[i];
             if (errors[i] || done[i]) return;
-            if (recs[i].empty() && !std::filesystem::exists(sd->journal(n))) {
-                lines[i] = n + ": nothing to remove";
-                return;
-            }
             auto s = core::down_unit(*sd, n, recs[i]);   // no record: the journal is all there is
             if (!s) errors[i] = s.error();
             else lines[i] = n + ": down";

@@ -26,6 +26,4 @@ InterruptScope::~InterruptScope()
 
 bool interrupted() { return g_signal.load() != 0; }
 
-void clear_interrupt() { g_signal.store(0); }
-
 }  // namespace devemu::core

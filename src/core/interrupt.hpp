@@ -2,8 +2,7 @@
 // Ctrl-C (SIGINT), SIGTERM and SIGHUP while a command makes something that must not be left half-made (an `up --vm`
 // VM booting): while an InterruptScope lives they set a flag instead of killing the process, the long waits check
 // it (interrupted()) and fail with Errc::interrupted, and the command undoes what it made and exits 130. A second
-// signal during that undo sets the flag again, which cuts the undo's own waits short (qemu is then killed, not
-// shut down), but never kills devemu in the middle of it.
+// signal during that undo only sets the flag again: it never kills devemu in the middle of it.
 #include <csignal>
 
 namespace devemu::core {
@@ -19,9 +18,7 @@ private:
     struct sigaction old_[3] = {};
 };
 
-// A signal came since the scope began (or since clear_interrupt).
+// A signal came since the scope began.
 [[nodiscard]] bool interrupted();
-// The undo begins: its waits run until a second signal.
-void clear_interrupt();
 
 }  // namespace devemu::core

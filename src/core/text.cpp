@@ -158,7 +158,7 @@ std::string join(const std::vector<std::string>& v, std::string_view sep)
 
 std::string changes_in_words(long long n)
 {
-    return n == 0 ? "up to date" : n == 1 ? "1 change" : std::to_string(n) + " changes";
+    return n == 0 ? "up to date" : count_of(n, "change");
 }
 
 std::string count_of(long long n, std::string_view noun)

@@ -33,6 +33,7 @@ bool at(const std::string& img, std::uint64_t off, T& out)
 struct Prefix {
     std::string data;
     std::uint64_t size = 0;   // the whole file's
+    unsigned mode = 0;        // its permission bits
     bool cut = false;         // data is the part the segments cover, the rest left out
 };
 core::Result<Prefix> runtime_prefix(const std::filesystem::path& file)
@@ -43,6 +44,7 @@ core::Result<Prefix> runtime_prefix(const std::filesystem::path& file)
     if (::fstat(fd.get(), &st) != 0) return core::fail_errno("cannot read", file.string());
     Prefix p;
     p.size = static_cast<std::uint64_t>(st.st_size);
+    p.mode = st.st_mode & 07777;
     auto read_at = [&](std::uint64_t off, std::uint64_t len, std::string& into) -> bool {
         into.resize(len);
         std::uint64_t got = 0;
@@ -183,6 +185,7 @@ core::Result<RuntimeImage> elf_runtime_image(const std::filesystem::path& file)
         out.stripped = p.size - p.data.size();
     }
     out.data = std::move(p.data);
+    out.mode = p.mode;
     return out;
 }
 

@@ -24,11 +24,12 @@ struct ElfDeps {
 
 // The file as a program needs it to run: everything the program headers cover (what the loader maps, the dynamic
 // section, notes), without what only debuggers and linkers read after it (debug info, symbol tables, the section
-// headers). A RelWithDebInfo devemu is 170 MB and runs from 6; an ELF laid out otherwise (sections before the end
-// of its segments) or a file that is not ELF comes back whole. `stripped`: bytes left out.
+// headers). A RelWithDebInfo devemu is 176 MB and runs from 5; an ELF laid out otherwise (sections before the end
+// of its segments) or a file that is not ELF comes back whole. `stripped`: bytes left out; `mode`: the file's.
 struct RuntimeImage {
     std::string data;
     std::uint64_t stripped = 0;
+    unsigned mode = 0;
 };
 [[nodiscard]] core::Result<RuntimeImage> elf_runtime_image(const std::filesystem::path& file);
 

@@ -69,13 +69,9 @@ struct LockedVm {
 };
 core::Result<LockedVm> lock_vm(const core::StateDir& sd, const std::string& unit)
 {
-    auto load = [&]() -> core::Result<VmRecord> {
-        DEVEMU_TRY(j, sd.load(unit));
-        return vm_record(j);
-    };
-    DEVEMU_TRY(before, load());
+    DEVEMU_TRY(before, load_vm_record(sd, unit));
     DEVEMU_TRY(lock, lock_monitor(before.run_dir));
-    DEVEMU_TRY(rec, load());
+    DEVEMU_TRY(rec, load_vm_record(sd, unit));
     return LockedVm{std::move(lock), std::move(rec)};
 }
 
@@ -191,7 +187,7 @@ core::Result<std::string> plug_host_medium(const core::StateDir& sd, const std::
                           "devemu down " + other->unit + " first, or insert a copy");
     DEVEMU_TRY(qmp, open_monitor(dir, unit));
     std::size_t n = 0;
-    while (rec.media.count(fmt::format("devemu-m{}", n))) ++n;
+    while (rec.media.count(fmt::format("{}m{}", kSerialPrefix, n))) ++n;
     const std::string id = fmt::format("m{}", n), serial = std::string(kSerialPrefix) + id;
     // HMP splits its arguments at spaces: the options go as one quoted string (a path may hold spaces or quotes).
     std::string opts = fmt::format("file={},format=raw,if=none,id={},cache=writeback,discard=unmap", qemu_escape(file.string()), id), quoted = "\"";
@@ -224,7 +220,7 @@ core::Status media_changed(const core::StateDir& sd, const std::string& unit, co
     if (serial.empty()) rec.inserted.erase(key);
     else rec.inserted[key] = serial;
     const bool held = std::any_of(rec.inserted.begin(), rec.inserted.end(), [&](const auto& kv) { return kv.second == old; });
-    if (!old.empty() && old != serial && old.starts_with("devemu-m") && !held && rec.media.count(old)) {
+    if (!old.empty() && old != serial && old.starts_with(std::string(kSerialPrefix) + "m") && !held && rec.media.count(old)) {
         const std::string dev = "dev-" + old.substr(kSerialPrefix.size());
         DEVEMU_TRY(qmp, open_monitor(rec.run_dir, unit));
         DEVEMU_TRY(said, qmp.hmp("device_del " + dev));

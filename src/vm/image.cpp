@@ -292,10 +292,8 @@ core::Status build_initrd(const BaseImage& base, const Kernel& kernel, const Run
                 DEVEMU_CHECK(w.add_host_file(f, f));
                 continue;
             }
-            struct stat st {};   // as it runs: a RelWithDebInfo devemu's debug info (170 of its 176 MB) stays here
-            if (::stat(f.c_str(), &st) != 0) return core::fail_errno("cannot read", f);
-            DEVEMU_TRY(image, elf_runtime_image(f));
-            w.add_file(f, image.data, st.st_mode & 07777);
+            DEVEMU_TRY(image, elf_runtime_image(f));   // as it runs: a RelWithDebInfo devemu's debug info (171 of 176 MB) stays here
+            w.add_file(f, image.data, image.mode);
         }
     }
     // A throw-away file read once by qemu: no fsync (that is for state that must survive a crash).

@@ -49,6 +49,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VmRecord, version, name, kind, p
 // A record as a VmRecord; a field of the wrong type is an error naming the unit, not an exception.
 [[nodiscard]] core::Result<VmRecord> vm_record(const nlohmann::json& j);
 
+// The record of `unit` in the state dir, as a VmRecord.
+[[nodiscard]] core::Result<VmRecord> load_vm_record(const core::StateDir& sd, const std::string& unit);
+
 // The records of every `up --vm` unit in the state dir (kind "vm"; unreadable ones left out).
 [[nodiscard]] std::vector<VmRecord> vm_records(const core::StateDir& sd);
 

@@ -229,14 +229,12 @@ core::Result<core::CheckOutcome> check_vm(const VmRecord& rec, const core::Check
 // is unplugged; the VM and its other units stay (`up --vm` of the profile again brings it back).
 core::Status down_guest_unit(const core::StateDir& sd, const std::string& unit, const std::string& held)
 {
-    DEVEMU_TRY(j, sd.load(unit));
-    DEVEMU_TRY(rec, vm_record(j));
+    DEVEMU_TRY(rec, load_vm_record(sd, unit));
     DEVEMU_TRY(r, vm_exec(rec, guest_devemu({"down", held}, rec.devemu)));
     if (r.rc != 0) return core::fail(core::Errc::kernel, "down in the VM failed (exit " + std::to_string(r.rc) + "): " + core::last_line(r.err), held, "");
     for (auto& [key, serial] : rec.inserted)
         if (key.starts_with(held + "/")) DEVEMU_CHECK(media_changed(sd, unit, key, ""));
-    DEVEMU_TRY(now, sd.load(unit));   // media_changed saved what it changed
-    DEVEMU_TRY(after, vm_record(now));
+    DEVEMU_TRY(after, load_vm_record(sd, unit));   // media_changed saved what it changed
     std::erase_if(after.units, [&](const GuestUnit& u) { return u.unit == held; });
     return sd.save(unit, after);
 }

@@ -91,8 +91,7 @@ core::Result<UpVmResult> reup_vm(const core::StateDir& sd, const UpVmRequest& re
         data_lines.push_back(data_line(d.backstores, d.path, serial));
     }
     tx.commit();
-    DEVEMU_TRY(j, sd.load(name));   // plug_host_medium recorded what it plugged in
-    DEVEMU_TRY(now, vm_record(j));
+    DEVEMU_TRY(now, load_vm_record(sd, name));   // plug_host_medium recorded what it plugged in
     rec = now;
     for (auto& d : disks)
         for (auto& b : d.backstores) rec.host_disks[b] = d.path.string();

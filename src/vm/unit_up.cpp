@@ -390,10 +390,8 @@ core::Result<UpVmResult> up_vm(const core::StateDir& sd, const UpVmRequest& req)
     auto units = guest_units(vmh, l);
     if (!units) {   // the record and journal exist: stop through the one path that removes everything
         auto e = units.error();
-        if (e.code == core::Errc::interrupted) {
-            e = {core::Errc::interrupted, "interrupted: the VM is stopped and nothing of it is left", l.name, ""};
-            core::clear_interrupt();   // the undo below runs; a second signal does not stop it
-        } else if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
+        if (e.code == core::Errc::interrupted) e = {core::Errc::interrupted, "interrupted: the VM is stopped and nothing of it is left", l.name, ""};
+        else if (e.code != core::Errc::invalid_input && e.code != core::Errc::check_failed) {
             if (auto err = core::last_line(core::read_file(l.cfg.run_dir / "stderr.log").value_or("")); !err.empty()) e.what += "; in the VM: " + err;
             const auto said = core::read_file(l.cfg.run_dir / "qemu.log").value_or("");
             if (!core::trim(said).empty()) {   // qemu's own complaint (a disk it cannot open or lock): it never booted, no console

@@ -89,6 +89,7 @@ TEST_CASE("an ELF file as it runs: what the program headers cover, runnable, wit
     REQUIRE(img);
     CHECK(img->stripped > 0);   // at least the symbol tables and section headers of a test binary
     CHECK(img->data.size() + img->stripped == std::filesystem::file_size(self));
+    CHECK(img->mode == static_cast<unsigned>(std::filesystem::status(self).permissions()));   // rwx as the file's
     TempDir t;
     const auto copy = t.root / "runs";
     t.write("runs", img->data);
